@@ -1,0 +1,43 @@
+/**
+ * Builds the configured device. The one place that knows which parts make a
+ * simulated beehive and which a Firmata board.
+ */
+import type { Clock } from '../runtime/clock.js';
+import type { DeviceConfig } from '../runtime/config/schema.js';
+import type { Device } from './device.js';
+import { BeehiveBoard } from './drivers/beehive-board.js';
+import { SimulatedBeehiveIO } from './io/simulated-beehive-io.js';
+import { HiveSimulation } from './sim/hive-simulation.js';
+import { HiveSoundBank } from './sim/hive-sound-bank.js';
+import { SimulatedHiveAudio } from './sim/simulated-hive-audio.js';
+import { UrbanReplay } from './sim/urban-replay.js';
+
+export function createDevice(config: DeviceConfig, clock: Clock): Device {
+  if (config.kind === 'firmata') {
+    return new BeehiveBoard({ config, clock, kind: 'firmata' });
+  }
+  const replay = new UrbanReplay();
+  const sounds = new HiveSoundBank();
+  const simulation = new HiveSimulation({
+    clock,
+    replay,
+    sounds,
+    seed: config.simulation.seed,
+    startWeightKg: config.simulation.startWeightKg,
+    preSwarmMs: config.simulation.preSwarm,
+    swarmMs: config.simulation.swarm,
+  });
+  const io = new SimulatedBeehiveIO({ simulation, sht31Address: config.sht31Address, weight: config.sensors.weight });
+  return new BeehiveBoard({
+    config,
+    clock,
+    kind: 'simulated-beehive',
+    io,
+    audio: new SimulatedHiveAudio(simulation, sounds),
+    simulation: {
+      injectSwarm: () => simulation.injectSwarm(),
+      soundState: () => simulation.soundStateAt(clock.now()),
+    },
+    prepare: () => replay.open(),
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * The device seam: anything that produces readings (a simulated hive, a
+ * Firmata board, later a serial-line sensor). The node only ever sees this
+ * interface; implementations live one per file under devices/drivers.
+ */
+import type { EventEmitter } from 'node:events';
+
+export interface ChannelSpec {
+  /** Stable machine name: used in topics, stream names and rule inputs (`reading.<name>`). */
+  readonly name: string;
+  readonly unit: string;
+  /** Human label, e.g. for Home Assistant. */
+  readonly label: string;
+  /** Home Assistant sensor device_class, when one fits. */
+  readonly deviceClass?: string;
+  /** Decimals worth showing. */
+  readonly precision: number;
+}
+
+export interface Reading {
+  readonly channel: string;
+  readonly value: number;
+  readonly unit: string;
+  /** Node time, ms since the epoch. */
+  readonly t: number;
+}
+
+export interface AudioFrame {
+  readonly t: number;
+  readonly sampleRate: number;
+  readonly samples: Float32Array;
+}
+
+/** Controls only a simulated device has (for demos and tests). */
+export interface SimulationControl {
+  injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number };
+  soundState(): string;
+}
+
+export interface DeviceEvents {
+  reading: [Reading];
+  audio: [AudioFrame];
+  /** A problem the device recovered from (bad data, a lost read): counted and logged, not fatal. */
+  warning: [Error];
+}
+
+export interface Device extends EventEmitter<DeviceEvents> {
+  readonly kind: string;
+  readonly channels: readonly ChannelSpec[];
+  readonly simulation: SimulationControl | undefined;
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Counters of rejected or missing data, for `apiary status`. */
+  stats(): Record<string, number>;
+}
+
+/** Audio input: a microphone, or the simulator's recordings. */
+export interface AudioSource {
+  readonly sampleRate: number;
+  open(): Promise<void>;
+  /** The most recent `seconds` of sound. */
+  capture(seconds: number): Promise<AudioFrame>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,182 @@
+/**
+ * The beehive board, read through johnny-five: an SHT31-D for in-hive
+ * temperature and humidity, a load-cell amplifier on an analog pin for
+ * weight, and an audio source for sound. The same code reads a real Firmata
+ * board (io omitted, johnny-five opens the serial port) and the simulated
+ * board (io = SimulatedBeehiveIO).
+ *
+ * Sampling is driven by the node clock, one timer per channel, reading the
+ * latest value johnny-five holds; every value is range-checked against the
+ * part's datasheet before it becomes a reading.
+ */
+import { EventEmitter } from 'node:events';
+import type { Board, Hygrometer, Sensor, Thermometer } from 'johnny-five';
+import type { Clock } from '../../runtime/clock.js';
+import type { DeviceConfig } from '../../runtime/config/schema.js';
+import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
+import type { AudioSource, ChannelSpec, Device, DeviceEvents, SimulationControl } from '../device.js';
+import { captureIntervals } from './j5-timers.js';
+
+const READY_TIMEOUT_MS = 15_000;
+/** SHT31-D measurement ranges (datasheet tables 1 and 2): -40..125 °C, 0..100 %RH. */
+const TEMPERATURE_RANGE: [number, number] = [-40, 125];
+const HUMIDITY_RANGE: [number, number] = [0, 100];
+const ADC_RANGE: [number, number] = [0, 1023];
+
+export const BEEHIVE_CHANNELS: Record<'temperature' | 'humidity' | 'weight', ChannelSpec> = {
+  temperature: { name: 'temperature', unit: '°C', label: 'Hive temperature', deviceClass: 'temperature', precision: 2 },
+  humidity: { name: 'humidity', unit: '%', label: 'Hive humidity', deviceClass: 'humidity', precision: 1 },
+  weight: { name: 'weight', unit: 'kg', label: 'Hive weight', deviceClass: 'weight', precision: 2 },
+};
+
+export interface BeehiveBoardOptions {
+  config: DeviceConfig;
+  clock: Clock;
+  /** A johnny-five IO plugin; omitted = Firmata over serial (johnny-five's default). */
+  io?: { open?: () => void; close?: () => void; isReady?: boolean };
+  audio?: AudioSource;
+  simulation?: SimulationControl;
+  kind: string;
+  /** Work before the board opens (the simulator loads its recordings here). */
+  prepare?: () => Promise<void>;
+}
+
+export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
+  readonly kind: string;
+  readonly channels: readonly ChannelSpec[];
+  readonly simulation: SimulationControl | undefined;
+  private board: Board | undefined;
+  private thermometer: Thermometer | undefined;
+  private hygrometer: Hygrometer | undefined;
+  private loadCell: Sensor | undefined;
+  private readonly stops: (() => void)[] = [];
+  private readonly j5Intervals: NodeJS.Timeout[] = [];
+  private readonly counters = new Map<string, number>();
+  private audioBusy = false;
+
+  constructor(private readonly options: BeehiveBoardOptions) {
+    super();
+    this.kind = options.kind;
+    this.simulation = options.simulation;
+    const sensors = options.config.sensors;
+    this.channels = (['temperature', 'humidity', 'weight'] as const).filter((name) => sensors[name].enabled).map((name) => BEEHIVE_CHANNELS[name]);
+  }
+
+  async open(): Promise<void> {
+    const { config, clock } = this.options;
+    await this.options.prepare?.();
+    const { default: five } = await import('johnny-five');
+    const board = new five.Board({
+      io: this.options.io,
+      port: config.port,
+      repl: false,
+      debug: false,
+      sigint: false,
+      timeout: READY_TIMEOUT_MS,
+    } as ConstructorParameters<typeof five.Board>[0]);
+    this.board = board;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `the ${this.kind} board did not become ready within ${READY_TIMEOUT_MS / 1000} s`, {
+        hint: 'check the cable and that the board runs StandardFirmata (or set device.kind: simulated-beehive)',
+      })), READY_TIMEOUT_MS);
+      const events = board as unknown as EventEmitter;
+      events.once('ready', () => { clearTimeout(timer); resolve(); });
+      events.once('error', (err: unknown) => {
+        clearTimeout(timer);
+        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${this.kind} board: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      });
+      this.options.io?.open?.();
+    });
+
+    const sensors = config.sensors;
+    const realFreq = (ms: number) => Math.max(25, Math.round(ms / clock.speed));
+    const shtOptions = { controller: 'SHT31D', address: config.sht31Address, board };
+    if (sensors.temperature.enabled) {
+      this.thermometer = this.construct(() => new five.Thermometer({ ...shtOptions, freq: realFreq(sensors.temperature.interval) } as unknown as ConstructorParameters<typeof five.Thermometer>[0]));
+      this.sample('temperature', sensors.temperature.interval, () => this.thermometer?.celsius, TEMPERATURE_RANGE, (v) => v);
+    }
+    if (sensors.humidity.enabled) {
+      this.hygrometer = this.construct(() => new five.Hygrometer({ ...shtOptions, freq: realFreq(sensors.humidity.interval) }));
+      this.sample('humidity', sensors.humidity.interval, () => this.hygrometer?.relativeHumidity, HUMIDITY_RANGE, (v) => v);
+    }
+    if (sensors.weight.enabled) {
+      const { pin, kgPerCount, offsetKg } = sensors.weight;
+      this.loadCell = this.construct(() => new five.Sensor({ pin, freq: realFreq(sensors.weight.interval), board }));
+      // kg = offset + count * scale: a linear load-cell amplifier into a 10-bit ADC.
+      this.sample('weight', sensors.weight.interval, () => this.loadCell?.raw, ADC_RANGE, (count) => offsetKg + count * kgPerCount);
+    }
+    const audio = this.options.audio;
+    if (audio && sensors.sound.enabled) {
+      await audio.open();
+      const captureSound = () => void this.captureAudio(audio, sensors.sound.frameSeconds);
+      this.stops.push(clock.every(sensors.sound.interval, captureSound));
+      captureSound();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.stops.splice(0)) stop();
+    for (const interval of this.j5Intervals.splice(0)) clearInterval(interval);
+    const thermometer = this.thermometer as (Thermometer & { freq: number | null }) | undefined;
+    if (thermometer) thermometer.freq = null;
+    (this.loadCell as unknown as { disable(): void } | undefined)?.disable();
+    this.options.io?.close?.();
+    const transport = (this.board as unknown as { io?: { transport?: { close?: (cb: () => void) => void; isOpen?: boolean } } } | undefined)?.io?.transport;
+    if (!this.options.io && transport?.isOpen) await new Promise<void>((resolve) => transport.close?.(() => resolve()));
+    await this.options.audio?.close();
+    this.board = undefined;
+  }
+
+  stats(): Record<string, number> {
+    return Object.fromEntries(this.counters);
+  }
+
+  private construct<T>(build: () => T): T {
+    const { value, intervals } = captureIntervals(build);
+    this.j5Intervals.push(...intervals);
+    return value;
+  }
+
+  /** Samples one channel every `intervalMs`, and once as soon as the first value arrives. */
+  private sample(channel: keyof typeof BEEHIVE_CHANNELS, intervalMs: number, read: () => number | null | undefined, range: [number, number], convert: (raw: number) => number): void {
+    const spec = BEEHIVE_CHANNELS[channel];
+    let first = true;
+    const take = (): boolean => {
+      const raw = read();
+      if (raw === null || raw === undefined) return false; // no value from the part yet
+      if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < range[0] || raw > range[1]) {
+        this.count(`rejected.${channel}`);
+        this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${channel}: raw value ${String(raw)} is outside the part's range ${range[0]}..${range[1]}`));
+        return true;
+      }
+      const value = Number(convert(raw).toFixed(spec.precision + 1));
+      this.emit('reading', { channel: spec.name, value, unit: spec.unit, t: this.options.clock.now() });
+      return true;
+    };
+    this.stops.push(this.options.clock.every(intervalMs, () => {
+      if (!take()) this.count(`missing.${channel}`);
+    }));
+    // Poll quickly for the first value so a new node shows data at once.
+    const poll = setInterval(() => {
+      if (!first || take()) { first = false; clearInterval(poll); }
+    }, 20);
+    this.stops.push(() => clearInterval(poll));
+  }
+
+  private async captureAudio(audio: AudioSource, seconds: number): Promise<void> {
+    if (this.audioBusy) { this.count('skipped.sound'); return; }
+    this.audioBusy = true;
+    try {
+      this.emit('audio', await audio.capture(seconds));
+    } catch (err) {
+      this.count('rejected.sound');
+      this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.audioBusy = false;
+    }
+  }
+
+  private count(name: string): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
+  }
+}

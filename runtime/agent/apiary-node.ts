@@ -1,0 +1,267 @@
+/**
+ * The one place that builds a node. It hands each part a small context and
+ * wires the loop: sense (device) -> store -> infer (models) -> decide (rules)
+ * -> publish (MQTT). Constructors only assign; `start()` and `stop()` do the
+ * work, in dependency order, and `stop()` closes everything `start()` opened.
+ */
+import { readFileSync } from 'node:fs';
+import type { AudioFrame, Device, Reading } from '../../devices/device.js';
+import { createDevice } from '../../devices/create-device.js';
+import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-backend.js';
+import { EmbeddedBroker } from '../broker/embedded-broker.js';
+import { BusClient } from '../bus/bus-client.js';
+import { discoveryMessages } from '../bus/home-assistant.js';
+import { nodeTopics, type NodeTopics } from '../bus/topics.js';
+import { ScaledClock, type Clock } from '../clock.js';
+import type { ApiaryConfig } from '../config/schema.js';
+import { Counters } from '../counters.js';
+import { RuleEngine, type Decision } from '../decide/rule-engine.js';
+import { describeError } from '../errors.js';
+import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
+import type { Logger } from '../log.js';
+import { CommandHandler } from './commands.js';
+import { HiveInference, SOUND_LEVEL_CHANNEL, type ModelOutput } from './hive-inference.js';
+import { NodeStorage } from './node-storage.js';
+import { packagePath } from '../package-root.js';
+
+export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+
+/** What every part of the node may know about it. */
+export interface NodeContext {
+  readonly config: ApiaryConfig;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly counters: Counters;
+  readonly identity: NodeIdentity;
+  readonly topics: NodeTopics;
+}
+
+export interface LatestValues {
+  readings: Record<string, Reading>;
+  models: Record<string, ModelOutput>;
+  decisions: Record<string, Decision>;
+}
+
+export class ApiaryNode {
+  readonly counters = new Counters();
+  readonly clock: Clock;
+  readonly latest: LatestValues = { readings: {}, models: {}, decisions: {} };
+  private context: NodeContext | undefined;
+  private storage: NodeStorage | undefined;
+  private broker: EmbeddedBroker | undefined;
+  private bus: BusClient | undefined;
+  private device: Device | undefined;
+  private inference: HiveInference | undefined;
+  private rules: RuleEngine | undefined;
+  private readonly stops: (() => void)[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private startedAtReal = 0;
+  private running = false;
+
+  constructor(private readonly config: ApiaryConfig, private readonly logger: Logger) {
+    this.clock = new ScaledClock({ speed: config.device.kind === 'simulated-beehive' ? config.device.simulation.speed : 1 });
+  }
+
+  get nodeId(): string {
+    return this.ctx.identity.nodeId;
+  }
+
+  get identity(): NodeIdentity {
+    return this.ctx.identity;
+  }
+
+  get topics(): NodeTopics {
+    return this.ctx.topics;
+  }
+
+  /** The port the embedded broker listens on (useful with --port 0). */
+  get brokerPort(): number | undefined {
+    return this.broker?.port;
+  }
+
+  get brokerUrl(): string | undefined {
+    return this.config.bus.url ?? this.broker?.url;
+  }
+
+  async start(): Promise<void> {
+    const { config, logger, counters, clock } = this;
+    this.startedAtReal = Date.now();
+    const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
+    if (created) logger.info({ nodeId: identity.nodeId }, 'created a new node identity');
+    const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
+    this.context = Object.freeze({ config, logger, clock, counters, identity, topics });
+
+    this.storage = new NodeStorage(config, counters);
+    await this.storage.start();
+    const previous = this.storage.state.get();
+    if (!previous.cleanShutdown) logger.warn('the last run did not shut down cleanly; stream logs were recovered');
+    await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; });
+    this.rules = new RuleEngine(config.decisions, previous.rules);
+
+    this.inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
+    await this.inference.start();
+
+    if (config.broker.enabled) {
+      this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters });
+      await this.broker.start();
+      logger.info({ url: this.broker.url }, 'MQTT broker listening');
+    }
+    const url = config.bus.url ?? this.broker?.url ?? '';
+    this.bus = new BusClient({ url, clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters });
+    await this.bus.start();
+    await this.publishInfo();
+    const commands = new CommandHandler(this.ctx, this.bus, {
+      status: () => this.status(),
+      injectSwarm: () => this.device?.simulation?.injectSwarm(),
+    });
+    await commands.start();
+
+    this.device = createDevice(config.device, clock);
+    this.device.on('reading', (reading) => this.track(this.onReading(reading)));
+    this.device.on('audio', (frame) => this.track(this.onAudio(frame)));
+    this.device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
+    await this.device.open();
+    await this.publishDiscovery();
+
+    if (config.models.thermal.enabled) this.stops.push(clock.every(config.models.thermal.every, () => this.track(this.onThermalTick())));
+    this.running = true;
+    logger.info({ nodeId: identity.nodeId, device: this.device.kind, speed: clock.speed, dataDir: config.node.dataDir }, 'Apiary node started');
+  }
+
+  async stop(): Promise<void> {
+    const wasRunning = this.running;
+    this.running = false;
+    for (const stop of this.stops.splice(0)) stop();
+    await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
+    await Promise.allSettled([...this.inFlight]);
+    if (this.storage && this.rules) {
+      const rules = this.rules.snapshot();
+      await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
+    }
+    await this.bus?.stop().catch(() => undefined);
+    await this.broker?.stop();
+    await this.inference?.stop();
+    await this.storage?.close();
+    this.device = undefined;
+    this.bus = undefined;
+    this.broker = undefined;
+    if (wasRunning) this.logger.info('Apiary node stopped');
+  }
+
+  injectSwarm(): ReturnType<NonNullable<Device['simulation']>['injectSwarm']> | undefined {
+    return this.device?.simulation?.injectSwarm();
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const streams = (await this.storage?.stats()) ?? [];
+    return {
+      nodeId: this.ctx.identity.nodeId,
+      publicKey: this.ctx.identity.publicKey,
+      name: this.config.node.name,
+      version: APIARY_VERSION,
+      device: this.device?.kind ?? this.config.device.kind,
+      soundState: this.device?.simulation?.soundState(),
+      speed: this.clock.speed,
+      uptimeS: Math.round((Date.now() - this.startedAtReal) / 1000),
+      nodeTime: this.clock.now(),
+      latest: this.latest,
+      activeDecisions: this.rules?.active() ?? [],
+      storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
+      counters: this.counters.snapshot(),
+      deviceCounters: this.device?.stats() ?? {},
+      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
+    };
+  }
+
+  private get ctx(): NodeContext {
+    if (!this.context) throw new Error('the node is not started');
+    return this.context;
+  }
+
+  /** Keeps hold of async work so stop() can wait for it; errors are counted, never thrown. */
+  private track(work: Promise<unknown>): void {
+    const tracked = work.catch((err: unknown) => {
+      this.counters.increment('node.pipeline_errors');
+      this.logger.error({ err: describeError(err) }, 'pipeline step failed');
+    });
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+  }
+
+  private async onReading(reading: Reading): Promise<void> {
+    this.latest.readings[reading.channel] = reading;
+    this.inference?.onReading(reading);
+    // A new node runs the thermal model as soon as it has enough readings, not a full period later.
+    if (this.inference?.windowSize === this.config.models.thermal.minReadings && !this.latest.models['hive-thermal']) this.track(this.onThermalTick());
+    const record = { ...reading, time: new Date(reading.t).toISOString() };
+    await this.storage?.append(`readings.${reading.channel}`, record);
+    await this.bus?.publishJson(this.ctx.topics.reading(reading.channel), record);
+    await this.decide(`reading.${reading.channel}`, reading.value, reading.t);
+  }
+
+  private async onAudio(frame: AudioFrame): Promise<void> {
+    const result = await this.inference?.onAudio(frame);
+    if (!result) return;
+    await this.onReading(result.soundLevel);
+    if (result.output) await this.onModelOutput(result.output);
+  }
+
+  private async onThermalTick(): Promise<void> {
+    const output = await this.inference?.runThermal(this.clock.now());
+    if (output) await this.onModelOutput(output);
+  }
+
+  private async onModelOutput(output: ModelOutput): Promise<void> {
+    this.latest.models[output.model] = output;
+    const record = { ...output, time: new Date(output.t).toISOString() };
+    await this.storage?.append(`models.${output.model}`, record);
+    await this.bus?.publishJson(this.ctx.topics.model(output.model), record);
+    for (const [label, p] of Object.entries(output.probabilities)) await this.decide(`model.${output.model}.${label}`, p, output.t);
+  }
+
+  private async decide(input: string, value: number, t: number): Promise<void> {
+    for (const decision of this.rules?.observe(input, value, t) ?? []) {
+      this.latest.decisions[decision.rule] = decision;
+      const record = { ...decision, time: new Date(decision.t).toISOString() };
+      const log = decision.active ? this.logger.warn.bind(this.logger) : this.logger.info.bind(this.logger);
+      log({ rule: decision.rule, reason: decision.reason }, `${decision.state}: ${decision.message}`);
+      await this.storage?.append('decisions', record);
+      await this.bus?.publishJson(this.ctx.topics.decision(decision.rule), record, { retain: true, qos: 1 });
+      if (this.storage && this.rules) {
+        const rules = this.rules.snapshot();
+        await this.storage.state.update((s) => { s.rules = rules; });
+      }
+    }
+  }
+
+  private async publishInfo(): Promise<void> {
+    const { identity, topics } = this.ctx;
+    await this.bus?.publishJson(topics.info, {
+      nodeId: identity.nodeId,
+      publicKey: identity.publicKey,
+      name: this.config.node.name,
+      version: APIARY_VERSION,
+      device: this.config.device.kind,
+      models: this.inference?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 })) ?? [],
+      rules: this.config.decisions.map((r) => ({ id: r.id, input: r.input, severity: r.severity, message: r.message })),
+    }, { retain: true, qos: 1 });
+  }
+
+  private async publishDiscovery(): Promise<void> {
+    if (!this.config.homeAssistant.enabled || !this.bus || !this.device) return;
+    const channels = [...this.device.channels];
+    if (this.config.device.sensors.sound.enabled && this.config.device.kind === 'simulated-beehive') channels.push(SOUND_LEVEL_CHANNEL);
+    const messages = discoveryMessages({
+      discoveryPrefix: this.config.homeAssistant.discoveryPrefix,
+      nodeId: this.ctx.identity.nodeId,
+      nodeName: this.config.node.name,
+      deviceKind: this.device.kind,
+      version: APIARY_VERSION,
+      topics: this.ctx.topics,
+      channels,
+      models: this.inference?.labels() ?? {},
+      rules: this.config.decisions,
+    });
+    for (const message of messages) await this.bus.publishJson(message.topic, message.config, { retain: true, qos: 1 });
+  }
+}

@@ -1,0 +1,59 @@
+/** Renders a node's status answer for a terminal. */
+import { formatBytes } from '../config/units.js';
+
+interface StatusView {
+  nodeId?: string;
+  name?: string;
+  version?: string;
+  device?: string;
+  soundState?: string;
+  speed?: number;
+  uptimeS?: number;
+  latest?: {
+    readings?: Record<string, { value: number; unit: string; t: number }>;
+    models?: Record<string, { label: string; probabilities: Record<string, number>; t: number }>;
+    decisions?: Record<string, { state: string; message: string; reason: string; t: number }>;
+  };
+  activeDecisions?: string[];
+  storage?: { dataDir: string; bytes: number; streams: { name: string; bytes: number; nextSeq: number; droppedByRetention: number; droppedCorrupt: number }[] };
+  counters?: Record<string, number>;
+  deviceCounters?: Record<string, number>;
+  broker?: { url: string; clients: number };
+}
+
+export function formatStatus(raw: unknown): string {
+  const s = raw as StatusView;
+  const lines: string[] = [];
+  const time = (t: number) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
+  lines.push(`Node ${s.nodeId ?? '?'} "${s.name ?? ''}" (apiary ${s.version ?? '?'}), device ${s.device ?? '?'}${s.speed && s.speed !== 1 ? ` at ${s.speed}x` : ''}, up ${formatUptime(s.uptimeS ?? 0)}`);
+  if (s.soundState) lines.push(`Simulated colony sound: ${s.soundState}`);
+  if (s.broker) lines.push(`Broker: ${s.broker.url}, ${s.broker.clients} client(s)`);
+  lines.push('', 'Last readings:');
+  for (const [channel, r] of Object.entries(s.latest?.readings ?? {})) lines.push(`  ${channel.padEnd(14)} ${String(r.value).padStart(9)} ${r.unit.padEnd(5)} at ${time(r.t)}`);
+  lines.push('', 'Last model outputs:');
+  for (const [model, o] of Object.entries(s.latest?.models ?? {})) {
+    const probs = Object.entries(o.probabilities).map(([label, p]) => `${label} ${(p * 100).toFixed(1)}%`).join(', ');
+    lines.push(`  ${model.padEnd(14)} ${o.label} (${probs}) at ${time(o.t)}`);
+  }
+  lines.push('', `Decisions (active: ${(s.activeDecisions ?? []).join(', ') || 'none'}):`);
+  for (const [rule, d] of Object.entries(s.latest?.decisions ?? {})) lines.push(`  ${rule.padEnd(24)} ${d.state.padEnd(8)} ${d.message} - ${d.reason} at ${time(d.t)}`);
+  if (s.storage) {
+    lines.push('', `Storage: ${formatBytes(s.storage.bytes)} in ${s.storage.dataDir}`);
+    for (const st of s.storage.streams) {
+      const drops = st.droppedByRetention + st.droppedCorrupt;
+      lines.push(`  ${st.name.padEnd(26)} ${String(st.nextSeq).padStart(8)} records ${formatBytes(st.bytes).padStart(10)}${drops ? `  dropped ${st.droppedByRetention} (retention) + ${st.droppedCorrupt} (corrupt)` : ''}`);
+    }
+  }
+  const counters = { ...(s.counters ?? {}), ...Object.fromEntries(Object.entries(s.deviceCounters ?? {}).map(([k, v]) => [`device.${k}`, v])) };
+  if (Object.keys(counters).length > 0) {
+    lines.push('', 'Counters:');
+    for (const [name, value] of Object.entries(counters)) lines.push(`  ${name.padEnd(36)} ${value}`);
+  }
+  return lines.join('\n');
+}
+
+function formatUptime(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min ${seconds % 60} s` : `${seconds} s`;
+}

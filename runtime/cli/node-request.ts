@@ -1,0 +1,76 @@
+/**
+ * Asks a running node something over MQTT: publishes to its command topic
+ * with a fresh request id and waits for the answer on its reply topic.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { ApiaryError, ErrorCodes } from '../errors.js';
+import { nodeTopics } from '../bus/topics.js';
+
+export interface NodeRequestOptions {
+  url: string;
+  topicPrefix: string;
+  /** The node to ask; omitted = the first node that announces itself on the broker. */
+  nodeId?: string;
+  command: string;
+  timeoutMs?: number;
+}
+
+export interface NodeReply {
+  nodeId: string;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+  code?: string;
+}
+
+export async function requestNode(options: NodeRequestOptions): Promise<NodeReply> {
+  const { connectAsync } = await import('mqtt');
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const notRunning = (why: string) => new ApiaryError(ErrorCodes.NODE_NOT_RUNNING, `no answer from an Apiary node at ${options.url}: ${why}`, {
+    hint: 'start the node with `apiary start` (or `npm start`), and pass the same --config / --port to this command',
+  });
+  let client;
+  try {
+    client = await connectAsync(options.url, { reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `apiary-cli-${randomUUID().slice(0, 8)}` });
+  } catch (err) {
+    throw notRunning(err instanceof Error ? err.message : String(err));
+  }
+  try {
+    const nodeId = options.nodeId ?? (await discoverNode(client, options.topicPrefix, timeoutMs));
+    if (!nodeId) throw notRunning('no node announced itself on the broker');
+    const topics = nodeTopics(options.topicPrefix, nodeId);
+    const requestId = randomUUID();
+    const replyTopic = topics.reply(requestId);
+    const answer = new Promise<NodeReply>((resolve, reject) => {
+      const timer = setTimeout(() => reject(notRunning(`node ${nodeId} did not answer "${options.command}" within ${timeoutMs / 1000} s`)), timeoutMs);
+      client.on('message', (topic, payload) => {
+        if (topic !== replyTopic) return;
+        clearTimeout(timer);
+        try {
+          resolve({ nodeId, ...(JSON.parse(payload.toString('utf8')) as Omit<NodeReply, 'nodeId'>) });
+        } catch {
+          reject(new ApiaryError(ErrorCodes.COMMAND_INVALID, `node ${nodeId} sent a reply that is not JSON`));
+        }
+      });
+    });
+    await client.subscribeAsync(replyTopic, { qos: 1 });
+    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId }), { qos: 1 });
+    return await answer;
+  } finally {
+    await client.endAsync(true);
+  }
+}
+
+/** Finds a node by its retained info message. */
+async function discoverNode(client: MqttClient, prefix: string, timeoutMs: number): Promise<string | undefined> {
+  const found = new Promise<string | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), timeoutMs);
+    client.on('message', (topic) => {
+      const match = new RegExp(`^${prefix}/([a-z2-7]{12})/info$`).exec(topic);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+  });
+  await client.subscribeAsync(`${prefix}/+/info`, { qos: 1 });
+  return found;
+}

@@ -1,0 +1,92 @@
+/**
+ * The commented config that `apiary init` writes. A test checks that it
+ * parses to exactly the built-in defaults, so the two cannot drift apart.
+ */
+export const DEFAULT_CONFIG_YAML = `# Apiary node configuration. Every field is optional: a missing field takes the
+# default shown here. Durations: 500ms, 30s, 15m, 24h. Sizes: 64KiB, 16MiB.
+# Relative paths are relative to this file.
+
+node:
+  name: Apiary beehive        # shown in Home Assistant
+  dataDir: ./.apiary          # identity key, state and stream logs live here
+
+log:
+  level: info                 # fatal | error | warn | info | debug | trace | silent
+
+broker:                       # the embedded MQTT broker (aedes)
+  enabled: true
+  host: 127.0.0.1             # 0.0.0.0 to let other machines on the LAN connect
+  port: 1883                  # 0 = any free port (printed at start)
+
+bus:
+  # url: mqtt://192.168.1.10:1883   # publish to an external broker instead
+  topicPrefix: apiary         # topics are <topicPrefix>/<nodeId>/...
+
+homeAssistant:
+  enabled: true               # publish MQTT discovery configs (retained)
+  discoveryPrefix: homeassistant
+
+device:
+  kind: simulated-beehive     # simulated-beehive | firmata
+  # port: /dev/ttyACM0        # firmata only; omitted = auto-detect
+  sht31Address: 0x44          # SHT31-D temperature/humidity sensor on I2C
+  sensors:
+    temperature: { enabled: true, interval: 1m }
+    humidity: { enabled: true, interval: 1m }
+    weight: { enabled: true, interval: 1m, pin: A0, kgPerCount: 0.1, offsetKg: 0 }
+    sound: { enabled: true, interval: 10s, frameSeconds: 1 }
+  simulation:
+    speed: 1                  # time factor: 60 = one simulated minute per second
+    seed: 1
+    startWeightKg: 38
+    preSwarm: 10m             # after \`apiary sim swarm\`: this long pre-swarm,
+    swarm: 5m                 # then this long swarming
+
+models:
+  # dir: ./models             # default: the models shipped with Apiary
+  thermal:                    # "is the colony holding brood-nest temperature?"
+    enabled: true
+    every: 15m
+    window: 24h
+    minReadings: 4
+  sound:                      # normal / pre-swarm / swarm, on every sound sample
+    enabled: true
+
+storage:
+  segmentBytes: 1MiB
+  streamMaxBytes: 16MiB       # per stream; oldest segments are dropped (and counted)
+  fsyncInterval: 1s
+
+# Decisions: a rule raises when its input stays past the threshold for "for",
+# and clears when the input passes "clearAt" (hysteresis).
+# input: reading.<channel> or model.<model>.<label>
+decisions:
+  - id: swarming
+    input: model.hive-sound.swarm
+    above: 0.8
+    clearAt: 0.5
+    for: 30s
+    severity: critical
+    message: The colony sounds like it is swarming
+  - id: pre-swarm
+    input: model.hive-sound.pre-swarm
+    above: 0.8
+    clearAt: 0.5
+    for: 1m
+    severity: warning
+    message: The colony sounds like it is preparing to swarm
+  - id: brood-temperature-lost
+    input: model.hive-thermal.brood_nest_held
+    below: 0.3
+    clearAt: 0.6
+    for: 1h
+    severity: warning
+    message: The colony is not holding brood-nest temperature
+  - id: hive-overheating
+    input: reading.temperature
+    above: 38
+    clearAt: 37
+    for: 10m
+    severity: critical
+    message: The hive is overheating
+`;

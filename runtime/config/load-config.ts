@@ -1,0 +1,137 @@
+/**
+ * Reads, validates and freezes the node's config. Every problem names the
+ * field, the value found and what to write instead; the node does not start
+ * with a config it does not understand.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ApiaryError, ErrorCodes } from '../errors.js';
+import { configSchema, type ApiaryConfig } from './schema.js';
+
+export const DEFAULT_CONFIG_FILE = 'apiary.yaml';
+
+/** CLI flags that override the file: validated like the file itself. */
+export interface ConfigOverrides {
+  port?: number;
+  dataDir?: string;
+  speed?: number;
+  host?: string;
+}
+
+export interface LoadedConfig {
+  readonly config: ApiaryConfig;
+  /** The file read, or undefined when running on built-in defaults. */
+  readonly file: string | undefined;
+}
+
+export function loadConfig(options: { file?: string; overrides?: ConfigOverrides; cwd?: string } = {}): LoadedConfig {
+  const cwd = options.cwd ?? process.cwd();
+  let file: string | undefined;
+  let raw: unknown = {};
+  if (options.file !== undefined) {
+    file = path.resolve(cwd, options.file);
+    if (!existsSync(file)) {
+      throw new ApiaryError(ErrorCodes.CONFIG_NOT_FOUND, `config file ${file} does not exist`, {
+        hint: `create one with \`apiary init --config ${options.file}\`, or leave out --config to run on the defaults`,
+      });
+    }
+  } else if (existsSync(path.resolve(cwd, DEFAULT_CONFIG_FILE))) {
+    file = path.resolve(cwd, DEFAULT_CONFIG_FILE);
+  }
+  if (file !== undefined) raw = parseYaml(readFileSync(file, 'utf8'), file);
+  const config = parseConfig(applyOverrides(raw, options.overrides ?? {}), file ?? 'built-in defaults');
+  return { config: resolvePaths(config, file ? path.dirname(file) : cwd), file };
+}
+
+/** Validates an already-parsed config object; throws CONFIG_INVALID listing every problem. */
+export function parseConfig(raw: unknown, source = 'config'): ApiaryConfig {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => describeIssue(issue, raw));
+    throw new ApiaryError(
+      ErrorCodes.CONFIG_INVALID,
+      `${source} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      { hint: 'correct the fields named above; `apiary init` writes a commented default config to start from' },
+    );
+  }
+  return deepFreeze(result.data);
+}
+
+function parseYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    throw new ApiaryError(ErrorCodes.CONFIG_PARSE, `config file ${file} is not valid YAML: ${first?.message ?? 'unknown error'}`, {
+      hint: 'fix the YAML syntax at the line shown (indent with spaces, one key per line)',
+    });
+  }
+  return doc.toJS() ?? {};
+}
+
+function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknown {
+  const base = isRecord(raw) ? structuredClone(raw) : raw;
+  if (!isRecord(base)) return base;
+  const section = (name: string): Record<string, unknown> => {
+    const existing = base[name];
+    if (isRecord(existing)) return existing;
+    const created: Record<string, unknown> = {};
+    base[name] = created;
+    return created;
+  };
+  if (overrides.port !== undefined) section('broker').port = overrides.port;
+  if (overrides.host !== undefined) section('broker').host = overrides.host;
+  if (overrides.dataDir !== undefined) section('node').dataDir = overrides.dataDir;
+  if (overrides.speed !== undefined) {
+    const device = section('device');
+    const simulation = isRecord(device.simulation) ? device.simulation : (device.simulation = {});
+    simulation.speed = overrides.speed;
+  }
+  return base;
+}
+
+/** Relative paths in a config file are relative to that file, not to the cwd. */
+function resolvePaths(config: ApiaryConfig, baseDir: string): ApiaryConfig {
+  const dataDir = path.resolve(baseDir, config.node.dataDir);
+  const modelsDir = config.models.dir === undefined ? undefined : path.resolve(baseDir, config.models.dir);
+  if (dataDir === config.node.dataDir && modelsDir === config.models.dir) return config;
+  return deepFreeze({
+    ...config,
+    node: { ...config.node, dataDir },
+    models: { ...config.models, ...(modelsDir === undefined ? {} : { dir: modelsDir }) },
+  });
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  const fieldPath = issue.path.map(String);
+  const field = fieldPath.length > 0 ? fieldPath.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const where = fieldPath.length > 0 ? `in "${field}"` : 'at the top level';
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} ${where}: check the spelling against \`apiary init\`'s config, or remove ${issue.keys.length > 1 ? 'them' : 'it'}`;
+  }
+  const value = valueAt(raw, issue.path);
+  const got = value === undefined ? 'nothing (the field is missing)' : JSON.stringify(value);
+  return `field "${field}": got ${got}; ${issue.message}`;
+}
+
+function valueAt(raw: unknown, keys: readonly PropertyKey[]): unknown {
+  let current = raw;
+  for (const key of keys) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

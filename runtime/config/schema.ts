@@ -1,0 +1,165 @@
+/**
+ * The config schema: the single source of truth for what a config file may
+ * say, its defaults and its bounds. Strict objects, so a misspelt field is an
+ * error rather than silently ignored.
+ */
+import { z } from 'zod';
+import { duration, size } from './units.js';
+
+const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
+const idMessage = 'use 1-48 lower-case letters, digits or dashes, starting with a letter or digit';
+
+/** Inputs a rule can watch: `reading.<channel>` or `model.<model>.<label>`. */
+export const RULE_INPUT_PATTERN = /^(reading\.[a-z][a-z0-9_]*|model\.[a-z0-9][a-z0-9-]*\.[a-z][a-z0-9_-]*)$/;
+
+const sensorSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: duration(100),
+});
+
+const weightSensorSchema = sensorSchema.extend({
+  /** Analog pin of the load-cell amplifier (10-bit ADC on Firmata boards). */
+  pin: z.string().regex(/^A\d{1,2}$/, { error: 'expected an analog pin name like "A0"' }).default('A0'),
+  /** Calibration: kg = offsetKg + count * kgPerCount (see devices/drivers/beehive-board.ts). */
+  kgPerCount: z.number().positive().max(10).default(0.1),
+  offsetKg: z.number().min(-1000).max(1000).default(0),
+});
+
+const soundSchema = sensorSchema.extend({
+  /** Seconds of audio captured per sound sample (the feature frame needs ~0.93 s at 2205 Hz). */
+  frameSeconds: z.number().min(1).max(10).default(1),
+});
+
+const simulationSchema = z.strictObject({
+  /** Simulation time factor: 60 runs one simulated minute per real second. */
+  speed: z.number().positive().max(100_000).default(1),
+  /** Seed of the simulator's random numbers, for repeatable runs. */
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
+  startWeightKg: z.number().min(5).max(150).default(38),
+  /** How long the colony sounds pre-swarm, then swarming, after `apiary sim swarm`. */
+  preSwarm: duration(1_000).prefault('10m'),
+  swarm: duration(1_000).prefault('5m'),
+});
+
+const deviceSchema = z.strictObject({
+  kind: z.enum(['simulated-beehive', 'firmata'], {
+    error: 'expected "simulated-beehive" (no hardware) or "firmata" (a Firmata board on a serial port)',
+  }).default('simulated-beehive'),
+  /** Serial port of a Firmata board; omitted = johnny-five auto-detects. */
+  port: z.string().min(1).optional(),
+  /** I2C address of the SHT31-D temperature/humidity sensor (datasheet: 0x44 or 0x45). */
+  sht31Address: z.union([z.literal(0x44), z.literal(0x45)], { error: 'expected 0x44 (68) or 0x45 (69), the SHT31-D addresses' }).default(0x44),
+  sensors: z.strictObject({
+    temperature: sensorSchema.prefault({ interval: '1m' }),
+    humidity: sensorSchema.prefault({ interval: '1m' }),
+    weight: weightSensorSchema.prefault({ interval: '1m' }),
+    sound: soundSchema.prefault({ interval: '10s' }),
+  }).prefault({}),
+  simulation: simulationSchema.prefault({}),
+});
+
+const modelsSchema = z.strictObject({
+  /** Folder holding one sub-folder per model (model.onnx + manifest.json); default: the shipped models. */
+  dir: z.string().min(1).optional(),
+  thermal: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** How often the brood-temperature model runs, and over how much history. */
+    every: duration(1_000).prefault('15m'),
+    window: duration(60_000).prefault('24h'),
+    /** Fewest readings in the window before the model is asked at all. */
+    minReadings: z.number().int().min(2).max(100_000).default(4),
+  }).prefault({}),
+  sound: z.strictObject({
+    /** The hive-sound model runs on every sound sample. */
+    enabled: z.boolean().default(true),
+  }).prefault({}),
+});
+
+const ruleSchema = z.strictObject({
+  id: z.string().regex(idPattern, { error: idMessage }),
+  input: z.string().regex(RULE_INPUT_PATTERN, {
+    error: 'expected "reading.<channel>" (like reading.temperature) or "model.<model>.<label>" (like model.hive-sound.swarm)',
+  }),
+  above: z.number().optional(),
+  below: z.number().optional(),
+  /** Hysteresis: once raised, the decision clears only when the value passes this level. */
+  clearAt: z.number().optional(),
+  /** The condition must hold this long before the decision is raised. */
+  for: duration(0).default(0),
+  severity: z.enum(['info', 'warning', 'critical']).default('warning'),
+  message: z.string().min(1).max(200),
+}).superRefine((rule, ctx) => {
+  if ((rule.above === undefined) === (rule.below === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['above'], message: 'give exactly one of "above" or "below"' });
+    return;
+  }
+  if (rule.clearAt !== undefined) {
+    const wrongSide = rule.above !== undefined ? rule.clearAt > rule.above : rule.clearAt < (rule.below ?? 0);
+    if (wrongSide) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clearAt'],
+        message: `clearAt must be on the safe side of the threshold (${rule.above !== undefined ? 'at most "above"' : 'at least "below"'})`,
+      });
+    }
+  }
+});
+
+export const DEFAULT_RULES: z.input<typeof ruleSchema>[] = [
+  { id: 'swarming', input: 'model.hive-sound.swarm', above: 0.8, clearAt: 0.5, for: '30s', severity: 'critical', message: 'The colony sounds like it is swarming' },
+  { id: 'pre-swarm', input: 'model.hive-sound.pre-swarm', above: 0.8, clearAt: 0.5, for: '1m', severity: 'warning', message: 'The colony sounds like it is preparing to swarm' },
+  { id: 'brood-temperature-lost', input: 'model.hive-thermal.brood_nest_held', below: 0.3, clearAt: 0.6, for: '1h', severity: 'warning', message: 'The colony is not holding brood-nest temperature' },
+  { id: 'hive-overheating', input: 'reading.temperature', above: 38, clearAt: 37, for: '10m', severity: 'critical', message: 'The hive is overheating' },
+];
+
+export const configSchema = z.strictObject({
+  node: z.strictObject({
+    /** A human name for this node, shown in Home Assistant. */
+    name: z.string().min(1).max(64).default('Apiary beehive'),
+    dataDir: z.string().min(1).default('./.apiary'),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+  broker: z.strictObject({
+    /** Run the embedded aedes broker. Off = publish to `bus.url` instead. */
+    enabled: z.boolean().default(true),
+    host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks any free port (printed at start). */
+    port: z.number().int().min(0).max(65_535).default(1883),
+  }).prefault({}),
+  bus: z.strictObject({
+    /** An external broker to publish to, like mqtt://192.168.1.10:1883; omitted = the embedded broker. */
+    url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://host:1883 or mqtts://host:8883' }).optional(),
+    topicPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, { error: 'use letters, digits, _ or -: it becomes the first topic level' }).default('apiary'),
+  }).prefault({}),
+  homeAssistant: z.strictObject({
+    enabled: z.boolean().default(true),
+    discoveryPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/).default('homeassistant'),
+  }).prefault({}),
+  device: deviceSchema.prefault({}),
+  models: modelsSchema.prefault({}),
+  storage: z.strictObject({
+    segmentBytes: size(4 * 1024, 64 * 1024 ** 2).prefault('1MiB'),
+    /** Bound on each stream's disk use; the oldest segments go first, and are counted. */
+    streamMaxBytes: size(16 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
+    /** How often appended records are forced to the SD card (fsync). */
+    fsyncInterval: duration(0, 3_600_000).prefault('1s'),
+  }).prefault({}),
+  decisions: z.array(ruleSchema).max(64).prefault(DEFAULT_RULES),
+}).superRefine((config, ctx) => {
+  const seen = new Set<string>();
+  config.decisions.forEach((rule, index) => {
+    if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['decisions', index, 'id'], message: `duplicate rule id "${rule.id}": ids must be unique` });
+    seen.add(rule.id);
+  });
+  if (!config.broker.enabled && config.bus.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['bus', 'url'], message: 'the embedded broker is off, so bus.url must name a broker to publish to' });
+  }
+});
+
+export type ApiaryConfig = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type RuleConfig = ApiaryConfig['decisions'][number];
+export type DeviceConfig = ApiaryConfig['device'];
+export type SensorName = keyof DeviceConfig['sensors'];

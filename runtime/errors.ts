@@ -1,0 +1,53 @@
+/**
+ * Errors with stable codes. Codes are part of the public interface: logs,
+ * `apiary status` and tests match on them, so never rename one; add new ones.
+ */
+export const ErrorCodes = {
+  CONFIG_NOT_FOUND: 'APIARY_CONFIG_NOT_FOUND',
+  CONFIG_PARSE: 'APIARY_CONFIG_PARSE',
+  CONFIG_INVALID: 'APIARY_CONFIG_INVALID',
+  IDENTITY_INVALID: 'APIARY_IDENTITY_INVALID',
+  STORAGE_CORRUPT: 'APIARY_STORAGE_CORRUPT',
+  STORAGE_IO: 'APIARY_STORAGE_IO',
+  STORAGE_CLOSED: 'APIARY_STORAGE_CLOSED',
+  RECORD_TOO_LARGE: 'APIARY_RECORD_TOO_LARGE',
+  MODEL_MANIFEST_INVALID: 'APIARY_MODEL_MANIFEST_INVALID',
+  MODEL_HASH_MISMATCH: 'APIARY_MODEL_HASH_MISMATCH',
+  MODEL_NOT_FOUND: 'APIARY_MODEL_NOT_FOUND',
+  MODEL_LOAD_FAILED: 'APIARY_MODEL_LOAD_FAILED',
+  MODEL_INPUT_INVALID: 'APIARY_MODEL_INPUT_INVALID',
+  MODEL_OUTPUT_INVALID: 'APIARY_MODEL_OUTPUT_INVALID',
+  DEVICE_OPEN_FAILED: 'APIARY_DEVICE_OPEN_FAILED',
+  DEVICE_DATA_INVALID: 'APIARY_DEVICE_DATA_INVALID',
+  BROKER_LISTEN_FAILED: 'APIARY_BROKER_LISTEN_FAILED',
+  BUS_CONNECT_FAILED: 'APIARY_BUS_CONNECT_FAILED',
+  COMMAND_INVALID: 'APIARY_COMMAND_INVALID',
+  NODE_NOT_RUNNING: 'APIARY_NODE_NOT_RUNNING',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class ApiaryError extends Error {
+  readonly code: ErrorCode;
+  /** A sentence telling the user what to do about it, when there is one. */
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ApiaryError';
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+export function isApiaryError(err: unknown, code?: ErrorCode): err is ApiaryError {
+  return err instanceof ApiaryError && (code === undefined || err.code === code);
+}
+
+/** Message plus hint, for a terminal. */
+export function describeError(err: unknown): string {
+  if (err instanceof ApiaryError) {
+    return `${err.code}: ${err.message}${err.hint ? `\n  fix: ${err.hint}` : ''}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { ScaledClock } from '../../runtime/clock.js';
+import {
+  SimulatedBeehiveIO, sht31Crc, encodeSht31Humidity, encodeSht31Temperature,
+  SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY,
+} from '../../devices/io/simulated-beehive-io.js';
+import { HiveSimulation } from '../../devices/sim/hive-simulation.js';
+import { HiveSoundBank } from '../../devices/sim/hive-sound-bank.js';
+import { UrbanReplay } from '../../devices/sim/urban-replay.js';
+
+async function makeSimulation(speed = 1) {
+  const clock = new ScaledClock({ speed, start: Date.UTC(2026, 5, 1, 12) });
+  const replay = new UrbanReplay();
+  await replay.open();
+  const sounds = new HiveSoundBank();
+  await sounds.open();
+  const simulation = new HiveSimulation({ clock, replay, sounds, seed: 7, startWeightKg: 40, preSwarmMs: 60_000, swarmMs: 60_000 });
+  return { clock, replay, simulation };
+}
+
+describe('SHT31-D encoding (datasheet 4.12, 4.13)', () => {
+  it('computes the datasheet CRC example: 0xBEEF -> 0x92', () => {
+    expect(sht31Crc(0xbe, 0xef)).toBe(0x92);
+  });
+  it('inverts the datasheet conversion within one LSB', () => {
+    for (const celsius of [-40, 0, 21.5, 34.7, 125]) {
+      const raw = encodeSht31Temperature(celsius);
+      expect(-45 + (175 * raw) / 0xffff).toBeCloseTo(celsius, 2);
+    }
+    expect((100 * encodeSht31Humidity(55.5)) / 0xffff).toBeCloseTo(55.5, 2);
+    expect(encodeSht31Temperature(500)).toBe(0xffff);
+  });
+});
+
+describe('SimulatedBeehiveIO', () => {
+  it('answers a single-shot SHT31 measurement with CRC-checked words matching the simulation', async () => {
+    const { simulation, clock } = await makeSimulation();
+    const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 } });
+    io.open();
+    await new Promise((resolve) => io.once('ready', resolve));
+    io.i2cWrite(0x44, [SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY >> 8, SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY & 0xff]);
+    const bytes = await new Promise<number[]>((resolve) => io.i2cReadOnce(0x44, 6, resolve));
+    expect(bytes).toHaveLength(6);
+    const [t0 = 0, t1 = 0, tc, h0 = 0, h1 = 0, hc] = bytes;
+    expect(tc).toBe(sht31Crc(t0, t1));
+    expect(hc).toBe(sht31Crc(h0, h1));
+    const celsius = -45 + (175 * ((t0 << 8) | t1)) / 0xffff;
+    expect(celsius).toBeCloseTo(simulation.temperatureAt(clock.now()), 0);
+    io.close();
+  });
+
+  it('does not answer a read without a measurement, nor a wrong address (a real bus NACKs)', async () => {
+    const { simulation } = await makeSimulation();
+    const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 } });
+    io.open();
+    let answered = false;
+    io.i2cReadOnce(0x44, 6, () => { answered = true; });
+    io.i2cWrite(0x45, [0x24, 0x00]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(answered).toBe(false);
+    expect(io.unansweredI2c).toBe(2);
+    io.close();
+  });
+
+  it('reports the load cell as 10-bit ADC counts on its analog pin', async () => {
+    const { simulation, clock } = await makeSimulation();
+    const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 }, samplingIntervalMs: 10 });
+    io.open();
+    const count = await new Promise<number>((resolve) => io.analogRead(0, resolve));
+    expect(count).toBeGreaterThan(300);
+    expect(count).toBeLessThanOrEqual(1023);
+    expect(count * 0.1).toBeCloseTo(simulation.weightAt(clock.now()), 0);
+    io.close();
+  });
+});
+
+describe('HiveSimulation', () => {
+  it('replays the real recording: brood-nest temperatures in summer', async () => {
+    const { simulation } = await makeSimulation();
+    const t = Date.UTC(2026, 5, 2, 12);
+    expect(simulation.temperatureAt(t)).toBeGreaterThan(25);
+    expect(simulation.temperatureAt(t)).toBeLessThan(40);
+    expect(simulation.humidityAt(t)).toBeGreaterThan(20);
+    // Pure function of time: the same moment gives the same value.
+    expect(simulation.temperatureAt(t)).toBe(simulation.temperatureAt(t));
+  });
+
+  it('runs a swarm: pre-swarm, swarm, then the hive is lighter', async () => {
+    const { simulation, clock } = await makeSimulation();
+    const schedule = simulation.injectSwarm();
+    expect(simulation.soundStateAt(schedule.preSwarmFrom + 1)).toBe('pre-swarm');
+    expect(simulation.soundStateAt(schedule.swarmFrom + 1)).toBe('swarm');
+    expect(simulation.soundStateAt(schedule.swarmUntil + 1)).toBe('normal');
+    const before = simulation.weightAt(schedule.preSwarmFrom - 1);
+    const after = simulation.weightAt(schedule.swarmUntil + 1);
+    expect(before - after).toBeGreaterThan(2);
+    expect(simulation.audioAt(clock.now(), 2205)).toHaveLength(2205);
+  });
+});
