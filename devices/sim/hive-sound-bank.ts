@@ -9,33 +9,12 @@ import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import { packagePath } from '../../runtime/package-root.js';
 import type { ColonySoundState } from './hive-simulation.js';
 import { gaussianAt } from './seeded-random.js';
+import { parseOsbhDat } from '../../models/features/audio-bands.js';
 
 /** The OSBH clips are sampled at 2205 Hz (see data/osbh-audio/README.md). */
 export const HIVE_SOUND_SAMPLE_RATE = 2205;
 const CLIPS: Record<ColonySoundState, string> = { normal: 'Active.dat', 'pre-swarm': 'Pre-Swarm.dat', swarm: 'Swarm.dat' };
 const MICROPHONE_NOISE = 0.003;
-const MAX_ABS_SAMPLE = 1.5;
-
-/**
- * Parses the OSBH `.dat` format: one float sample per line, amplitude in
- * [-1, 1]. Every line is checked; one bad line rejects the file.
- */
-export function parseOsbhDat(text: string, source = 'audio clip'): Float32Array {
-  const lines = text.split('\n');
-  const samples = new Float32Array(lines.length);
-  let count = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? '').trim();
-    if (line === '') continue;
-    const value = Number(line);
-    if (!Number.isFinite(value) || Math.abs(value) > MAX_ABS_SAMPLE) {
-      throw new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${source}, line ${i + 1}: "${line.slice(0, 40)}" is not a sample in [-${MAX_ABS_SAMPLE}, ${MAX_ABS_SAMPLE}]`);
-    }
-    samples[count++] = value;
-  }
-  if (count === 0) throw new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${source} has no samples`);
-  return samples.slice(0, count);
-}
 
 export class HiveSoundBank {
   private readonly clips = new Map<ColonySoundState, Float32Array>();

@@ -10,10 +10,10 @@
  * writing, each model is loaded back through the real registry path
  * (hash check + onnxruntime-node) and compared with the TypeScript maths.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { packageRoot } from '../../runtime/package-root.js';
 import { AUDIO_BANDS_HZ, AUDIO_FEATURE_NAMES, AUDIO_FRAME_SIZE, AUDIO_SAMPLE_RATE, audioFeatures, parseOsbhDat } from '../features/audio-bands.js';
 import { BROOD_BAND_C, THERMAL_FEATURE_NAMES } from '../features/thermal-window.js';
 import { OnnxRuntimeNodeBackend } from '../inference/onnxruntime-node-backend.js';
@@ -39,16 +39,6 @@ const SOUND_CLIPS = [
   { file: 'Swarm.dat', label: 'swarm' },
 ] as const;
 
-/** Walks up from this module to the directory holding package.json, so paths do not depend on the cwd. */
-export function findPackageRoot(fromUrl: string = import.meta.url): string {
-  let dir = path.dirname(fileURLToPath(fromUrl));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(fromUrl)}`);
-    dir = parent;
-  }
-}
 
 export interface BuildOptions {
   /** Directory with the OSBH clips; defaults to devices/sim/data/osbh-audio in the package. */
@@ -64,7 +54,7 @@ export interface BuiltModel {
 
 export async function buildModels(outDir: string, options: BuildOptions = {}): Promise<BuiltModel[]> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const audioDir = options.audioDir ?? path.join(findPackageRoot(), 'devices', 'sim', 'data', 'osbh-audio');
+  const audioDir = options.audioDir ?? path.join(packageRoot(), 'devices', 'sim', 'data', 'osbh-audio');
   const built = [await buildHiveSound(outDir, audioDir, log), await buildHiveThermal(outDir, log)];
   log(`done: ${built.map((m) => `${m.name} ${m.sha256.slice(0, 12)}`).join(', ')}`);
   return built;
@@ -261,7 +251,7 @@ function toRecord(names: readonly string[], values: readonly number[]): Record<s
 
 const invokedAs = process.argv[1];
 if (invokedAs && import.meta.url === pathToFileURL(path.resolve(invokedAs)).href) {
-  const outDir = path.join(findPackageRoot(), 'models');
+  const outDir = path.join(packageRoot(), 'models');
   buildModels(outDir).catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildModels, findPackageRoot } from '../../models/training/build-models.js';
+import { buildModels } from '../../models/training/build-models.js';
+import { packageRoot } from '../../runtime/package-root.js';
 import { REPO_ROOT, withTempDir } from './helpers.js';
 
 const MODELS = ['hive-sound', 'hive-thermal'];
@@ -9,7 +10,7 @@ const FILES = ['model.onnx', 'manifest.json'];
 
 describe('buildModels', () => {
   it('finds the package root from its own module', () => {
-    expect(findPackageRoot()).toBe(REPO_ROOT);
+    expect(packageRoot()).toBe(REPO_ROOT);
   });
 
   it('is deterministic, and the shipped models are what the build produces', async () => {

@@ -2,21 +2,17 @@
  * A real child process appends to a SegmentLog and is killed with SIGKILL at
  * an arbitrary point; every record it acknowledged must survive, in order.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SegmentLog } from '../../../runtime/storage/segment-log.js';
 import type { StoredRecord } from '../../../runtime/storage/stream-store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
 const fixture = path.join(here, 'fixtures', 'crash-writer.mjs');
-const builtLog = path.join(root, 'dist/runtime/storage/segment-log.js');
-const sources = ['segment-log.ts', 'record-frame.ts', 'atomic-json-file.ts'].map((f) => path.join(root, 'runtime/storage', f));
 
 /** Same as payloadFor in the fixture. */
 function payloadFor(seq: number): Buffer {
@@ -26,29 +22,10 @@ function payloadFor(seq: number): Buffer {
   return payload;
 }
 
-const mtime = (file: string) => stat(file).then((s) => s.mtimeMs, () => -1);
-
-/** The fixture runs the compiled build: (re)build it when missing or older than the sources. */
-async function ensureBuilt(): Promise<void> {
-  const newest = Math.max(...(await Promise.all(sources.map(mtime))));
-  if ((await mtime(builtLog)) >= newest) return;
-  let output = '';
-  try {
-    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
-  } catch (err) {
-    // tsc still emits when other files have type errors; only a missing build is fatal here.
-    output = String((err as { stdout?: string }).stdout ?? err);
-  }
-  if ((await mtime(builtLog)) < newest) {
-    throw new Error(`${builtLog} is missing or stale and \`npx tsc -p tsconfig.build.json\` did not produce it:\n${output}`);
-  }
-}
-
 let dir: string;
 let child: ChildProcess | undefined;
 
 beforeAll(async () => {
-  await ensureBuilt();
   dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-crash-'));
 }, 300_000);
 

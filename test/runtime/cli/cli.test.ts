@@ -1,0 +1,81 @@
+/** The `apiary` command as a user runs it: the compiled CLI in a child process. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseConfig } from '../../../runtime/config/load-config.js';
+import { BUILT_CLI } from '../../support/global-setup.js';
+import { startNodeProcess } from '../../support/node-process.js';
+
+async function apiary(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('apiary CLI', () => {
+  let dir: string;
+  beforeAll(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-cli-')); });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('has --help on every command', async () => {
+    for (const command of [[], ['start'], ['init'], ['id'], ['status'], ['sim', 'swarm']]) {
+      const { code, stdout } = await apiary([...command, '--help'], dir);
+      expect(code).toBe(0);
+      expect(stdout).toContain('Usage: apiary');
+    }
+  });
+
+  it('init writes a commented config that validates, and will not overwrite it', async () => {
+    expect((await apiary(['init'], dir)).code).toBe(0);
+    const text = await readFile(path.join(dir, 'apiary.yaml'), 'utf8');
+    expect(text).toContain('# Apiary node configuration');
+    expect(parseConfig(parse(text)).device.kind).toBe('simulated-beehive');
+    const again = await apiary(['init'], dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('--force');
+  });
+
+  it('id prints a stable node id and public key', async () => {
+    const first = await apiary(['id', '--json', '--data-dir', 'data'], dir);
+    const second = await apiary(['id', '--json', '--data-dir', 'data'], dir);
+    const id = JSON.parse(first.stdout) as { nodeId: string; publicKey: string };
+    expect(id.nodeId).toMatch(/^[a-z2-7]{12}$/);
+    expect(JSON.parse(second.stdout)).toEqual(id);
+  });
+
+  it('refuses to start on a bad config, naming the field, the value and the fix (exit 78)', async () => {
+    await writeFile(path.join(dir, 'bad.yaml'), 'device:\n  sensors:\n    weight: { interval: 5 }\n');
+    const { code, stderr } = await apiary(['start', '--config', 'bad.yaml'], dir);
+    expect(code).toBe(78);
+    expect(stderr).toContain('APIARY_CONFIG_INVALID');
+    expect(stderr).toContain('field "device.sensors.weight.interval": got 5');
+    expect(stderr).toContain('fix:');
+  });
+
+  it('status and sim swarm talk to a running node; status says clearly when none runs', async () => {
+    const none = await apiary(['status', '--port', '1', '--timeout', '500', '--data-dir', 'data'], dir);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('APIARY_NODE_NOT_RUNNING');
+    const node = await startNodeProcess(['--port', '0', '--data-dir', path.join(dir, 'data'), '--speed', '60']);
+    try {
+      const swarm = await apiary(['sim', 'swarm', '--port', String(node.port), '--data-dir', 'data'], dir);
+      expect(swarm.stdout).toMatch(/pre-swarm from .* swarming from/);
+      const status = await apiary(['status', '--port', String(node.port), '--data-dir', 'data'], dir);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toContain('Simulated colony sound: pre-swarm');
+      expect(status.stdout).toContain('Last readings:');
+      expect(status.stdout).toMatch(/temperature\s+[\d.]+ °C/);
+    } finally {
+      node.child.kill('SIGTERM');
+      expect((await node.exited).code).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Tests that run the node as a real child process run the compiled build in
+ * dist/. `npm test` builds first; this rebuilds once when dist/ is missing or
+ * older than the sources, so `npx vitest` on its own works too.
+ */
+import { execFile } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BUILT_CLI = path.join(root, 'dist/runtime/cli/main.js');
+
+async function newestSource(dir: string): Promise<number> {
+  let newest = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, await newestSource(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, (await stat(full)).mtimeMs);
+  }
+  return newest;
+}
+
+export default async function setup(): Promise<void> {
+  const sources = Math.max(...(await Promise.all(['runtime', 'devices', 'models'].map((d) => newestSource(path.join(root, d))))));
+  const built = await stat(BUILT_CLI).then((s) => s.mtimeMs, () => -1);
+  if (built >= sources) return;
+  try {
+    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+  } catch (err) {
+    throw new Error(`the build failed, and child-process tests need it; run \`npm run build\`:\n${String((err as { stdout?: string }).stdout ?? err)}`);
+  }
+}
