@@ -1,0 +1,118 @@
+/**
+ * Linux /proc counters of a child process, and a reader of the node's
+ * segment files. Everything is read from outside the node, so measuring does
+ * not change what is measured.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** FRAME_HEADER_BYTES in runtime/storage/record-frame.ts: u32 length + u32 CRC. */
+const FRAME_HEADER_BYTES = 8;
+
+/** Clock ticks per second of utime/stime; 100 on every common Linux, used if getconf is missing. */
+export const CLK_TCK = ((): number => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isInteger(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU time of the process (all its threads), in ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; fields after its ')' are fixed: state is field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime (14), stime (15)
+  return (ticks * 1000) / CLK_TCK;
+}
+
+export interface IoCounters {
+  /** Bytes the process caused to be sent to storage (page-granular, counted when pages are dirtied). */
+  readonly writeBytes: number;
+  /** Bytes passed to write()-like calls: files, but also sockets and pipes. */
+  readonly wchar: number;
+}
+
+async function keyed(file: string): Promise<Map<string, number>> {
+  const text = await readFile(file, 'utf8');
+  return new Map(text.split('\n').filter((l) => l.includes(':')).map((l) => {
+    const [key = '', value = ''] = l.split(':');
+    return [key.trim(), Number.parseInt(value.trim(), 10)];
+  }));
+}
+
+export async function ioCounters(pid: number): Promise<IoCounters> {
+  const io = await keyed(`/proc/${pid}/io`);
+  return { writeBytes: io.get('write_bytes') ?? 0, wchar: io.get('wchar') ?? 0 };
+}
+
+export interface Memory {
+  readonly rssKiB: number;
+  /** Peak RSS since the process started. */
+  readonly hwmKiB: number;
+}
+
+export async function memory(pid: number): Promise<Memory> {
+  const status = await keyed(`/proc/${pid}/status`);
+  return { rssKiB: status.get('VmRSS') ?? Number.NaN, hwmKiB: status.get('VmHWM') ?? Number.NaN };
+}
+
+export interface StreamScan {
+  readonly records: number;
+  /** Bytes of whole frames (header + payload). */
+  readonly segmentBytes: number;
+  readonly payloadBytes: number;
+  readonly recordsByStream: Readonly<Record<string, number>>;
+}
+
+/** The payloads of the whole frames of one segment file; a frame still being written is left out. */
+function framesOf(buf: Buffer): Buffer[] {
+  const payloads: Buffer[] = [];
+  let offset = 0;
+  while (offset + FRAME_HEADER_BYTES <= buf.length) {
+    const end = offset + FRAME_HEADER_BYTES + buf.readUInt32LE(offset);
+    if (end > buf.length) break;
+    payloads.push(buf.subarray(offset + FRAME_HEADER_BYTES, end));
+    offset = end;
+  }
+  return payloads;
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Every record of one stream, oldest first (segment names sort in seq order). */
+export async function readStream(dataDir: string, stream: string): Promise<Buffer[]> {
+  const dir = path.join(dataDir, 'streams', stream);
+  const files = (await listDir(dir)).filter((name) => name.endsWith('.seg'));
+  const out: Buffer[] = [];
+  for (const file of files) out.push(...framesOf(await readFile(path.join(dir, file))));
+  return out;
+}
+
+export async function listStreams(dataDir: string): Promise<string[]> {
+  return listDir(path.join(dataDir, 'streams'));
+}
+
+/** Counts records and bytes of every stream; segment files are small (MiBs), so reading them whole is fine. */
+export async function scanStreams(dataDir: string): Promise<StreamScan> {
+  let records = 0;
+  let payloadBytes = 0;
+  const recordsByStream: Record<string, number> = {};
+  for (const stream of await listStreams(dataDir)) {
+    const payloads = await readStream(dataDir, stream);
+    recordsByStream[stream] = payloads.length;
+    records += payloads.length;
+    for (const p of payloads) payloadBytes += p.length;
+  }
+  return { records, segmentBytes: payloadBytes + records * FRAME_HEADER_BYTES, payloadBytes, recordsByStream };
+}

@@ -1,0 +1,134 @@
+/**
+ * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
+ * reading of a simulated beehive node. `npm run bench [-- --quick]`.
+ * Progress goes to stderr, the table to stdout, the details to
+ * dist/bench-results.json. It reports; a missed target never fails the run
+ * (exit 1 only when the harness itself cannot measure).
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
+import { CLK_TCK } from './proc.js';
+import { Resources } from './processes.js';
+import { measureStartup, type StartupResults } from './startup.js';
+import { measureSteady, type NodeRun, type Sample, type SteadyPlan, type SteadyResults } from './steady.js';
+import { deltas, ratio, summarize } from './stats.js';
+import { evaluate, renderTable, type Row } from './table.js';
+
+const RESULTS_FILE = fileURLToPath(new URL('../../bench-results.json', import.meta.url));
+const MB = 1024; // KiB per MiB, for /proc's kB figures
+
+interface Plan extends SteadyPlan {
+  readonly startRuns: number;
+}
+
+const FULL: Plan = { startRuns: 5, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
+const QUICK: Plan = { startRuns: 3, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
+
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+const messages = (s: Sample) => s.counts.readings + s.counts.models + s.counts.decisions + s.counts.other;
+const span = (samples: readonly Sample[], pick: (s: Sample) => number) => {
+  const first = samples[0];
+  const last = samples.at(-1);
+  return first && last ? pick(last) - pick(first) : Number.NaN;
+};
+
+/** write_bytes when the kernel accounts it (it may read 0 in some containers), else wchar. */
+function ioCounter(runs: readonly NodeRun[]): 'writeBytes' | 'wchar' {
+  return runs.every((r) => (r.samples.at(-1)?.io.writeBytes ?? 0) > 0) ? 'writeBytes' : 'wchar';
+}
+
+function startupRows(s: StartupResults): Row[] {
+  const section = 'start-up, shipped default config (speed 1); ms from spawn';
+  const noop = summarize(s.noopMs);
+  const reference = noop ? { label: 'ms node -e 0', value: noop.median } : undefined;
+  const target = { on: 'ratio', max: 5, text: '≤ 5x node -e 0' } as const;
+  return [
+    { section, metric: 'cold: first reading on MQTT (new data dir)', unit: 'ms', summary: summarize(s.cold.map((r) => r.firstReadingMs)), reference, target },
+    { section, metric: 'warm: first reading on MQTT (existing dir)', unit: 'ms', summary: summarize(s.warm.map((r) => r.firstReadingMs)), reference, target },
+    { section, metric: 'cold: "MQTT broker:" line on stdout', unit: 'ms', summary: summarize(s.cold.map((r) => r.brokerLineMs)), reference },
+    { section, metric: 'warm: "MQTT broker:" line on stdout', unit: 'ms', summary: summarize(s.warm.map((r) => r.brokerLineMs)), reference },
+    { section, metric: 'node -e 0, spawn to exit', unit: 'ms', summary: noop },
+  ];
+}
+
+function steadyRows(s: SteadyResults, plan: Plan): Row[] {
+  const rows: Row[] = [];
+  const seconds = (plan.durationMs / 1000).toFixed(0);
+  const idleRss = { label: 'MB idle node', value: s.idle.memory.rssKiB / MB };
+  const idleLoad = ratio(span2(s.idle.cpuMs), span2(s.idle.atMs) / 1000);
+  const counter = ioCounter(s.nodes);
+  const counterName = counter === 'writeBytes' ? 'write_bytes' : 'wchar';
+  for (const run of s.nodes) {
+    const section = `memory at ${seconds} s, speed ${run.speed}`;
+    rows.push(
+      { section, metric: `RSS (VmRSS), speed ${run.speed}`, unit: 'MB', summary: summarize([run.memory.rssKiB / MB]), reference: idleRss, target: { on: 'median', max: 110, text: '≤ 110 MB' } },
+      { section, metric: `peak RSS (VmHWM), speed ${run.speed}`, unit: 'MB', summary: summarize([run.memory.hwmKiB / MB]), reference: idleRss },
+    );
+  }
+  for (const run of s.nodes) {
+    const x = run.samples;
+    // Speed 60 is cut into windows (median/range over them); speed 1 has too few readings per window, so one whole span.
+    const per = (pick: (smp: Sample) => number, by: (smp: Sample) => number, scale = 1) =>
+      run.speed === 1 ? [ratio(span(x, pick) * scale, span(x, by))] : deltas(x, pick).map((d, i) => ratio(d * scale, deltas(x, by)[i] ?? 0));
+    const records = span(x, (smp) => smp.store.records);
+    const windows = run.speed === 1 ? `one ${((span(x, (smp) => smp.atMs)) / 1000).toFixed(0)} s span` : `${plan.windows} windows`;
+    const section = `CPU and disk, speed ${run.speed}, ${windows}`;
+    rows.push(
+      { section, metric: `CPU per reading, speed ${run.speed}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.counts.readings, 1000)) },
+      { section, metric: `CPU per published message, speed ${run.speed}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, messages, 1000)) },
+      { section, metric: `CPU load, speed ${run.speed}`, unit: 'ms/s', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.atMs, 1000)), reference: { label: 'ms/s idle node', value: idleLoad } },
+      { section, metric: `disk writes per record (${counterName})`, unit: 'B', summary: summarize(per((smp) => smp.io[counter], (smp) => smp.store.records)), reference: { label: 'B per record on disk', value: ratio(span(x, (smp) => smp.store.segmentBytes), records) }, target: { on: 'ratio', max: 2, text: '≤ 2x record' } },
+      { section, metric: 'record on disk (frame + JSON)', unit: 'B', summary: summarize(per((smp) => smp.store.segmentBytes, (smp) => smp.store.records)), reference: { label: 'B JSON payload', value: ratio(span(x, (smp) => smp.store.payloadBytes), records) } },
+      { section, metric: 'state.json writes in the span', unit: 'writes', summary: summarize([span(x, (smp) => smp.stateWrites)]) },
+    );
+  }
+  return rows;
+}
+
+/** last - first of a plain series. */
+function span2(values: readonly number[]): number {
+  return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--quick');
+  if (unknown.length > 0) throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: run.js [--quick]`);
+  const quick = args.includes('--quick');
+  const plan = quick ? QUICK : FULL;
+  const res = new Resources();
+  // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
+  const interrupted = () => void res.closeAll().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    const tmp = res.dir(await mkdtemp(path.join(os.tmpdir(), 'apiary-bench-')));
+    // The shipped defaults, passed explicitly so an apiary.yaml in the cwd cannot change the result.
+    const configFile = path.join(tmp, 'apiary.yaml');
+    await writeFile(configFile, DEFAULT_CONFIG_YAML);
+    progress(`${quick ? 'quick' : 'full'} run: ${plan.startRuns} start-ups each, then ${plan.durationMs / 1000} s of steady state (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
+    const startup = await measureStartup(res, tmp, configFile, plan.startRuns, progress);
+    const steady = await measureSteady(res, tmp, configFile, plan, progress);
+    const rows = [...startupRows(startup), ...steadyRows(steady, plan)].map(evaluate);
+    process.stdout.write(`${renderTable(rows)}\n`);
+    const notes = [
+      ...[...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
+      ...[...startup.cold, ...startup.warm, ...steady.nodes].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
+    ];
+    for (const note of notes) progress(`NOTE: ${note}`);
+    const summary = { date: new Date().toISOString(), quick, plan, host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ioCounter: ioCounter(steady.nodes) }, rows, notes, raw: { startup, steady } };
+    await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
+    progress(`wrote ${RESULTS_FILE}`);
+  } finally {
+    await res.closeAll();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: harness failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

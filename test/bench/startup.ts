@@ -1,0 +1,85 @@
+/**
+ * Start-up timing: spawn -> first reading seen on MQTT, for a fresh data dir
+ * (identity created, streams created) and again on the same dir (warm: identity
+ * read, streams recovered), alternated with `node -e 0` so all three see the
+ * same machine load.
+ */
+import path from 'node:path';
+import { BusWatcher, Child, freePort, withTimeout, type Resources } from './processes.js';
+import { listStreams, readStream } from './proc.js';
+
+const START_TIMEOUT_MS = 60_000;
+
+export interface StartRun {
+  /** ms from spawn to the first readings/# message arriving at the watcher. */
+  readonly firstReadingMs: number;
+  /** ms from spawn to the "MQTT broker:" stdout line (printed once start() returns). */
+  readonly brokerLineMs: number;
+  /** The watcher's first reading was not the first one this run stored (it connected too late). */
+  readonly missedFirst: boolean;
+  readonly cleanExit: boolean;
+}
+
+export interface StartupResults {
+  readonly noopMs: number[];
+  readonly cold: StartRun[];
+  readonly warm: StartRun[];
+}
+
+async function timeNoop(res: Resources): Promise<number> {
+  const child = res.child(new Child(['-e', '0'], { output: false }));
+  return (await withTimeout(child.exited, START_TIMEOUT_MS, 'node -e 0')).atMs;
+}
+
+async function readingCounts(dataDir: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const stream of (await listStreams(dataDir)).filter((s) => s.startsWith('readings.'))) counts.set(stream, (await readStream(dataDir, stream)).length);
+  return counts;
+}
+
+/** Node time of the earliest reading stored after `before` (the per-stream record counts at spawn). */
+async function firstStoredReadingT(dataDir: string, before: Map<string, number>): Promise<number | undefined> {
+  let first: number | undefined;
+  for (const stream of (await listStreams(dataDir)).filter((s) => s.startsWith('readings.'))) {
+    const payload = (await readStream(dataDir, stream))[before.get(stream) ?? 0];
+    if (!payload) continue;
+    const { t } = JSON.parse(payload.toString('utf8')) as { t: number };
+    first = first === undefined ? t : Math.min(first, t);
+  }
+  return first;
+}
+
+async function startRun(res: Resources, dataDir: string, configFile: string): Promise<StartRun> {
+  const before = await readingCounts(dataDir);
+  const port = await freePort();
+  // The watcher starts knocking before the spawn, so it is subscribed by the time readings flow.
+  const watcher = res.watcher(new BusWatcher(port));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', configFile]));
+  const first = await Promise.race([withTimeout(watcher.firstReading, START_TIMEOUT_MS, 'the first reading'), child.died]);
+  const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
+  const exit = await child.stop();
+  await watcher.close();
+  const stored = await firstStoredReadingT(dataDir, before);
+  return {
+    firstReadingMs: first.at - child.spawnedAt,
+    brokerLineMs,
+    missedFirst: stored !== undefined && first.t > stored,
+    cleanExit: exit.code === 0 && !exit.forced,
+  };
+}
+
+export async function measureStartup(res: Resources, tmp: string, configFile: string, runs: number, progress: (line: string) => void): Promise<StartupResults> {
+  const results: StartupResults = { noopMs: [], cold: [], warm: [] };
+  for (let i = 1; i <= runs; i += 1) {
+    const noop = await timeNoop(res);
+    results.noopMs.push(noop);
+    const dataDir = path.join(tmp, `start-${i}`); // does not exist yet: the node creates it
+    const cold = await startRun(res, dataDir, configFile);
+    results.cold.push(cold);
+    const warm = await startRun(res, dataDir, configFile);
+    results.warm.push(warm);
+    const describe = (r: StartRun) => `${r.firstReadingMs.toFixed(0)} ms (broker line ${r.brokerLineMs.toFixed(0)} ms${r.missedFirst ? ', MISSED the first reading' : ''}${r.cleanExit ? '' : ', unclean exit'})`;
+    progress(`start-up ${i}/${runs}: node -e 0 ${noop.toFixed(0)} ms, cold ${describe(cold)}, warm ${describe(warm)}`);
+  }
+  return results;
+}

@@ -1,0 +1,111 @@
+/**
+ * Steady state: a node at --speed 60 (one simulated minute per real second,
+ * so about 60x the real workload), a node at speed 1 and an idle Node.js
+ * process run side by side; /proc, the MQTT message counts and the segment
+ * files are sampled at the same instants, cutting the run into windows.
+ */
+import { watch } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { cpuMs, ioCounters, memory, scanStreams, type IoCounters, type Memory, type StreamScan } from './proc.js';
+import { BusWatcher, Child, freePort, sleep, withTimeout, type MessageCounts, type Resources } from './processes.js';
+
+export interface SteadyPlan {
+  /** Measurement ends (and RSS is read) this long after the spawn. */
+  readonly durationMs: number;
+  /** Start-up work (model loading, identity) is kept out of the windows. */
+  readonly warmupMs: number;
+  readonly windows: number;
+}
+
+export interface Sample {
+  /** ms since the processes were spawned. */
+  readonly atMs: number;
+  readonly cpuMs: number;
+  readonly io: IoCounters;
+  readonly counts: MessageCounts;
+  readonly store: StreamScan;
+  /** state.json replacements seen so far (inotify on the data dir). */
+  readonly stateWrites: number;
+}
+
+export interface NodeRun {
+  readonly speed: number;
+  readonly samples: Sample[];
+  readonly memory: Memory;
+  readonly cleanExit: boolean;
+}
+
+export interface SteadyResults {
+  readonly nodes: NodeRun[];
+  readonly idle: { readonly cpuMs: number[]; readonly atMs: number[]; readonly memory: Memory };
+}
+
+interface Running {
+  readonly speed: number;
+  readonly dataDir: string;
+  readonly child: Child;
+  readonly bus: BusWatcher;
+  readonly stateWrites: () => number;
+  readonly samples: Sample[];
+}
+
+async function launch(res: Resources, tmp: string, configFile: string, speed: number): Promise<Running> {
+  const dataDir = path.join(tmp, `steady-${speed}`);
+  // Created here so it can be watched from the start; the node creates the rest.
+  await mkdir(dataDir);
+  let stateWrites = 0;
+  // Each atomic state write ends in a rename onto state.json: one event per write.
+  const watcher = watch(dataDir, (_event, name) => { if (name === 'state.json') stateWrites += 1; });
+  res.add(() => watcher.close());
+  const port = await freePort();
+  const bus = res.watcher(new BusWatcher(port));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', configFile, '--speed', String(speed)]));
+  return { speed, dataDir, child, bus, stateWrites: () => stateWrites, samples: [] };
+}
+
+async function sample(node: Running, t0: number): Promise<Sample> {
+  const counts = node.bus.snapshot();
+  const stateWrites = node.stateWrites();
+  const atMs = performance.now() - t0;
+  const [cpu, io, store] = await Promise.all([cpuMs(node.child.pid), ioCounters(node.child.pid), scanStreams(node.dataDir)]);
+  return { atMs, cpuMs: cpu, io, counts, store, stateWrites };
+}
+
+export async function measureSteady(res: Resources, tmp: string, configFile: string, plan: SteadyPlan, progress: (line: string) => void): Promise<SteadyResults> {
+  const t0 = performance.now();
+  const nodes = [await launch(res, tmp, configFile, 60), await launch(res, tmp, configFile, 1)];
+  const idle = res.child(new Child(['-e', 'setInterval(() => {}, 1000)'], { output: false }));
+  await Promise.race([
+    withTimeout(Promise.all(nodes.map((n) => n.bus.firstReading)), 60_000, 'the first readings'),
+    ...nodes.map((n) => n.child.died),
+  ]);
+  // Windows start after the warm-up, and after the first readings on a slow board.
+  const start = Math.max(plan.warmupMs, performance.now() - t0 + 1000);
+  const windowMs = Math.max(1000, (plan.durationMs - start) / plan.windows);
+  progress(`steady state: speed 60 and speed 1 nodes running, ${plan.windows} windows of ${(windowMs / 1000).toFixed(1)} s from ${(start / 1000).toFixed(1)} s`);
+  const idleCpu: number[] = [];
+  const idleAt: number[] = [];
+  for (let i = 0; i <= plan.windows; i += 1) {
+    await sleep(t0 + start + i * windowMs - performance.now());
+    await Promise.race([Promise.all(nodes.map(async (n) => n.samples.push(await sample(n, t0)))), ...nodes.map((n) => n.child.died)]);
+    idleAt.push(performance.now() - t0);
+    idleCpu.push(await cpuMs(idle.pid));
+    const fast = nodes[0]?.samples.at(-1);
+    if (i > 0 && fast) progress(`  window ${i}/${plan.windows} at ${(fast.atMs / 1000).toFixed(1)} s: speed 60 has ${fast.counts.readings} readings, ${fast.store.records} records, ${fast.cpuMs.toFixed(0)} ms CPU`);
+  }
+  const memories = await Promise.all(nodes.map((n) => memory(n.child.pid)));
+  const idleMemory = await memory(idle.pid);
+  const exits = await Promise.all(nodes.map((n) => n.child.stop()));
+  await idle.stop();
+  await Promise.all(nodes.map((n) => n.bus.close()));
+  return {
+    nodes: nodes.map((n, i) => ({
+      speed: n.speed,
+      samples: n.samples,
+      memory: memories[i] as Memory,
+      cleanExit: exits[i]?.code === 0 && !exits[i]?.forced,
+    })),
+    idle: { cpuMs: idleCpu, atMs: idleAt, memory: idleMemory },
+  };
+}
