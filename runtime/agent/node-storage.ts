@@ -5,6 +5,7 @@
  * `fsyncInterval`, trading at most that much data on power loss for far fewer
  * SD-card writes (a kill -9 loses nothing: written records are in the OS).
  */
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiaryConfig } from '../config/schema.js';
 import type { Counters } from '../counters.js';
@@ -37,6 +38,10 @@ export class NodeStorage {
 
   async start(): Promise<void> {
     await this.state.open();
+    // Recover every stream now, not on first write: a crash is repaired (and
+    // counted) at start-up, and status shows streams not yet written this run.
+    const existing = await readdir(this.streamsDir, { withFileTypes: true }).catch(() => []);
+    await Promise.all(existing.filter((e) => e.isDirectory()).map((e) => this.stream(e.name)));
     const interval = this.config.storage.fsyncInterval;
     if (interval > 0) {
       // Real time, not node time: durability does not speed up with the simulation.
@@ -45,12 +50,16 @@ export class NodeStorage {
     }
   }
 
+  private get streamsDir(): string {
+    return path.join(this.config.node.dataDir, 'streams');
+  }
+
   /** The stream of that name, opened (and recovered) on first use. */
   stream(name: string): Promise<AppendOnlyStream> {
     let opened = this.streams.get(name);
     if (!opened) {
       const log = new SegmentLog({
-        dir: path.join(this.config.node.dataDir, 'streams', name),
+        dir: path.join(this.streamsDir, name),
         name,
         segmentBytes: this.config.storage.segmentBytes,
         maxBytes: this.config.storage.streamMaxBytes,

@@ -7,6 +7,7 @@ import { connect, type MqttClient } from 'mqtt';
 
 export const NODE_MAIN = fileURLToPath(new URL('../../runtime/cli/main.js', import.meta.url));
 const STOP_TIMEOUT_MS = 15_000;
+const FIRST_READINGS_KEPT = 100;
 
 /** Resolves after `ms`, or rejects with `what` if `promise` has not settled by then. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -122,6 +123,8 @@ export interface FirstReading {
 export class BusWatcher {
   readonly counts: MessageCounts = { readings: 0, models: 0, decisions: 0, other: 0 };
   readonly firstReading: Promise<FirstReading>;
+  /** "channel@t" of the first readings received, to check none was published before we subscribed. */
+  readonly firstReadings = new Set<string>();
   private readonly client: MqttClient;
   private closed: Promise<void> | undefined;
 
@@ -135,8 +138,12 @@ export class BusWatcher {
         if (packet.retain) return; // replayed state from before we subscribed
         const kind = topic.split('/')[2];
         if (kind === 'readings') {
+          const at = performance.now();
           this.counts.readings += 1;
-          if (this.counts.readings === 1) resolve({ at: performance.now(), t: (JSON.parse(payload.toString('utf8')) as { t: number }).t, topic });
+          if (this.counts.readings > FIRST_READINGS_KEPT) return;
+          const { channel, t } = JSON.parse(payload.toString('utf8')) as { channel: string; t: number };
+          this.firstReadings.add(`${channel}@${t}`);
+          if (this.counts.readings === 1) resolve({ at, t, topic });
         } else if (kind === 'models' || kind === 'decisions') this.counts[kind] += 1;
         else this.counts.other += 1;
       });

@@ -59,7 +59,7 @@ function steadyRows(s: SteadyResults, plan: Plan): Row[] {
   const rows: Row[] = [];
   const seconds = (plan.durationMs / 1000).toFixed(0);
   const idleRss = { label: 'MB idle node', value: s.idle.memory.rssKiB / MB };
-  const idleLoad = ratio(span2(s.idle.cpuMs), span2(s.idle.atMs) / 1000);
+  const idleLoad = ratio(seriesSpan(s.idle.cpuMs), seriesSpan(s.idle.atMs) / 1000);
   const counter = ioCounter(s.nodes);
   const counterName = counter === 'writeBytes' ? 'write_bytes' : 'wchar';
   for (const run of s.nodes) {
@@ -90,7 +90,7 @@ function steadyRows(s: SteadyResults, plan: Plan): Row[] {
 }
 
 /** last - first of a plain series. */
-function span2(values: readonly number[]): number {
+function seriesSpan(values: readonly number[]): number {
   return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
 }
 

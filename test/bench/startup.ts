@@ -37,16 +37,16 @@ async function readingCounts(dataDir: string): Promise<Map<string, number>> {
   return counts;
 }
 
-/** Node time of the earliest reading stored after `before` (the per-stream record counts at spawn). */
-async function firstStoredReadingT(dataDir: string, before: Map<string, number>): Promise<number | undefined> {
-  let first: number | undefined;
+/** The readings stored after `before` (the per-stream record counts at spawn), as "channel@t". */
+async function storedReadings(dataDir: string, before: Map<string, number>): Promise<{ key: string; t: number }[]> {
+  const out: { key: string; t: number }[] = [];
   for (const stream of (await listStreams(dataDir)).filter((s) => s.startsWith('readings.'))) {
-    const payload = (await readStream(dataDir, stream))[before.get(stream) ?? 0];
-    if (!payload) continue;
-    const { t } = JSON.parse(payload.toString('utf8')) as { t: number };
-    first = first === undefined ? t : Math.min(first, t);
+    for (const payload of (await readStream(dataDir, stream)).slice(before.get(stream) ?? 0)) {
+      const { channel, t } = JSON.parse(payload.toString('utf8')) as { channel: string; t: number };
+      out.push({ key: `${channel}@${t}`, t });
+    }
   }
-  return first;
+  return out;
 }
 
 async function startRun(res: Resources, dataDir: string, configFile: string): Promise<StartRun> {
@@ -59,11 +59,14 @@ async function startRun(res: Resources, dataDir: string, configFile: string): Pr
   const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
   const exit = await child.stop();
   await watcher.close();
-  const stored = await firstStoredReadingT(dataDir, before);
+  // Streams are appended concurrently, so publish order need not follow t: a
+  // reading missed before the watcher subscribed shows up as a stored reading
+  // no later than the first one received, that was never received.
+  const stored = await storedReadings(dataDir, before);
   return {
     firstReadingMs: first.at - child.spawnedAt,
     brokerLineMs,
-    missedFirst: stored !== undefined && first.t > stored,
+    missedFirst: stored.some((r) => r.t <= first.t && !watcher.firstReadings.has(r.key)),
     cleanExit: exit.code === 0 && !exit.forced,
   };
 }

@@ -22,7 +22,9 @@ export interface RowResult extends Row {
   readonly met: boolean | undefined;
 }
 
-export function evaluate(row: Row): RowResult {
+export function evaluate(input: Row): RowResult {
+  // A reference that could not be measured (e.g. no records in the span) is shown as none.
+  const row = input.reference && !Number.isFinite(input.reference.value) ? { ...input, reference: undefined } : input;
   const median = row.summary?.median;
   const ratio = median !== undefined && row.reference && row.reference.value !== 0 ? median / row.reference.value : undefined;
   const checked = row.target?.on === 'ratio' ? ratio : median;

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseConfig } from '../../../runtime/config/load-config.js';
@@ -66,6 +67,13 @@ describe('apiary CLI', () => {
     expect(none.stderr).toContain('APIARY_NODE_NOT_RUNNING');
     const node = await startNodeProcess(['--port', '0', '--data-dir', path.join(dir, 'data'), '--speed', '60']);
     try {
+      // Wait until the node has published a temperature, so status has one to show.
+      const watcher = await connectAsync(`mqtt://127.0.0.1:${node.port}`);
+      await new Promise<void>((resolve) => {
+        watcher.on('message', () => resolve());
+        void watcher.subscribeAsync('apiary/+/readings/temperature');
+      });
+      await watcher.endAsync();
       const swarm = await apiary(['sim', 'swarm', '--port', String(node.port), '--data-dir', 'data'], dir);
       expect(swarm.stdout).toMatch(/pre-swarm from .* swarming from/);
       const status = await apiary(['status', '--port', String(node.port), '--data-dir', 'data'], dir);
