@@ -5,7 +5,8 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import type { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { configSchema, type ApiaryConfig } from './schema.js';
@@ -60,6 +61,8 @@ export function parseConfig(raw: unknown, source = 'config'): ApiaryConfig {
 }
 
 function parseYaml(text: string, file: string): unknown {
+  // Loaded only when there is a file to read: the defaults need no parser.
+  const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
