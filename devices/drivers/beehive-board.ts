@@ -10,12 +10,13 @@
  * part's datasheet before it becomes a reading.
  */
 import { EventEmitter } from 'node:events';
-import type { Board, Hygrometer, Sensor, Thermometer } from 'johnny-five';
+import type { Board, Sensor } from 'johnny-five';
 import type { Clock } from '../../runtime/clock.js';
 import type { DeviceConfig } from '../../runtime/config/schema.js';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import type { AudioSource, ChannelSpec, Device, DeviceEvents, SimulationControl } from '../device.js';
 import { captureIntervals } from './j5-timers.js';
+import { Sht31, type I2cIo } from './sht31.js';
 
 const READY_TIMEOUT_MS = 15_000;
 /** SHT31-D measurement ranges (datasheet tables 1 and 2): -40..125 °C, 0..100 %RH. */
@@ -46,8 +47,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   readonly channels: readonly ChannelSpec[];
   readonly simulation: SimulationControl | undefined;
   private board: Board | undefined;
-  private thermometer: Thermometer | undefined;
-  private hygrometer: Hygrometer | undefined;
+  private sht31: Sht31 | undefined;
   private loadCell: Sensor | undefined;
   private readonly stops: (() => void)[] = [];
   private readonly j5Intervals: NodeJS.Timeout[] = [];
@@ -89,21 +89,23 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     });
 
     const sensors = config.sensors;
-    const realFreq = (ms: number) => Math.max(25, Math.round(ms / clock.speed));
-    const shtOptions = { controller: 'SHT31D', address: config.sht31Address, board };
-    if (sensors.temperature.enabled) {
-      this.thermometer = this.construct(() => new five.Thermometer({ ...shtOptions, freq: realFreq(sensors.temperature.interval) } as unknown as ConstructorParameters<typeof five.Thermometer>[0]));
-      this.sample('temperature', sensors.temperature.interval, () => this.thermometer?.celsius, TEMPERATURE_RANGE, (v) => v);
-    }
-    if (sensors.humidity.enabled) {
-      this.hygrometer = this.construct(() => new five.Hygrometer({ ...shtOptions, freq: realFreq(sensors.humidity.interval) }));
-      this.sample('humidity', sensors.humidity.interval, () => this.hygrometer?.relativeHumidity, HUMIDITY_RANGE, (v) => v);
+    if (sensors.temperature.enabled || sensors.humidity.enabled) {
+      const io: unknown = board.io; // typed `any` by @types/johnny-five
+      const sht31 = new Sht31(io as I2cIo, config.sht31Address);
+      this.sht31 = sht31;
+      await sht31.open();
+      if (sensors.temperature.enabled) this.sample('temperature', sensors.temperature.interval, async () => (await sht31.read()).temperature, TEMPERATURE_RANGE, (v) => v);
+      if (sensors.humidity.enabled) this.sample('humidity', sensors.humidity.interval, async () => (await sht31.read()).humidity, HUMIDITY_RANGE, (v) => v);
     }
     if (sensors.weight.enabled) {
       const { pin, kgPerCount, offsetKg } = sensors.weight;
-      this.loadCell = this.construct(() => new five.Sensor({ pin, freq: realFreq(sensors.weight.interval), board }));
+      // johnny-five's Sensor averages the ADC reports between its events; its event rate is our interval.
+      const freq = Math.max(25, Math.round(sensors.weight.interval / clock.speed));
+      const loadCell = this.construct(() => new five.Sensor({ pin, freq, board }));
+      this.loadCell = loadCell;
+      const firstReport = new Promise<void>((resolve) => (loadCell as unknown as EventEmitter).once('data', () => resolve()));
       // kg = offset + count * scale: a linear load-cell amplifier into a 10-bit ADC.
-      this.sample('weight', sensors.weight.interval, () => this.loadCell?.raw, ADC_RANGE, (count) => offsetKg + count * kgPerCount);
+      this.sample('weight', sensors.weight.interval, async () => { await firstReport; return loadCell.raw; }, ADC_RANGE, (count) => offsetKg + count * kgPerCount);
     }
     const audio = this.options.audio;
     if (audio && sensors.sound.enabled) {
@@ -117,8 +119,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   async close(): Promise<void> {
     for (const stop of this.stops.splice(0)) stop();
     for (const interval of this.j5Intervals.splice(0)) clearInterval(interval);
-    const thermometer = this.thermometer as (Thermometer & { freq: number | null }) | undefined;
-    if (thermometer) thermometer.freq = null;
+    this.sht31?.close();
     (this.loadCell as unknown as { disable(): void } | undefined)?.disable();
     this.options.io?.close?.();
     const transport = (this.board as unknown as { io?: { transport?: { close?: (cb: () => void) => void; isOpen?: boolean } } } | undefined)?.io?.transport;
@@ -137,30 +138,32 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     return value;
   }
 
-  /** Samples one channel every `intervalMs`, and once as soon as the first value arrives. */
-  private sample(channel: keyof typeof BEEHIVE_CHANNELS, intervalMs: number, read: () => number | null | undefined, range: [number, number], convert: (raw: number) => number): void {
+  /** Samples one channel now and then every `intervalMs`; every value is range-checked before it becomes a reading. */
+  private sample(channel: keyof typeof BEEHIVE_CHANNELS, intervalMs: number, read: () => Promise<number | null | undefined>, range: [number, number], convert: (raw: number) => number): void {
     const spec = BEEHIVE_CHANNELS[channel];
-    let first = true;
-    const take = (): boolean => {
-      const raw = read();
-      if (raw === null || raw === undefined) return false; // no value from the part yet
-      if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < range[0] || raw > range[1]) {
-        this.count(`rejected.${channel}`);
-        this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${channel}: raw value ${String(raw)} is outside the part's range ${range[0]}..${range[1]}`));
-        return true;
+    let busy = false;
+    const take = async (): Promise<void> => {
+      if (busy) { this.count(`skipped.${channel}`); return; }
+      busy = true;
+      try {
+        const raw = await read();
+        if (this.board === undefined) return; // closed while reading
+        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < range[0] || raw > range[1]) {
+          this.count(`rejected.${channel}`);
+          this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${channel}: raw value ${String(raw)} is outside the part's range ${range[0]}..${range[1]}`));
+          return;
+        }
+        const value = Number(convert(raw).toFixed(spec.precision + 1));
+        this.emit('reading', { channel: spec.name, value, unit: spec.unit, t: this.options.clock.now() });
+      } catch (err) {
+        this.count(`failed.${channel}`);
+        if (this.board !== undefined) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        busy = false;
       }
-      const value = Number(convert(raw).toFixed(spec.precision + 1));
-      this.emit('reading', { channel: spec.name, value, unit: spec.unit, t: this.options.clock.now() });
-      return true;
     };
-    this.stops.push(this.options.clock.every(intervalMs, () => {
-      if (!take()) this.count(`missing.${channel}`);
-    }));
-    // Poll quickly for the first value so a new node shows data at once.
-    const poll = setInterval(() => {
-      if (!first || take()) { first = false; clearInterval(poll); }
-    }, 20);
-    this.stops.push(() => clearInterval(poll));
+    this.stops.push(this.options.clock.every(intervalMs, () => void take()));
+    void take();
   }
 
   private async captureAudio(audio: AudioSource, seconds: number): Promise<void> {

@@ -12,7 +12,10 @@
  * The IO plugin interface: github.com/rwaldron/io-plugins (the spec johnny-five follows).
  */
 import { EventEmitter } from 'node:events';
+import { sht31Crc } from '../drivers/sht31.js';
 import type { HiveSimulation } from '../sim/hive-simulation.js';
+
+export { sht31Crc };
 
 export const SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY = 0x2400;
 export const SHT31_COMMAND_SOFT_RESET = 0x30a2;
@@ -49,16 +52,6 @@ export interface SimulatedBeehiveIOOptions {
 
 type ReadCallback = (value: number) => void;
 type I2cCallback = (bytes: number[]) => void;
-
-/** CRC-8, polynomial 0x31 (x^8 + x^5 + x^4 + 1), init 0xFF, no reflection (SHT3x datasheet 4.12). */
-export function sht31Crc(msb: number, lsb: number): number {
-  let crc = 0xff;
-  for (const byte of [msb, lsb]) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x80 ? ((crc << 1) ^ 0x31) & 0xff : (crc << 1) & 0xff;
-  }
-  return crc;
-}
 
 /** Inverse of the datasheet's conversion (4.13): T = -45 + 175 * St / (2^16 - 1). */
 export function encodeSht31Temperature(celsius: number): number {

@@ -17,6 +17,10 @@ const SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = {
   interOpNumThreads: 1,
   executionMode: 'sequential',
   graphOptimizationLevel: 'all',
+  // The arena and memory patterns pre-allocate for large tensors; our inputs are a few
+  // floats, and on a 512 MB board the resident memory matters more than allocation speed.
+  enableCpuMemArena: false,
+  enableMemPattern: false,
 };
 
 export class OnnxRuntimeNodeBackend implements InferenceBackend {

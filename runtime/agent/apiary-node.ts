@@ -9,7 +9,9 @@ import type { AudioFrame, Device, Reading } from '../../devices/device.js';
 import { createDevice } from '../../devices/create-device.js';
 import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-backend.js';
 import { EmbeddedBroker } from '../broker/embedded-broker.js';
-import { BusClient } from '../bus/bus-client.js';
+import type { Bus } from '../bus/bus.js';
+import { EmbeddedBus } from '../bus/embedded-bus.js';
+import { MqttBus } from '../bus/mqtt-bus.js';
 import { discoveryMessages } from '../bus/home-assistant.js';
 import { nodeTopics, type NodeTopics } from '../bus/topics.js';
 import { ScaledClock, type Clock } from '../clock.js';
@@ -49,7 +51,7 @@ export class ApiaryNode {
   private context: NodeContext | undefined;
   private storage: NodeStorage | undefined;
   private broker: EmbeddedBroker | undefined;
-  private bus: BusClient | undefined;
+  private bus: Bus | undefined;
   private device: Device | undefined;
   private inference: HiveInference | undefined;
   private rules: RuleEngine | undefined;
@@ -86,6 +88,13 @@ export class ApiaryNode {
   async start(): Promise<void> {
     const { config, logger, counters, clock } = this;
     this.startedAtReal = Date.now();
+    // Start-up phases at debug level: start-up time matters on a 1 GHz board.
+    let phaseStart = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      logger.debug({ ms: Math.round(now - phaseStart) }, `start-up: ${name}`);
+      phaseStart = now;
+    };
     const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
     if (created) logger.info({ nodeId: identity.nodeId }, 'created a new node identity');
     const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
@@ -97,18 +106,22 @@ export class ApiaryNode {
     if (!previous.cleanShutdown) logger.warn('the last run did not shut down cleanly; stream logs were recovered');
     await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; });
     this.rules = new RuleEngine(config.decisions, previous.rules);
+    phase('identity and storage');
 
+    // Models load while the broker and bus come up: both wait on I/O part of the time.
     this.inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
-    await this.inference.start();
-
+    const modelsLoaded = this.inference.start().then(() => phase('models loaded and verified'));
     if (config.broker.enabled) {
       this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters });
       await this.broker.start();
       logger.info({ url: this.broker.url }, 'MQTT broker listening');
     }
-    const url = config.bus.url ?? this.broker?.url ?? '';
-    this.bus = new BusClient({ url, clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters });
+    this.bus = config.bus.url !== undefined || !this.broker
+      ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
+      : new EmbeddedBus(this.broker, topics.state, counters);
     await this.bus.start();
+    phase('broker and bus');
+    await modelsLoaded;
     await this.publishInfo();
     const commands = new CommandHandler(this.ctx, this.bus, {
       status: () => this.status(),
@@ -121,7 +134,9 @@ export class ApiaryNode {
     this.device.on('audio', (frame) => this.track(this.onAudio(frame)));
     this.device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
     await this.device.open();
+    phase('device open');
     await this.publishDiscovery();
+    phase('discovery published');
 
     if (config.models.thermal.enabled) this.stops.push(clock.every(config.models.thermal.every, () => this.track(this.onThermalTick())));
     this.running = true;
@@ -262,6 +277,7 @@ export class ApiaryNode {
       models: this.inference?.labels() ?? {},
       rules: this.config.decisions,
     });
-    for (const message of messages) await this.bus.publishJson(message.topic, message.config, { retain: true, qos: 1 });
+    const bus = this.bus;
+    await Promise.all(messages.map((message) => bus.publishJson(message.topic, message.config, { retain: true, qos: 1 })));
   }
 }

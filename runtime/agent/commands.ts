@@ -5,7 +5,7 @@
  * reply topics, so a request cannot make the node publish elsewhere.
  */
 import { z } from 'zod';
-import type { BusClient } from '../bus/bus-client.js';
+import type { Bus } from '../bus/bus.js';
 import { ErrorCodes } from '../errors.js';
 import type { NodeContext } from './apiary-node.js';
 
@@ -20,7 +20,7 @@ export interface CommandTargets {
 type Outcome = { ok: true; result: unknown } | { ok: false; code: string; error: string };
 
 export class CommandHandler {
-  constructor(private readonly ctx: NodeContext, private readonly bus: BusClient, private readonly targets: CommandTargets) {}
+  constructor(private readonly ctx: NodeContext, private readonly bus: Bus, private readonly targets: CommandTargets) {}
 
   async start(): Promise<void> {
     const prefix = `${this.ctx.topics.base}/cmd/`;

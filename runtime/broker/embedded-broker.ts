@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 
+export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
+
 export interface EmbeddedBrokerOptions {
   host: string;
   /** 0 = any free port; `start()` resolves with the port actually bound. */
@@ -73,13 +75,26 @@ export class EmbeddedBroker {
     return this.boundPort;
   }
 
-  /** Publishes from inside the node (no socket), e.g. for the broker's own notices. */
+  /** Publishes from inside the node, with no socket: retained messages are stored as from any client. */
   publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     const aedes = this.aedes;
     if (!aedes) return Promise.reject(new Error('broker not started'));
     return new Promise((resolve, reject) => {
       aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: options.qos ?? 0, retain: options.retain ?? false, dup: false }, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  /** An in-process subscription (aedes's mqemitter), for the node's own commands. */
+  subscribe(filter: string, deliver: InProcessDeliver): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.reject(new Error('broker not started'));
+    return new Promise((resolve) => aedes.subscribe(filter, deliver, () => resolve()));
+  }
+
+  unsubscribe(filter: string, deliver: InProcessDeliver): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.resolve();
+    return new Promise((resolve) => aedes.unsubscribe(filter, deliver, () => resolve()));
   }
 
   async stop(): Promise<void> {

@@ -1,14 +1,16 @@
 /**
- * The node's connection to a broker: its own embedded one by default, or an
- * external one (bus.url). Like Zigbee2MQTT, the node is an ordinary MQTT
- * client, so its last will ("offline", retained) works on any broker.
+ * The node on an external broker (bus.url): an ordinary MQTT.js client, like
+ * Zigbee2MQTT, so its last will ("offline", retained) tells every subscriber
+ * when the node dies without saying goodbye. Reconnects on its own; MQTT.js
+ * queues what is published while the broker is away.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
+import { topicMatches, type Bus, type MessageHandler, type PublishOptions } from './bus.js';
 
-export interface BusClientOptions {
+export interface MqttBusOptions {
   url: string;
   clientId: string;
   /** Topic that carries "online"/"offline"; "offline" is the retained last will. */
@@ -17,13 +19,11 @@ export interface BusClientOptions {
   counters: Counters;
 }
 
-export type MessageHandler = (topic: string, payload: Buffer) => void;
-
-export class BusClient {
+export class MqttBus implements Bus {
   private client: MqttClient | undefined;
   private readonly handlers: { filter: string; handler: MessageHandler }[] = [];
 
-  constructor(private readonly options: BusClientOptions) {}
+  constructor(private readonly options: MqttBusOptions) {}
 
   async start(): Promise<void> {
     const { connectAsync } = await import('mqtt');
@@ -38,7 +38,7 @@ export class BusClient {
       });
     } catch (err) {
       throw new ApiaryError(ErrorCodes.BUS_CONNECT_FAILED, `cannot connect to the MQTT broker at ${url}: ${err instanceof Error ? err.message : String(err)}`, {
-        hint: 'check bus.url (or leave it out to use the embedded broker)', cause: err,
+        hint: 'check bus.url and that the broker runs (or leave bus.url out to use the embedded broker)', cause: err,
       });
     }
     this.client.on('message', (topic, payload) => {
@@ -52,17 +52,21 @@ export class BusClient {
     });
     this.client.on('offline', () => logger.warn('MQTT bus offline; publishing resumes on reconnect'));
     this.client.on('reconnect', () => counters.increment('bus.reconnects'));
+    // After a reconnect the broker may have published our will: say online again.
+    this.client.on('connect', () => {
+      void this.publish(stateTopic, 'online', { retain: true, qos: 1 }).catch(() => counters.increment('bus.errors'));
+    });
     await this.publish(stateTopic, 'online', { retain: true, qos: 1 });
   }
 
-  async publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
     const client = this.client;
     if (!client) throw new Error('bus not started');
     await client.publishAsync(topic, payload, { qos: options.qos ?? 0, retain: options.retain ?? false });
     this.options.counters.increment('bus.published');
   }
 
-  publishJson(topic: string, value: unknown, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+  publishJson(topic: string, value: unknown, options: PublishOptions = {}): Promise<void> {
     return this.publish(topic, JSON.stringify(value), options);
   }
 
@@ -82,16 +86,4 @@ export class BusClient {
       await client.endAsync();
     }
   }
-}
-
-/** MQTT topic filter matching (MQTT 3.1.1 section 4.7: + one level, # the rest). */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
