@@ -129,6 +129,8 @@ export class SegmentLog implements AppendOnlyStream {
   /** Set when a failed write could not be rolled back: appending more would bury good frames behind garbage. */
   private broken: ApiaryError | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Appended since the last sync: an idle stream costs no fdatasync (SD-card writes, CPU). */
+  private unsynced = false;
 
   constructor(options: SegmentLogOptions) {
     this.name = options.name;
@@ -237,6 +239,7 @@ export class SegmentLog implements AppendOnlyStream {
       throw ioError(`could not append to stream ${this.name}`, err);
     }
     const seq = this.nextSeq;
+    this.unsynced = true;
     this.nextSeq += 1;
     segment.count += 1;
     segment.bytes += frame.length;
@@ -339,9 +342,12 @@ export class SegmentLog implements AppendOnlyStream {
   flush(): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.closedError());
     return this.enqueue(async () => {
+      if (!this.unsynced) return;
+      this.unsynced = false;
       try {
         await (this.active as FileHandle).datasync();
       } catch (err) {
+        this.unsynced = true;
         throw ioError(`could not sync stream ${this.name}`, err);
       }
     });

@@ -1,0 +1,179 @@
+/**
+ * The `apiary` command. Each sub-command loads the same validated config, so
+ * `apiary status` finds the node that `apiary start` runs.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
+import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides } from '../config/load-config.js';
+import { describeError, isApiaryError, ErrorCodes } from '../errors.js';
+import { loadOrCreateIdentity } from '../identity/identity.js';
+import { createLogger } from '../log.js';
+import { formatStatus } from './format-status.js';
+import { requestNode } from './node-request.js';
+
+/** sysexits.h EX_CONFIG: the config is wrong, retrying will not help. */
+const EXIT_CONFIG = 78;
+
+interface CommonOptions {
+  config?: string;
+  dataDir?: string;
+  port?: number;
+  host?: string;
+  speed?: number;
+}
+
+const integer = (name: string, min: number, max: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+  return n;
+};
+const positive = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0, e.g. 60 for one simulated minute per second');
+  return n;
+};
+
+function withCommonOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', `config file (default: ./${DEFAULT_CONFIG_FILE} if present, else built-in defaults)`)
+    .option('-d, --data-dir <dir>', 'data directory (identity, state, stream logs); overrides node.dataDir')
+    .addOption(new Option('-p, --port <port>', 'MQTT broker port, 0 = any free port; overrides broker.port').argParser(integer('port', 0, 65535)))
+    .option('--host <host>', 'MQTT broker address to listen on / connect to; overrides broker.host');
+}
+
+function overrides(options: CommonOptions): ConfigOverrides {
+  return {
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+    ...(options.speed !== undefined ? { speed: options.speed } : {}),
+    ...(options.host !== undefined ? { host: options.host } : {}),
+  };
+}
+
+function load(options: CommonOptions) {
+  return loadConfig({ ...(options.config !== undefined ? { file: options.config } : {}), overrides: overrides(options) });
+}
+
+async function startCommand(options: CommonOptions): Promise<void> {
+  const { config, file } = load(options);
+  const logger = createLogger(config.log.level);
+  // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
+  const { ApiaryNode } = await import('../agent/apiary-node.js');
+  const node = new ApiaryNode(config, logger);
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      logger.warn(`${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    logger.info(`${signal}: shutting down`);
+    stopping = node.stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err: describeError(err) }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  try {
+    await node.start();
+  } catch (err) {
+    await node.stop().catch(() => undefined);
+    throw err;
+  }
+  const url = node.brokerUrl ?? '';
+  const { hostname, port } = new URL(url);
+  logger.info({ config: file ?? 'built-in defaults' }, 'configuration');
+  process.stdout.write(
+    `\nApiary node ${node.nodeId} is running (${config.device.kind}${node.clock.speed !== 1 ? `, ${node.clock.speed}x speed` : ''}).\n` +
+      `  MQTT broker:  ${url}   (broker port ${port})\n` +
+      `  watch it:     mosquitto_sub -h ${hostname} -p ${port} -t '${config.bus.topicPrefix}/#' -v\n` +
+      `  status:       apiary status${options.config ? ` --config ${options.config}` : ''}${options.port !== undefined ? ` --port ${port}` : ''}\n` +
+      (config.device.kind === 'simulated-beehive' ? `  demo swarm:   apiary sim swarm${options.port !== undefined ? ` --port ${port}` : ''}\n` : '') +
+      `  stop:         Ctrl-C\n\n`,
+  );
+}
+
+async function initCommand(options: { config?: string; force?: boolean }): Promise<void> {
+  const file = path.resolve(options.config ?? DEFAULT_CONFIG_FILE);
+  if (existsSync(file) && !options.force) {
+    throw new Error(`${file} already exists; pass --force to overwrite it`);
+  }
+  await writeFile(file, DEFAULT_CONFIG_YAML, { mode: 0o644 });
+  process.stdout.write(`wrote ${file}\nedit it, then run: apiary start${options.config ? ` --config ${options.config}` : ''}\n`);
+}
+
+async function idCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+  const { config } = load(options);
+  const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey })}\n`);
+    return;
+  }
+  process.stdout.write(`node id:    ${identity.nodeId}\npublic key: ${identity.publicKey} (Ed25519, base64url)\n${created ? `(new identity created in ${config.node.dataDir})\n` : ''}`);
+}
+
+async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string) {
+  const { config } = load(options);
+  const url = config.bus.url ?? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`;
+  let nodeId = options.node;
+  if (nodeId === undefined) {
+    const { readIdentity } = await import('../identity/identity.js');
+    nodeId = (await readIdentity(config.node.dataDir))?.nodeId;
+  }
+  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(nodeId ? { nodeId } : {}), timeoutMs: options.timeout ?? 5000 });
+}
+
+function withNodeOptions(command: Command): Command {
+  return withCommonOptions(command)
+    .option('--node <nodeId>', 'the node to ask (default: the node of this data dir, else the first one found)')
+    .addOption(new Option('--timeout <ms>', 'how long to wait for an answer').argParser(integer('timeout', 100, 600_000)));
+}
+
+const program = new Command('apiary')
+  .description('Apiary: an open agent runtime for small boards. Senses, infers, decides and shares, offline-first.')
+  .showHelpAfterError('(run with --help for usage)');
+
+withCommonOptions(program.command('start'))
+  .description('run a node: device, models, decisions, storage and the MQTT broker')
+  .addOption(new Option('-s, --speed <factor>', 'simulation time factor, e.g. 60 = one simulated minute per second').argParser(positive))
+  .action((options: CommonOptions) => startCommand(options));
+
+program.command('init')
+  .description(`write a commented default config (./${DEFAULT_CONFIG_FILE})`)
+  .option('-c, --config <file>', 'where to write it')
+  .option('-f, --force', 'overwrite an existing file')
+  .action((options: { config?: string; force?: boolean }) => initCommand(options));
+
+withCommonOptions(program.command('id'))
+  .description("print this node's id and public key (creating the identity if there is none yet)")
+  .option('--json', 'print JSON')
+  .action((options: CommonOptions & { json?: boolean }) => idCommand(options));
+
+withNodeOptions(program.command('status'))
+  .description('ask the running node for its last readings, decisions, uptime and storage use')
+  .option('--json', 'print the raw JSON answer')
+  .action(async (options: CommonOptions & { node?: string; timeout?: number; json?: boolean }) => {
+    const reply = await askNode(options, 'status');
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    process.stdout.write(options.json ? `${JSON.stringify(reply.result, null, 2)}\n` : `${formatStatus(reply.result)}\n`);
+  });
+
+const sim = program.command('sim').description('control a simulated beehive node');
+withNodeOptions(sim.command('swarm'))
+  .description('make the simulated colony swarm: pre-swarm sound, then swarming, then the swarm leaves')
+  .action(async (options: CommonOptions & { node?: string; timeout?: number }) => {
+    const reply = await askNode(options, 'sim/swarm');
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    const s = reply.result as { preSwarmFrom: number; swarmFrom: number; swarmUntil: number };
+    const at = (t: number) => new Date(t).toISOString();
+    process.stdout.write(`node ${reply.nodeId}: pre-swarm from ${at(s.preSwarmFrom)}, swarming from ${at(s.swarmFrom)}, swarm leaves at ${at(s.swarmUntil)} (node time)\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`apiary: ${describeError(err)}\n`);
+  const configError = isApiaryError(err) && ([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND] as string[]).includes(err.code);
+  process.exit(configError ? EXIT_CONFIG : 1);
+});
