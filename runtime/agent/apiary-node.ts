@@ -58,6 +58,7 @@ export class ApiaryNode {
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
+  private modelsReady: Promise<unknown> = Promise.resolve();
   private running = false;
 
   constructor(private readonly config: ApiaryConfig, private readonly logger: Logger) {
@@ -108,9 +109,12 @@ export class ApiaryNode {
     this.rules = new RuleEngine(config.decisions, previous.rules);
     phase('identity and storage');
 
-    // Models load while the broker and bus come up: both wait on I/O part of the time.
+    // Models load while the broker, bus and device come up; sound frames wait for them,
+    // readings do not, so the first reading is out as early as it can be.
     this.inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
     const modelsLoaded = this.inference.start().then(() => phase('models loaded and verified'));
+    this.modelsReady = modelsLoaded;
+    modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
       this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters });
       await this.broker.start();
@@ -121,8 +125,6 @@ export class ApiaryNode {
       : new EmbeddedBus(this.broker, topics.state, counters);
     await this.bus.start();
     phase('broker and bus');
-    await modelsLoaded;
-    await this.publishInfo();
     const commands = new CommandHandler(this.ctx, this.bus, {
       status: () => this.status(),
       injectSwarm: () => this.device?.simulation?.injectSwarm(),
@@ -135,6 +137,8 @@ export class ApiaryNode {
     this.device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
     await this.device.open();
     phase('device open');
+    await modelsLoaded;
+    await this.publishInfo();
     await this.publishDiscovery();
     phase('discovery published');
 
@@ -215,6 +219,7 @@ export class ApiaryNode {
   }
 
   private async onAudio(frame: AudioFrame): Promise<void> {
+    await this.modelsReady;
     const result = await this.inference?.onAudio(frame);
     if (!result) return;
     await this.onReading(result.soundLevel);

@@ -55,7 +55,7 @@ models:
 storage:
   segmentBytes: 1MiB
   streamMaxBytes: 16MiB       # per stream; oldest segments are dropped (and counted)
-  fsyncInterval: 1s
+  fsyncInterval: 5s           # a power cut loses at most this much; kill -9 loses nothing
 
 # Decisions: a rule raises when its input stays past the threshold for "for",
 # and clears when the input passes "clearAt" (hysteresis).

@@ -143,8 +143,8 @@ export const configSchema = z.strictObject({
     segmentBytes: size(4 * 1024, 64 * 1024 ** 2).prefault('1MiB'),
     /** Bound on each stream's disk use; the oldest segments go first, and are counted. */
     streamMaxBytes: size(16 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
-    /** How often appended records are forced to the SD card (fsync). */
-    fsyncInterval: duration(0, 3_600_000).prefault('1s'),
+    /** How often appended records are forced to the SD card (fsync); 5 s matches ext4's default journal commit. */
+    fsyncInterval: duration(0, 3_600_000).prefault('5s'),
   }).prefault({}),
   decisions: z.array(ruleSchema).max(64).prefault(DEFAULT_RULES),
 }).superRefine((config, ctx) => {
