@@ -40,20 +40,30 @@ export class UrbanReplay {
   }
 
   private parse(text: string): void {
-    const lines = text.split('\n');
+    // Hand-rolled rather than split/map: this runs on every start-up, before the first reading.
     const times: number[] = [];
     const temps: number[] = [];
     const hums: number[] = [];
-    for (const line of lines.slice(1)) {
-      if (line.trim() === '') continue;
-      const [t, temp, hum] = line.split(',').map(Number);
-      const valid = t !== undefined && temp !== undefined && hum !== undefined
-        && Number.isFinite(t) && temp > -20 && temp < 60 && hum >= 0 && hum <= 100
-        && (times.length === 0 || t * 1000 > (times.at(-1) ?? 0));
-      if (!valid) { this.rejectedRows++; continue; }
-      times.push(t * 1000);
-      temps.push(temp);
-      hums.push(hum);
+    let lineStart = text.indexOf('\n') + 1; // skip the header
+    while (lineStart > 0 && lineStart < text.length) {
+      let lineEnd = text.indexOf('\n', lineStart);
+      if (lineEnd < 0) lineEnd = text.length;
+      const comma1 = text.indexOf(',', lineStart);
+      const comma2 = comma1 < 0 ? -1 : text.indexOf(',', comma1 + 1);
+      if (lineEnd > lineStart) {
+        const valid = comma1 > lineStart && comma2 > comma1 && comma2 < lineEnd;
+        const t = valid ? Number(text.slice(lineStart, comma1)) * 1000 : Number.NaN;
+        const temp = valid ? Number(text.slice(comma1 + 1, comma2)) : Number.NaN;
+        const hum = valid ? Number(text.slice(comma2 + 1, lineEnd)) : Number.NaN;
+        if (Number.isFinite(t) && temp > -20 && temp < 60 && hum >= 0 && hum <= 100 && (times.length === 0 || t > (times.at(-1) ?? 0))) {
+          times.push(t);
+          temps.push(temp);
+          hums.push(hum);
+        } else {
+          this.rejectedRows++;
+        }
+      }
+      lineStart = lineEnd + 1;
     }
     if (times.length < 2) {
       throw new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `the hive recording ${this.file} has fewer than 2 valid rows`);

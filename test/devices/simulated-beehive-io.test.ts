@@ -97,3 +97,21 @@ describe('HiveSimulation', () => {
     expect(simulation.audioAt(clock.now(), 2205)).toHaveLength(2205);
   });
 });
+
+describe('UrbanReplay', () => {
+  it('validates every row: bad, out-of-range and out-of-order rows are skipped and counted', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-replay-'));
+    const file = path.join(dir, 'hive.csv');
+    await writeFile(file, 'unix_s,temperature_c,humidity_pct\n1000,34.0,50\n1900,x,50\n2800,35.0,150\n900,34.5,50\n3700,36.0,60\n\n');
+    const replay = new UrbanReplay(file);
+    await replay.open();
+    expect(replay.rows).toBe(2);
+    expect(replay.rejectedRows).toBe(3);
+    // Halfway between the two valid samples (t = 1000 s and 3700 s).
+    expect(replay.sampleAt(2_350_000).temperature).toBeCloseTo(35, 5);
+    await rm(dir, { recursive: true, force: true });
+  });
+});
