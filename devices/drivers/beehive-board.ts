@@ -83,7 +83,10 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
       events.once('ready', () => { clearTimeout(timer); resolve(); });
       events.once('error', (err: unknown) => {
         clearTimeout(timer);
-        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${this.kind} board: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${this.kind} board${config.port ? ` on ${config.port}` : ''}: ${errorText(err)}`, {
+          hint: 'check device.port (ls /dev/ttyACM* /dev/ttyUSB*), that you may use it (the dialout group), and that the board runs StandardFirmata',
+          cause: err,
+        }));
       });
       this.options.io?.open?.();
     });
@@ -182,4 +185,11 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   private count(name: string): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
   }
+}
+
+/** johnny-five reports some errors as plain objects ({ message, class }), not Errors. */
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err !== null && typeof err === 'object' && 'message' in err && typeof err.message === 'string') return err.message;
+  return String(err);
 }

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect, type MqttClient } from 'mqtt';
 
-export const NODE_MAIN = fileURLToPath(new URL('../../runtime/cli/main.js', import.meta.url));
+export const NODE_MAIN = fileURLToPath(new URL('../../apiary.mjs', import.meta.url));
 const STOP_TIMEOUT_MS = 15_000;
 const FIRST_READINGS_KEPT = 100;
 

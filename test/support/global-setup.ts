@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BUILT_CLI = path.join(root, 'dist/runtime/cli/main.js');
+/** What users run: the bundled CLI (see runtime/cli/bundle.ts). */
+export const BUILT_CLI = path.join(root, 'dist/apiary.mjs');
 
 async function newestSource(dir: string): Promise<number> {
   let newest = 0;
@@ -27,7 +28,7 @@ export default async function setup(): Promise<void> {
   const built = await stat(BUILT_CLI).then((s) => s.mtimeMs, () => -1);
   if (built >= sources) return;
   try {
-    await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+    await promisify(execFile)('npm', ['run', 'build'], { cwd: root });
   } catch (err) {
     throw new Error(`the build failed, and child-process tests need it; run \`npm run build\`:\n${String((err as { stdout?: string }).stdout ?? err)}`);
   }
