@@ -79,6 +79,25 @@ export class HiveInference {
     if (drop > 0) this.window = this.window.slice(drop);
   }
 
+  /**
+   * Puts readings stored before a restart back into the window, so the model
+   * sees a full day again at once instead of a day later. Only readings older
+   * than the window's current first entry are taken, so the order holds.
+   */
+  restoreWindow(stored: readonly Reading[], now: number): number {
+    const oldest = now - this.config.thermal.window;
+    const firstCurrent = this.window[0]?.t ?? Number.POSITIVE_INFINITY;
+    const restored: ThermalReading[] = [];
+    let humidity: number | undefined;
+    for (const reading of [...stored].sort((a, b) => a.t - b.t)) {
+      if (reading.t < oldest || reading.t >= firstCurrent) continue;
+      if (reading.channel === 'humidity') humidity = reading.value;
+      else if (reading.channel === 'temperature' && humidity !== undefined) restored.push({ t: reading.t, temperature: reading.value, humidity });
+    }
+    this.window = [...restored, ...this.window];
+    return restored.length;
+  }
+
   get windowSize(): number {
     return this.window.length;
   }

@@ -31,16 +31,19 @@ async function timeNoop(res: Resources): Promise<number> {
   return (await withTimeout(child.exited, START_TIMEOUT_MS, 'node -e 0')).atMs;
 }
 
+/** The readings stream (older builds used one stream per channel). */
+const isReadingStream = (name: string) => name === 'readings' || name.startsWith('readings.');
+
 async function readingCounts(dataDir: string): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const stream of (await listStreams(dataDir)).filter((s) => s.startsWith('readings.'))) counts.set(stream, (await readStream(dataDir, stream)).length);
+  for (const stream of (await listStreams(dataDir)).filter(isReadingStream)) counts.set(stream, (await readStream(dataDir, stream)).length);
   return counts;
 }
 
 /** The readings stored after `before` (the per-stream record counts at spawn), as "channel@t". */
 async function storedReadings(dataDir: string, before: Map<string, number>): Promise<{ key: string; t: number }[]> {
   const out: { key: string; t: number }[] = [];
-  for (const stream of (await listStreams(dataDir)).filter((s) => s.startsWith('readings.'))) {
+  for (const stream of (await listStreams(dataDir)).filter(isReadingStream)) {
     for (const payload of (await readStream(dataDir, stream)).slice(before.get(stream) ?? 0)) {
       const { channel, t } = JSON.parse(payload.toString('utf8')) as { channel: string; t: number };
       out.push({ key: `${channel}@${t}`, t });

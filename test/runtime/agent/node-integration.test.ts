@@ -132,7 +132,7 @@ describe('an Apiary node, end to end', () => {
     expect(status.result.nodeId).toBe(node.nodeId);
     expect(status.result.counters['commands.rejected']).toBe(2);
     expect(status.result.storage.bytes).toBeGreaterThan(0);
-    expect(status.result.storage.streams.map((s) => s.name)).toContain('readings.temperature');
+    expect(status.result.storage.streams.map((s) => s.name)).toContain('readings');
     expect(Object.keys(status.result.latest.readings)).toContain('weight');
   });
 });
