@@ -59,6 +59,7 @@ export class ApiaryNode {
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
   private modelsReady: Promise<unknown> = Promise.resolve();
+  private onFirstReading: (() => void) | undefined;
   private running = false;
 
   constructor(private readonly config: ApiaryConfig, private readonly logger: Logger) {
@@ -109,10 +110,17 @@ export class ApiaryNode {
     this.rules = new RuleEngine(config.decisions, previous.rules);
     phase('identity and storage');
 
-    // Models load while the broker, bus and device come up; sound frames wait for them,
-    // readings do not, so the first reading is out as early as it can be.
-    this.inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
-    const modelsLoaded = this.inference.start().then(() => phase('models loaded and verified'));
+    // Models load once the first reading is out (or after a second): loading onnxruntime
+    // blocks the event loop for tens of ms, and the first reading is the user's first sign
+    // of life. Sound frames wait for the models; readings do not.
+    const inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
+    this.inference = inference;
+    const firstReadingOut = new Promise<void>((resolve) => {
+      this.onFirstReading = resolve;
+      const fallback = setTimeout(resolve, 1_000);
+      this.stops.push(() => clearTimeout(fallback));
+    });
+    const modelsLoaded = firstReadingOut.then(() => inference.start()).then(() => phase('models loaded and verified'));
     this.modelsReady = modelsLoaded;
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
@@ -154,6 +162,7 @@ export class ApiaryNode {
     const wasRunning = this.running;
     this.running = false;
     for (const stop of this.stops.splice(0)) stop();
+    this.onFirstReading?.(); // a start() still waiting for its first reading goes on and sees the stop
     await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
     await Promise.allSettled([...this.inFlight]);
     if (this.storage && this.rules) {
@@ -219,6 +228,8 @@ export class ApiaryNode {
     // One stream for all channels: fewer files, so fewer 4 KiB pages rewritten per fsync.
     await this.storage?.append('readings', record);
     await this.bus?.publishJson(this.ctx.topics.reading(reading.channel), record);
+    this.onFirstReading?.();
+    this.onFirstReading = undefined;
     await this.decide(`reading.${reading.channel}`, reading.value, reading.t);
   }
 

@@ -42,6 +42,9 @@ export class NodeStorage {
     // counted) at start-up, and status shows streams not yet written this run.
     const existing = await readdir(this.streamsDir, { withFileTypes: true }).catch(() => []);
     await Promise.all(existing.filter((e) => e.isDirectory()).map((e) => this.stream(e.name)));
+    // On a first start, create the readings stream now, in the background: its
+    // directory and file syncs then overlap with start-up instead of delaying the first reading.
+    this.stream('readings').catch(() => undefined);
     const interval = this.config.storage.fsyncInterval;
     if (interval > 0) {
       // Real time, not node time: durability does not speed up with the simulation.
