@@ -1,0 +1,142 @@
+/**
+ * The feeds a node keeps: one append-only segment log per origin, holding
+ * that origin's entries in seq order with no gaps. An entry is applied only
+ * if it is the next one of its feed and chains to the one before (prev hash),
+ * so each (origin, seq) is applied exactly once, and a second, different
+ * entry for a seq already held (an origin signing two histories) is caught.
+ *
+ * Nothing waits in memory: an entry that arrives early (a gap) is refused,
+ * and the node asks for what it lacks by catch-up, from what is on disk.
+ * Invariant: log position = seq - 1, so a feed's head survives restarts.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Counters } from '../counters.js';
+import { SegmentLog } from '../storage/segment-log.js';
+import { decodeEntry, encodeEntry, entryHash, type FeedEntry } from './feed-entry.js';
+
+export type ApplyResult = 'applied' | 'duplicate' | 'gap' | 'fork';
+
+export interface FeedHead {
+  readonly seq: number;
+  readonly hash: string | null;
+}
+
+export interface FeedStoreOptions {
+  dir: string;
+  counters: Counters;
+  segmentBytes: number;
+  /** Retention per origin: the oldest segments go first, counted. */
+  maxBytesPerOrigin: number;
+}
+
+interface Feed {
+  log: SegmentLog;
+  head: FeedHead;
+  /** Serialises applies to one feed: the head check and the append are one step. */
+  queue: Promise<unknown>;
+}
+
+const ORIGIN_DIR = /^[a-z2-7]{12}$/;
+
+export class FeedStore {
+  private readonly feeds = new Map<string, Feed>();
+  private readonly opening = new Map<string, Promise<Feed>>();
+
+  constructor(private readonly options: FeedStoreOptions) {}
+
+  async open(): Promise<void> {
+    const entries = await readdir(this.options.dir, { withFileTypes: true }).catch(() => []);
+    await Promise.all(entries.filter((e) => e.isDirectory() && ORIGIN_DIR.test(e.name)).map((e) => this.feed(e.name)));
+  }
+
+  /** Latest seq held per origin: what a peer needs to know to send only what we lack. */
+  have(): Record<string, number> {
+    return Object.fromEntries([...this.feeds].map(([origin, feed]) => [origin, feed.head.seq]));
+  }
+
+  head(origin: string): FeedHead {
+    return this.feeds.get(origin)?.head ?? { seq: 0, hash: null };
+  }
+
+  /** Checks and stores one entry (already decoded and signature-verified). */
+  async apply(entry: FeedEntry): Promise<ApplyResult> {
+    const feed = await this.feed(entry.origin);
+    const result = feed.queue.then(() => this.applyInOrder(feed, entry));
+    feed.queue = result.catch(() => undefined);
+    const outcome = await result;
+    this.options.counters.increment(`feeds.${outcome}`);
+    return outcome;
+  }
+
+  /** Entries of `origin` with seq >= fromSeq, oldest first (what retention kept). */
+  async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
+    const feed = this.feeds.get(origin);
+    if (!feed) return;
+    for await (const record of feed.log.read(Math.max(0, fromSeq - 1), limit)) yield decodeEntry(record.payload);
+  }
+
+  async close(): Promise<void> {
+    for (const feed of this.feeds.values()) {
+      await feed.queue;
+      await feed.log.flush();
+      await feed.log.close();
+    }
+    this.feeds.clear();
+    this.opening.clear();
+  }
+
+  async flush(): Promise<void> {
+    for (const feed of this.feeds.values()) await feed.log.flush();
+  }
+
+  private async applyInOrder(feed: Feed, entry: FeedEntry): Promise<ApplyResult> {
+    const { head } = feed;
+    if (entry.seq <= head.seq) return (await this.sameAsStored(feed, entry)) ? 'duplicate' : 'fork';
+    if (entry.seq > head.seq + 1) return 'gap';
+    if (entry.prev !== head.hash) return 'fork';
+    const logSeq = await feed.log.append(encodeEntry(entry));
+    if (logSeq !== entry.seq - 1) throw new Error(`feed ${entry.origin}: log position ${logSeq} for seq ${entry.seq}`);
+    feed.head = { seq: entry.seq, hash: entryHash(entry) };
+    return 'applied';
+  }
+
+  /** A re-sent entry is a duplicate only if it is the very entry we hold. */
+  private async sameAsStored(feed: Feed, entry: FeedEntry): Promise<boolean> {
+    for await (const record of feed.log.read(entry.seq - 1, 1)) return entryHash(decodeEntry(record.payload)) === entryHash(entry);
+    return true; // dropped by retention: we cannot tell, and must not re-apply
+  }
+
+  private feed(origin: string): Promise<Feed> {
+    const open = this.feeds.get(origin);
+    if (open) return Promise.resolve(open);
+    let opening = this.opening.get(origin);
+    if (!opening) {
+      opening = this.openFeed(origin);
+      this.opening.set(origin, opening);
+    }
+    return opening;
+  }
+
+  private async openFeed(origin: string): Promise<Feed> {
+    const log = new SegmentLog({
+      dir: path.join(this.options.dir, origin),
+      name: `feed.${origin}`,
+      segmentBytes: this.options.segmentBytes,
+      maxBytes: this.options.maxBytesPerOrigin,
+      counters: this.options.counters,
+    });
+    await log.open();
+    const stats = log.stats();
+    let head: FeedHead = { seq: 0, hash: null };
+    if (stats.nextSeq > 0) {
+      for await (const record of log.read(stats.nextSeq - 1, 1)) {
+        const last = decodeEntry(record.payload);
+        head = { seq: last.seq, hash: entryHash(last) };
+      }
+    }
+    const feed: Feed = { log, head, queue: Promise.resolve() };
+    this.feeds.set(origin, feed);
+    return feed;
+  }
+}
