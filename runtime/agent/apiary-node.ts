@@ -179,10 +179,6 @@ export class ApiaryNode {
     if (wasRunning) this.logger.info('Apiary node stopped');
   }
 
-  injectSwarm(): ReturnType<NonNullable<Device['simulation']>['injectSwarm']> | undefined {
-    return this.device?.simulation?.injectSwarm();
-  }
-
   async status(): Promise<Record<string, unknown>> {
     const streams = (await this.storage?.stats()) ?? [];
     return {
