@@ -48,6 +48,8 @@ export interface Device extends EventEmitter<DeviceEvents> {
   readonly kind: string;
   readonly channels: readonly ChannelSpec[];
   readonly simulation: SimulationControl | undefined;
+  /** Whether the device delivers audio frames (a microphone is configured and enabled). */
+  readonly hasAudio: boolean;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Counters of rejected or missing data, for `apiary status`. */

@@ -46,6 +46,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   readonly kind: string;
   readonly channels: readonly ChannelSpec[];
   readonly simulation: SimulationControl | undefined;
+  readonly hasAudio: boolean;
   private board: Board | undefined;
   private sht31: Sht31 | undefined;
   private loadCell: Sensor | undefined;
@@ -58,6 +59,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     super();
     this.kind = options.kind;
     this.simulation = options.simulation;
+    this.hasAudio = options.audio !== undefined && options.config.sensors.sound.enabled;
     const sensors = options.config.sensors;
     this.channels = (['temperature', 'humidity', 'weight'] as const).filter((name) => sensors[name].enabled).map((name) => BEEHIVE_CHANNELS[name]);
   }

@@ -22,7 +22,7 @@ import { describeError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
-import { HiveInference, SOUND_LEVEL_CHANNEL, type ModelOutput } from './hive-inference.js';
+import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
 
@@ -219,7 +219,7 @@ export class ApiaryNode {
     this.latest.readings[reading.channel] = reading;
     this.inference?.onReading(reading);
     // A new node runs the thermal model as soon as it has enough readings, not a full period later.
-    if (this.inference?.windowSize === this.config.models.thermal.minReadings && !this.latest.models['hive-thermal']) this.track(this.onThermalTick());
+    if (this.inference?.windowSize === this.config.models.thermal.minReadings && !this.latest.models[THERMAL_MODEL]) this.track(this.onThermalTick());
     const record = { ...reading, time: new Date(reading.t).toISOString() };
     // One stream for all channels: fewer files, so fewer 4 KiB pages rewritten per fsync.
     await this.storage?.append('readings', record);
@@ -305,7 +305,7 @@ export class ApiaryNode {
   private async publishDiscovery(): Promise<void> {
     if (!this.config.homeAssistant.enabled || !this.bus || !this.device) return;
     const channels = [...this.device.channels];
-    if (this.config.device.sensors.sound.enabled && this.config.device.kind === 'simulated-beehive') channels.push(SOUND_LEVEL_CHANNEL);
+    if (this.device.hasAudio) channels.push(SOUND_LEVEL_CHANNEL);
     const messages = discoveryMessages({
       discoveryPrefix: this.config.homeAssistant.discoveryPrefix,
       nodeId: this.ctx.identity.nodeId,

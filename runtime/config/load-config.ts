@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import type { z } from 'zod';
+import { deepFreeze } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { configSchema, type ApiaryConfig } from './schema.js';
 
@@ -129,12 +130,4 @@ function valueAt(raw: unknown, keys: readonly PropertyKey[]): unknown {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

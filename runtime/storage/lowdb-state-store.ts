@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Low } from 'lowdb';
+import { deepFreeze } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { AtomicJsonFile, fsyncDir } from './atomic-json-file.js';
 import type { StateStore } from './stream-store.js';
@@ -16,14 +17,6 @@ export interface LowdbStateStoreOptions<T> {
   readonly defaults: T;
   /** File mode of the state file (default 0o600). */
   readonly mode?: number;
-}
-
-function deepFreeze<V>(value: V): V {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<string | symbol, unknown>)[key]);
-  }
-  return value;
 }
 
 export class LowdbStateStore<T extends object> implements StateStore<T> {

@@ -65,6 +65,7 @@ describe.each(implementations)('Device contract: $name', ({ make }) => {
 
   it('delivers audio frames of the declared length', async () => {
     const device = make();
+    expect(device.hasAudio).toBe(true);
     const done = collect(device, (_r, frames) => frames.length >= 2);
     await device.open();
     const { frames } = await done;
