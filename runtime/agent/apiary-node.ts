@@ -25,6 +25,9 @@ import { CommandHandler } from './commands.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
+import { createMesh } from '../mesh/create-mesh.js';
+import type { Mesh } from '../mesh/mesh.js';
+import { anonymousPolicy } from '../mesh/mesh-access.js';
 
 export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
@@ -55,6 +58,7 @@ export class ApiaryNode {
   private device: Device | undefined;
   private inference: HiveInference | undefined;
   private rules: RuleEngine | undefined;
+  private meshPart: Mesh | undefined;
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
@@ -123,10 +127,17 @@ export class ApiaryNode {
     const modelsLoaded = firstReadingOut.then(() => inference.start()).then(() => phase('models loaded and verified'));
     this.modelsReady = modelsLoaded;
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
+    const meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
     if (config.broker.enabled) {
-      this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters });
+      const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous);
+      this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters, access });
       await this.broker.start();
       logger.info({ url: this.broker.url }, 'MQTT broker listening');
+    }
+    if (meshParts && this.broker) {
+      this.meshPart = meshParts.mesh;
+      await meshParts.mesh.start(this.broker);
+      logger.info({ owner: meshParts.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
     }
     this.bus = config.bus.url !== undefined || !this.broker
       ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
@@ -169,6 +180,7 @@ export class ApiaryNode {
       const rules = this.rules.snapshot();
       await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
     }
+    await this.meshPart?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'mesh stop failed'));
     await this.bus?.stop().catch(() => undefined);
     await this.broker?.stop();
     await this.inference?.stop();
@@ -197,7 +209,18 @@ export class ApiaryNode {
       counters: this.counters.snapshot(),
       deviceCounters: this.device?.stats() ?? {},
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
+      mesh: this.meshPart?.status(),
     };
+  }
+
+  /** The mesh, when enabled (tests and the demo look inside). */
+  get mesh(): Mesh | undefined {
+    return this.meshPart;
+  }
+
+  /** Appends to this node's feed if the config shares that stream. */
+  private async share(stream: 'readings' | 'models' | 'decisions', body: unknown): Promise<void> {
+    if (this.meshPart && this.config.mesh.share.includes(stream)) await this.meshPart.append(stream.replace(/s$/, ''), body);
   }
 
   private get ctx(): NodeContext {
@@ -223,6 +246,7 @@ export class ApiaryNode {
     const record = { ...reading, time: new Date(reading.t).toISOString() };
     // One stream for all channels: fewer files, so fewer 4 KiB pages rewritten per fsync.
     await this.storage?.append('readings', record);
+    await this.share('readings', record);
     await this.bus?.publishJson(this.ctx.topics.reading(reading.channel), record);
     this.onFirstReading?.();
     this.onFirstReading = undefined;
@@ -270,6 +294,7 @@ export class ApiaryNode {
     this.latest.models[output.model] = output;
     const record = { ...output, time: new Date(output.t).toISOString() };
     await this.storage?.append(`models.${output.model}`, record);
+    await this.share('models', record);
     await this.bus?.publishJson(this.ctx.topics.model(output.model), record);
     for (const [label, p] of Object.entries(output.probabilities)) await this.decide(`model.${output.model}.${label}`, p, output.t);
   }
@@ -281,6 +306,7 @@ export class ApiaryNode {
       const log = decision.active ? this.logger.warn.bind(this.logger) : this.logger.info.bind(this.logger);
       log({ rule: decision.rule, reason: decision.reason }, `${decision.state}: ${decision.message}`);
       await this.storage?.append('decisions', record);
+      await this.share('decisions', record);
       await this.bus?.publishJson(this.ctx.topics.decision(decision.rule), record, { retain: true, qos: 1 });
       if (this.storage && this.rules) {
         const rules = this.rules.snapshot();

@@ -1,16 +1,36 @@
 /**
- * The node's own MQTT broker: aedes on a TCP socket. The node, Home
+ * The node's own MQTT broker: aedes on a TCP (or TLS) socket. The node, Home
  * Assistant, mosquitto_sub and (later) neighbouring nodes all connect here.
  * Persistence is aedes's in-memory default: retained state (online, HA
  * discovery, last decisions) is re-published by the node at every start.
+ *
+ * It is as strict about MQTT 3.1.1 as Debian's mosquitto: a wire guard
+ * (mqtt-guard.ts) checks every packet before aedes parses it, and aedes's
+ * hooks apply the access policy (broker-access.ts). Every refusal is counted
+ * as `broker.rejected.<reason>`; none of them can take the process down.
  */
 import net from 'node:net';
-import type { Aedes } from 'aedes';
+import tls from 'node:tls';
+import type { Aedes, AuthenticateError, Client, ConnectPacket, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
+import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type BrokerRefusal } from './broker-access.js';
+import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
 
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
+
+/** The suffixes of the `broker.rejected.*` counters. */
+export type BrokerRejection = GuardReason | 'identifier' | BrokerRefusal['refused'] | 'publish' | 'subscribe' | 'connect-timeout' | 'tls-handshake';
+
+export interface EmbeddedBrokerTls {
+  key: Buffer | string;
+  cert: Buffer | string;
+  /** CAs that client certificates must chain to (with requestCert). */
+  ca?: Buffer | string | (Buffer | string)[];
+  /** Ask for a client certificate, and refuse the handshake without a valid one. */
+  requestCert?: boolean;
+}
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -18,15 +38,36 @@ export interface EmbeddedBrokerOptions {
   port: number;
   logger: Logger;
   counters: Counters;
+  /** Who may connect, publish and subscribe. Default: openLoopbackPolicy(). */
+  access?: BrokerAccessPolicy;
+  /** Largest packet accepted, fixed header included: 256 KiB of payload plus room for topic and header. */
+  maxPacketBytes?: number;
+  /** A connection with no CONNECT within this time is closed (and a TLS handshake must finish within it). */
+  connectTimeoutMs?: number;
+  tls?: EmbeddedBrokerTls;
 }
+
+type PublishDone = (error?: Error | null) => void;
+type AedesPublish = (packet: PublishPacket, client?: Client | null | PublishDone, done?: PublishDone) => void;
+
+const CONNACK_CODE = { 'identifier': 2, 'bad-credentials': 4, 'not-authorized': 5 } as const;
 
 export class EmbeddedBroker {
   private aedes: Aedes | undefined;
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private boundPort = 0;
+  private readonly access: BrokerAccessPolicy;
+  /** Who each connected client authenticated as. */
+  private readonly principals = new WeakMap<Client, BrokerPrincipal>();
+  /** The CONNECT as sent, between aedes's preConnect and authenticate hooks (aedes replaces an empty client id). */
+  private readonly connects = new WeakMap<Client, ConnectPacket>();
+  /** Client PUBLISH packets the policy refused: acknowledged as usual, then never routed. */
+  private readonly refused = new WeakSet<PublishPacket>();
 
-  constructor(private readonly options: EmbeddedBrokerOptions) {}
+  constructor(private readonly options: EmbeddedBrokerOptions) {
+    this.access = options.access ?? openLoopbackPolicy();
+  }
 
   get port(): number {
     return this.boundPort;
@@ -34,7 +75,7 @@ export class EmbeddedBroker {
 
   get url(): string {
     const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host;
-    return `mqtt://${host.includes(':') ? `[${host}]` : host}:${this.boundPort}`;
+    return `${this.options.tls ? 'mqtts' : 'mqtt'}://${host.includes(':') ? `[${host}]` : host}:${this.boundPort}`;
   }
 
   get connectedClients(): number {
@@ -42,22 +83,69 @@ export class EmbeddedBroker {
   }
 
   async start(): Promise<number> {
-    const { Aedes } = await import('aedes');
-    const aedes = await Aedes.createBroker();
-    this.aedes = aedes;
     const { logger, counters } = this.options;
+    const maxPacketBytes = this.options.maxPacketBytes ?? 300_000;
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const { Aedes } = await import('aedes');
+    const aedes = await Aedes.createBroker({
+      connectTimeout: connectTimeoutMs,
+      // authenticate() applies MQTT 3.1's 23-character limit itself, so that refusal is counted too.
+      maxClientsIdLength: 65_535,
+      preConnect: (client, packet, done) => {
+        this.connects.set(client, packet);
+        done(null, true);
+      },
+      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => {
+        if (!this.mayPublish(client, packet.topic)) {
+          this.reject('publish', { client: client?.id, topic: packet.topic });
+          this.refused.add(packet);
+        }
+        done(null);
+      },
+      authorizeSubscribe: (client, sub, done) => {
+        const principal = this.principals.get(client);
+        if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) return done(null, sub);
+        this.reject('subscribe', { client: client.id, filter: sub.topic });
+        done(null, null); // null = SUBACK 0x80 for this filter [MQTT-3.9.3-2]
+      },
+    });
+    // A refused PUBLISH is dropped the way mosquitto drops it for 3.1.1: no
+    // disconnect, and QoS 1/2 still get PUBACK/PUBREC (then PUBCOMP), in
+    // order. aedes's authorizePublish can only refuse by closing the
+    // connection, so the hook above lets the packet through to aedes's own
+    // acknowledgement and this drops it where aedes would route it
+    // (lib/handlers/publish.js passes the same packet object on).
+    const route = aedes.publish.bind(aedes) as AedesPublish;
+    const guardedRoute: AedesPublish = (packet, client, done) => {
+      if (!this.refused.has(packet)) return route(packet, client, done);
+      (typeof client === 'function' ? client : done)?.();
+    };
+    Object.assign(aedes, { publish: guardedRoute });
+    this.aedes = aedes;
     aedes.on('clientError', (client, err) => {
       counters.increment('broker.client_errors');
       logger.debug({ client: client.id, err: err.message }, 'MQTT client error');
     });
     aedes.on('connectionError', (_client, err) => {
+      // aedes's connectTimeout fires as this error, on a connection that never sent CONNECT.
+      if (err.message === 'connect did not arrive in time') this.reject('connect-timeout', {});
       counters.increment('broker.connection_errors');
       logger.debug({ err: err.message }, 'MQTT connection error');
     });
-    const server = net.createServer((socket) => {
+
+    const serve = (socket: net.Socket): void => {
+      aedes.handle(new GuardedConnection(socket, maxPacketBytes, (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail })));
+    };
+    const tlsOptions = this.options.tls;
+    const server = tlsOptions
+      ? tls.createServer({ ...tlsOptions, rejectUnauthorized: tlsOptions.requestCert ?? false, handshakeTimeout: connectTimeoutMs }, serve)
+      : net.createServer(serve);
+    server.on('tlsClientError', (err: Error) => this.reject('tls-handshake', { err: err.message }));
+    // The raw TCP sockets, TLS handshakes in progress included, so stop() can cut them all.
+    server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      aedes.handle(socket);
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -75,7 +163,7 @@ export class EmbeddedBroker {
     return this.boundPort;
   }
 
-  /** Publishes from inside the node, with no socket: retained messages are stored as from any client. */
+  /** Publishes from inside the node, with no socket (no access policy): retained messages are stored as from any client. */
   publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     const aedes = this.aedes;
     if (!aedes) return Promise.reject(new Error('broker not started'));
@@ -84,7 +172,7 @@ export class EmbeddedBroker {
     });
   }
 
-  /** An in-process subscription (aedes's mqemitter), for the node's own commands. */
+  /** An in-process subscription (aedes's mqemitter, no access policy), for the node's own commands. */
   subscribe(filter: string, deliver: InProcessDeliver): Promise<void> {
     const aedes = this.aedes;
     if (!aedes) return Promise.reject(new Error('broker not started'));
@@ -108,5 +196,51 @@ export class EmbeddedBroker {
       await closed;
     }
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  }
+
+  /** aedes's authenticate hook: a refusal here is answered with its CONNACK code, then the close [MQTT-3.2.2-5]. */
+  private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void): void {
+    const connect = this.connects.get(client);
+    this.connects.delete(client);
+    const clientId = connect?.clientId ?? client.id;
+    const version = connect?.protocolVersion ?? client.version;
+    // [MQTT-3.1.3-8]: an empty client id needs clean session = 1. MQTT 3.1 wants 1–23 characters (as mosquitto does).
+    if ((clientId === '' && (!client.clean || version === 3)) || (version === 3 && clientId.length > 23)) {
+      return this.refuseConnect(client, 'identifier', done);
+    }
+    const remoteAddress = client.conn instanceof GuardedConnection ? client.conn.remoteAddress : undefined;
+    const verdict = this.ask<BrokerPrincipal | BrokerRefusal>(() => this.access.authenticate({ clientId, username, password, remoteAddress }), { refused: 'not-authorized' });
+    if ('refused' in verdict) return this.refuseConnect(client, verdict.refused, done);
+    this.principals.set(client, verdict);
+    done(null, true);
+  }
+
+  private refuseConnect(client: Client, reason: keyof typeof CONNACK_CODE, done: (error: AuthenticateError | null, success: boolean | null) => void): void {
+    this.reject(reason, { client: client.id });
+    done(Object.assign(new Error(`connection refused: ${reason}`), { returnCode: CONNACK_CODE[reason] }), false);
+  }
+
+  private mayPublish(client: Client | null, topic: string): boolean {
+    const principal = client ? this.principals.get(client) : undefined;
+    // $SYS is the broker's own (aedes's default hook refused it too); $share is MQTT 5 shared subscriptions. mosquitto refuses both.
+    if (!principal || topic.startsWith('$SYS') || topic.startsWith('$share')) return false;
+    return this.ask(() => this.access.canPublish(principal, topic));
+  }
+
+  /** A policy that throws refuses, and is logged: it must not crash the broker. */
+  private ask<T>(question: () => T, refusal: T): T;
+  private ask(question: () => boolean): boolean;
+  private ask<T>(question: () => T, refusal?: T): T | boolean {
+    try {
+      return question();
+    } catch (err) {
+      this.options.logger.error({ err }, 'the broker access policy threw; refusing');
+      return refusal ?? false;
+    }
+  }
+
+  private reject(reason: BrokerRejection, details: Record<string, unknown>): void {
+    this.options.counters.increment(`broker.rejected.${reason}`);
+    this.options.logger.debug({ reason, ...details }, 'MQTT refused');
   }
 }

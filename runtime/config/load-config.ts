@@ -99,11 +99,13 @@ function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknown {
 function resolvePaths(config: ApiaryConfig, baseDir: string): ApiaryConfig {
   const dataDir = path.resolve(baseDir, config.node.dataDir);
   const modelsDir = config.models.dir === undefined ? undefined : path.resolve(baseDir, config.models.dir);
-  if (dataDir === config.node.dataDir && modelsDir === config.models.dir) return config;
+  const resolve = (file: string | undefined) => (file === undefined ? undefined : path.resolve(baseDir, file));
+  const owner = { keyFile: resolve(config.mesh.owner.keyFile), certificateFile: resolve(config.mesh.owner.certificateFile) };
   return deepFreeze({
     ...config,
     node: { ...config.node, dataDir },
     models: { ...config.models, ...(modelsDir === undefined ? {} : { dir: modelsDir }) },
+    mesh: { ...config.mesh, owner: Object.fromEntries(Object.entries(owner).filter(([, v]) => v !== undefined)) },
   });
 }
 

@@ -112,6 +112,48 @@ export const DEFAULT_RULES: z.input<typeof ruleSchema>[] = [
   { id: 'hive-overheating', input: 'reading.temperature', above: 38, clearAt: 37, for: '10m', severity: 'critical', message: 'The hive is overheating' },
 ];
 
+const nodeIdSchema = z.string().regex(/^[a-z2-7]{12}$/, { error: 'expected a 12-character node id (see `apiary id` on that node)' });
+const publicKeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected a base64url Ed25519 public key of 43 characters (see `apiary id`)' });
+const streamNameSchema = z.enum(['readings', 'models', 'decisions'], { error: 'expected "readings", "models" or "decisions"' });
+
+const meshSchema = z.strictObject({
+  /** Share this node's feed and shared state with neighbours. Needs the embedded broker. */
+  enabled: z.boolean().default(true),
+  /** Neighbours to link to: their broker URL and node id (`apiary id` on that node). */
+  neighbours: z.array(z.strictObject({
+    url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://192.168.1.20:1883' }),
+    nodeId: nodeIdSchema,
+  })).max(64).default([]),
+  owner: z.strictObject({
+    /** The owner key that signs this node's certificate; default <dataDir>/owner.json, made on first start. */
+    keyFile: z.string().min(1).optional(),
+    /** A certificate signed elsewhere (`apiary owner sign`); then no owner key is needed on the board. */
+    certificateFile: z.string().min(1).optional(),
+  }).prefault({}),
+  trust: z.strictObject({
+    /** Owners whose nodes this node accepts, besides its own owner. */
+    owners: z.array(z.strictObject({ name: z.string().min(1).max(64), publicKey: publicKeySchema })).max(256).default([]),
+    /** Node or owner keys refused whatever signed them. */
+    revoked: z.array(publicKeySchema).max(1024).default([]),
+  }).prefault({}),
+  /** Which of this node's streams go into its feed (and so to every trusted node). */
+  share: z.array(streamNameSchema).default(['readings', 'models', 'decisions']),
+  /** Node id -> streams it may subscribe to on this node's broker. */
+  grants: z.record(nodeIdSchema, z.array(streamNameSchema)).default({}),
+  /** New entries are forwarded at most this many hops from their origin. */
+  maxHops: z.number().int().min(1).max(16).default(4),
+  /** Own entries are made durable, then sent, in groups this often. */
+  commitInterval: duration(10, 10_000).prefault('200ms'),
+  /** Every link re-states what it holds this often, so nothing missed stays missed. */
+  antiEntropyInterval: duration(1_000).prefault('30s'),
+  retention: z.strictObject({
+    maxBytesPerOrigin: size(64 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
+    maxAge: duration(60_000).prefault('30d'),
+  }).prefault({}),
+  /** How far apart two boards' clocks may be for a link token to be accepted. */
+  tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
+});
+
 export const configSchema = z.strictObject({
   node: z.strictObject({
     /** A human name for this node, shown in Home Assistant. */
@@ -127,6 +169,8 @@ export const configSchema = z.strictObject({
     host: z.string().min(1).default('127.0.0.1'),
     /** 0 picks any free port (printed at start). */
     port: z.number().int().min(0).max(65_535).default(1883),
+    /** Clients without credentials: from this machine only (default), never, or from anywhere (a trusted LAN). */
+    anonymous: z.enum(['loopback', 'never', 'any'], { error: 'expected "loopback", "never" or "any"' }).default('loopback'),
   }).prefault({}),
   bus: z.strictObject({
     /** An external broker to publish to, like mqtt://192.168.1.10:1883; omitted = the embedded broker. */
@@ -147,6 +191,7 @@ export const configSchema = z.strictObject({
     fsyncInterval: duration(0, 3_600_000).prefault('5s'),
   }).prefault({}),
   decisions: z.array(ruleSchema).max(64).prefault(DEFAULT_RULES),
+  mesh: meshSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   config.decisions.forEach((rule, index) => {
@@ -155,6 +200,9 @@ export const configSchema = z.strictObject({
   });
   if (!config.broker.enabled && config.bus.url === undefined) {
     ctx.addIssue({ code: 'custom', path: ['bus', 'url'], message: 'the embedded broker is off, so bus.url must name a broker to publish to' });
+  }
+  if (config.mesh.enabled && !config.broker.enabled && config.mesh.neighbours.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['mesh', 'enabled'], message: 'the mesh needs the embedded broker (neighbours publish to it): set broker.enabled: true, or mesh.enabled: false' });
   }
 });
 

@@ -72,8 +72,16 @@ export function verifySignature(publicKey: string, data: Uint8Array, signature: 
 }
 
 /** Loads the identity from the data dir, or makes and stores a new one. */
-export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity: NodeIdentity; created: boolean }> {
-  const file = path.join(dataDir, IDENTITY_FILE);
+export function loadOrCreateIdentity(dataDir: string): Promise<{ identity: NodeIdentity; created: boolean }> {
+  return loadOrCreateKeyFile(path.join(dataDir, IDENTITY_FILE));
+}
+
+/**
+ * Loads an Ed25519 key file, or makes and stores a new one (mode 0600, its
+ * folder 0700). Node identities and owner keys share this format; for an
+ * owner key, `nodeId` is the owner id, derived from its key the same way.
+ */
+export async function loadOrCreateKeyFile(file: string): Promise<{ identity: NodeIdentity; created: boolean }> {
   let text: string | undefined;
   try {
     text = await readFile(file, 'utf8');
@@ -83,7 +91,7 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity:
   if (text !== undefined) return { identity: parseIdentity(text, file), created: false };
 
   // The data dir holds the private key: owner-only, like ~/.ssh.
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const { privateKey } = generateKeyPairSync('ed25519');
   const identity = toIdentity(privateKey);
   const stored: IdentityFile = {

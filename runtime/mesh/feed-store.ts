@@ -8,8 +8,11 @@
  * Nothing waits in memory: an entry that arrives early (a gap) is refused,
  * and the node asks for what it lacks by catch-up, from what is on disk.
  * Invariant: log position = seq - 1, so a feed's head survives restarts.
+ * A feed first met midway (its start already dropped by every peer's
+ * retention) starts at that entry: its log begins at that position, and the
+ * entries it never saw are counted as `feeds.joined_late_skipped`.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Counters } from '../counters.js';
 import { SegmentLog } from '../storage/segment-log.js';
@@ -28,10 +31,22 @@ export interface FeedStoreOptions {
   segmentBytes: number;
   /** Retention per origin: the oldest segments go first, counted. */
   maxBytesPerOrigin: number;
+  maxAgeMs?: number;
+}
+
+export interface FeedStats {
+  readonly origin: string;
+  readonly seq: number;
+  /** Oldest seq still held (retention drops from the front). */
+  readonly firstSeq: number;
+  readonly bytes: number;
+  readonly droppedByRetention: number;
 }
 
 interface Feed {
-  log: SegmentLog;
+  readonly origin: string;
+  /** Undefined until the first entry of a newly met origin arrives. */
+  log: SegmentLog | undefined;
   head: FeedHead;
   /** Serialises applies to one feed: the head check and the append are one step. */
   queue: Promise<unknown>;
@@ -52,17 +67,33 @@ export class FeedStore {
 
   /** Latest seq held per origin: what a peer needs to know to send only what we lack. */
   have(): Record<string, number> {
-    return Object.fromEntries([...this.feeds].map(([origin, feed]) => [origin, feed.head.seq]));
+    return Object.fromEntries([...this.feeds].filter(([, feed]) => feed.head.seq > 0).map(([origin, feed]) => [origin, feed.head.seq]));
+  }
+
+  stats(): FeedStats[] {
+    return [...this.feeds.values()].filter((f) => f.log).map((feed) => {
+      const s = (feed.log as SegmentLog).stats();
+      return { origin: feed.origin, seq: feed.head.seq, firstSeq: s.firstSeq + 1, bytes: s.bytes, droppedByRetention: s.droppedByRetention };
+    });
+  }
+
+  /** Applies the age bound to feeds nobody writes to any more. */
+  async prune(): Promise<void> {
+    for (const feed of this.feeds.values()) await feed.log?.prune();
   }
 
   head(origin: string): FeedHead {
     return this.feeds.get(origin)?.head ?? { seq: 0, hash: null };
   }
 
-  /** Checks and stores one entry (already decoded and signature-verified). */
-  async apply(entry: FeedEntry): Promise<ApplyResult> {
+  /**
+   * Checks and stores one entry (already decoded and signature-verified).
+   * `startsFeed`: a peer said this is the oldest entry of its origin it still
+   * holds, so a node that has none of that feed may start it here.
+   */
+  async apply(entry: FeedEntry, startsFeed = false): Promise<ApplyResult> {
     const feed = await this.feed(entry.origin);
-    const result = feed.queue.then(() => this.applyInOrder(feed, entry));
+    const result = feed.queue.then(() => this.applyInOrder(feed, entry, startsFeed));
     feed.queue = result.catch(() => undefined);
     const outcome = await result;
     this.options.counters.increment(`feeds.${outcome}`);
@@ -71,30 +102,39 @@ export class FeedStore {
 
   /** Entries of `origin` with seq >= fromSeq, oldest first (what retention kept). */
   async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
-    const feed = this.feeds.get(origin);
-    if (!feed) return;
-    for await (const record of feed.log.read(Math.max(0, fromSeq - 1), limit)) yield decodeEntry(record.payload);
+    const log = this.feeds.get(origin)?.log;
+    if (!log) return;
+    for await (const record of log.read(Math.max(0, fromSeq - 1), limit)) yield decodeEntry(record.payload);
   }
 
   async close(): Promise<void> {
     for (const feed of this.feeds.values()) {
       await feed.queue;
-      await feed.log.flush();
-      await feed.log.close();
+      await feed.log?.flush();
+      await feed.log?.close();
     }
     this.feeds.clear();
     this.opening.clear();
   }
 
   async flush(): Promise<void> {
-    for (const feed of this.feeds.values()) await feed.log.flush();
+    for (const feed of this.feeds.values()) await feed.log?.flush();
   }
 
-  private async applyInOrder(feed: Feed, entry: FeedEntry): Promise<ApplyResult> {
+  private async applyInOrder(feed: Feed, entry: FeedEntry, startsFeed: boolean): Promise<ApplyResult> {
     const { head } = feed;
     if (entry.seq <= head.seq) return (await this.sameAsStored(feed, entry)) ? 'duplicate' : 'fork';
-    if (entry.seq > head.seq + 1) return 'gap';
-    if (entry.prev !== head.hash) return 'fork';
+    if (!feed.log && entry.seq > 1 && !startsFeed) return 'gap';
+    if (!feed.log) {
+      // A newly met origin: its feed starts here, even midway (earlier entries are gone everywhere we could ask).
+      feed.log = this.newLog(entry.origin, entry.seq - 1);
+      await feed.log.open();
+      if (entry.seq > 1) this.options.counters.increment('feeds.joined_late_skipped', entry.seq - 1);
+    } else if (entry.seq > head.seq + 1) {
+      return 'gap';
+    } else if (entry.prev !== head.hash) {
+      return 'fork';
+    }
     const logSeq = await feed.log.append(encodeEntry(entry));
     if (logSeq !== entry.seq - 1) throw new Error(`feed ${entry.origin}: log position ${logSeq} for seq ${entry.seq}`);
     feed.head = { seq: entry.seq, hash: entryHash(entry) };
@@ -103,6 +143,7 @@ export class FeedStore {
 
   /** A re-sent entry is a duplicate only if it is the very entry we hold. */
   private async sameAsStored(feed: Feed, entry: FeedEntry): Promise<boolean> {
+    if (!feed.log) return true;
     for await (const record of feed.log.read(entry.seq - 1, 1)) return entryHash(decodeEntry(record.payload)) === entryHash(entry);
     return true; // dropped by retention: we cannot tell, and must not re-apply
   }
@@ -118,24 +159,39 @@ export class FeedStore {
     return opening;
   }
 
-  private async openFeed(origin: string): Promise<Feed> {
-    const log = new SegmentLog({
+  private newLog(origin: string, initialSeq: number): SegmentLog {
+    return new SegmentLog({
       dir: path.join(this.options.dir, origin),
       name: `feed.${origin}`,
       segmentBytes: this.options.segmentBytes,
       maxBytes: this.options.maxBytesPerOrigin,
+      maxAgeMs: this.options.maxAgeMs,
+      initialSeq,
       counters: this.options.counters,
     });
-    await log.open();
-    const stats = log.stats();
+  }
+
+  private async openFeed(origin: string): Promise<Feed> {
+    const exists = await stat(path.join(this.options.dir, origin)).then(() => true, () => false);
+    let log: SegmentLog | undefined;
     let head: FeedHead = { seq: 0, hash: null };
-    if (stats.nextSeq > 0) {
-      for await (const record of log.read(stats.nextSeq - 1, 1)) {
-        const last = decodeEntry(record.payload);
-        head = { seq: last.seq, hash: entryHash(last) };
+    if (exists) {
+      log = this.newLog(origin, 0);
+      await log.open();
+      const stats = log.stats();
+      if (stats.nextSeq > stats.firstSeq) {
+        for await (const record of log.read(stats.nextSeq - 1, 1)) {
+          const last = decodeEntry(record.payload);
+          head = { seq: last.seq, hash: entryHash(last) };
+        }
+      } else {
+        // Created, then cut off before its first entry: as if never met.
+        await log.close();
+        await rm(path.join(this.options.dir, origin), { recursive: true, force: true });
+        log = undefined;
       }
     }
-    const feed: Feed = { log, head, queue: Promise.resolve() };
+    const feed: Feed = { origin, log, head, queue: Promise.resolve() };
     this.feeds.set(origin, feed);
     return feed;
   }

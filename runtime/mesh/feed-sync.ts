@@ -22,19 +22,39 @@ export function missingRanges(mine: HaveVector, theirs: HaveVector): [string, nu
     .sort(([a], [b]) => a.localeCompare(b));
 }
 
-/** The next batch of entries the peer lacks, at most `maxBytes` (but at least one entry). */
-export async function nextBatch(store: FeedStore, theirs: HaveVector, maxBytes = DEFAULT_BATCH_BYTES): Promise<FeedEntry[]> {
-  const batch: FeedEntry[] = [];
+export interface Batch {
+  readonly entries: FeedEntry[];
+  /** Per origin, the seq this batch starts at when the entries before it are gone here (retention). */
+  readonly starts: Record<string, number>;
+  readonly bytes: number;
+}
+
+/**
+ * Entries answering `want` (origin -> first seq wanted), oldest first per
+ * origin, at most `maxBytes` (but at least one entry).
+ */
+export async function collectBatch(store: FeedStore, want: Readonly<Record<string, number>>, maxBytes = DEFAULT_BATCH_BYTES): Promise<Batch> {
+  const entries: FeedEntry[] = [];
+  const starts: Record<string, number> = {};
   let bytes = 0;
-  for (const [origin, fromSeq] of missingRanges(store.have(), theirs)) {
+  for (const origin of Object.keys(want).sort()) {
+    const fromSeq = want[origin] ?? 1;
+    let first = true;
     for await (const entry of store.read(origin, fromSeq)) {
       const size = encodeEntry(entry).length;
-      if (batch.length > 0 && bytes + size > maxBytes) return batch;
-      batch.push(entry);
+      if (entries.length > 0 && bytes + size > maxBytes) return { entries, starts, bytes };
+      if (first && entry.seq > fromSeq) starts[origin] = entry.seq;
+      first = false;
+      entries.push(entry);
       bytes += size;
     }
   }
-  return batch;
+  return { entries, starts, bytes };
+}
+
+/** The next batch of entries a peer with have-vector `theirs` lacks. */
+export async function nextBatch(store: FeedStore, theirs: HaveVector, maxBytes = DEFAULT_BATCH_BYTES): Promise<FeedEntry[]> {
+  return (await collectBatch(store, Object.fromEntries(missingRanges(store.have(), theirs)), maxBytes)).entries;
 }
 
 /** A batch on the wire: entries as JSON lines, so one bad line spoils only itself. */
@@ -43,23 +63,45 @@ export function encodeBatch(entries: readonly FeedEntry[]): Buffer {
 }
 
 /**
- * Verifies and applies a received batch. Every line is checked on its own;
- * malformed lines and bad signatures are counted and skipped, never thrown.
+ * Decodes and verifies entry lines from a peer. Malformed lines, bad
+ * signatures, and entries `refuse` names a reason for (an untrusted origin)
+ * are counted under feeds.rejected.<reason> and skipped, never thrown.
  */
-export async function applyBatch(store: FeedStore, bytes: Buffer, counters: Counters): Promise<Record<ApplyResult | 'rejected', number>> {
-  const outcome: Record<ApplyResult | 'rejected', number> = { applied: 0, duplicate: 0, gap: 0, fork: 0, rejected: 0 };
+export function decodeLines(lines: readonly Buffer[], counters: Counters, refuse: (entry: FeedEntry) => string | undefined = () => undefined): FeedEntry[] {
   const entries: FeedEntry[] = [];
-  for (const line of bytes.toString('utf8').split('\n')) {
-    if (line.length === 0) continue;
+  for (const line of lines) {
     try {
-      entries.push(decodeEntry(Buffer.from(line, 'utf8')));
+      const entry = decodeEntry(line);
+      const reason = refuse(entry);
+      if (reason) counters.increment(`feeds.rejected.${reason}`);
+      else entries.push(entry);
     } catch (err) {
-      outcome.rejected++;
       counters.increment(`feeds.rejected.${(err as { code?: string }).code ?? 'unknown'}`);
     }
   }
-  // Per origin in seq order, so a batch that arrived shuffled still applies whole.
-  entries.sort((a, b) => (a.origin === b.origin ? a.seq - b.seq : a.origin.localeCompare(b.origin)));
-  for (const entry of entries) outcome[await store.apply(entry)]++;
+  return entries;
+}
+
+export type BatchOutcome = Record<ApplyResult | 'rejected', number>;
+
+/** Applies verified entries per origin in seq order (a batch that arrived shuffled still applies whole). */
+export async function applyEntries(store: FeedStore, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[] }> {
+  const outcome: BatchOutcome = { applied: 0, duplicate: 0, gap: 0, fork: 0, rejected: 0 };
+  const applied: FeedEntry[] = [];
+  const sorted = [...entries].sort((a, b) => (a.origin === b.origin ? a.seq - b.seq : a.origin.localeCompare(b.origin)));
+  for (const entry of sorted) {
+    const result = await store.apply(entry, starts[entry.origin] === entry.seq);
+    outcome[result]++;
+    if (result === 'applied') applied.push(entry);
+  }
+  return { outcome, applied };
+}
+
+/** Verifies and applies a received batch (encodeBatch's format). */
+export async function applyBatch(store: FeedStore, bytes: Buffer, counters: Counters): Promise<BatchOutcome> {
+  const lines = bytes.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => Buffer.from(l, 'utf8'));
+  const entries = decodeLines(lines, counters);
+  const { outcome } = await applyEntries(store, entries);
+  outcome.rejected = lines.length - entries.length;
   return outcome;
 }

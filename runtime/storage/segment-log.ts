@@ -26,6 +26,10 @@ export interface SegmentLogOptions {
   readonly segmentBytes: number;
   /** When all segments together exceed this, the oldest whole segments are deleted. */
   readonly maxBytes: number;
+  /** Sealed segments last written longer ago than this are deleted too (counted); omitted = no age bound. */
+  readonly maxAgeMs?: number;
+  /** seq of the first record of a new, empty log (a feed joined midway starts there); default 0. */
+  readonly initialSeq?: number;
   readonly counters?: Counters;
 }
 
@@ -34,6 +38,8 @@ interface Segment {
   readonly path: string;
   count: number;
   bytes: number;
+  /** Wall time of the last write (the file's mtime after a restart), for the age bound. */
+  lastWriteAt: number;
 }
 
 interface FileScan {
@@ -174,11 +180,12 @@ export class SegmentLog implements AppendOnlyStream {
       }
       const last = this.segments.at(-1);
       if (last === undefined) {
-        const file = path.join(dir, segmentFileName(0));
+        const initialSeq = this.options.initialSeq ?? 0;
+        const file = path.join(dir, segmentFileName(initialSeq));
         lastFh = await open(file, 'a+', SEGMENT_MODE);
         await fsyncDir(dir);
-        this.segments.push({ firstSeq: 0, path: file, count: 0, bytes: 0 });
-        this.nextSeq = 0;
+        this.segments.push({ firstSeq: initialSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now() });
+        this.nextSeq = initialSeq;
       } else {
         this.nextSeq = last.firstSeq + last.count;
       }
@@ -196,7 +203,7 @@ export class SegmentLog implements AppendOnlyStream {
 
   /** Keeps the CRC-valid prefix of one segment, truncating and counting whatever follows it. */
   private async recover(fh: FileHandle, firstSeq: number, file: string, nextFirstSeq: number | undefined): Promise<Segment> {
-    const { size } = await fh.stat();
+    const { size, mtimeMs } = await fh.stat();
     const valid = await scanFile(fh, 0, size);
     if (valid.end < size) {
       // Count the frames behind the bad one by following their length fields
@@ -209,7 +216,7 @@ export class SegmentLog implements AppendOnlyStream {
       this.droppedCorrupt += dropped;
       this.options.counters?.increment(`storage.${this.name}.dropped_corrupt`, dropped);
     }
-    return { firstSeq, path: file, count: valid.count, bytes: valid.end };
+    return { firstSeq, path: file, count: valid.count, bytes: valid.end, lastWriteAt: mtimeMs };
   }
 
   append(payload: Buffer): Promise<number> {
@@ -243,6 +250,7 @@ export class SegmentLog implements AppendOnlyStream {
     this.nextSeq += 1;
     segment.count += 1;
     segment.bytes += frame.length;
+    segment.lastWriteAt = Date.now();
     this.totalBytes += frame.length;
     await this.enforceRetention();
     return seq;
@@ -268,7 +276,7 @@ export class SegmentLog implements AppendOnlyStream {
       throw ioError(`could not start a new segment for stream ${this.name}`, err);
     }
     await old.close().catch(() => undefined);
-    const segment: Segment = { firstSeq: this.nextSeq, path: file, count: 0, bytes: 0 };
+    const segment: Segment = { firstSeq: this.nextSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now() };
     this.segments.push(segment);
     return segment;
   }
@@ -281,7 +289,9 @@ export class SegmentLog implements AppendOnlyStream {
   private async enforceRetention(): Promise<void> {
     let deleted = false;
     try {
-      while (this.totalBytes > this.options.maxBytes && this.segments.length > 1) {
+      const maxAge = this.options.maxAgeMs;
+      const tooOld = (segment: Segment) => maxAge !== undefined && segment.lastWriteAt < Date.now() - maxAge;
+      while (this.segments.length > 1 && (this.totalBytes > this.options.maxBytes || tooOld(this.segments[0] as Segment))) {
         const oldest = this.segments[0] as Segment;
         await unlink(oldest.path).catch((err: unknown) => {
           if (errno(err) !== 'ENOENT') throw err;
@@ -296,6 +306,12 @@ export class SegmentLog implements AppendOnlyStream {
     } catch {
       this.options.counters?.increment(`storage.${this.name}.retention_errors`);
     }
+  }
+
+  /** Applies the bounds now (the age bound matters for a stream nobody writes to). */
+  prune(): Promise<void> {
+    if (this.state !== 'open') return Promise.resolve();
+    return this.enqueue(() => this.enforceRetention());
   }
 
   /**

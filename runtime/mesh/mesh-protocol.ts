@@ -1,0 +1,99 @@
+/**
+ * The mesh wire protocol: what two linked nodes say to each other over MQTT.
+ * Every message from node A to node B is published on
+ *   <prefix>/<A>/mesh/to/<B>
+ * so a peer only ever publishes under its own namespace (the broker enforces
+ * it). A message is UTF-8 JSON lines: the first line is a header; an
+ * `entries` message carries one feed entry per following line, so one bad
+ * entry spoils only its own line.
+ *
+ *   hello   {t, cert, have, sv}   on link-up: who I am, what feeds I hold, my shared-state vector
+ *   have    {t, have, sv?}        what I hold now (anti-entropy, and after a gap); sv: answer with the state I lack
+ *   want    {t, want}             send me origin's entries from seq n
+ *   entries {t, hops, reply, certs, starts}  + entry lines: new entries (gossip) or an answer to want
+ *   state   {t, update, hops}     a shared-state (Yjs) update, base64
+ */
+import { z } from 'zod';
+import { ApiaryError, ErrorCodes } from '../errors.js';
+
+/** Largest mesh message accepted: a catch-up batch (256 KiB of entries) plus headers and certificates. */
+export const MAX_MESH_MESSAGE_BYTES = 512 * 1024;
+/** An entry is forwarded at most this many hops from its origin. */
+export const DEFAULT_MAX_HOPS = 8;
+
+const nodeId = z.string().regex(/^[a-z2-7]{12}$/);
+const haveVector = z.record(nodeId, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).refine((v) => Object.keys(v).length <= 10_000, 'too many origins');
+const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+
+const headerSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('hello'), cert: z.unknown(), have: haveVector, sv: base64 }),
+  z.strictObject({ t: z.literal('have'), have: haveVector, sv: base64.optional() }),
+  z.strictObject({ t: z.literal('want'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
+  z.strictObject({
+    t: z.literal('entries'),
+    hops: z.number().int().min(0).max(255),
+    /** An answer to a want (true), or new entries spreading (false). */
+    reply: z.boolean(),
+    certs: z.array(z.unknown()).max(256),
+    /** Origins whose entries here start later than wanted: the earlier ones are gone at the sender. */
+    starts: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)),
+  }),
+  z.strictObject({ t: z.literal('state'), update: base64, hops: z.number().int().min(0).max(255) }),
+]);
+
+export type MeshHeader = z.infer<typeof headerSchema>;
+export type HaveVector = Record<string, number>;
+/** A decoded message: its header, and for `entries` the raw entry lines (each verified by the feed layer). */
+export interface MeshMessage {
+  readonly header: MeshHeader;
+  readonly lines: readonly Buffer[];
+}
+
+export function encodeMeshMessage(header: MeshHeader, lines: readonly Buffer[] = []): Buffer {
+  const parts: Buffer[] = [Buffer.from(JSON.stringify(header), 'utf8')];
+  for (const line of lines) parts.push(Buffer.from('\n'), line);
+  return Buffer.concat(parts);
+}
+
+/** Parses a message from a peer; throws MESH_MESSAGE_INVALID with the reason. */
+export function decodeMeshMessage(payload: Buffer): MeshMessage {
+  if (payload.length > MAX_MESH_MESSAGE_BYTES) throw invalid(`message of ${payload.length} bytes exceeds ${MAX_MESH_MESSAGE_BYTES}`);
+  const end = payload.indexOf(0x0a);
+  const headerBytes = end < 0 ? payload : payload.subarray(0, end);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(headerBytes.toString('utf8'));
+  } catch {
+    throw invalid('the header is not JSON');
+  }
+  const parsed = headerSchema.safeParse(raw);
+  if (!parsed.success) throw invalid(`bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || 't'}: ${i.message}`).join('; ')}`);
+  const lines: Buffer[] = [];
+  if (end >= 0) {
+    if (parsed.data.t !== 'entries') throw invalid(`a ${parsed.data.t} message has no body`);
+    let start = end + 1;
+    while (start < payload.length) {
+      const next = payload.indexOf(0x0a, start);
+      const stop = next < 0 ? payload.length : next;
+      if (stop > start) lines.push(payload.subarray(start, stop));
+      start = stop + 1;
+    }
+  }
+  return { header: parsed.data, lines };
+}
+
+/** Topic of messages from `from` to `to`. */
+export function meshTopic(prefix: string, from: string, to: string): string {
+  return `${prefix}/${from}/mesh/to/${to}`;
+}
+
+/** The sender named by a mesh topic addressed to `me`, or undefined if the topic is not one. */
+export function meshSender(prefix: string, topic: string, me: string): string | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || parts[0] !== prefix || parts[2] !== 'mesh' || parts[3] !== 'to' || parts[4] !== me) return undefined;
+  return /^[a-z2-7]{12}$/.test(parts[1] ?? '') ? parts[1] : undefined;
+}
+
+function invalid(why: string): ApiaryError {
+  return new ApiaryError(ErrorCodes.MESH_MESSAGE_INVALID, `malformed mesh message: ${why}`);
+}

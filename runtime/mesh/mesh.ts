@@ -1,0 +1,452 @@
+/**
+ * The mesh: this node's feeds, its links to neighbours and the shared state,
+ * and the rules that make every node end with every entry exactly once.
+ *
+ * - Own entries are signed, appended, and made durable (group commit every
+ *   commitInterval) before they leave the node: a power cut can then never
+ *   make this node sign a second history for a seq a peer already holds.
+ * - New entries go to every linked peer at once and are forwarded, hop by
+ *   hop, up to maxHops; a peer known to hold an entry is skipped.
+ * - Catch-up is pulled: a node that learns (hello, have) that a peer holds
+ *   more of some origin wants it from that one peer only, so a healed
+ *   partition costs about one copy of what is missing, not one per peer.
+ * - Nothing waits in memory: what is not sent now is found again later from
+ *   the have-vectors and the disk (anti-entropy every antiEntropyInterval).
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { EmbeddedBroker, InProcessDeliver } from '../broker/embedded-broker.js';
+import type { Counters } from '../counters.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
+import { encodeEntry, signEntry, type FeedEntry } from './feed-entry.js';
+import { FeedStore, type FeedStats } from './feed-store.js';
+import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
+import { HybridLogicalClock } from './hybrid-logical-clock.js';
+import { MemberDirectory } from './member-directory.js';
+import type { MeshIdentity } from './mesh-identity.js';
+import { decodeMeshMessage, encodeMeshMessage, meshSender, type HaveVector, type MeshHeader } from './mesh-protocol.js';
+import { PeerLink, type LinkState } from './peer-link.js';
+import { SharedState, type JsonValue } from './shared-state.js';
+
+export interface MeshSettings {
+  neighbours: readonly { url: string; nodeId: string }[];
+  maxHops: number;
+  commitIntervalMs: number;
+  batchBytes: number;
+  antiEntropyMs: number;
+  wantTimeoutMs: number;
+  maxBytesPerOrigin: number;
+  maxAgeMs: number;
+  segmentBytes: number;
+  backoff: { initialMs: number; maxMs: number };
+}
+
+export interface MeshOptions {
+  settings: MeshSettings;
+  dataDir: string;
+  identity: MeshIdentity;
+  trust: TrustPolicy;
+  prefix: string;
+  counters: Counters;
+  logger: Logger;
+}
+
+interface PeerView {
+  have: HaveVector;
+  lastSeen: number | undefined;
+  /** online/offline as last published under the peer's state topic on our broker. */
+  announced: string | undefined;
+  /** Certificates already sent on the current link, so each travels once per link-up. */
+  certsSent: Set<string>;
+  /** Origins this peer could not serve from where we are (both sides dropped them). */
+  stuck: Set<string>;
+}
+
+export interface MeshEvents {
+  /** A new entry from another origin, applied (verified, in order, exactly once). */
+  entry: [entry: FeedEntry];
+}
+
+export class Mesh extends EventEmitter<MeshEvents> {
+  readonly store: FeedStore;
+  readonly directory: MemberDirectory;
+  readonly state: SharedState;
+  private readonly hlc = new HybridLogicalClock(() => Date.now());
+  private readonly links = new Map<string, PeerLink>();
+  private readonly peers = new Map<string, PeerView>();
+  /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
+  private readonly wants = new Map<string, { peer: string; at: number }>();
+  private ownQueue: Promise<unknown> = Promise.resolve();
+  private uncommitted: FeedEntry[] = [];
+  private commitTimer: NodeJS.Timeout | undefined;
+  private haveTimer: NodeJS.Timeout | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private deliver: InProcessDeliver | undefined;
+  private liveness: InProcessDeliver | undefined;
+  private running = false;
+  private broker: EmbeddedBroker | undefined;
+
+  constructor(private readonly options: MeshOptions) {
+    super();
+    const dir = path.join(options.dataDir, 'mesh');
+    const { settings, counters } = options;
+    this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
+    this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
+    this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes });
+  }
+
+  get nodeId(): string {
+    return this.options.identity.node.nodeId;
+  }
+
+  /** Starts on the node's own broker: neighbours' messages to us arrive there. */
+  async start(broker: EmbeddedBroker): Promise<void> {
+    const { prefix, settings } = this.options;
+    this.broker = broker;
+    await mkdir(path.join(this.options.dataDir, 'mesh', 'state'), { recursive: true });
+    await this.directory.start();
+    await this.store.open();
+    await this.state.start();
+    this.state.on('update', (update, from) => { if (from === 'local') this.broadcast({ t: 'state', update: Buffer.from(update).toString('base64'), hops: 0 }); });
+    this.running = true;
+    this.deliver = (packet, done) => {
+      const from = meshSender(prefix, packet.topic, this.nodeId);
+      if (from && from !== this.nodeId) this.track(this.onMessage(from, Buffer.from(packet.payload)));
+      done();
+    };
+    await broker.subscribe(`${prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
+    this.liveness = (packet, done) => {
+      const id = packet.topic.split('/')[1] ?? '';
+      if (id !== this.nodeId && this.peers.has(id)) (this.peers.get(id) as PeerView).announced = Buffer.from(packet.payload).toString('utf8').slice(0, 16);
+      done();
+    };
+    await broker.subscribe(`${prefix}/+/state`, this.liveness);
+    for (const neighbour of settings.neighbours) this.link(neighbour.url, neighbour.nodeId);
+    this.every(settings.antiEntropyMs, () => this.broadcast(this.haveMessage()));
+    this.every(60_000, () => this.track(this.store.prune()));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+    clearTimeout(this.haveTimer);
+    await Promise.all([...this.links.values()].map((link) => link.stop()));
+    this.links.clear();
+    if (this.deliver) await this.broker?.unsubscribe(`${this.options.prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
+    if (this.liveness) await this.broker?.unsubscribe(`${this.options.prefix}/+/state`, this.liveness);
+    await this.ownQueue;
+    await Promise.allSettled([...this.inFlight]);
+    clearTimeout(this.commitTimer);
+    await this.store.close();
+    await this.state.stop();
+    await this.directory.stop();
+  }
+
+  /** Adds an outbound link to a neighbour's broker (from config or discovery). */
+  link(url: string, peerId: string): void {
+    if (this.links.has(peerId) || peerId === this.nodeId) return;
+    const { identity, prefix, counters, logger, settings } = this.options;
+    const view = this.peer(peerId);
+    const link: PeerLink = new PeerLink({
+      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(),
+      onUp: () => {
+        logger.info({ peer: peerId, url }, 'mesh link up');
+        view.certsSent.clear();
+        view.stuck.clear();
+        this.send(peerId, { t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') });
+      },
+      onDown: () => {
+        logger.info({ peer: peerId }, 'mesh link down');
+        for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
+      },
+    });
+    this.links.set(peerId, link);
+    link.start();
+  }
+
+  /** Appends an entry to this node's own feed; it leaves the node once durable. */
+  append(type: string, body: unknown): Promise<FeedEntry> {
+    const work = this.ownQueue.then(async () => {
+      const head = this.store.head(this.nodeId);
+      const entry = signEntry(this.options.identity.node, { seq: head.seq + 1, prev: head.hash, hlc: this.hlc.now(), type, body });
+      const result = await this.store.apply(entry);
+      if (result !== 'applied') throw new Error(`own feed: entry ${entry.seq} was ${result}`);
+      this.uncommitted.push(entry);
+      this.commitTimer ??= setTimeout(() => this.track(this.commit()), this.options.settings.commitIntervalMs);
+      return entry;
+    });
+    this.ownQueue = work.catch(() => undefined);
+    return work;
+  }
+
+  /** Sets a fact in the shared document (durable here, then sent to every peer). */
+  setShared(map: string, key: string, value: JsonValue): Promise<void> {
+    return this.state.set(map, key, value);
+  }
+
+  members(): NodeCertificate[] {
+    return this.directory.all();
+  }
+
+  status(): Record<string, unknown> {
+    const mine = this.store.have();
+    const feeds: FeedStats[] = this.store.stats();
+    return {
+      nodeId: this.nodeId,
+      owner: this.options.identity.certificate.owner,
+      feeds,
+      peers: [...this.peers.entries()].map(([id, view]) => {
+        const link = this.links.get(id);
+        const lag: Record<string, number> = {};
+        for (const [origin, seq] of Object.entries(view.have)) if (seq > (mine[origin] ?? 0)) lag[origin] = seq - (mine[origin] ?? 0);
+        const behind: Record<string, number> = {};
+        for (const [origin, seq] of Object.entries(mine)) if (seq > (view.have[origin] ?? 0)) behind[origin] = seq - (view.have[origin] ?? 0);
+        return {
+          nodeId: id,
+          name: this.directory.get(id)?.name,
+          link: (link?.state ?? 'none') satisfies LinkState | 'none',
+          url: link?.url,
+          lastError: link?.lastError,
+          lastSeen: view.lastSeen === undefined ? null : new Date(view.lastSeen).toISOString(),
+          announced: view.announced ?? null,
+          /** Entries the peer has that we lack, per origin (we are catching up). */
+          weLack: lag,
+          /** Entries we have that the peer lacks, as far as we know. */
+          theyLack: behind,
+        };
+      }),
+      sharedState: { bytes: this.state.canonical().length },
+    };
+  }
+
+  // ---- incoming --------------------------------------------------------
+
+  private async onMessage(from: string, payload: Buffer): Promise<void> {
+    const { counters } = this.options;
+    let message;
+    try {
+      message = decodeMeshMessage(payload);
+    } catch {
+      counters.increment('mesh.rejected.message_malformed');
+      return;
+    }
+    const { header, lines } = message;
+    if (header.t === 'hello') {
+      try {
+        if (this.directory.learn(header.cert) !== from) throw new Error('certificate of another node');
+      } catch {
+        counters.increment('mesh.rejected.hello_certificate');
+        return;
+      }
+    } else if (!this.directory.get(from)) {
+      counters.increment('mesh.rejected.unknown_peer');
+      return;
+    }
+    const view = this.peer(from);
+    view.lastSeen = Date.now();
+    counters.increment(`mesh.received.${header.t}`);
+    switch (header.t) {
+      case 'hello':
+        view.have = { ...header.have };
+        view.stuck.clear();
+        this.sendStateDiff(from, header.sv);
+        // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
+        this.send(from, this.haveMessage());
+        this.requestMissing(from);
+        return;
+      case 'have':
+        this.mergeHave(view, header.have);
+        if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
+        this.requestMissing(from);
+        return;
+      case 'want':
+        await this.answerWant(from, header.want);
+        return;
+      case 'entries':
+        await this.onEntries(from, header, lines);
+        return;
+      case 'state': {
+        const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
+        if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
+        return;
+      }
+    }
+  }
+
+  private async onEntries(from: string, header: Extract<MeshHeader, { t: 'entries' }>, lines: readonly Buffer[]): Promise<void> {
+    const { counters, settings } = this.options;
+    for (const cert of header.certs) {
+      try {
+        this.directory.learn(cert);
+      } catch (err) {
+        counters.increment(`mesh.rejected.certificate_${(err as { code?: string }).code === 'APIARY_PEER_UNTRUSTED' ? 'untrusted' : 'invalid'}`);
+      }
+    }
+    const entries = decodeLines(lines, counters, (entry) => {
+      const verdict = this.directory.verdict(entry.origin, entry.key);
+      return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
+    });
+    const view = this.peer(from);
+    for (const entry of entries) if (entry.seq > (view.have[entry.origin] ?? 0)) view.have[entry.origin] = entry.seq;
+    const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
+    for (const entry of applied) {
+      try {
+        this.hlc.receive(entry.hlc);
+      } catch {
+        counters.increment('mesh.clock_ahead');
+      }
+      this.emit('entry', entry);
+    }
+    if (header.reply) {
+      for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
+      if (outcome.gap > 0) {
+        // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
+        for (const entry of entries) if (this.store.head(entry.origin).seq < entry.seq - 1) view.stuck.add(entry.origin);
+        counters.increment('mesh.unrecoverable_gaps', outcome.gap);
+      }
+      if (applied.length > 0) this.announceHaveSoon(from);
+    } else {
+      if (applied.length > 0 && header.hops + 1 < settings.maxHops) this.forward(applied, header.hops + 1, from);
+      if (outcome.gap > 0) this.requestMissing(from);
+    }
+    this.requestMissing(from);
+  }
+
+  private sendStateDiff(peerId: string, stateVector: string): void {
+    let diff: Uint8Array | undefined;
+    try {
+      diff = this.state.diffFor(Buffer.from(stateVector, 'base64'));
+    } catch {
+      this.options.counters.increment('mesh.rejected.state_vector');
+      return;
+    }
+    if (diff) this.send(peerId, { t: 'state', update: Buffer.from(diff).toString('base64'), hops: 0 });
+  }
+
+  /** What we hold: feeds (have-vector) and shared state (Yjs state vector). */
+  private haveMessage(): MeshHeader {
+    return { t: 'have', have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') };
+  }
+
+  private async answerWant(from: string, want: Record<string, number>): Promise<void> {
+    const batch = await collectBatch(this.store, want, this.options.settings.batchBytes);
+    if (batch.entries.length === 0) {
+      this.send(from, { t: 'have', have: this.store.have() }); // we do not have it (any more): say what we do have
+      return;
+    }
+    this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts });
+    this.options.counters.increment('mesh.catchup_entries_sent', batch.entries.length);
+    this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
+  }
+
+  // ---- outgoing --------------------------------------------------------
+
+  /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
+  private requestMissing(peerId: string): void {
+    const view = this.peers.get(peerId);
+    if (!view || this.links.get(peerId)?.state !== 'up') return;
+    const now = Date.now();
+    const want: Record<string, number> = {};
+    for (const [origin, seq] of Object.entries(view.have)) {
+      const head = this.store.head(origin).seq;
+      if (seq <= head || view.stuck.has(origin)) continue;
+      const asked = this.wants.get(origin);
+      if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
+      this.wants.set(origin, { peer: peerId, at: now });
+      want[origin] = head + 1;
+    }
+    if (Object.keys(want).length > 0) this.send(peerId, { t: 'want', want });
+  }
+
+  private async commit(): Promise<void> {
+    this.commitTimer = undefined;
+    const entries = this.uncommitted.splice(0);
+    if (entries.length === 0) return;
+    await this.store.flush(); // durable before anyone else sees them
+    if (this.running) this.forward(entries, 0, undefined);
+  }
+
+  private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
+    for (const peerId of this.links.keys()) {
+      if (peerId === except) continue;
+      const view = this.peer(peerId);
+      const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
+      if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });
+    }
+  }
+
+  private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number> }): void {
+    const view = this.peer(peerId);
+    const certs: NodeCertificate[] = [];
+    for (const origin of new Set(entries.map((e) => e.origin))) {
+      const cert = this.directory.get(origin);
+      if (cert && !view.certsSent.has(origin)) certs.push(cert);
+    }
+    const sent = this.send(peerId, { t: 'entries', ...meta, certs }, entries.map(encodeEntry));
+    if (sent) {
+      for (const cert of certs) view.certsSent.add(certificateNodeId(cert));
+      for (const e of entries) if (e.seq > (view.have[e.origin] ?? 0)) view.have[e.origin] = e.seq;
+    }
+  }
+
+  private broadcast(header: MeshHeader, except?: string): void {
+    for (const peerId of this.links.keys()) if (peerId !== except) this.send(peerId, header);
+  }
+
+  /** After catching up, tell the other peers (debounced): they may lack the same entries. */
+  private announceHaveSoon(except: string): void {
+    if (this.haveTimer) return;
+    this.haveTimer = setTimeout(() => {
+      this.haveTimer = undefined;
+      if (this.running) this.broadcast(this.haveMessage(), except);
+    }, 250);
+  }
+
+  private send(peerId: string, header: MeshHeader, lines: readonly Buffer[] = []): boolean {
+    const link = this.links.get(peerId);
+    if (!link) {
+      this.options.counters.increment('mesh.sends_no_link');
+      return false;
+    }
+    const ok = link.send(encodeMeshMessage(header, lines));
+    if (ok) this.options.counters.increment(`mesh.sent.${header.t}`);
+    return ok;
+  }
+
+  // ---- helpers ---------------------------------------------------------
+
+  private mergeHave(view: PeerView, have: HaveVector): void {
+    for (const [origin, seq] of Object.entries(have)) {
+      if (seq !== view.have[origin]) view.stuck.delete(origin);
+      view.have[origin] = seq;
+    }
+  }
+
+  private peer(id: string): PeerView {
+    let view = this.peers.get(id);
+    if (!view) {
+      view = { have: {}, lastSeen: undefined, announced: undefined, certsSent: new Set(), stuck: new Set() };
+      this.peers.set(id, view);
+    }
+    return view;
+  }
+
+  private every(ms: number, task: () => void): void {
+    const timer = setInterval(task, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private track(work: Promise<unknown>): void {
+    const tracked = work.catch((err: unknown) => {
+      this.options.counters.increment('mesh.errors');
+      this.options.logger.warn({ err: describeError(err) }, 'mesh step failed');
+    });
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+  }
+}

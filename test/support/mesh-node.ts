@@ -1,0 +1,62 @@
+/**
+ * A mesh node without a device, for tests: its own aedes broker on a
+ * loopback port, its own data dir, identity, owner and mesh, exactly as
+ * ApiaryNode builds them (createMesh), from a real config.
+ */
+import path from 'node:path';
+import pino from 'pino';
+import { EmbeddedBroker } from '../../runtime/broker/embedded-broker.js';
+import { configSchema, type ConfigInput } from '../../runtime/config/schema.js';
+import { Counters } from '../../runtime/counters.js';
+import { loadOrCreateIdentity, loadOrCreateKeyFile, type NodeIdentity } from '../../runtime/identity/identity.js';
+import { createMesh, type MeshParts } from '../../runtime/mesh/create-mesh.js';
+
+export interface TestMeshNode extends MeshParts {
+  readonly name: string;
+  readonly dir: string;
+  readonly broker: EmbeddedBroker;
+  readonly counters: Counters;
+  readonly node: NodeIdentity;
+  stop(): Promise<void>;
+}
+
+/** Makes (or loads) the owner key of a test node, so trust lists can be written before any node starts. */
+export async function ownerKeyOf(dir: string): Promise<string> {
+  return (await loadOrCreateKeyFile(path.join(dir, 'owner.json'))).identity.publicKey;
+}
+
+export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh'] }): Promise<TestMeshNode> {
+  const config = configSchema.parse({
+    node: { name: options.name, dataDir: options.dir },
+    broker: { host: '127.0.0.1', port: options.port ?? 0 },
+    mesh: {
+      commitInterval: '20ms',
+      antiEntropyInterval: '2s',
+      ...options.mesh,
+      trust: { owners: options.trustedOwners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
+    },
+  });
+  const counters = new Counters();
+  const logger = pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' });
+  const { identity: node } = await loadOrCreateIdentity(options.dir);
+  const parts = await createMesh(config, node, counters, logger);
+  const broker = new EmbeddedBroker({ host: '127.0.0.1', port: options.port ?? 0, logger, counters, access: parts.access });
+  await broker.start();
+  await parts.mesh.start(broker);
+  return {
+    ...parts, name: options.name, dir: options.dir, broker, counters, node,
+    stop: async () => {
+      await parts.mesh.stop();
+      await broker.stop();
+    },
+  };
+}
+
+/** Polls until `check` holds (or throws after `timeoutMs`, with `describe()` in the message). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A fault-injecting TCP proxy for loopback tests: it forwards connections to
+ * a target port and can cut the link (drop every open connection, refuse new
+ * ones) and heal it, like a Wi-Fi link in a field.
+ */
+import net from 'node:net';
+
+export class TcpProxy {
+  private server: net.Server | undefined;
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private isCut = false;
+  port = 0;
+  /** Bytes forwarded in each direction since start (client->target, target->client). */
+  readonly bytes = { up: 0, down: 0 };
+
+  constructor(private readonly targetPort: number, private readonly host = '127.0.0.1') {}
+
+  async start(): Promise<number> {
+    const server = net.createServer((client) => {
+      if (this.isCut) {
+        client.destroy();
+        return;
+      }
+      const target = net.connect(this.targetPort, this.host);
+      const pair: [net.Socket, net.Socket] = [client, target];
+      this.pairs.add(pair);
+      const close = () => {
+        client.destroy();
+        target.destroy();
+        this.pairs.delete(pair);
+      };
+      client.on('data', (d: Buffer) => { this.bytes.up += d.length; });
+      target.on('data', (d: Buffer) => { this.bytes.down += d.length; });
+      client.pipe(target);
+      target.pipe(client);
+      client.on('error', close).on('close', close);
+      target.on('error', close).on('close', close);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, this.host, resolve));
+    this.port = (server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  get url(): string {
+    return `mqtt://${this.host}:${this.port}`;
+  }
+
+  /** Drops every connection and refuses new ones until heal(). */
+  cut(): void {
+    this.isCut = true;
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  heal(): void {
+    this.isCut = false;
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
