@@ -1,0 +1,114 @@
+/**
+ * A whole node (the CLI, a child process) linked to a peer is killed with
+ * SIGKILL in the middle of traffic, while the peer keeps writing. Restarted
+ * on the same data dir, it continues its own feed without a fork, and both
+ * sides catch up: nothing is lost either way.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestNode } from '../../../runtime/cli/node-request.js';
+import { Counters } from '../../../runtime/counters.js';
+import { loadOrCreateIdentity } from '../../../runtime/identity/identity.js';
+import { entryHash } from '../../../runtime/mesh/feed-entry.js';
+import { FeedStore } from '../../../runtime/mesh/feed-store.js';
+import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { startNodeProcess, type NodeProcess } from '../../support/node-process.js';
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('a mesh node killed mid-traffic', () => {
+  let dir: string;
+  let peer: TestMeshNode;
+  let running: NodeProcess | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-mesh-crash-'));
+  });
+  afterAll(async () => {
+    if (running && running.child.exitCode === null) running.child.kill('SIGKILL');
+    await peer.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('restarts, continues its feed without a fork, and both sides catch up', async () => {
+    const childDir = path.join(dir, 'child');
+    const child = (await loadOrCreateIdentity(childDir)).identity;
+    const childOwner = await ownerKeyOf(childDir); // default mesh.owner.keyFile: <dataDir>/owner.json
+    const peerOwner = await ownerKeyOf(path.join(dir, 'peer'));
+    peer = await startMeshNode({ name: 'peer', dir: path.join(dir, 'peer'), trustedOwners: [peerOwner, childOwner] });
+    const childPort = await freePort();
+    await writeFile(path.join(dir, 'apiary.yaml'), `
+node: { name: child }
+device:
+  simulation: { speed: 600 }
+  sensors: { temperature: { interval: 10s }, humidity: { interval: 10s }, weight: { interval: 10s }, sound: { interval: 1m } }
+log: { level: warn }
+mesh:
+  commitInterval: 50ms
+  antiEntropyInterval: 2s
+  neighbours: [{ url: "mqtt://127.0.0.1:${peer.broker.port}", nodeId: ${peer.node.nodeId} }]
+  trust: { owners: [{ name: peer-owner, publicKey: "${peerOwner}" }] }
+`);
+    const args = ['--config', path.join(dir, 'apiary.yaml'), '--data-dir', childDir, '--port', String(childPort)];
+    running = await startNodeProcess(args);
+    peer.mesh.link(`mqtt://127.0.0.1:${childPort}`, child.nodeId);
+
+    // The peer writes all along, the child's sensors too.
+    let peerWrites = true;
+    const writer = (async () => {
+      for (let k = 0; peerWrites; k++) {
+        await peer.mesh.append('reading', { k });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    await waitFor(() => peer.mesh.store.head(child.nodeId).seq >= 40, 30_000, () => running?.output() ?? '');
+    running.child.kill('SIGKILL');
+    expect((await running.exited).signal).toBe('SIGKILL');
+    const heldAtKill = peer.mesh.store.head(child.nodeId).seq;
+    const hashesAtKill: string[] = [];
+    for await (const e of peer.mesh.store.read(child.nodeId)) hashesAtKill.push(entryHash(e));
+
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the peer writes on while the child is down
+    running = await startNodeProcess(args);
+    await waitFor(() => peer.mesh.store.head(child.nodeId).seq >= heldAtKill + 20, 30_000, () => JSON.stringify(peer.counters.snapshot()));
+    peerWrites = false;
+    await writer;
+    const peerHead = peer.mesh.store.head(peer.node.nodeId).seq;
+    // Wait for the child to hold all of the peer's feed (live, or by catch-up), asking it over MQTT; then stop it cleanly.
+    const childHolds = async () => {
+      const reply = await requestNode({ url: `mqtt://127.0.0.1:${childPort}`, topicPrefix: 'apiary', nodeId: child.nodeId, command: 'status' });
+      const feeds = ((reply.result as { mesh?: { feeds?: { origin: string; seq: number }[] } }).mesh?.feeds) ?? [];
+      return feeds.find((f) => f.origin === peer.node.nodeId)?.seq === peerHead;
+    };
+    await waitFor(childHolds, 20_000);
+    running.child.kill('SIGTERM');
+    expect((await running.exited).code).toBe(0);
+    running = undefined;
+
+    expect(peer.counters.get('feeds.fork')).toBe(0);
+    const counters = new Counters();
+    const store = new FeedStore({ dir: path.join(childDir, 'mesh', 'feeds'), counters, segmentBytes: 1024 * 1024, maxBytesPerOrigin: 16 * 1024 * 1024 });
+    await store.open();
+    try {
+      // The child kept every entry the peer had from it before the kill, identical (no second history).
+      const childOwn: string[] = [];
+      for await (const e of store.read(child.nodeId, 1, heldAtKill)) childOwn.push(entryHash(e));
+      expect(childOwn).toEqual(hashesAtKill);
+      // And it caught up with everything the peer wrote, in order, once.
+      const seqs: number[] = [];
+      for await (const e of store.read(peer.node.nodeId)) seqs.push(e.seq);
+      expect(seqs).toEqual(Array.from({ length: peerHead }, (_, i) => i + 1));
+    } finally {
+      await store.close();
+    }
+  }, 90_000);
+});
