@@ -146,7 +146,7 @@ export class ApiaryNode {
     phase('broker and bus');
     const commands = new CommandHandler(this.ctx, this.bus, {
       status: () => this.status(),
-      injectSwarm: () => this.device?.simulation?.injectSwarm(),
+      injectSwarm: () => this.injectSwarm(),
     });
     await commands.start();
 
@@ -211,6 +211,11 @@ export class ApiaryNode {
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
       mesh: this.meshPart?.status(),
     };
+  }
+
+  /** Makes a simulated colony swarm (undefined on real hardware). */
+  injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number } | undefined {
+    return this.device?.simulation?.injectSwarm();
   }
 
   /** The mesh, when enabled (tests and the demo look inside). */

@@ -14,6 +14,8 @@ import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
 import { requestNode } from './node-request.js';
 
+interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
+
 /** sysexits.h EX_CONFIG: the config is wrong, retrying will not help. */
 const EXIT_CONFIG = 78;
 
@@ -172,8 +174,21 @@ withNodeOptions(sim.command('swarm'))
     process.stdout.write(`node ${reply.nodeId}: pre-swarm from ${at(s.preSwarmFrom)}, swarming from ${at(s.swarmFrom)}, swarm leaves at ${at(s.swarmUntil)} (node time)\n`);
   });
 
+program.command('demo')
+  .description('run several simulated beehive nodes on this machine as a mesh; cut and heal their links and watch them converge')
+  .addOption(new Option('-n, --nodes <count>', 'how many nodes').argParser(integer('nodes', 2, 20)).default(5))
+  .addOption(new Option('-s, --speed <factor>', 'simulation time factor').argParser(positive).default(60))
+  .option('-d, --data-dir <dir>', 'keep the nodes\' data here (default: a temporary folder, removed at exit)')
+  .addOption(new Option('--duration <seconds>', 'stop by itself after this long').argParser(integer('duration', 1, 86_400)))
+  .addOption(new Option('--every <seconds>', 'print the table this often').argParser(integer('every', 1, 3600)).default(5))
+  .action(async (options: DemoCommandOptions) => {
+    const { demoCommand } = await import('./demo/demo-command.js');
+    await demoCommand(options);
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`apiary: ${describeError(err)}\n`);
+  if (process.env.APIARY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
   const configError = isApiaryError(err) && ([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND] as string[]).includes(err.code);
   process.exit(configError ? EXIT_CONFIG : 1);
 });

@@ -40,7 +40,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       commitIntervalMs: settings.commitInterval,
       batchBytes: 256 * 1024,
       antiEntropyMs: settings.antiEntropyInterval,
-      wantTimeoutMs: 15_000,
+      wantTimeoutMs: 5_000,
       maxBytesPerOrigin: settings.retention.maxBytesPerOrigin,
       maxAgeMs: settings.retention.maxAge,
       segmentBytes: config.storage.segmentBytes,

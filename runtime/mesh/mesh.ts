@@ -115,7 +115,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.running = true;
     this.deliver = (packet, done) => {
       const from = meshSender(prefix, packet.topic, this.nodeId);
-      if (from && from !== this.nodeId) this.track(this.onMessage(from, Buffer.from(packet.payload)));
+      if (from && from !== this.nodeId && this.running) this.track(this.onMessage(from, Buffer.from(packet.payload)));
       done();
     };
     await broker.subscribe(`${prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
@@ -139,7 +139,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.deliver) await this.broker?.unsubscribe(`${this.options.prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
     if (this.liveness) await this.broker?.unsubscribe(`${this.options.prefix}/+/state`, this.liveness);
     await this.ownQueue;
-    await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     clearTimeout(this.commitTimer);
     await this.store.close();
     await this.state.stop();
@@ -356,10 +356,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (seq <= head || view.stuck.has(origin)) continue;
       const asked = this.wants.get(origin);
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
-      this.wants.set(origin, { peer: peerId, at: now });
       want[origin] = head + 1;
     }
-    if (Object.keys(want).length > 0) this.send(peerId, { t: 'want', want });
+    if (Object.keys(want).length === 0) return;
+    // Only a want that went out blocks asking another peer for the same origin.
+    if (this.send(peerId, { t: 'want', want })) for (const origin of Object.keys(want)) this.wants.set(origin, { peer: peerId, at: now });
   }
 
   private async commit(): Promise<void> {

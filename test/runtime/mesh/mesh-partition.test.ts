@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entryHash } from '../../../runtime/mesh/feed-entry.js';
 import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
+import { TcpProxy } from '../../../runtime/cli/demo/link-proxy.js';
 
 const N = 5;
 const groupOf = (i: number) => (i < 2 ? 0 : 1);

@@ -1,5 +1,5 @@
 /**
- * A fault-injecting TCP proxy for loopback tests: it forwards connections to
+ * A fault-injecting TCP proxy (the demo's link cutter, and the tests'): it forwards connections to
  * a target port and can cut the link (drop every open connection, refuse new
  * ones) and heal it, like a Wi-Fi link in a field.
  */

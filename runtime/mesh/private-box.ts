@@ -1,0 +1,184 @@
+/**
+ * Private boxes: a body sealed for a listed set of nodes, so that only they
+ * can read it. Relays store and forward the signed feed entry carrying it,
+ * and see ciphertext only.
+ *
+ * Scheme (one ephemeral key per box; the sender is always a recipient, so an
+ * origin can read its own feed back):
+ *   - a random 32-byte content key encrypts the plaintext once with
+ *     ChaCha20-Poly1305 (RFC 8439), 12-byte random nonce, 16-byte tag
+ *     appended to `ct`;
+ *   - AAD = JSON.stringify(["apiary-private-v1", context, sorted recipient
+ *     node ids]), so neither the recipient list nor the context can be
+ *     swapped without the tag failing;
+ *   - the content key is wrapped for each recipient: shared = X25519(ephemeral
+ *     private, recipient box key) (RFC 7748), wrapping key = HKDF-SHA256
+ *     (RFC 5869) with salt = epk || recipient public key and info =
+ *     "apiary-private-v1\n" + context, then ChaCha20-Poly1305 with its own
+ *     nonce and the same AAD.
+ *
+ * Wire shape (all binary base64url without padding):
+ *   {v:1, alg:"x25519-hkdf-sha256-chacha20poly1305", epk, nonce, ct,
+ *    recipients: {[nodeId]: {nonce, key}}}
+ * Authenticity of the sender comes from the feed entry's signature, not from
+ * the box: this only provides confidentiality and integrity.
+ */
+import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { ApiaryError, ErrorCodes } from '../errors.js';
+import { rawX25519PublicKey, type BoxKeyPair } from './mesh-identity.js';
+
+export const PRIVATE_BOX_ALG = 'x25519-hkdf-sha256-chacha20poly1305';
+const LABEL = 'apiary-private-v1';
+export const MAX_RECIPIENTS = 64;
+/** `ct` as base64url text; with 64 recipients the box still fits a 64 KiB feed entry (MAX_ENTRY_BYTES). */
+export const MAX_CT_CHARS = 48 * 1024;
+const TAG_BYTES = 16;
+const NONCE_BYTES = 12;
+const KEY_BYTES = 32;
+/** Largest plaintext whose `ct` (with its tag) stays within MAX_CT_CHARS. */
+export const MAX_PLAINTEXT_BYTES = (MAX_CT_CHARS / 4) * 3 - TAG_BYTES;
+/** HKDF info is capped at 1024 bytes by node:crypto; contexts are short names. */
+const MAX_CONTEXT_BYTES = 256;
+const NODE_ID_PATTERN = /^[a-z2-7]{12}$/;
+const BASE64URL_PATTERN = /^[A-Za-z0-9_-]*$/;
+/** SPKI DER header of an X25519 public key (RFC 8410); the raw 32 bytes follow. */
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+export interface WrappedKey {
+  readonly nonce: string;
+  readonly key: string;
+}
+
+export interface SealedBox {
+  readonly v: 1;
+  readonly alg: typeof PRIVATE_BOX_ALG;
+  readonly epk: string;
+  readonly nonce: string;
+  readonly ct: string;
+  readonly recipients: Readonly<Record<string, WrappedKey>>;
+}
+
+export interface BoxRecipient {
+  readonly nodeId: string;
+  /** Raw X25519 public key, base64url (the `box` of its certificate). */
+  readonly box: string;
+}
+
+function invalid(message: string, cause?: unknown): ApiaryError {
+  return new ApiaryError(ErrorCodes.PRIVATE_BOX_INVALID, `not a valid private box: ${message}`, { cause });
+}
+
+/** Strict base64url: only the alphabet, no padding, canonical (no stray trailing bits), length in range. */
+function decode(value: unknown, field: string, minBytes: number, maxBytes = minBytes): Buffer {
+  if (typeof value !== 'string' || value.length > Math.ceil((maxBytes * 4) / 3) || !BASE64URL_PATTERN.test(value)) {
+    throw invalid(`${field} is not base64url of at most ${maxBytes} bytes`);
+  }
+  const bytes = Buffer.from(value, 'base64url');
+  if (bytes.length < minBytes || bytes.length > maxBytes || bytes.toString('base64url') !== value) {
+    throw invalid(`${field} is not base64url of ${minBytes === maxBytes ? `${minBytes}` : `${minBytes}-${maxBytes}`} bytes`);
+  }
+  return bytes;
+}
+
+function checkContext(context: string): void {
+  if (typeof context !== 'string' || Buffer.byteLength(context) > MAX_CONTEXT_BYTES) throw invalid(`context is not a string of at most ${MAX_CONTEXT_BYTES} bytes`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function onlyFields(o: Record<string, unknown>, fields: readonly string[], where: string): void {
+  const extra = Object.keys(o).filter((k) => !fields.includes(k));
+  if (extra.length > 0) throw invalid(`unknown field(s) ${extra.join(', ')} in ${where}`);
+}
+
+function contentAad(context: string, sortedIds: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify([LABEL, context, sortedIds]), 'utf8');
+}
+
+function wrappingKey(privateKey: KeyObject, peerPublic: Buffer, epk: Buffer, recipientPublic: Buffer, context: string): Buffer {
+  const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+  const shared = diffieHellman({ privateKey, publicKey });
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([epk, recipientPublic]), `${LABEL}\n${context}`, KEY_BYTES));
+}
+
+/** ChaCha20-Poly1305; returns ciphertext || tag. */
+function encrypt(key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
+  const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
+  return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+}
+
+/** Throws on a bad tag; the partial output of update() is dropped then, never returned. */
+function decrypt(key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer {
+  const body = sealed.subarray(0, sealed.length - TAG_BYTES);
+  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(aad, { plaintextLength: body.length });
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  return Buffer.concat([decipher.update(body), decipher.final()]);
+}
+
+export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { nodeId: string }, recipients: readonly BoxRecipient[], context: string): SealedBox {
+  checkContext(context);
+  if (plaintext.length > MAX_PLAINTEXT_BYTES) throw invalid(`plaintext is ${plaintext.length} bytes, more than ${MAX_PLAINTEXT_BYTES}`);
+  const boxes = new Map<string, Buffer>();
+  for (const r of [{ nodeId: sender.nodeId, box: sender.publicKey }, ...recipients]) {
+    if (!NODE_ID_PATTERN.test(r.nodeId)) throw invalid(`recipient ${JSON.stringify(r.nodeId)} is not a node id`);
+    const key = decode(r.box, `box key of ${r.nodeId}`, KEY_BYTES);
+    const known = boxes.get(r.nodeId);
+    if (known && !known.equals(key)) throw invalid(`recipient ${r.nodeId} is listed with two different box keys`);
+    boxes.set(r.nodeId, key);
+  }
+  if (boxes.size > MAX_RECIPIENTS) throw invalid(`${boxes.size} recipients (the sender included), more than ${MAX_RECIPIENTS}`);
+  const ids = [...boxes.keys()].sort();
+  const aad = contentAad(context, ids);
+  const contentKey = randomBytes(KEY_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
+  const ct = encrypt(contentKey, nonce, aad, plaintext);
+  const ephemeral = generateKeyPairSync('x25519').privateKey;
+  const epk = Buffer.from(rawX25519PublicKey(ephemeral), 'base64url');
+  const wrapped: Record<string, WrappedKey> = {};
+  for (const id of ids) {
+    const recipientPublic = boxes.get(id) as Buffer;
+    const wrapNonce = randomBytes(NONCE_BYTES);
+    const key = encrypt(wrappingKey(ephemeral, recipientPublic, epk, recipientPublic, context), wrapNonce, aad, contentKey);
+    wrapped[id] = { nonce: wrapNonce.toString('base64url'), key: key.toString('base64url') };
+  }
+  contentKey.fill(0);
+  return { v: 1, alg: PRIVATE_BOX_ALG, epk: epk.toString('base64url'), nonce: nonce.toString('base64url'), ct: ct.toString('base64url'), recipients: wrapped };
+}
+
+export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, context: string): Buffer {
+  checkContext(context);
+  if (!isPlainObject(sealed)) throw invalid('not a JSON object');
+  onlyFields(sealed, ['v', 'alg', 'epk', 'nonce', 'ct', 'recipients'], 'the box');
+  if (sealed.v !== 1) throw invalid(`version ${String(sealed.v)}, expected 1`);
+  if (sealed.alg !== PRIVATE_BOX_ALG) throw invalid(`algorithm ${String(sealed.alg)}, expected ${PRIVATE_BOX_ALG}`);
+  const epk = decode(sealed.epk, 'epk', KEY_BYTES);
+  const nonce = decode(sealed.nonce, 'nonce', NONCE_BYTES);
+  if (typeof sealed.ct === 'string' && sealed.ct.length > MAX_CT_CHARS) throw invalid(`ct is ${sealed.ct.length} characters, more than ${MAX_CT_CHARS}`);
+  const ct = decode(sealed.ct, 'ct', TAG_BYTES, (MAX_CT_CHARS / 4) * 3);
+  if (!isPlainObject(sealed.recipients)) throw invalid('recipients is not an object');
+  const ids = Object.keys(sealed.recipients);
+  if (ids.length === 0 || ids.length > MAX_RECIPIENTS) throw invalid(`${ids.length} recipients, expected 1-${MAX_RECIPIENTS}`);
+  const wraps = new Map<string, { nonce: Buffer; key: Buffer }>();
+  for (const id of ids) {
+    if (!NODE_ID_PATTERN.test(id)) throw invalid(`recipient ${JSON.stringify(id)} is not a node id`);
+    const entry = sealed.recipients[id];
+    if (!isPlainObject(entry)) throw invalid(`recipient ${id} is not an object`);
+    onlyFields(entry, ['nonce', 'key'], `recipient ${id}`);
+    wraps.set(id, { nonce: decode(entry.nonce, `nonce of ${id}`, NONCE_BYTES), key: decode(entry.key, `key of ${id}`, KEY_BYTES + TAG_BYTES) });
+  }
+  const mine = wraps.get(me.nodeId);
+  if (!mine) throw new ApiaryError(ErrorCodes.PRIVATE_BOX_INVALID, `this node (${me.nodeId}) is not a recipient of the private box`);
+  try {
+    const aad = contentAad(context, ids.sort());
+    const contentKey = decrypt(wrappingKey(me.box.privateKey, epk, epk, Buffer.from(me.box.publicKey, 'base64url'), context), mine.nonce, aad, mine.key);
+    const plaintext = decrypt(contentKey, nonce, aad, ct);
+    contentKey.fill(0);
+    return plaintext;
+  } catch (err) {
+    throw invalid('it fails authentication (tampered with, or sealed for another key, recipient list or context)', err);
+  }
+}
