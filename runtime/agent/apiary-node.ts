@@ -225,7 +225,11 @@ export class ApiaryNode {
 
   /** Appends to this node's feed if the config shares that stream. */
   private async share(stream: 'readings' | 'models' | 'decisions', body: unknown): Promise<void> {
-    if (this.meshPart && this.config.mesh.share.includes(stream)) await this.meshPart.append(stream.replace(/s$/, ''), body);
+    if (!this.meshPart) return;
+    const type = stream.replace(/s$/, '');
+    const sealed = this.config.mesh.private.find((p) => p.stream === stream);
+    if (sealed) await this.meshPart.appendPrivate(type, body, sealed.recipients);
+    else if (this.config.mesh.share.includes(stream)) await this.meshPart.append(type, body);
   }
 
   private get ctx(): NodeContext {

@@ -138,6 +138,8 @@ const meshSchema = z.strictObject({
   }).prefault({}),
   /** Which of this node's streams go into its feed (and so to every trusted node). */
   share: z.array(streamNameSchema).default(['readings', 'models', 'decisions']),
+  /** Streams shared sealed: only the listed nodes (and this one) can read them; relays carry ciphertext. */
+  private: z.array(z.strictObject({ stream: streamNameSchema, recipients: z.array(nodeIdSchema).min(1).max(63) })).max(3).default([]),
   /** Node id -> streams it may subscribe to on this node's broker. */
   grants: z.record(nodeIdSchema, z.array(streamNameSchema)).default({}),
   /** New entries are forwarded at most this many hops from their origin. */

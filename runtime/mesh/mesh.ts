@@ -29,7 +29,12 @@ import { MemberDirectory } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type HaveVector, type MeshHeader } from './mesh-protocol.js';
 import { PeerLink, type LinkState } from './peer-link.js';
+import { openSealedBox, sealForRecipients } from './private-box.js';
 import { SharedState, type JsonValue } from './shared-state.js';
+
+/** Entry type of a private entry: its body is a sealed box of {type, body}; see private-box.ts. */
+export const PRIVATE_ENTRY_TYPE = 'private';
+const PRIVATE_CONTEXT = 'apiary-feed-entry';
 
 export interface MeshSettings {
   neighbours: readonly { url: string; nodeId: string }[];
@@ -68,6 +73,8 @@ interface PeerView {
 export interface MeshEvents {
   /** A new entry from another origin, applied (verified, in order, exactly once). */
   entry: [entry: FeedEntry];
+  /** A private entry sealed for this node, opened. */
+  private: [message: { origin: string; seq: number; type: string; body: unknown }];
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -181,6 +188,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
     this.ownQueue = work.catch(() => undefined);
     return work;
+  }
+
+  /**
+   * Appends an entry only `recipients` (and this node) can read: relays store
+   * and forward it, signed and verifiable, but see ciphertext only. A
+   * recipient whose certificate is not known yet cannot be sealed for: it is
+   * counted, and left out.
+   */
+  appendPrivate(type: string, body: unknown, recipients: readonly string[]): Promise<FeedEntry> {
+    const { identity, counters } = this.options;
+    const known = recipients.flatMap((nodeId) => {
+      const cert = this.directory.get(nodeId);
+      if (!cert) counters.increment('mesh.private_recipient_unknown');
+      return cert ? [{ nodeId, box: cert.box }] : [];
+    });
+    const sealed = sealForRecipients(Buffer.from(JSON.stringify({ type, body })), { ...identity.box, nodeId: this.nodeId }, known, PRIVATE_CONTEXT);
+    return this.append(PRIVATE_ENTRY_TYPE, sealed);
   }
 
   /** Sets a fact in the shared document (durable here, then sent to every peer). */
@@ -300,6 +324,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         counters.increment('mesh.clock_ahead');
       }
       this.emit('entry', entry);
+      if (entry.type === PRIVATE_ENTRY_TYPE) this.openPrivate(entry);
     }
     if (header.reply) {
       for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
@@ -341,6 +366,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts });
     this.options.counters.increment('mesh.catchup_entries_sent', batch.entries.length);
     this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
+  }
+
+  private openPrivate(entry: FeedEntry): void {
+    const { identity, counters } = this.options;
+    let sealed: { recipients?: Record<string, unknown> };
+    try {
+      sealed = JSON.parse(entry.body) as typeof sealed;
+    } catch {
+      counters.increment('mesh.private_malformed');
+      return;
+    }
+    if (!sealed.recipients || !Object.hasOwn(sealed.recipients, this.nodeId)) {
+      counters.increment('mesh.private_relayed'); // stored and passed on, unread
+      return;
+    }
+    try {
+      const { type, body } = JSON.parse(openSealedBox(sealed, { nodeId: this.nodeId, box: identity.box }, PRIVATE_CONTEXT).toString('utf8')) as { type: string; body: unknown };
+      counters.increment('mesh.private_opened');
+      this.emit('private', { origin: entry.origin, seq: entry.seq, type, body });
+    } catch {
+      counters.increment('mesh.private_malformed');
+    }
   }
 
   // ---- outgoing --------------------------------------------------------
