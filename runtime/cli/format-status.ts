@@ -19,6 +19,11 @@ interface StatusView {
   counters?: Record<string, number>;
   deviceCounters?: Record<string, number>;
   broker?: { url: string; clients: number };
+  mesh?: {
+    owner: string;
+    feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number }[];
+    peers: { nodeId: string; name?: string; link: string; url?: string; lastError?: string; lastSeen: string | null; announced: string | null; weLack: Record<string, number>; theyLack: Record<string, number> }[];
+  };
 }
 
 export function formatStatus(raw: unknown): string {
@@ -43,6 +48,15 @@ export function formatStatus(raw: unknown): string {
       const drops = st.droppedByRetention + st.droppedCorrupt;
       lines.push(`  ${st.name.padEnd(26)} ${String(st.nextSeq).padStart(8)} records ${formatBytes(st.bytes).padStart(10)}${drops ? `  dropped ${st.droppedByRetention} (retention) + ${st.droppedCorrupt} (corrupt)` : ''}`);
     }
+  }
+  if (s.mesh) {
+    lines.push('', `Mesh (owner ${s.mesh.owner}):`);
+    for (const p of s.mesh.peers) {
+      const lack = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
+      lines.push(`  ${(p.name ?? p.nodeId).padEnd(16)} ${p.nodeId}  link ${p.link.padEnd(10)} announced ${(p.announced ?? '?').padEnd(7)} last seen ${p.lastSeen ?? 'never'}  we lack ${lack(p.weLack)}, they lack ${lack(p.theyLack)}${p.lastError ? `  (${p.lastError})` : ''}`);
+    }
+    lines.push('  feeds held:');
+    for (const f of s.mesh.feeds) lines.push(`    ${f.origin}  seq ${f.firstSeq}..${f.seq}  ${formatBytes(f.bytes).padStart(10)}${f.droppedByRetention ? `  dropped ${f.droppedByRetention} (retention)` : ''}`);
   }
   const counters = { ...(s.counters ?? {}), ...Object.fromEntries(Object.entries(s.deviceCounters ?? {}).map(([k, v]) => [`device.${k}`, v])) };
   if (Object.keys(counters).length > 0) {

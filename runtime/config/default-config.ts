@@ -15,8 +15,9 @@ log:
 
 broker:                       # the embedded MQTT broker (aedes)
   enabled: true
-  host: 127.0.0.1             # 0.0.0.0 to let other machines on the LAN connect
+  host: 127.0.0.1             # 0.0.0.0 to let neighbours (and other machines) connect
   port: 1883                  # 0 = any free port (printed at start)
+  anonymous: loopback         # clients without credentials: loopback | never | any
 
 bus:
   # url: mqtt://192.168.1.10:1883   # publish to an external broker instead
@@ -89,4 +90,22 @@ decisions:
     for: 10m
     severity: critical
     message: The hive is overheating
+
+mesh:                         # share with neighbouring nodes (see README, "The mesh")
+  enabled: true
+  neighbours: []              # - { url: mqtt://192.168.1.20:1883, nodeId: abcdefghijkl }
+  owner: {}                   # keyFile: owner.json signs this node's certificate (default <dataDir>/owner.json)
+  trust:
+    owners: []                # - { name: Ana, publicKey: <43-char owner key> }
+    revoked: []               # node or owner keys refused whatever signed them
+  share: [readings, models, decisions]
+  private: []                 # - { stream: readings, recipients: [abcdefghijkl] }
+  grants: {}                  # abcdefghijkl: [readings]   (topics that node may subscribe to here)
+  maxHops: 4
+  commitInterval: 200ms
+  antiEntropyInterval: 30s
+  retention:
+    maxBytesPerOrigin: 16MiB
+    maxAge: 30d
+  tokenMaxSkew: 5m
 `;
