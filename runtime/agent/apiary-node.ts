@@ -5,6 +5,7 @@
  * work, in dependency order, and `stop()` closes everything `start()` opened.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { AudioFrame, Device, Reading } from '../../devices/device.js';
 import { createDevice } from '../../devices/create-device.js';
 import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-backend.js';
@@ -27,6 +28,7 @@ import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
 import { createMesh } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { Uplink } from '../mesh/uplink.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
 
 export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
@@ -59,6 +61,7 @@ export class ApiaryNode {
   private inference: HiveInference | undefined;
   private rules: RuleEngine | undefined;
   private meshPart: Mesh | undefined;
+  private uplink: Uplink | undefined;
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
@@ -138,6 +141,22 @@ export class ApiaryNode {
       this.meshPart = meshParts.mesh;
       await meshParts.mesh.start(this.broker);
       logger.info({ owner: meshParts.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
+      const uplinkConfig = config.mesh.uplink;
+      if (uplinkConfig) {
+        const uplink = new Uplink({
+          ...uplinkConfig,
+          clientId: `apiary-uplink-${identity.nodeId}`,
+          store: meshParts.mesh.store,
+          stateFile: path.join(config.node.dataDir, 'mesh', 'uplink-cursor.json'),
+          ownNodeId: identity.nodeId,
+          topicPrefix: config.bus.topicPrefix,
+          counters,
+          logger,
+        });
+        this.uplink = uplink;
+        meshParts.mesh.on('entry', () => uplink.notify());
+        await uplink.start();
+      }
     }
     this.bus = config.bus.url !== undefined || !this.broker
       ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
@@ -180,6 +199,7 @@ export class ApiaryNode {
       const rules = this.rules.snapshot();
       await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
     }
+    await this.uplink?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'uplink stop failed'));
     await this.meshPart?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'mesh stop failed'));
     await this.bus?.stop().catch(() => undefined);
     await this.broker?.stop();
@@ -209,7 +229,7 @@ export class ApiaryNode {
       counters: this.counters.snapshot(),
       deviceCounters: this.device?.stats() ?? {},
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
-      mesh: this.meshPart?.status(),
+      mesh: this.meshPart ? { ...this.meshPart.status(), uplink: this.uplink?.status() } : undefined,
     };
   }
 
@@ -230,6 +250,7 @@ export class ApiaryNode {
     const sealed = this.config.mesh.private.find((p) => p.stream === stream);
     if (sealed) await this.meshPart.appendPrivate(type, body, sealed.recipients);
     else if (this.config.mesh.share.includes(stream)) await this.meshPart.append(type, body);
+    this.uplink?.notify();
   }
 
   private get ctx(): NodeContext {

@@ -154,6 +154,16 @@ const meshSchema = z.strictObject({
   }).prefault({}),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
+  /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */
+  uplink: z.strictObject({
+    url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://broker.example.org:1883' }),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** Entry types to bridge. */
+    types: z.array(z.enum(['reading', 'model', 'decision'])).min(1).default(['reading', 'model', 'decision']),
+    /** This node's feed only, or every feed it holds (a gateway for the mesh). */
+    origins: z.enum(['own', 'all']).default('own'),
+  }).optional(),
 });
 
 export const configSchema = z.strictObject({
