@@ -30,7 +30,7 @@ import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type HaveVector, type MeshHeader } from './mesh-protocol.js';
 import { PeerLink, type LinkState } from './peer-link.js';
 import { openSealedBox, sealForRecipients } from './private-box.js';
-import { SharedState, type JsonValue } from './shared-state.js';
+import { canonicalJson, SharedState, type JsonValue } from './shared-state.js';
 
 /** Entry type of a private entry: its body is a sealed box of {type, body}; see private-box.ts. */
 export const PRIVATE_ENTRY_TYPE = 'private';
@@ -119,6 +119,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.store.open();
     await this.state.start();
     this.state.on('update', (update, from) => { if (from === 'local') this.broadcast({ t: 'state', update: Buffer.from(update).toString('base64'), hops: 0 }); });
+    // This node's member record in the shared document: written when it changes (a new name, key or owner).
+    const cert = this.options.identity.certificate;
+    const record: JsonValue = { name: cert.name, owner: cert.owner, key: cert.node, box: cert.box };
+    if (canonicalJson(this.state.get('members', this.nodeId)) !== canonicalJson(record)) await this.state.set('members', this.nodeId, record);
     this.running = true;
     this.deliver = (packet, done) => {
       const from = meshSender(prefix, packet.topic, this.nodeId);

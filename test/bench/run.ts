@@ -1,6 +1,7 @@
 /**
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
- * reading of a simulated beehive node. `npm run bench [-- --quick]`.
+ * reading of a simulated beehive node; and the embedded MQTT broker against
+ * mosquitto. `npm run bench [-- --quick] [--only startup|steady|broker]`.
  * Progress goes to stderr, the table to stdout, the details to
  * dist/bench-results.json. It reports; a missed target never fails the run
  * (exit 1 only when the harness itself cannot measure).
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
+import { BROKER_FULL, BROKER_QUICK, brokerRows, measureBrokers, renderBroker, type BrokerResults } from './broker.js';
 import { CLK_TCK } from './proc.js';
 import { Resources } from './processes.js';
 import { measureStartup, type StartupResults } from './startup.js';
@@ -94,12 +96,31 @@ function seriesSpan(values: readonly number[]): number {
   return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
 }
 
+const SECTIONS = ['startup', 'steady', 'broker'] as const;
+type Section = (typeof SECTIONS)[number];
+const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]]`;
+
+function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Section> } {
+  let quick = false;
+  let sections = new Set<Section>(SECTIONS);
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg === '--only' ? args[(i += 1)] : arg.slice('--only='.length);
+      const names = (value ?? '').split(',').filter(Boolean);
+      const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+      if (names.length === 0 || bad.length > 0) throw new Error(`--only takes ${SECTIONS.join(', ')} (comma-separated); got ${value ?? 'nothing'}; ${USAGE}`);
+      sections = new Set(names as Section[]);
+    } else throw new Error(`unknown argument ${arg}; ${USAGE}`);
+  }
+  return { quick, sections };
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== '--quick');
-  if (unknown.length > 0) throw new Error(`unknown argument(s) ${unknown.join(' ')}; usage: run.js [--quick]`);
-  const quick = args.includes('--quick');
+  const { quick, sections } = parseArgs(process.argv.slice(2));
   const plan = quick ? QUICK : FULL;
+  const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -110,17 +131,34 @@ async function main(): Promise<void> {
     // The shipped defaults, passed explicitly so an apiary.yaml in the cwd cannot change the result.
     const configFile = path.join(tmp, 'apiary.yaml');
     await writeFile(configFile, DEFAULT_CONFIG_YAML);
-    progress(`${quick ? 'quick' : 'full'} run: ${plan.startRuns} start-ups each, then ${plan.durationMs / 1000} s of steady state (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
-    const startup = await measureStartup(res, tmp, configFile, plan.startRuns, progress);
-    const steady = await measureSteady(res, tmp, configFile, plan, progress);
-    const rows = [...startupRows(startup), ...steadyRows(steady, plan)].map(evaluate);
-    process.stdout.write(`${renderTable(rows)}\n`);
+    const parts = [
+      ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
+      ...(sections.has('steady') ? [`${plan.durationMs / 1000} s of steady state`] : []),
+      ...(sections.has('broker') ? ['the broker comparison'] : []),
+    ];
+    progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
+    const startup = sections.has('startup') ? await measureStartup(res, tmp, configFile, plan.startRuns, progress) : undefined;
+    const steady = sections.has('steady') ? await measureSteady(res, tmp, configFile, plan, progress) : undefined;
+    const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress) : undefined;
+    const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
+    if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
+    if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
     const notes = [
-      ...[...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
-      ...[...startup.cold, ...startup.warm, ...steady.nodes].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
+      ...startup && [...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
+      ...[...startup?.cold ?? [], ...startup?.warm ?? [], ...steady?.nodes ?? []].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
-    const summary = { date: new Date().toISOString(), quick, plan, host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ioCounter: ioCounter(steady.nodes) }, rows, notes, raw: { startup, steady } };
+    const summary = {
+      date: new Date().toISOString(),
+      quick,
+      sections: [...sections],
+      plan: { ...plan, broker: brokerPlan },
+      host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
+      rows,
+      ...(broker ? { brokerRows: brokerRows(broker) } : {}),
+      notes,
+      raw: { startup, steady, broker },
+    };
     await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
     progress(`wrote ${RESULTS_FILE}`);
   } finally {

@@ -1,0 +1,456 @@
+/**
+ * Broker benchmark: the embedded broker (aedes, in its own process) against
+ * mosquitto on the same machine in the same run, with one MQTT.js publisher
+ * and one subscriber (64-byte payloads, QoS 0 and 1); then a QoS 1
+ * subscriber that stops reading its socket while a publisher keeps going.
+ * Reports numbers and ✓/✗ against the targets; asserts nothing.
+ */
+import type { MqttClient } from 'mqtt';
+import { EmbeddedProcess, findMosquitto, idleNodeRss, MosquittoProcess, type BrokerProcess } from './brokers.js';
+import { connectClient, latency, publishMany, quantile, RawSubscriber, Sink, subscribe, throughput, PAYLOAD_BYTES, type QoS, type ThroughputRun } from './mqtt-load.js';
+import { sleep, type Resources } from './processes.js';
+import { ratio, summarize, type Summary } from './stats.js';
+import { formatNumber } from './table.js';
+
+export interface BrokerPlan {
+  /** Messages per throughput run, and runs per broker and QoS. */
+  readonly messages: number;
+  readonly repeats: number;
+  /** One-in-flight round trips per broker and QoS (after a short warm-up). */
+  readonly roundTrips: number;
+  /**
+   * Messages published while one subscriber is stalled, their size, how long
+   * it stays stalled, and how long the rest may take. The bytes must exceed
+   * what the kernel buffers for the stalled socket (up to tcp_wmem's max,
+   * 4 MiB, plus its receive buffer) or the broker never sees the stall.
+   */
+  readonly stallMessages: number;
+  readonly stallPayloadBytes: number;
+  readonly stallMs: number;
+  readonly drainMs: number;
+}
+
+/** APIARY_BENCH_STALL_MS overrides the stall length, e.g. 65000 to outlast aedes's 60 s drainTimeout. */
+const stallOverride = Number(process.env.APIARY_BENCH_STALL_MS) || undefined;
+export const BROKER_FULL: BrokerPlan = { messages: 20_000, repeats: 5, roundTrips: 2000, stallMessages: 30_000, stallPayloadBytes: 1024, stallMs: stallOverride ?? 6000, drainMs: 20_000 };
+export const BROKER_QUICK: BrokerPlan = { messages: 5000, repeats: 3, roundTrips: 500, stallMessages: 15_000, stallPayloadBytes: 1024, stallMs: stallOverride ?? 3000, drainMs: 10_000 };
+
+/** Unacknowledged QoS 1 publishes (or unwritten QoS 0 ones) the publisher allows itself. */
+const PUBLISH_WINDOW = 100;
+const RUN_TIMEOUT_MS = 30_000;
+const WARMUP_ROUND_TRIPS = 200;
+const KiB_PER_MB = 1024;
+const QOS: readonly QoS[] = [0, 1];
+const TARGETS = { throughput: 0.6, p50: 1.5 } as const;
+
+interface Run extends ThroughputRun {
+  /** Broker CPU (all threads) per delivered message, µs. */
+  readonly cpuUsPerMsg: number;
+}
+
+export interface BrokerSide {
+  readonly name: string;
+  readonly version: string;
+  readonly throughput: Record<QoS, Run[]>;
+  readonly latency: Record<QoS, { readonly p50: number; readonly p99: number; readonly n: number; readonly lost: number }>;
+  readonly rss: { readonly idleMB: number; readonly endMB: number; readonly peakMB: number };
+}
+
+export interface StallResult {
+  readonly broker: string;
+  readonly attempted: number;
+  /** PUBACKed by the broker. */
+  readonly published: number;
+  readonly deliveredStalled: number;
+  /** Counted drops, over all clients (the counters are broker-wide). */
+  readonly drops: number;
+  readonly dropsSource: string;
+  /** Owed deliveries (2 subscribers x published) minus delivered to both minus counted drops. */
+  readonly silentLoss: number;
+  /** The drain phase ran out of time before the counts settled. */
+  readonly drainTimedOut: boolean;
+  readonly atStallEnd: {
+    readonly published: number;
+    readonly healthy: number;
+    /** Publisher and healthy subscriber made no progress in the last second of the stall, with messages left to send. */
+    readonly stuck: boolean;
+    /** Longest time the healthy subscriber received nothing while messages were still to come, ms. */
+    readonly healthyLongestWaitMs: number;
+    readonly emitterQueue?: number;
+    readonly writeBufferedMB?: number;
+    /** Clients the embedded broker counts as connected (3 = publisher and both subscribers). */
+    readonly brokerClients?: number;
+  };
+  readonly healthy: number;
+  readonly rss: { readonly baseMB: number; readonly midStallMB: number; readonly endStallMB: number; readonly peakMB: number; readonly endMB: number };
+  /** Embedded only: V8 heap in use after a full GC, before the stall, at its end, and after the drain. */
+  readonly heapAfterGcMB?: { readonly base: number; readonly endStall: number; readonly end: number };
+  readonly counters?: { readonly before: Record<string, number>; readonly after: Record<string, number> };
+}
+
+export interface BrokerResults {
+  readonly plan: BrokerPlan;
+  readonly mosquitto: string | undefined;
+  /** RSS of an idle `node -e` process, for scale. */
+  readonly idleNodeMB: number;
+  readonly sides: BrokerSide[];
+  readonly stall: StallResult[];
+  readonly notes: string[];
+}
+
+type Progress = (line: string) => void;
+
+const MB = (kib: number) => kib / KiB_PER_MB;
+
+/** A publisher, a subscriber on bench/0/# (QoS 0) and bench/1/# (QoS 1), and its sink. */
+interface Pair {
+  readonly pub: MqttClient;
+  readonly sub: MqttClient;
+  readonly sink: Sink;
+}
+
+async function openPair(res: Resources, broker: BrokerProcess): Promise<Pair> {
+  const pub = await connectClient(broker.port, `bench-pub-${broker.name}`);
+  res.add(() => pub.endAsync(true));
+  const sub = await connectClient(broker.port, `bench-sub-${broker.name}`);
+  res.add(() => sub.endAsync(true));
+  const sink = new Sink(sub);
+  for (const qos of QOS) await subscribe(sub, `bench/${qos}/#`, qos);
+  return { pub, sub, sink };
+}
+
+/** Throws when the broker process has died: its figures would be meaningless. */
+function alive(broker: BrokerProcess): void {
+  if (!broker.running) throw new Error(`the ${broker.name} broker (pid ${broker.pid}) exited during the benchmark; its last output:\n${broker.output}`);
+}
+
+async function measuredRun(broker: BrokerProcess, pair: Pair, topic: string, qos: QoS, n: number): Promise<Run> {
+  alive(broker);
+  const cpu0 = await broker.cpuNs();
+  const run = await throughput(pair.pub, pair.sink, topic, qos, n, PUBLISH_WINDOW, RUN_TIMEOUT_MS);
+  alive(broker);
+  const cpu1 = await broker.cpuNs();
+  return { ...run, cpuUsPerMsg: ratio((cpu1 - cpu0) / 1000, run.delivered) };
+}
+
+async function compare(res: Resources, plan: BrokerPlan, brokers: readonly BrokerProcess[], versions: readonly string[], progress: Progress, notes: string[]): Promise<BrokerSide[]> {
+  const pairs: Pair[] = [];
+  const idle: number[] = [];
+  for (const broker of brokers) {
+    pairs.push(await openPair(res, broker));
+    idle.push(MB((await broker.memory()).rssKiB));
+  }
+  const runs = brokers.map(() => ({ 0: [] as Run[], 1: [] as Run[] }));
+  // Warm-up (JIT, socket buffers), not recorded.
+  for (const qos of QOS) for (const [i, broker] of brokers.entries()) await throughput(pairs[i]!.pub, pairs[i]!.sink, `bench/${qos}/warmup-${broker.name}`, qos, Math.min(2000, plan.messages), PUBLISH_WINDOW, RUN_TIMEOUT_MS);
+  // The brokers take turns, so both see the same machine load.
+  for (let r = 0; r < plan.repeats; r += 1) {
+    for (const qos of QOS) {
+      for (const [i, broker] of brokers.entries()) {
+        const run = await measuredRun(broker, pairs[i]!, `bench/${qos}/run-${r}`, qos, plan.messages);
+        runs[i]![qos].push(run);
+        progress(`broker ${broker.name} QoS ${qos} run ${r + 1}/${plan.repeats}: ${run.delivered}/${plan.messages} delivered, ${run.msgsPerSecond.toFixed(0)} msg/s, ${run.cpuUsPerMsg.toFixed(1)} µs broker CPU/msg`);
+        if (run.delivered < plan.messages) notes.push(`${broker.name} QoS ${qos} run ${r + 1}: only ${run.delivered} of ${plan.messages} messages delivered (${run.published} accepted)`);
+      }
+    }
+  }
+  const lat = brokers.map(() => ({}) as BrokerSide['latency']);
+  for (const qos of QOS) {
+    for (const [i, broker] of brokers.entries()) {
+      const { pub, sink } = pairs[i]!;
+      await latency(pub, sink, `bench/${qos}/lat-warmup`, qos, WARMUP_ROUND_TRIPS, RUN_TIMEOUT_MS);
+      const { us, lost } = await latency(pub, sink, `bench/${qos}/lat`, qos, plan.roundTrips, RUN_TIMEOUT_MS);
+      alive(broker);
+      lat[i]![qos] = { p50: quantile(us, 0.5), p99: quantile(us, 0.99), n: us.length, lost };
+      progress(`broker ${broker.name} QoS ${qos} latency: p50 ${quantile(us, 0.5).toFixed(0)} µs, p99 ${quantile(us, 0.99).toFixed(0)} µs over ${us.length} round trips${lost ? `, ${lost} lost` : ''}`);
+      if (lost > 0) notes.push(`${broker.name} QoS ${qos}: ${lost} latency probes never arrived`);
+    }
+  }
+  const sides: BrokerSide[] = [];
+  for (const [i, broker] of brokers.entries()) {
+    const mem = await broker.memory();
+    sides.push({ name: broker.name, version: versions[i] ?? broker.name, throughput: runs[i]!, latency: lat[i]!, rss: { idleMB: idle[i]!, endMB: MB(mem.rssKiB), peakMB: MB(mem.hwmKiB) } });
+  }
+  for (const { pub, sub } of pairs) await Promise.all([pub.endAsync(true), sub.endAsync(true)]);
+  return sides;
+}
+
+/** Sum of the counters whose name says they count drops (none exist unless the broker counts them). */
+function dropCount(counters: Record<string, number>): number {
+  return Object.entries(counters).filter(([name]) => /drop/i.test(name)).reduce((sum, [, v]) => sum + v, 0);
+}
+
+/** mosquitto's own drop count, $SYS/broker/publish/messages/dropped (needs sys_interval). */
+async function mosquittoDropWatcher(res: Resources, port: number): Promise<{ value: () => number; close: () => Promise<void> }> {
+  const client = await connectClient(port, 'bench-sys');
+  res.add(() => client.endAsync(true));
+  let dropped = 0;
+  client.on('message', (_topic, payload) => { dropped = Number(payload.toString('utf8')) || 0; });
+  await client.subscribeAsync('$SYS/broker/publish/messages/dropped', { qos: 0 });
+  return { value: () => dropped, close: () => client.endAsync(true) };
+}
+
+/** One stalled and one healthy QoS 1 subscriber, one publisher, a fresh broker. */
+async function stall(res: Resources, plan: BrokerPlan, broker: BrokerProcess, progress: Progress): Promise<StallResult> {
+  const topic = 'bench/stall';
+  const embedded = broker instanceof EmbeddedProcess ? broker : undefined;
+  const sys = embedded ? undefined : await mosquittoDropWatcher(res, broker.port);
+  const healthyClient = await connectClient(broker.port, 'bench-healthy');
+  res.add(() => healthyClient.endAsync(true));
+  const healthy = new Sink(healthyClient);
+  healthy.expect(topic);
+  await subscribe(healthyClient, topic, 1);
+  const stalled = await RawSubscriber.connect(broker.port, 'bench-stalled', topic, 1);
+  res.add(() => stalled.close());
+  const pub = await connectClient(broker.port, 'bench-stall-pub');
+  res.add(() => pub.endAsync(true));
+  await sleep(sys ? 1500 : 200); // mosquitto's $SYS counter is published every second
+  const dropsBefore = sys?.value() ?? 0;
+  const countersBefore = embedded ? (await embedded.stats()).counters : {};
+  const drops = async () => (embedded ? dropCount((await embedded.stats()).counters) - dropCount(countersBefore) : (sys?.value() ?? 0) - dropsBefore);
+  const rss = async () => (broker.running ? MB((await broker.memory()).rssKiB) : Number.NaN);
+  const heap = async () => (embedded ? (await embedded.stats({ gc: true })).heapUsedBytes / 2 ** 20 : Number.NaN);
+  const baseHeap = await heap();
+  const baseMB = await rss();
+  let peakMB = baseMB;
+  let sampling = true;
+  const gap = { stalling: false, count: 0, since: 0, longest: 0 };
+  const sampler = (async () => {
+    while (sampling && broker.running) {
+      peakMB = Math.max(peakMB, await rss());
+      const now = performance.now();
+      if (healthy.received !== gap.count || healthy.received >= plan.stallMessages || !gap.stalling) {
+        gap.count = healthy.received;
+        gap.since = now;
+      } else gap.longest = Math.max(gap.longest, now - gap.since);
+      await sleep(100);
+    }
+  })();
+
+  try {
+    stalled.pause();
+    Object.assign(gap, { stalling: true, count: healthy.received, since: performance.now() });
+    const t0 = performance.now();
+    const deadline = t0 + plan.stallMs + plan.drainMs;
+    const publishing = publishMany(pub, topic, 1, plan.stallMessages, PUBLISH_WINDOW, deadline, plan.stallPayloadBytes);
+    await sleep(plan.stallMs / 2);
+    const midStallMB = await rss();
+    await sleep(t0 + plan.stallMs - 1000 - performance.now());
+    const oneSecondBefore = { published: publishing.acked, healthy: healthy.received };
+    await sleep(t0 + plan.stallMs - performance.now());
+    const endStallMB = await rss();
+    const inner = embedded ? await embedded.stats() : undefined;
+    gap.stalling = false;
+    const endStallHeap = await heap();
+    const atStallEnd = {
+      published: publishing.acked,
+      healthy: healthy.received,
+      // Nothing moved in the last second of the stall although messages were left to publish.
+      stuck: publishing.sent < plan.stallMessages || publishing.acked < plan.stallMessages
+        ? publishing.acked === oneSecondBefore.published && healthy.received === oneSecondBefore.healthy
+        : false,
+      ...(inner?.emitterQueue !== undefined ? { emitterQueue: inner.emitterQueue } : {}),
+      ...(inner?.writeBufferedBytes !== undefined ? { writeBufferedMB: inner.writeBufferedBytes / 2 ** 20 } : {}),
+      healthyLongestWaitMs: gap.longest,
+      ...(inner ? { brokerClients: inner.clients } : {}),
+    };
+    progress(`stall ${broker.name}: after ${plan.stallMs} ms stalled, ${atStallEnd.published} of ${plan.stallMessages} published, healthy subscriber has ${atStallEnd.healthy}, RSS ${baseMB.toFixed(1)} -> ${endStallMB.toFixed(1)} MB`);
+
+    stalled.resume();
+    let dropped = await drops();
+    let settled = false;
+    let lastChange = performance.now();
+    let last = '';
+    while (performance.now() < deadline) {
+      await sleep(100);
+      dropped = await drops();
+      const key = `${publishing.acked}/${healthy.received}/${stalled.delivered}/${dropped}`;
+      if (key !== last) {
+        last = key;
+        lastChange = performance.now();
+      }
+      const publishDone = publishing.acked + publishing.errors >= plan.stallMessages;
+      const accounted = stalled.delivered + healthy.received + dropped >= 2 * publishing.acked;
+      // Settled: everything accounted for, or nothing moved for 2 s (a loss then stays visible).
+      if ((publishDone && accounted) || performance.now() - lastChange > 2000) {
+        if (sys && !accounted) {
+          await sleep(1500); // let $SYS catch up before calling anything silent
+          dropped = await drops();
+        }
+        settled = true;
+        break;
+      }
+    }
+    publishing.stop();
+    await publishing.finished;
+    alive(broker);
+    const countersAfter = embedded ? (await embedded.stats()).counters : undefined;
+    const result: StallResult = {
+      broker: broker.name,
+      attempted: plan.stallMessages,
+      published: publishing.acked,
+      deliveredStalled: stalled.delivered,
+      drops: dropped,
+      dropsSource: embedded ? 'broker counters named *drop*' : '$SYS/broker/publish/messages/dropped',
+      silentLoss: 2 * publishing.acked - stalled.delivered - healthy.received - dropped,
+      drainTimedOut: !settled,
+      atStallEnd,
+      healthy: healthy.received,
+      rss: { baseMB, midStallMB, endStallMB, peakMB, endMB: await rss() },
+      ...(embedded ? { heapAfterGcMB: { base: baseHeap, endStall: endStallHeap, end: await heap() } } : {}),
+      ...(countersAfter ? { counters: { before: countersBefore, after: countersAfter } } : {}),
+    };
+    progress(`stall ${broker.name}: published ${result.published}, stalled got ${result.deliveredStalled}, drops ${result.drops}, healthy got ${result.healthy}`);
+    return result;
+  } finally {
+    sampling = false;
+    await sampler;
+    stalled.close();
+    await Promise.all([healthyClient.endAsync(true), pub.endAsync(true), sys?.close()]);
+  }
+}
+
+export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPlan, progress: Progress): Promise<BrokerResults> {
+  const notes: string[] = [];
+  const mosquittoBin = await findMosquitto();
+  const mosquittoVersion = mosquittoBin ? await MosquittoProcess.version(mosquittoBin) : undefined;
+  if (!mosquittoBin) progress('mosquitto not found, comparison skipped: measuring the embedded broker alone (install it: apt-get install -y mosquitto, or set APIARY_BENCH_MOSQUITTO)');
+  progress(`broker: ${plan.repeats} x ${plan.messages} messages per broker and QoS, ${plan.roundTrips} round trips, then a ${plan.stallMs / 1000} s stall with ${plan.stallMessages} messages`);
+
+  const brokers: BrokerProcess[] = [];
+  const embedded = await EmbeddedProcess.start();
+  res.add(() => embedded.stop());
+  brokers.push(embedded);
+  if (mosquittoBin) {
+    const mosquitto = await MosquittoProcess.start(mosquittoBin, tmp);
+    res.add(() => mosquitto.stop());
+    brokers.push(mosquitto);
+  }
+  const sides = await compare(res, plan, brokers, ['embedded (aedes)', mosquittoVersion ?? 'mosquitto'], progress, notes);
+  for (const broker of brokers) await broker.stop();
+
+  // Fresh brokers for the stall, so RSS growth starts from a known base.
+  const stallResults: StallResult[] = [];
+  const freshEmbedded = await EmbeddedProcess.start();
+  res.add(() => freshEmbedded.stop());
+  stallResults.push(await stall(res, plan, freshEmbedded, progress));
+  await freshEmbedded.stop();
+  if (mosquittoBin) {
+    const freshMosquitto = await MosquittoProcess.start(mosquittoBin, tmp, ['sys_interval 1']);
+    res.add(() => freshMosquitto.stop());
+    stallResults.push(await stall(res, plan, freshMosquitto, progress));
+    await freshMosquitto.stop();
+  }
+  const idleNodeMB = MB((await idleNodeRss()).rssKiB);
+  return { plan, mosquitto: mosquittoVersion, idleNodeMB, sides, stall: stallResults, notes };
+}
+
+// ---- report ----
+
+const mark = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? '✓' : '✗');
+
+function cell(s: Summary | undefined): string {
+  if (!s) return '—';
+  return s.n > 1 ? `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})` : formatNumber(s.median);
+}
+
+const count = (s: Summary | undefined) => (s ? String(Math.round(s.median)) : '—');
+
+interface CompareRow {
+  readonly metric: string;
+  readonly unit: string;
+  readonly embedded: Summary | undefined;
+  readonly mosquitto: Summary | undefined;
+  readonly target?: { readonly text: string; readonly met: (r: number) => boolean };
+  /** Counts: shown as integers, no ratio. */
+  readonly count?: boolean;
+}
+
+/** The comparison rows, also kept in bench-results.json. */
+export function brokerRows(results: BrokerResults): (CompareRow & { ratio: number | undefined; met: boolean | undefined })[] {
+  const [e, m] = [results.sides.find((s) => s.name === 'embedded'), results.sides.find((s) => s.name === 'mosquitto')];
+  const rows: CompareRow[] = [];
+  for (const qos of QOS) {
+    const tp = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.msgsPerSecond)) : undefined);
+    rows.push({ metric: `throughput, QoS ${qos}`, unit: 'msg/s', embedded: tp(e), mosquitto: tp(m), target: { text: `≥ ${TARGETS.throughput}x`, met: (r) => r >= TARGETS.throughput } });
+  }
+  for (const qos of QOS) {
+    const q = (side: BrokerSide | undefined, k: 'p50' | 'p99') => (side ? summarize([side.latency[qos][k]]) : undefined);
+    rows.push({ metric: `latency p50, QoS ${qos}`, unit: 'µs', embedded: q(e, 'p50'), mosquitto: q(m, 'p50'), target: { text: `≤ ${TARGETS.p50}x`, met: (r) => r <= TARGETS.p50 } });
+    rows.push({ metric: `latency p99, QoS ${qos}`, unit: 'µs', embedded: q(e, 'p99'), mosquitto: q(m, 'p99') });
+    const n = (side: BrokerSide | undefined) => (side ? summarize([side.latency[qos].n]) : undefined);
+    rows.push({ metric: `latency round trips timed, QoS ${qos} (${RUN_TIMEOUT_MS / 1000} s cap)`, unit: 'trips', embedded: n(e), mosquitto: n(m), count: true });
+  }
+  for (const qos of QOS) {
+    const lost = (side: BrokerSide | undefined) => (side ? summarize([side.throughput[qos].reduce((sum, r) => sum + r.published - r.delivered, 0)]) : undefined);
+    rows.push({ metric: `messages lost, QoS ${qos} (all ${results.plan.repeats} runs)`, unit: 'msgs', embedded: lost(e), mosquitto: lost(m), count: true });
+  }
+  for (const qos of QOS) {
+    const c = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.cpuUsPerMsg)) : undefined);
+    rows.push({ metric: `broker CPU per message, QoS ${qos}`, unit: 'µs', embedded: c(e), mosquitto: c(m) });
+  }
+  const rss = (side: BrokerSide | undefined, k: 'idleMB' | 'peakMB') => (side ? summarize([side.rss[k]]) : undefined);
+  for (const qos of QOS) {
+    const g = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.loadGenCpuPct)) : undefined);
+    rows.push({ metric: `load generator CPU (pub + sub, one process), QoS ${qos}`, unit: '% core', embedded: g(e), mosquitto: g(m) });
+  }
+  rows.push({ metric: 'broker RSS, idle (2 clients)', unit: 'MB', embedded: rss(e, 'idleMB'), mosquitto: rss(m, 'idleMB') });
+  rows.push({ metric: 'broker peak RSS (VmHWM)', unit: 'MB', embedded: rss(e, 'peakMB'), mosquitto: rss(m, 'peakMB') });
+  rows.push({ metric: 'for scale: idle `node -e` process RSS', unit: 'MB', embedded: summarize([results.idleNodeMB]), mosquitto: undefined });
+  return rows.map((row) => {
+    const r = !row.count && row.embedded && row.mosquitto && row.mosquitto.median !== 0 ? row.embedded.median / row.mosquitto.median : undefined;
+    return { ...row, ratio: r, met: row.target && r !== undefined && Number.isFinite(r) ? row.target.met(r) : undefined };
+  });
+}
+
+function columns(header: readonly string[], lines: readonly (readonly string[])[], right: ReadonlySet<number>): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const render = (cells: readonly string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [render(header), '-'.repeat(widths.reduce((sum, w) => sum + w + 2, -2)), ...lines.map(render)];
+}
+
+export function renderBroker(results: BrokerResults): string {
+  const { plan } = results;
+  const out: string[] = [];
+  out.push('');
+  out.push(`[broker: embedded (aedes, own process) vs ${results.mosquitto ?? 'mosquitto'}; ${PAYLOAD_BYTES} B payloads, 1 publisher + 1 subscriber (MQTT.js, MQTT 3.1.1), loopback; median (min–max) of ${plan.repeats} x ${plan.messages} messages, latency over up to ${plan.roundTrips} one-in-flight round trips]`);
+  if (!results.mosquitto) out.push('mosquitto comparison SKIPPED: no mosquitto executable found (install it: apt-get install -y mosquitto, or set APIARY_BENCH_MOSQUITTO to its path); embedded broker figures only');
+  const rows = brokerRows(results);
+  out.push(...columns(
+    ['metric', 'unit', 'embedded', 'mosquitto', 'ratio', 'target', ''],
+    rows.map((r) => [r.metric, r.unit, r.count ? count(r.embedded) : cell(r.embedded), r.count ? count(r.mosquitto) : cell(r.mosquitto), r.ratio === undefined ? '—' : `${formatNumber(r.ratio)}x`, r.target?.text ?? '—', mark(r.met)]),
+    new Set([2, 3, 4]),
+  ));
+  out.push('');
+  out.push(`[stalled QoS 1 subscriber: stops reading its socket for ${plan.stallMs / 1000} s while ${plan.stallMessages} messages of ${plan.stallPayloadBytes} B are published (window ${PUBLISH_WINDOW}); a healthy QoS 1 subscriber on the same topic; fresh broker each]`);
+  const s = results.stall;
+  const col = (f: (r: StallResult) => string) => s.map(f);
+  const lines: string[][] = [
+    ['published (PUBACKed by the broker)', ...col((r) => `${r.published} of ${r.attempted}`)],
+    ['delivered to the stalled subscriber (read after it resumed)', ...col((r) => String(r.deliveredStalled))],
+    ['delivered to the healthy subscriber', ...col((r) => `${r.healthy} ${mark(r.healthy >= r.published)}`)],
+    ['counted drops (broker-wide)', ...col((r) => `${r.drops} (${r.dropsSource})`)],
+    ['both delivered + drops == 2 x published (zero silent loss)', ...col((r) => `${r.silentLoss === 0 ? '✓ yes' : `✗ no: ${r.silentLoss} unaccounted`}${r.drainTimedOut ? ' (drain timed out)' : ''}`)],
+    ['during the stall: published, healthy got', ...col((r) => `${r.atStallEnd.published}, ${r.atStallEnd.healthy}${r.atStallEnd.stuck ? ' (stuck at the end of the stall)' : ''}`)],
+    ['healthy subscriber\'s longest wait during the stall', ...col((r) => `${(r.atStallEnd.healthyLongestWaitMs / 1000).toFixed(1)} s ${mark(r.atStallEnd.healthyLongestWaitMs < 1000)}`)],
+    ['broker RSS: before → mid-stall → end of stall', ...col((r) => `${r.rss.baseMB.toFixed(1)} → ${r.rss.midStallMB.toFixed(1)} → ${r.rss.endStallMB.toFixed(1)} MB`)],
+    ['broker RSS growth, peak', ...col((r) => `+${(r.rss.peakMB - r.rss.baseMB).toFixed(1)} MB${r.rss.endStallMB - r.rss.midStallMB > 1 ? ' (still growing at end of stall)' : ''}`)],
+  ];
+  const emb = s.find((r) => r.broker === 'embedded');
+  if (emb?.heapAfterGcMB) {
+    const h = emb.heapAfterGcMB;
+    lines.push(['embedded: V8 heap after GC, before → end of stall → end', `${h.base.toFixed(1)} → ${h.endStall.toFixed(1)} → ${h.end.toFixed(1)} MB`]);
+  }
+  if (emb?.counters) {
+    const { before, after } = emb.counters;
+    const changed = Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => `${k} +${v - (before[k] ?? 0)}`);
+    lines.push(['embedded: counters changed', changed.length > 0 ? changed.join(', ') : 'none']);
+  }
+  if (emb) {
+    const a = emb.atStallEnd;
+    lines.push(['embedded at end of stall: clients, aedes queue, Node write buffers', `${a.brokerClients ?? '?'} connected, ${a.emitterQueue ?? '?'} publishes queued, ${a.writeBufferedMB === undefined ? '?' : a.writeBufferedMB.toFixed(2)} MB`]);
+  }
+  out.push(...columns(['', ...s.map((r) => (r.broker === 'embedded' ? 'embedded' : 'mosquitto (reference, default limits)'))], lines, new Set()));
+  for (const note of results.notes) out.push(`note: ${note}`);
+  return out.join('\n');
+}
