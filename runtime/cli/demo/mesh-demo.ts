@@ -26,7 +26,8 @@ interface DemoNode {
   readonly node: ApiaryNode;
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback TCP port (the demo gives each broker one before any starts). */
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;

@@ -5,10 +5,10 @@
  * sides catch up: nothing is lost either way.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../runtime/cli/demo/mesh-demo.js';
 import { requestNode } from '../../../runtime/cli/node-request.js';
 import { Counters } from '../../../runtime/counters.js';
 import { loadOrCreateIdentity } from '../../../runtime/identity/identity.js';
@@ -16,14 +16,6 @@ import { entryHash } from '../../../runtime/mesh/feed-entry.js';
 import { FeedStore } from '../../../runtime/mesh/feed-store.js';
 import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 import { startNodeProcess, type NodeProcess } from '../../support/node-process.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('a mesh node killed mid-traffic', () => {
   let dir: string;
