@@ -166,6 +166,10 @@ export class ApiaryNode {
     const commands = new CommandHandler(this.ctx, this.bus, {
       status: () => this.status(),
       injectSwarm: () => this.injectSwarm(),
+      shared: meshParts && {
+        get: () => meshParts.mesh.state.toJSON(),
+        set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
+      },
     });
     await commands.start();
 

@@ -7,14 +7,28 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import { ErrorCodes } from '../errors.js';
+import type { JsonValue } from '../mesh/shared-state.js';
 import type { NodeContext } from './apiary-node.js';
 
 export const MAX_COMMAND_BYTES = 4096;
-const requestSchema = z.strictObject({ requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional() });
+const requestSchema = z.strictObject({
+  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** Maps of the shared document a person may edit; `members` is each node's own record, written by the node. */
+const SHARED_MAP = /^(?!members$)[a-z][a-z0-9-]{0,31}$/;
+const sharedSetSchema = z.strictObject({
+  map: z.string().regex(SHARED_MAP, { error: 'map: 1-32 lower-case letters, digits or dashes, not "members" (each node writes its own)' }),
+  key: z.string().min(1).max(128),
+  value: z.json(),
+});
 
 export interface CommandTargets {
   status(): Promise<Record<string, unknown>>;
   injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number } | undefined;
+  /** The mesh's shared document, when the mesh is on. */
+  shared: { get(): Record<string, JsonValue>; set(map: string, key: string, value: JsonValue): Promise<void> } | undefined;
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; code: string; error: string };
@@ -40,13 +54,13 @@ export class CommandHandler {
       logger.warn({ command: name, error: request.error }, 'rejected a malformed command');
       return;
     }
-    const outcome = await this.run(name);
+    const outcome = await this.run(name, request.args);
     if (!outcome.ok) counters.increment('commands.rejected');
     else counters.increment('commands.handled');
     if (request.requestId) await this.bus.publishJson(topics.reply(request.requestId), outcome, { qos: 1 });
   }
 
-  private parse(payload: Buffer): { ok: true; requestId: string | undefined } | { ok: false; error: string } {
+  private parse(payload: Buffer): { ok: true; requestId: string | undefined; args: Record<string, unknown> | undefined } | { ok: false; error: string } {
     if (payload.length > MAX_COMMAND_BYTES) return { ok: false, error: `payload of ${payload.length} bytes exceeds ${MAX_COMMAND_BYTES}` };
     let json: unknown = {};
     if (payload.length > 0) {
@@ -57,10 +71,10 @@ export class CommandHandler {
       }
     }
     const parsed = requestSchema.safeParse(json);
-    return parsed.success ? { ok: true, requestId: parsed.data.requestId } : { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
+    return parsed.success ? { ok: true, requestId: parsed.data.requestId, args: parsed.data.args } : { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
   }
 
-  private async run(name: string): Promise<Outcome> {
+  private async run(name: string, args: Record<string, unknown> | undefined): Promise<Outcome> {
     switch (name) {
       case 'status':
         return { ok: true, result: await this.targets.status() };
@@ -70,8 +84,19 @@ export class CommandHandler {
         this.ctx.logger.info({ schedule }, 'swarm injected into the simulated hive');
         return { ok: true, result: schedule };
       }
+      case 'shared/get':
+      case 'shared/set': {
+        const shared = this.targets.shared;
+        if (!shared) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'the mesh is off on this node (mesh.enabled), so it has no shared state' };
+        if (name === 'shared/get') return { ok: true, result: shared.get() };
+        const parsed = sharedSetSchema.safeParse(args ?? {});
+        if (!parsed.success) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: parsed.error.issues.map((i) => `${i.path.join('.') || 'args'}: ${i.message}`).join('; ') };
+        await shared.set(parsed.data.map, parsed.data.key, parsed.data.value);
+        this.ctx.logger.info({ map: parsed.data.map, key: parsed.data.key }, 'shared state set');
+        return { ok: true, result: { map: parsed.data.map, key: parsed.data.key, value: parsed.data.value } };
+      }
       default:
-        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status and sim/swarm` };
+        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get and shared/set` };
     }
   }
 }

@@ -110,14 +110,22 @@ async function initCommand(options: { config?: string; force?: boolean }): Promi
 async function idCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
   const { config } = load(options);
   const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
+  const { loadOrCreateBoxKey } = await import('../mesh/mesh-identity.js');
+  const box = await loadOrCreateBoxKey(config.node.dataDir);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey })}\n`);
+    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey, boxKey: box.publicKey })}\n`);
     return;
   }
-  process.stdout.write(`node id:    ${identity.nodeId}\npublic key: ${identity.publicKey} (Ed25519, base64url)\n${created ? `(new identity created in ${config.node.dataDir})\n` : ''}`);
+  const host = config.broker.host === '0.0.0.0' || config.broker.host === '127.0.0.1' ? '<this board\'s address>' : config.broker.host;
+  process.stdout.write(
+    `node id:    ${identity.nodeId}\npublic key: ${identity.publicKey} (Ed25519, base64url)\nbox key:    ${box.publicKey} (X25519, for private streams)\n` +
+      `${created ? `(new identity created in ${config.node.dataDir})\n` : ''}` +
+      `neighbours link to this node with, in their config:\n` +
+      `  mesh: { neighbours: [ { url: mqtt://${host}:${config.broker.port}, nodeId: ${identity.nodeId}, publicKey: ${identity.publicKey} } ] }\n`,
+  );
 }
 
-async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string) {
+async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string, args?: Record<string, unknown>) {
   const { config } = load(options);
   const url = config.bus.url ?? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`;
   let nodeId = options.node;
@@ -125,7 +133,7 @@ async function askNode(options: CommonOptions & { node?: string; timeout?: numbe
     const { readIdentity } = await import('../identity/identity.js');
     nodeId = (await readIdentity(config.node.dataDir))?.nodeId;
   }
-  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(nodeId ? { nodeId } : {}), timeoutMs: options.timeout ?? 5000 });
+  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs: options.timeout ?? 5000 });
 }
 
 function withNodeOptions(command: Command): Command {
@@ -172,6 +180,64 @@ withNodeOptions(sim.command('swarm'))
     const s = reply.result as { preSwarmFrom: number; swarmFrom: number; swarmUntil: number };
     const at = (t: number) => new Date(t).toISOString();
     process.stdout.write(`node ${reply.nodeId}: pre-swarm from ${at(s.preSwarmFrom)}, swarming from ${at(s.swarmFrom)}, swarm leaves at ${at(s.swarmUntil)} (node time)\n`);
+  });
+
+const shared = program.command('shared').description('the apiary-wide shared document (members, thresholds, catalogue), replicated to every node');
+withNodeOptions(shared.command('get'))
+  .description('print the shared document as this node holds it')
+  .argument('[map]', 'only this map, like members or thresholds')
+  .action(async (map: string | undefined, options: CommonOptions & { node?: string; timeout?: number }) => {
+    const reply = await askNode(options, 'shared/get');
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    const doc = reply.result as Record<string, unknown>;
+    process.stdout.write(`${JSON.stringify(map === undefined ? doc : (doc[map] ?? {}), null, 2)}\n`);
+  });
+withNodeOptions(shared.command('set'))
+  .description('set one fact; it spreads to every node, and concurrent edits merge the same way everywhere')
+  .argument('<map>', 'the map, like thresholds')
+  .argument('<key>', 'the key, like swarming')
+  .argument('<value>', 'a JSON value, like 0.75 or \'{"above": 38}\' (a bare word is taken as a string)')
+  .action(async (map: string, key: string, text: string, options: CommonOptions & { node?: string; timeout?: number }) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    const reply = await askNode(options, 'shared/set', { map, key, value });
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    process.stdout.write(`node ${reply.nodeId}: ${map}.${key} = ${JSON.stringify(value)}\n`);
+  });
+
+const owner = program.command('owner').description("the owner's key: signs your nodes' certificates; other owners trust your nodes by it");
+const ownerKeyOption = () => new Option('-k, --key-file <file>', 'the owner key file').default('owner.json');
+owner.command('init')
+  .description('make an owner key (keep it backed up, and off the boards if you can), and print its public key')
+  .addOption(ownerKeyOption())
+  .option('--json', 'print JSON')
+  .action(async (options: { keyFile: string; json?: boolean }) => {
+    const { ownerShowCommand } = await import('./owner-command.js');
+    await ownerShowCommand({ ...options, create: true });
+  });
+owner.command('show')
+  .description('print the owner public key, for other owners\' mesh.trust.owners')
+  .addOption(ownerKeyOption())
+  .option('--json', 'print JSON')
+  .action(async (options: { keyFile: string; json?: boolean }) => {
+    const { ownerShowCommand } = await import('./owner-command.js');
+    await ownerShowCommand({ ...options, create: false });
+  });
+owner.command('sign')
+  .description('sign a certificate for a board (its keys from `apiary id` there); the board then needs no owner key')
+  .addOption(ownerKeyOption())
+  .option('--node-key <key>', "the board's public key")
+  .option('--box-key <key>', "the board's box key")
+  .option('--from <file>', 'a file holding `apiary id --json` output of the board, instead of the two keys')
+  .requiredOption('--name <name>', 'a human name for the node, shown in status and to other owners')
+  .option('-o, --out <file>', 'where to write the certificate (default: <node id>.cert.json)')
+  .action(async (options: { keyFile: string; nodeKey?: string; boxKey?: string; from?: string; name: string; out?: string }) => {
+    const { ownerSignCommand } = await import('./owner-command.js');
+    await ownerSignCommand(options);
   });
 
 program.command('demo')

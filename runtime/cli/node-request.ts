@@ -13,6 +13,7 @@ export interface NodeRequestOptions {
   /** The node to ask; omitted = the first node that announces itself on the broker. */
   nodeId?: string;
   command: string;
+  args?: Record<string, unknown>;
   timeoutMs?: number;
 }
 
@@ -55,7 +56,7 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
       });
     });
     await client.subscribeAsync(replyTopic, { qos: 1 });
-    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId }), { qos: 1 });
+    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}) }), { qos: 1 });
     return await answer;
   } finally {
     await client.endAsync(true);

@@ -93,7 +93,11 @@ decisions:
 
 mesh:                         # share with neighbouring nodes (see README, "The mesh")
   enabled: true
-  neighbours: []              # - { url: mqtt://192.168.1.20:1883, nodeId: abcdefghijkl }
+  neighbours: []              # - { url: mqtt://192.168.1.20:1883, nodeId: abcdefghijkl, publicKey: <43-char node key, optional pin> }
+  dialBack: true              # link back to a trusted node that links to us unlisted
+  discovery:
+    mdns: false               # announce and find nodes on the LAN by mDNS (multicast)
+    port: 5353                # interface: 192.168.1.20 keeps mDNS to one interface
   owner: {}                   # keyFile: owner.json signs this node's certificate (default <dataDir>/owner.json)
   trust:
     owners: []                # - { name: Ana, publicKey: <43-char owner key> }

@@ -4,6 +4,7 @@
  * error rather than silently ignored.
  */
 import { z } from 'zod';
+import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { duration, size } from './units.js';
 
 const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
@@ -119,11 +120,23 @@ const streamNameSchema = z.enum(['readings', 'models', 'decisions'], { error: 'e
 const meshSchema = z.strictObject({
   /** Share this node's feed and shared state with neighbours. Needs the embedded broker. */
   enabled: z.boolean().default(true),
-  /** Neighbours to link to: their broker URL and node id (`apiary id` on that node). */
+  /** Neighbours to link to: their broker URL and node id, and optionally the node key to pin (`apiary id` on that node). */
   neighbours: z.array(z.strictObject({
     url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://192.168.1.20:1883' }),
     nodeId: nodeIdSchema,
+    /** When given, only this node key is accepted for nodeId, whoever signed another. */
+    publicKey: publicKeySchema.optional(),
   })).max(64).default([]),
+  /** A node that links to us, but is not in our list, is linked back (at the address it came from). */
+  dialBack: z.boolean().default(true),
+  discovery: z.strictObject({
+    /** Announce this node and find neighbours on the LAN by mDNS (multicast: off unless the owner turns it on). */
+    mdns: z.boolean().default(false),
+    /** IPv4 address of the one interface to use for mDNS; default: every interface. */
+    interface: z.ipv4({ error: 'expected the IPv4 address of one of this board\'s interfaces, like 192.168.1.20' }).optional(),
+    /** UDP port of mDNS; change only to keep test meshes apart. */
+    port: z.number().int().min(1).max(65_535).default(5353),
+  }).prefault({}),
   owner: z.strictObject({
     /** The owner key that signs this node's certificate; default <dataDir>/owner.json, made on first start. */
     keyFile: z.string().min(1).optional(),
@@ -213,6 +226,14 @@ export const configSchema = z.strictObject({
   if (!config.broker.enabled && config.bus.url === undefined) {
     ctx.addIssue({ code: 'custom', path: ['bus', 'url'], message: 'the embedded broker is off, so bus.url must name a broker to publish to' });
   }
+  const neighbourIds = new Set<string>();
+  config.mesh.neighbours.forEach((neighbour, index) => {
+    if (neighbourIds.has(neighbour.nodeId)) ctx.addIssue({ code: 'custom', path: ['mesh', 'neighbours', index, 'nodeId'], message: `node ${neighbour.nodeId} is listed twice: keep one entry per neighbour` });
+    neighbourIds.add(neighbour.nodeId);
+    if (neighbour.publicKey !== undefined && nodeIdFromPublicKey(Buffer.from(neighbour.publicKey, 'base64url')) !== neighbour.nodeId) {
+      ctx.addIssue({ code: 'custom', path: ['mesh', 'neighbours', index, 'publicKey'], message: `this key belongs to another node than ${neighbour.nodeId}: copy both from \`apiary id\` on that node` });
+    }
+  });
   if (config.mesh.enabled && !config.broker.enabled && config.mesh.neighbours.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'enabled'], message: 'the mesh needs the embedded broker (neighbours publish to it): set broker.enabled: true, or mesh.enabled: false' });
   }

@@ -33,13 +33,15 @@ export interface NodeCertificate {
   readonly sig: string;
 }
 
-export type TrustVerdict = 'trusted' | 'unknown-owner' | 'revoked';
+export type TrustVerdict = 'trusted' | 'unknown-owner' | 'revoked' | 'pin-mismatch';
 
 export interface TrustPolicy {
   /** Owner public keys whose nodes this node accepts. */
   readonly owners: ReadonlySet<string>;
   /** Node or owner public keys that are refused whatever signed them. */
   readonly revoked: ReadonlySet<string>;
+  /** Node id -> the only node key accepted for it (mesh.neighbours[].publicKey). */
+  readonly pinned?: ReadonlyMap<string, string>;
 }
 
 function signingBytes(c: Omit<NodeCertificate, 'v' | 'sig'>): Buffer {
@@ -85,6 +87,8 @@ export function decodeCertificate(raw: unknown): NodeCertificate {
 
 export function trustOf(cert: NodeCertificate, policy: TrustPolicy): TrustVerdict {
   if (policy.revoked.has(cert.node) || policy.revoked.has(cert.owner)) return 'revoked';
+  const pin = policy.pinned?.get(certificateNodeId(cert));
+  if (pin !== undefined && pin !== cert.node) return 'pin-mismatch';
   return policy.owners.has(cert.owner) ? 'trusted' : 'unknown-owner';
 }
 

@@ -32,10 +32,15 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
   const trust: TrustPolicy = {
     owners: new Set([identity.certificate.owner, ...settings.trust.owners.map((o) => o.publicKey)]),
     revoked: new Set(settings.trust.revoked),
+    pinned: new Map(settings.neighbours.flatMap((n) => (n.publicKey ? [[n.nodeId, n.publicKey] as const] : []))),
   };
+  // Where each authenticated peer connected from: a peer that links to us unasked is linked back there.
+  const peerAddresses = new Map<string, string>();
   const mesh = new Mesh({
     settings: {
       neighbours: settings.neighbours,
+      dialBack: settings.dialBack,
+      discovery: { mdns: settings.discovery.mdns, interface: settings.discovery.interface, port: settings.discovery.port },
       maxHops: settings.maxHops,
       commitIntervalMs: settings.commitInterval,
       batchBytes: 256 * 1024,
@@ -49,6 +54,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     dataDir: nodeConfig.dataDir,
     identity,
     trust,
+    peerAddresses,
     prefix: config.bus.topicPrefix,
     counters,
     logger,
@@ -61,6 +67,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     anonymous: config.broker.anonymous,
     grants: settings.grants,
     maxSkewMs: settings.tokenMaxSkew,
+    peerAddresses,
     now: () => Date.now(),
   });
   return { identity, mesh, access };

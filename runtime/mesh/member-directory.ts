@@ -18,6 +18,12 @@ export interface MemberDirectoryOptions {
   self: NodeCertificate;
 }
 
+const UNTRUSTED_BECAUSE: Record<Exclude<TrustVerdict, 'trusted'>, string> = {
+  'revoked': 'its key or its owner\'s is revoked',
+  'unknown-owner': 'its owner is not in mesh.trust.owners',
+  'pin-mismatch': 'its key is not the one mesh.neighbours pins for it',
+};
+
 export class MemberDirectory {
   private readonly members = new Map<string, NodeCertificate>();
   private writing: Promise<void> = Promise.resolve();
@@ -51,8 +57,8 @@ export class MemberDirectory {
     const nodeId = certificateNodeId(cert);
     const verdict = trustOf(cert, this.options.policy);
     if (verdict !== 'trusted') {
-      throw new ApiaryError(ErrorCodes.PEER_UNTRUSTED, `node ${nodeId} (${cert.name}) is not trusted: ${verdict === 'revoked' ? 'its key or its owner\'s is revoked' : 'its owner is not in mesh.trust.owners'}`, {
-        hint: verdict === 'revoked' ? undefined : `to trust it, add its owner key ${cert.owner} to mesh.trust.owners`,
+      throw new ApiaryError(ErrorCodes.PEER_UNTRUSTED, `node ${nodeId} (${cert.name}) is not trusted: ${UNTRUSTED_BECAUSE[verdict]}`, {
+        hint: verdict === 'unknown-owner' ? `to trust it, add its owner key ${cert.owner} to mesh.trust.owners` : undefined,
       });
     }
     if (this.accept(cert)) void this.save();

@@ -24,6 +24,8 @@ export interface MeshAccessOptions {
   /** Node id -> stream names (readings, models, decisions) it may read. */
   grants: Readonly<Record<string, readonly string[]>>;
   maxSkewMs: number;
+  /** Filled here: node id -> the address its last accepted link came from (for dial-back). */
+  peerAddresses: Map<string, string>;
   now: () => number;
 }
 
@@ -53,6 +55,7 @@ export class MeshAccessPolicy implements BrokerAccessPolicy {
       counters.increment(`mesh.rejected.link_${verdict.refused}`);
       return { refused: verdict.refused === 'untrusted' ? 'not-authorized' : 'bad-credentials' };
     }
+    if (request.remoteAddress) remember(this.options.peerAddresses, verdict.nodeId, request.remoteAddress);
     return { kind: 'peer', id: verdict.nodeId };
   }
 
@@ -68,6 +71,13 @@ export class MeshAccessPolicy implements BrokerAccessPolicy {
     // The literal prefix pins the filter inside that stream's subtree, wildcards after it included.
     return (this.options.grants[principal.id] ?? []).some((stream) => filter.startsWith(`${base}/${stream}/`));
   }
+}
+
+/** Bounded, newest last: at most one address per trusted node that ever linked. */
+function remember(addresses: Map<string, string>, nodeId: string, address: string): void {
+  addresses.delete(nodeId);
+  addresses.set(nodeId, address.startsWith('::ffff:') ? address.slice(7) : address);
+  if (addresses.size > 1024) addresses.delete(addresses.keys().next().value as string);
 }
 
 /** Without a mesh: anonymous clients per broker.anonymous, and nobody else. */

@@ -7,7 +7,7 @@
  * `entries` message carries one feed entry per following line, so one bad
  * entry spoils only its own line.
  *
- *   hello   {t, cert, have, sv}   on link-up: who I am, what feeds I hold, my shared-state vector
+ *   hello   {t, cert, have, sv, port?, tls?}  on link-up: who I am, what feeds I hold, my shared-state vector, where my broker listens
  *   have    {t, have, sv?}        what I hold now (anti-entropy, and after a gap); sv: answer with the state I lack
  *   want    {t, want}             send me origin's entries from seq n
  *   entries {t, hops, reply, certs, starts}  + entry lines: new entries (gossip) or an answer to want
@@ -26,7 +26,8 @@ const haveVector = z.record(nodeId, z.number().int().min(0).max(Number.MAX_SAFE_
 const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,2}$/);
 
 const headerSchema = z.discriminatedUnion('t', [
-  z.strictObject({ t: z.literal('hello'), cert: z.unknown(), have: haveVector, sv: base64 }),
+  /** port/tls: where the sender's own broker listens, so a node that was not dialled can dial back. */
+  z.strictObject({ t: z.literal('hello'), cert: z.unknown(), have: haveVector, sv: base64, port: z.number().int().min(1).max(65_535).optional(), tls: z.boolean().optional() }),
   z.strictObject({ t: z.literal('have'), have: haveVector, sv: base64.optional() }),
   z.strictObject({ t: z.literal('want'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
   z.strictObject({

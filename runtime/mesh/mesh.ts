@@ -27,17 +27,20 @@ import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
 import { MemberDirectory } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
-import { decodeMeshMessage, encodeMeshMessage, meshSender, type HaveVector, type MeshHeader } from './mesh-protocol.js';
-import { PeerLink, type LinkState } from './peer-link.js';
-import { openSealedBox, sealForRecipients } from './private-box.js';
+import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
+import { MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
+import { PeerLink } from './peer-link.js';
+import { PeerTable, type PeerStatus } from './peer-table.js';
+import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson, SharedState, type JsonValue } from './shared-state.js';
 
-/** Entry type of a private entry: its body is a sealed box of {type, body}; see private-box.ts. */
-export const PRIVATE_ENTRY_TYPE = 'private';
-const PRIVATE_CONTEXT = 'apiary-feed-entry';
+export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
 export interface MeshSettings {
   neighbours: readonly { url: string; nodeId: string }[];
+  /** Link back to a trusted node that linked to us unasked. */
+  dialBack: boolean;
+  discovery: { mdns: boolean; interface: string | undefined; port: number };
   maxHops: number;
   commitIntervalMs: number;
   batchBytes: number;
@@ -54,20 +57,11 @@ export interface MeshOptions {
   dataDir: string;
   identity: MeshIdentity;
   trust: TrustPolicy;
+  /** Node id -> address its link to our broker came from (kept by the broker's access policy). */
+  peerAddresses: ReadonlyMap<string, string>;
   prefix: string;
   counters: Counters;
   logger: Logger;
-}
-
-interface PeerView {
-  have: HaveVector;
-  lastSeen: number | undefined;
-  /** online/offline as last published under the peer's state topic on our broker. */
-  announced: string | undefined;
-  /** Certificates already sent on the current link, so each travels once per link-up. */
-  certsSent: Set<string>;
-  /** Origins this peer could not serve from where we are (both sides dropped them). */
-  stuck: Set<string>;
 }
 
 export interface MeshEvents {
@@ -83,7 +77,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly state: SharedState;
   private readonly hlc = new HybridLogicalClock(() => Date.now());
   private readonly links = new Map<string, PeerLink>();
-  private readonly peers = new Map<string, PeerView>();
+  private readonly peers = new PeerTable();
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
   private readonly wants = new Map<string, { peer: string; at: number }>();
   private ownQueue: Promise<unknown> = Promise.resolve();
@@ -96,6 +90,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private liveness: InProcessDeliver | undefined;
   private running = false;
   private broker: EmbeddedBroker | undefined;
+  private discovery: MdnsDiscovery | undefined;
 
   constructor(private readonly options: MeshOptions) {
     super();
@@ -132,11 +127,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await broker.subscribe(`${prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
     this.liveness = (packet, done) => {
       const id = packet.topic.split('/')[1] ?? '';
-      if (id !== this.nodeId && this.peers.has(id)) (this.peers.get(id) as PeerView).announced = Buffer.from(packet.payload).toString('utf8').slice(0, 16);
+      if (id !== this.nodeId && this.peers.has(id)) this.peers.get(id).announced = Buffer.from(packet.payload).toString('utf8').slice(0, 16);
       done();
     };
     await broker.subscribe(`${prefix}/+/state`, this.liveness);
     for (const neighbour of settings.neighbours) this.link(neighbour.url, neighbour.nodeId);
+    if (settings.discovery.mdns) {
+      this.discovery = new MdnsDiscovery({
+        nodeId: this.nodeId, owner: this.options.identity.certificate.owner, brokerPort: broker.port, tls: broker.url.startsWith('mqtts:'),
+        interface: settings.discovery.interface, mdnsPort: settings.discovery.port,
+        onFound: (peer) => this.onDiscovered(peer), counters: this.options.counters, logger: this.options.logger,
+      });
+      await this.discovery.start();
+    }
     this.every(settings.antiEntropyMs, () => this.broadcast(this.haveMessage()));
     this.every(60_000, () => this.track(this.store.prune()));
   }
@@ -145,6 +148,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.running = false;
     for (const timer of this.timers.splice(0)) clearInterval(timer);
     clearTimeout(this.haveTimer);
+    await this.discovery?.stop();
+    this.discovery = undefined;
     await Promise.all([...this.links.values()].map((link) => link.stop()));
     this.links.clear();
     if (this.deliver) await this.broker?.unsubscribe(`${this.options.prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
@@ -161,14 +166,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   link(url: string, peerId: string): void {
     if (this.links.has(peerId) || peerId === this.nodeId) return;
     const { identity, prefix, counters, logger, settings } = this.options;
-    const view = this.peer(peerId);
+    const view = this.peers.get(peerId);
     const link: PeerLink = new PeerLink({
       url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(),
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
         view.certsSent.clear();
         view.stuck.clear();
-        this.send(peerId, { t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') });
+        const port = this.broker?.port ?? 0;
+        const tls = this.broker?.url.startsWith('mqtts:') ?? false;
+        this.send(peerId, { t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'), ...(port > 0 ? { port, tls } : {}) });
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
@@ -202,13 +209,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   appendPrivate(type: string, body: unknown, recipients: readonly string[]): Promise<FeedEntry> {
     const { identity, counters } = this.options;
-    const known = recipients.flatMap((nodeId) => {
-      const cert = this.directory.get(nodeId);
-      if (!cert) counters.increment('mesh.private_recipient_unknown');
-      return cert ? [{ nodeId, box: cert.box }] : [];
-    });
-    const sealed = sealForRecipients(Buffer.from(JSON.stringify({ type, body })), { ...identity.box, nodeId: this.nodeId }, known, PRIVATE_CONTEXT);
-    return this.append(PRIVATE_ENTRY_TYPE, sealed);
+    return this.append(PRIVATE_ENTRY_TYPE, sealPrivateBody(type, body, recipients, identity, this.directory, counters));
   }
 
   /** Sets a fact in the shared document (durable here, then sent to every peer). */
@@ -227,26 +228,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       nodeId: this.nodeId,
       owner: this.options.identity.certificate.owner,
       feeds,
-      peers: [...this.peers.entries()].map(([id, view]) => {
+      peers: this.peers.status(mine, (id) => {
         const link = this.links.get(id);
-        const lag: Record<string, number> = {};
-        for (const [origin, seq] of Object.entries(view.have)) if (seq > (mine[origin] ?? 0)) lag[origin] = seq - (mine[origin] ?? 0);
-        const behind: Record<string, number> = {};
-        for (const [origin, seq] of Object.entries(mine)) if (seq > (view.have[origin] ?? 0)) behind[origin] = seq - (view.have[origin] ?? 0);
-        return {
-          nodeId: id,
-          name: this.directory.get(id)?.name,
-          link: (link?.state ?? 'none') satisfies LinkState | 'none',
-          url: link?.url,
-          lastError: link?.lastError,
-          lastSeen: view.lastSeen === undefined ? null : new Date(view.lastSeen).toISOString(),
-          announced: view.announced ?? null,
-          /** Entries the peer has that we lack, per origin (we are catching up). */
-          weLack: lag,
-          /** Entries we have that the peer lacks, as far as we know. */
-          theyLack: behind,
-        };
-      }),
+        return { name: this.directory.get(id)?.name, link: link && { state: link.state, url: link.url, lastError: link.lastError } };
+      }) satisfies PeerStatus[],
       sharedState: { bytes: this.state.canonical().length },
     };
   }
@@ -274,20 +259,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
       counters.increment('mesh.rejected.unknown_peer');
       return;
     }
-    const view = this.peer(from);
+    const view = this.peers.get(from);
     view.lastSeen = Date.now();
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
         view.have = { ...header.have };
         view.stuck.clear();
+        if (!this.links.has(from)) this.dialBack(from, header.port, header.tls);
         this.sendStateDiff(from, header.sv);
         // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
         this.send(from, this.haveMessage());
         this.requestMissing(from);
         return;
       case 'have':
-        this.mergeHave(view, header.have);
+        this.peers.mergeHave(from, header.have);
         if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
         this.requestMissing(from);
         return;
@@ -318,8 +304,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const verdict = this.directory.verdict(entry.origin, entry.key);
       return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
     });
-    const view = this.peer(from);
-    for (const entry of entries) if (entry.seq > (view.have[entry.origin] ?? 0)) view.have[entry.origin] = entry.seq;
+    for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
     const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
     for (const entry of applied) {
       try {
@@ -328,13 +313,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
         counters.increment('mesh.clock_ahead');
       }
       this.emit('entry', entry);
-      if (entry.type === PRIVATE_ENTRY_TYPE) this.openPrivate(entry);
+      const opened = entry.type === PRIVATE_ENTRY_TYPE ? openPrivateEntry(entry, this.options.identity, this.options.counters) : undefined;
+      if (opened) this.emit('private', opened);
     }
     if (header.reply) {
       for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
-        for (const entry of entries) if (this.store.head(entry.origin).seq < entry.seq - 1) view.stuck.add(entry.origin);
+        for (const entry of entries) if (this.store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
         counters.increment('mesh.unrecoverable_gaps', outcome.gap);
       }
       if (applied.length > 0) this.announceHaveSoon(from);
@@ -372,34 +358,37 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
   }
 
-  private openPrivate(entry: FeedEntry): void {
-    const { identity, counters } = this.options;
-    let sealed: { recipients?: Record<string, unknown> };
-    try {
-      sealed = JSON.parse(entry.body) as typeof sealed;
-    } catch {
-      counters.increment('mesh.private_malformed');
+  // ---- finding peers ---------------------------------------------------
+
+  /** A trusted node linked to us but we have no link to it: without one, we cannot answer (we publish on its broker). */
+  private dialBack(peerId: string, port: number | undefined, tls: boolean | undefined): void {
+    const address = this.options.peerAddresses.get(peerId);
+    if (!this.options.settings.dialBack || port === undefined || address === undefined) {
+      this.options.counters.increment('mesh.one_sided_links');
       return;
     }
-    if (!sealed.recipients || !Object.hasOwn(sealed.recipients, this.nodeId)) {
-      counters.increment('mesh.private_relayed'); // stored and passed on, unread
+    this.options.counters.increment('mesh.dial_backs');
+    this.link(`${tls ? 'mqtts' : 'mqtt'}://${address.includes(':') ? `[${address}]` : address}:${port}`, peerId);
+  }
+
+  private onDiscovered(peer: DiscoveredPeer): void {
+    if (this.links.has(peer.nodeId) || !this.running) return;
+    const { trust, counters } = this.options;
+    // Only a candidate: the link proves who it is. This just skips nodes we would refuse anyway.
+    if (!trust.owners.has(peer.owner) || trust.revoked.has(peer.owner)) {
+      counters.increment('mesh.discovery.untrusted');
       return;
     }
-    try {
-      const { type, body } = JSON.parse(openSealedBox(sealed, { nodeId: this.nodeId, box: identity.box }, PRIVATE_CONTEXT).toString('utf8')) as { type: string; body: unknown };
-      counters.increment('mesh.private_opened');
-      this.emit('private', { origin: entry.origin, seq: entry.seq, type, body });
-    } catch {
-      counters.increment('mesh.private_malformed');
-    }
+    this.options.logger.info({ peer: peer.nodeId, url: peer.url }, 'mesh neighbour found by mDNS');
+    this.link(peer.url, peer.nodeId);
   }
 
   // ---- outgoing --------------------------------------------------------
 
   /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
   private requestMissing(peerId: string): void {
+    if (!this.peers.has(peerId) || this.links.get(peerId)?.state !== 'up') return;
     const view = this.peers.get(peerId);
-    if (!view || this.links.get(peerId)?.state !== 'up') return;
     const now = Date.now();
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(view.have)) {
@@ -425,14 +414,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
     for (const peerId of this.links.keys()) {
       if (peerId === except) continue;
-      const view = this.peer(peerId);
+      const view = this.peers.get(peerId);
       const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
       if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });
     }
   }
 
   private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number> }): void {
-    const view = this.peer(peerId);
+    const view = this.peers.get(peerId);
     const certs: NodeCertificate[] = [];
     for (const origin of new Set(entries.map((e) => e.origin))) {
       const cert = this.directory.get(origin);
@@ -441,7 +430,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const sent = this.send(peerId, { t: 'entries', ...meta, certs }, entries.map(encodeEntry));
     if (sent) {
       for (const cert of certs) view.certsSent.add(certificateNodeId(cert));
-      for (const e of entries) if (e.seq > (view.have[e.origin] ?? 0)) view.have[e.origin] = e.seq;
+      for (const e of entries) this.peers.raise(peerId, e.origin, e.seq);
     }
   }
 
@@ -470,22 +459,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   // ---- helpers ---------------------------------------------------------
-
-  private mergeHave(view: PeerView, have: HaveVector): void {
-    for (const [origin, seq] of Object.entries(have)) {
-      if (seq !== view.have[origin]) view.stuck.delete(origin);
-      view.have[origin] = seq;
-    }
-  }
-
-  private peer(id: string): PeerView {
-    let view = this.peers.get(id);
-    if (!view) {
-      view = { have: {}, lastSeen: undefined, announced: undefined, certsSent: new Set(), stuck: new Set() };
-      this.peers.set(id, view);
-    }
-    return view;
-  }
 
   private every(ms: number, task: () => void): void {
     const timer = setInterval(task, ms);

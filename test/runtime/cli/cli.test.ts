@@ -1,6 +1,7 @@
 /** The `apiary` command as a user runs it: the compiled CLI in a child process. */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +9,9 @@ import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseConfig } from '../../../runtime/config/load-config.js';
+import { readIdentity } from '../../../runtime/identity/identity.js';
+import { decodeCertificate } from '../../../runtime/mesh/certificate.js';
+import { loadMeshIdentity } from '../../../runtime/mesh/mesh-identity.js';
 import { BUILT_CLI } from '../../support/global-setup.js';
 import { startNodeProcess } from '../../support/node-process.js';
 
@@ -27,7 +31,7 @@ describe('apiary CLI', () => {
   afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
 
   it('has --help on every command', async () => {
-    for (const command of [[], ['start'], ['init'], ['id'], ['status'], ['sim', 'swarm']]) {
+    for (const command of [[], ['start'], ['init'], ['id'], ['status'], ['sim', 'swarm'], ['owner', 'sign'], ['demo']]) {
       const { code, stdout } = await apiary([...command, '--help'], dir);
       expect(code).toBe(0);
       expect(stdout).toContain('Usage: apiary');
@@ -50,6 +54,40 @@ describe('apiary CLI', () => {
     const id = JSON.parse(first.stdout) as { nodeId: string; publicKey: string };
     expect(id.nodeId).toMatch(/^[a-z2-7]{12}$/);
     expect(JSON.parse(second.stdout)).toEqual(id);
+  });
+
+  it('owner sign makes a certificate for a board that holds no owner key, and the board accepts it', async () => {
+    const missing = await apiary(['owner', 'show', '--key-file', 'laptop/owner.json'], dir);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('APIARY_OWNER_KEY_MISSING');
+    await mkdir(path.join(dir, 'laptop'), { recursive: true });
+    const made = JSON.parse((await apiary(['owner', 'init', '--json', '--key-file', 'laptop/owner.json'], dir)).stdout) as { ownerKey: string; created: boolean };
+    expect(made.created).toBe(true);
+    expect(JSON.parse((await apiary(['owner', 'show', '--json', '--key-file', 'laptop/owner.json'], dir)).stdout)).toMatchObject({ ownerKey: made.ownerKey, created: false });
+    const board = await apiary(['id', '--json', '--data-dir', 'board'], dir);
+    await writeFile(path.join(dir, 'board-id.json'), board.stdout);
+    const signed = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--from', 'board-id.json', '--name', 'Hive by the lime tree', '--out', 'board.cert.json'], dir);
+    expect(signed.code).toBe(0);
+    const boardId = JSON.parse(board.stdout) as { nodeId: string; publicKey: string; boxKey: string };
+    expect(signed.stdout).toContain(`signed node ${boardId.nodeId}`);
+    const cert = decodeCertificate(JSON.parse(await readFile(path.join(dir, 'board.cert.json'), 'utf8')));
+    expect(cert).toMatchObject({ node: boardId.publicKey, box: boardId.boxKey, owner: made.ownerKey, name: 'Hive by the lime tree' });
+    // The board starts its mesh identity from the certificate alone.
+    const node = await readIdentity(path.join(dir, 'board'));
+    if (!node) throw new Error('no board identity');
+    const identity = await loadMeshIdentity({ dataDir: path.join(dir, 'board'), node, name: 'x', ownerKeyFile: path.join(dir, 'board', 'owner.json'), certificateFile: path.join(dir, 'board.cert.json'), now: () => Date.now() });
+    expect(identity.certificate).toEqual(cert);
+    expect(existsSync(path.join(dir, 'board', 'owner.json'))).toBe(false);
+    // A certificate for another board is refused, with the command that makes the right one.
+    const other = await apiary(['id', '--json', '--data-dir', 'other'], dir);
+    const otherNode = await readIdentity(path.join(dir, 'other'));
+    if (!otherNode) throw new Error('no other identity');
+    await expect(loadMeshIdentity({ dataDir: path.join(dir, 'other'), node: otherNode, name: 'x', ownerKeyFile: 'unused', certificateFile: path.join(dir, 'board.cert.json'), now: () => Date.now() }))
+      .rejects.toThrow(/not this node/);
+    expect(other.code).toBe(0);
+    const bad = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--node-key', 'short', '--box-key', boardId.boxKey, '--name', 'x'], dir);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--node-key is not a 43-character base64url key');
   });
 
   it('refuses to start on a bad config, naming the field, the value and the fix (exit 78)', async () => {
@@ -81,6 +119,15 @@ describe('apiary CLI', () => {
       expect(status.stdout).toContain('Simulated colony sound: pre-swarm');
       expect(status.stdout).toContain('Last readings:');
       expect(status.stdout).toMatch(/temperature\s+[\d.]+ °C/);
+      const set = await apiary(['shared', 'set', 'thresholds', 'swarming', '0.75', '--port', String(node.port), '--data-dir', 'data'], dir);
+      expect(set.stdout).toContain('thresholds.swarming = 0.75');
+      const got = JSON.parse((await apiary(['shared', 'get', 'thresholds', '--port', String(node.port), '--data-dir', 'data'], dir)).stdout) as Record<string, unknown>;
+      expect(got).toEqual({ swarming: 0.75 });
+      const members = JSON.parse((await apiary(['shared', 'get', 'members', '--port', String(node.port), '--data-dir', 'data'], dir)).stdout) as Record<string, { name: string }>;
+      expect(Object.values(members).map((m) => m.name)).toEqual(['Apiary beehive']);
+      const refused = await apiary(['shared', 'set', 'members', 'x', '1', '--port', String(node.port), '--data-dir', 'data'], dir);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('not "members"');
     } finally {
       node.child.kill('SIGTERM');
       expect((await node.exited).code).toBe(0);

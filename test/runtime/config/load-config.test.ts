@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../../runtime/config/default-config.js';
 import { loadConfig, parseConfig } from '../../../runtime/config/load-config.js';
 import { ErrorCodes, isApiaryError, type ApiaryError } from '../../../runtime/errors.js';
+import { nodeIdFromPublicKey } from '../../../runtime/identity/identity.js';
 
 function configError(raw: unknown): ApiaryError {
   try {
@@ -56,6 +57,19 @@ describe('config', () => {
     expect(err.message).toContain('field "broker.port": got 70000');
     expect(err.message).toContain('unknown field "hots" in "broker"');
     expect(err.message).toContain('field "device.kind": got "arduino"; expected "simulated-beehive"');
+  });
+
+  it('checks neighbours: one entry per node, a pinned key that belongs to the node id, mDNS settings', () => {
+    const key = 'x'.repeat(43);
+    const nodeId = nodeIdFromPublicKey(Buffer.from(key, 'base64url'));
+    const ok = { url: 'mqtt://192.168.1.20:1883', nodeId, publicKey: key };
+    expect(parseConfig({ mesh: { neighbours: [ok] } }).mesh.neighbours[0]?.publicKey).toBe(key);
+    expect(configError({ mesh: { neighbours: [ok, ok] } }).message).toContain(`node ${nodeId} is listed twice`);
+    const other = configError({ mesh: { neighbours: [{ ...ok, publicKey: 'y'.repeat(43) }] } }).message;
+    expect(other).toContain('field "mesh.neighbours.0.publicKey"');
+    expect(other).toContain(`this key belongs to another node than ${nodeId}`);
+    expect(parseConfig({}).mesh.discovery).toEqual({ mdns: false, port: 5353 });
+    expect(configError({ mesh: { discovery: { mdns: true, interface: 'eth0' } } }).message).toContain('field "mesh.discovery.interface"');
   });
 
   it('checks rules: one threshold, clear level on the safe side, unique ids', () => {

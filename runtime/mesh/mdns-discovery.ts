@@ -1,0 +1,132 @@
+/**
+ * Finds neighbours on the LAN by multicast DNS (RFC 6762) and DNS-SD (RFC
+ * 6763), with bonjour-service: each node announces a `_apiary-mesh._tcp`
+ * service whose SRV record gives its broker port and whose TXT record gives
+ * its node id and owner key. A node found this way is only a candidate: the
+ * link is made only to owners this node trusts, and the link itself proves
+ * who is there (certificate in hello, signed link token). A TXT record is
+ * untrusted input: anything malformed is counted and ignored.
+ *
+ * Off by default (mesh.discovery.mdns): multicast reaches every machine on
+ * the LAN, which the owner should choose. `interface` pins it to one address
+ * (tests use 127.0.0.1 and a private port, so nothing leaves loopback).
+ */
+import net from 'node:net';
+import type { Counters } from '../counters.js';
+import type { Logger } from '../log.js';
+
+export const MDNS_SERVICE_TYPE = 'apiary-mesh';
+const NODE_ID = /^[a-z2-7]{12}$/;
+const PUBLIC_KEY = /^[A-Za-z0-9_-]{43}$/;
+
+export interface DiscoveredPeer {
+  readonly nodeId: string;
+  /** The owner key the node announced (checked again, signed, when the link comes up). */
+  readonly owner: string;
+  /** Its broker, at the address the announcement came from. */
+  readonly url: string;
+}
+
+export interface MdnsDiscoveryOptions {
+  nodeId: string;
+  owner: string;
+  /** This node's broker port and whether it speaks TLS, as announced. */
+  brokerPort: number;
+  tls: boolean;
+  /** IPv4 address of the interface to announce and listen on; default: all. */
+  interface: string | undefined;
+  /** UDP port of mDNS; 5353 except in tests. */
+  mdnsPort: number;
+  onFound: (peer: DiscoveredPeer) => void;
+  counters: Counters;
+  logger: Logger;
+}
+
+interface BonjourLike {
+  publish(config: { name: string; type: string; port: number; txt: Record<string, string>; probe: boolean; disableIPv6: boolean }): unknown;
+  find(config: { type: string }, onUp: (service: FoundService) => void): { stop(): void };
+  unpublishAll(callback: () => void): void;
+  destroy(callback?: () => void): void;
+}
+
+interface FoundService {
+  port?: unknown;
+  txt?: unknown;
+  addresses?: unknown;
+  referer?: { address?: unknown };
+}
+
+export class MdnsDiscovery {
+  private bonjour: BonjourLike | undefined;
+  private browser: { stop(): void } | undefined;
+
+  constructor(private readonly options: MdnsDiscoveryOptions) {}
+
+  async start(): Promise<void> {
+    const { Bonjour } = await import('bonjour-service');
+    const { options } = this;
+    // Options after the first are multicast-dns's: bind to all addresses (a socket bound to one
+    // unicast address receives no multicast), send and join on `interface` only.
+    const socketOptions = { port: options.mdnsPort, interface: options.interface, bind: '0.0.0.0', reuseAddr: true };
+    const bonjour = new Bonjour(socketOptions, (err: unknown) => {
+      options.counters.increment('mesh.discovery.errors');
+      options.logger.warn({ err: String(err) }, 'mDNS discovery error');
+    }) as unknown as BonjourLike;
+    this.bonjour = bonjour;
+    bonjour.publish({
+      name: `apiary-${options.nodeId}`,
+      type: MDNS_SERVICE_TYPE,
+      port: options.brokerPort,
+      txt: { v: '1', id: options.nodeId, owner: options.owner, tls: options.tls ? '1' : '0' },
+      probe: false, // the name embeds the node id, so it cannot clash
+      disableIPv6: true,
+    });
+    this.browser = bonjour.find({ type: MDNS_SERVICE_TYPE }, (service) => this.found(service));
+    options.logger.info({ interface: options.interface ?? 'all', port: options.mdnsPort }, 'mDNS discovery on');
+  }
+
+  async stop(): Promise<void> {
+    const bonjour = this.bonjour;
+    this.bonjour = undefined;
+    this.browser?.stop();
+    this.browser = undefined;
+    if (!bonjour) return;
+    // A goodbye (TTL 0) so neighbours forget us now, not when the record expires.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1_000);
+      bonjour.unpublishAll(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+  }
+
+  private found(service: FoundService): void {
+    const { counters, nodeId } = this.options;
+    const peer = parseService(service);
+    if (!peer) {
+      counters.increment('mesh.discovery.rejected');
+      return;
+    }
+    if (peer.nodeId === nodeId) return;
+    counters.increment('mesh.discovery.found');
+    this.options.onFound(peer);
+  }
+}
+
+/** A discovered peer from an mDNS answer, or undefined when any part of it is malformed. */
+export function parseService(service: FoundService): DiscoveredPeer | undefined {
+  const txt = service.txt;
+  if (txt === null || typeof txt !== 'object') return undefined;
+  const { v, id, owner, tls } = txt as Record<string, unknown>;
+  if (v !== '1' || typeof id !== 'string' || !NODE_ID.test(id) || typeof owner !== 'string' || !PUBLIC_KEY.test(owner)) return undefined;
+  if (tls !== '0' && tls !== '1') return undefined;
+  const port = service.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
+  // The address the announcement came from is one that routes back to it; the A records are the fallback.
+  const candidates: unknown[] = [service.referer?.address, ...(Array.isArray(service.addresses) ? (service.addresses as unknown[]) : [])];
+  const address = candidates.find((a): a is string => typeof a === 'string' && net.isIPv4(a));
+  if (!address) return undefined;
+  return { nodeId: id, owner, url: `${tls === '1' ? 'mqtts' : 'mqtt'}://${address}:${port}` };
+}

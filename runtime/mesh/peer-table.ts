@@ -1,0 +1,86 @@
+/**
+ * What this node knows of each peer: what it holds (its have-vector, raised
+ * by every entry it sends or is sent), when it was last heard, the
+ * online/offline it announced, and which certificates it already has.
+ */
+import type { HaveVector } from './mesh-protocol.js';
+import type { LinkState } from './peer-link.js';
+
+export interface PeerView {
+  have: HaveVector;
+  lastSeen: number | undefined;
+  /** online/offline as last published under the peer's state topic on our broker. */
+  announced: string | undefined;
+  /** Certificates already sent on the current link, so each travels once per link-up. */
+  certsSent: Set<string>;
+  /** Origins this peer could not serve from where we are (both sides dropped them). */
+  stuck: Set<string>;
+}
+
+export interface PeerStatus {
+  nodeId: string;
+  name: string | undefined;
+  link: LinkState | 'none';
+  url: string | undefined;
+  lastError: string | undefined;
+  lastSeen: string | null;
+  announced: string | null;
+  /** Entries the peer has that we lack, per origin (we are catching up). */
+  weLack: Record<string, number>;
+  /** Entries we have that the peer lacks, as far as we know. */
+  theyLack: Record<string, number>;
+}
+
+export class PeerTable {
+  private readonly views = new Map<string, PeerView>();
+
+  has(id: string): boolean {
+    return this.views.has(id);
+  }
+
+  /** The view of `id`, made empty on first use. */
+  get(id: string): PeerView {
+    let view = this.views.get(id);
+    if (!view) {
+      view = { have: {}, lastSeen: undefined, announced: undefined, certsSent: new Set(), stuck: new Set() };
+      this.views.set(id, view);
+    }
+    return view;
+  }
+
+  /** Takes a have-vector the peer stated; an origin whose seq moved is no longer stuck. */
+  mergeHave(id: string, have: HaveVector): void {
+    const view = this.get(id);
+    for (const [origin, seq] of Object.entries(have)) {
+      if (seq !== view.have[origin]) view.stuck.delete(origin);
+      view.have[origin] = seq;
+    }
+  }
+
+  /** The peer holds `origin` at least up to `seq`. */
+  raise(id: string, origin: string, seq: number): void {
+    const view = this.get(id);
+    if (seq > (view.have[origin] ?? 0)) view.have[origin] = seq;
+  }
+
+  status(mine: HaveVector, describe: (id: string) => { name?: string; link?: { state: LinkState; url: string; lastError: string | undefined } }): PeerStatus[] {
+    return [...this.views.entries()].map(([id, view]) => {
+      const { name, link } = describe(id);
+      const weLack: Record<string, number> = {};
+      for (const [origin, seq] of Object.entries(view.have)) if (seq > (mine[origin] ?? 0)) weLack[origin] = seq - (mine[origin] ?? 0);
+      const theyLack: Record<string, number> = {};
+      for (const [origin, seq] of Object.entries(mine)) if (seq > (view.have[origin] ?? 0)) theyLack[origin] = seq - (view.have[origin] ?? 0);
+      return {
+        nodeId: id,
+        name,
+        link: link?.state ?? 'none',
+        url: link?.url,
+        lastError: link?.lastError,
+        lastSeen: view.lastSeen === undefined ? null : new Date(view.lastSeen).toISOString(),
+        announced: view.announced ?? null,
+        weLack,
+        theyLack,
+      };
+    });
+  }
+}
