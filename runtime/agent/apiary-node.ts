@@ -26,7 +26,7 @@ import { CommandHandler } from './commands.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
-import { createMesh } from '../mesh/create-mesh.js';
+import { createMesh, readBrokerTls } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { Uplink } from '../mesh/uplink.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
@@ -133,9 +133,13 @@ export class ApiaryNode {
     const meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
     if (config.broker.enabled) {
       const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous);
-      this.broker = new EmbeddedBroker({ host: config.broker.host, port: config.broker.port, logger, counters, access });
+      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout } = config.broker;
+      this.broker = new EmbeddedBroker({
+        host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout,
+        ...(tls ? { tlsListener: { host: tls.host ?? host, port: tls.port, tls: await readBrokerTls(tls) } } : {}),
+      });
       await this.broker.start();
-      logger.info({ url: this.broker.url }, 'MQTT broker listening');
+      logger.info({ url: this.broker.url, ...(tls ? { tlsPort: this.broker.tlsPort } : {}) }, 'MQTT broker listening');
     }
     if (meshParts && this.broker) {
       this.meshPart = meshParts.mesh;

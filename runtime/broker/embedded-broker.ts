@@ -8,15 +8,22 @@
  * (mqtt-guard.ts) checks every packet before aedes parses it, and aedes's
  * hooks apply the access policy (broker-access.ts). Every refusal is counted
  * as `broker.rejected.<reason>`; none of them can take the process down.
+ *
+ * A client that does not read never holds up the others: what waits for it
+ * is bounded (maxQueuedMessages, maxQueuedBytes), a PUBLISH beyond the bound
+ * is dropped, and a client whose socket takes nothing for stallTimeoutMs is
+ * disconnected (outbox.ts). Every PUBLISH a client does not get is counted as
+ * `broker.dropped.<reason>`, every client cut as `broker.disconnected.stalled`.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Aedes, AuthenticateError, Client, ConnectPacket, PublishPacket } from 'aedes';
+import type { Aedes, AedesPublishPacket, AuthenticateError, Client, ConnectPacket, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type BrokerRefusal } from './broker-access.js';
 import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
+import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
 
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
 
@@ -45,18 +52,56 @@ export interface EmbeddedBrokerOptions {
   /** A connection with no CONNECT within this time is closed (and a TLS handshake must finish within it). */
   connectTimeoutMs?: number;
   tls?: EmbeddedBrokerTls;
+  /** A second listener, with TLS, beside the plain one (broker.tls): local tools stay plain on loopback, neighbours use TLS. */
+  tlsListener?: { host: string; port: number; tls: EmbeddedBrokerTls };
+  /**
+   * PUBLISH packets held for one client whose socket is full (its kernel
+   * buffers took what they could); more are dropped and counted as
+   * `broker.dropped.queue_full`. Like mosquitto's max_queued_messages. 0 = no limit.
+   */
+  maxQueuedMessages?: number;
+  /** Bytes held for one such client; a PUBLISH that does not fit is dropped the same way. Like mosquitto's max_queued_bytes. 0 = no limit. */
+  maxQueuedBytes?: number;
+  /**
+   * A client whose socket takes nothing for this long while packets wait for
+   * it is disconnected (`broker.disconnected.stalled`); every PUBLISH it did
+   * not get is counted as `broker.dropped.stalled`. 0 = never.
+   */
+  stallTimeoutMs?: number;
+}
+
+/** Defaults of the outgoing bounds: mosquitto's 1000 messages, 4 MiB (about one more socket buffer), 30 s. */
+export const OUTGOING_DEFAULTS: OutboxLimits = { maxQueuedMessages: 1000, maxQueuedBytes: 4 * 1024 * 1024, stallTimeoutMs: 30_000 };
+
+/** What waits for the broker's clients right now (see EmbeddedBroker.outgoing()). */
+export interface BrokerOutgoing {
+  /** Connections whose socket is full, with packets waiting in the broker. */
+  readonly waitingClients: number;
+  readonly queuedMessages: number;
+  readonly queuedBytes: number;
+  /** QoS 1/2 PUBLISH packets written and not yet acknowledged, over all clients. */
+  readonly unacknowledged: number;
 }
 
 type PublishDone = (error?: Error | null) => void;
+/** The part of aedes's persistence (untyped in aedes's definitions) a dropped QoS 1/2 message is cleared from. */
+interface OutgoingStore {
+  outgoingClearMessageId(client: Client, packet: { messageId: number }): Promise<unknown>;
+}
 type AedesPublish = (packet: PublishPacket, client?: Client | null | PublishDone, done?: PublishDone) => void;
 
 const CONNACK_CODE = { 'identifier': 2, 'bad-credentials': 4, 'not-authorized': 5 } as const;
 
 export class EmbeddedBroker {
   private aedes: Aedes | undefined;
-  private server: net.Server | undefined;
+  private servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<GuardedConnection>();
+  private persistence: OutgoingStore | undefined;
+  /** Connections already reported (once each) as falling behind. */
+  private readonly behind = new WeakSet<GuardedConnection>();
   private boundPort = 0;
+  private boundTlsPort = 0;
   private readonly access: BrokerAccessPolicy;
   /** Who each connected client authenticated as. */
   private readonly principals = new WeakMap<Client, BrokerPrincipal>();
@@ -78,14 +123,39 @@ export class EmbeddedBroker {
     return `${this.options.tls ? 'mqtts' : 'mqtt'}://${host.includes(':') ? `[${host}]` : host}:${this.boundPort}`;
   }
 
+  /** The certificate (PEM) of the TLS listener, for neighbours to pin. */
+  get tlsCertificate(): string | undefined {
+    const cert = this.options.tlsListener?.tls.cert;
+    return cert === undefined ? undefined : cert.toString();
+  }
+
+  /** The port of the TLS listener (broker.tls), 0 when there is none. */
+  get tlsPort(): number {
+    return this.boundTlsPort;
+  }
+
   get connectedClients(): number {
     return this.aedes?.connectedClients ?? 0;
+  }
+
+  /** What waits in the broker for its clients (the outboxes), summed over connections. */
+  outgoing(): BrokerOutgoing {
+    let waitingClients = 0, queuedMessages = 0, queuedBytes = 0, unacknowledged = 0;
+    for (const conn of this.connections) {
+      const o = conn.outgoing;
+      if (o.waiting) waitingClients += 1;
+      queuedMessages += o.queuedPublishes;
+      queuedBytes += o.queuedBytes;
+      unacknowledged += o.unacknowledged;
+    }
+    return { waitingClients, queuedMessages, queuedBytes, unacknowledged };
   }
 
   async start(): Promise<number> {
     const { logger, counters } = this.options;
     const maxPacketBytes = this.options.maxPacketBytes ?? 300_000;
     const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const outgoing = outgoingLimits(this.options);
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker({
       connectTimeout: connectTimeoutMs,
@@ -109,6 +179,8 @@ export class EmbeddedBroker {
         this.reject('subscribe', { client: client.id, filter: sub.topic });
         done(null, null); // null = SUBACK 0x80 for this filter [MQTT-3.9.3-2]
       },
+      authorizeForward: (client, packet) => this.forward(client, packet),
+      // The outbox never makes aedes wait for a drain, so aedes's drainTimeout (60 s) never starts: stallTimeoutMs replaces it.
     });
     // A refused PUBLISH is dropped the way mosquitto drops it for 3.1.1: no
     // disconnect, and QoS 1/2 still get PUBACK/PUBREC (then PUBCOMP), in
@@ -123,6 +195,7 @@ export class EmbeddedBroker {
     };
     Object.assign(aedes, { publish: guardedRoute });
     this.aedes = aedes;
+    this.persistence = (aedes as unknown as { persistence?: OutgoingStore }).persistence;
     aedes.on('clientError', (client, err) => {
       counters.increment('broker.client_errors');
       logger.debug({ client: client.id, err: err.message }, 'MQTT client error');
@@ -135,9 +208,28 @@ export class EmbeddedBroker {
     });
 
     const serve = (socket: net.Socket): void => {
-      aedes.handle(new GuardedConnection(socket, maxPacketBytes, (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail })));
+      const conn: GuardedConnection = new GuardedConnection(socket, {
+        maxPacketBytes,
+        onReject: (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail }),
+        outgoing,
+        onDropped: (reason, packets) => this.dropped(conn, reason, packets),
+        onStalled: () => {
+          counters.increment('broker.disconnected.stalled');
+          logger.warn({ client: clientOf(conn)?.id, remote: socket.remoteAddress, stallTimeoutMs: outgoing.stallTimeoutMs }, 'MQTT client stopped reading; disconnected');
+        },
+      });
+      this.connections.add(conn);
+      conn.once('close', () => this.connections.delete(conn));
+      aedes.handle(conn);
     };
-    const tlsOptions = this.options.tls;
+    this.boundPort = await this.listen(serve, this.options.host, this.options.port, this.options.tls);
+    const extra = this.options.tlsListener;
+    if (extra) this.boundTlsPort = await this.listen(serve, extra.host, extra.port, extra.tls);
+    return this.boundPort;
+  }
+
+  private async listen(serve: (socket: net.Socket) => void, host: string, port: number, tlsOptions: EmbeddedBrokerTls | undefined): Promise<number> {
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const server = tlsOptions
       ? tls.createServer({ ...tlsOptions, rejectUnauthorized: tlsOptions.requestCert ?? false, handshakeTimeout: connectTimeoutMs }, serve)
       : net.createServer(serve);
@@ -147,20 +239,19 @@ export class EmbeddedBroker {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    this.server = server;
+    this.servers.push(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE';
-        reject(new ApiaryError(ErrorCodes.BROKER_LISTEN_FAILED, `the MQTT broker cannot listen on ${this.options.host}:${this.options.port}: ${err.message}`, {
+        reject(new ApiaryError(ErrorCodes.BROKER_LISTEN_FAILED, `the MQTT broker cannot listen on ${host}:${port}${tlsOptions ? ' (TLS)' : ''}: ${err.message}`, {
           hint: inUse ? 'another broker (mosquitto?) or Apiary node uses that port: stop it, or start with --port 0 (any free port) or --port 1884' : 'check broker.host in the config',
           cause: err,
         }));
       });
-      server.listen(this.options.port, this.options.host, () => resolve());
+      server.listen(port, host, () => resolve());
     });
     const address = server.address();
-    this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
-    return this.boundPort;
+    return typeof address === 'object' && address ? address.port : port;
   }
 
   /** Publishes from inside the node, with no socket (no access policy): retained messages are stored as from any client. */
@@ -186,16 +277,60 @@ export class EmbeddedBroker {
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
+    const servers = this.servers.splice(0);
     const aedes = this.aedes;
-    this.server = undefined;
     this.aedes = undefined;
-    if (server) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (servers.length > 0) {
+      const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
       for (const socket of this.sockets) socket.destroy();
       await closed;
     }
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  }
+
+  /**
+   * aedes's authorizeForward hook, called as a message is routed to a client.
+   * A client whose connection already ended will not be written to: the
+   * message is counted here, and refused so aedes drops it too. A persistent
+   * session's QoS 1/2 message is left to aedes after an ordinary close (it
+   * stays in the session and is sent again when the client returns).
+   */
+  private forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (!client.closed) return packet;
+    const conn = client.conn;
+    if (!(conn instanceof GuardedConnection)) return packet;
+    const reason = conn.endReason ?? 'closed';
+    if (reason === 'closed' && !client.clean && packet.qos > 0) return packet;
+    conn.undeliverable({ qos: packet.qos, messageId: undefined });
+    return null;
+  }
+
+  /**
+   * PUBLISH packets a client did not get, from its outbox. QoS 1/2 ones are
+   * also cleared from a persistent session, so a drop is final: never sent
+   * again on reconnect (the mesh's catch-up recovers its own data). After an
+   * ordinary close, aedes keeps a persistent session's QoS 1/2 messages and
+   * sends them again on reconnect: those are not lost, so not counted.
+   */
+  private dropped(conn: GuardedConnection, reason: DropReason, packets: readonly DroppedPublish[]): void {
+    const client = clientOf(conn);
+    const persistence = this.persistence;
+    const persistent = client !== undefined && !client.clean;
+    let count = 0;
+    for (const { qos, messageId } of packets) {
+      if (persistent && qos > 0 && messageId !== undefined) {
+        if (reason === 'closed') continue;
+        persistence?.outgoingClearMessageId(client, { messageId }).catch(() => undefined);
+      }
+      count += 1;
+    }
+    if (count === 0) return;
+    const { counters, logger } = this.options;
+    counters.increment(`broker.dropped.${reason}`, count);
+    if (reason === 'queue_full' && !this.behind.has(conn)) {
+      this.behind.add(conn);
+      logger.warn({ client: client?.id, remote: conn.remoteAddress }, 'MQTT client is not reading fast enough; dropping messages for it (broker.dropped.queue_full)');
+    } else logger.debug({ client: client?.id, reason, count }, 'MQTT messages dropped for a client');
   }
 
   /** aedes's authenticate hook: a refusal here is answered with its CONNACK code, then the close [MQTT-3.2.2-5]. */
@@ -243,4 +378,21 @@ export class EmbeddedBroker {
     this.options.counters.increment(`broker.rejected.${reason}`);
     this.options.logger.debug({ reason, ...details }, 'MQTT refused');
   }
+}
+
+/** aedes sets `conn.client` when it takes a connection. */
+function clientOf(conn: GuardedConnection): Client | undefined {
+  return (conn as unknown as { client?: Client }).client;
+}
+
+function outgoingLimits(options: EmbeddedBrokerOptions): OutboxLimits {
+  const limits: OutboxLimits = {
+    maxQueuedMessages: options.maxQueuedMessages ?? OUTGOING_DEFAULTS.maxQueuedMessages,
+    maxQueuedBytes: options.maxQueuedBytes ?? OUTGOING_DEFAULTS.maxQueuedBytes,
+    stallTimeoutMs: options.stallTimeoutMs ?? OUTGOING_DEFAULTS.stallTimeoutMs,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`EmbeddedBroker ${name} must be a whole number ≥ 0, got ${String(value)}`);
+  }
+  return limits;
 }

@@ -5,12 +5,15 @@
  * anonymous client error. This layer frames each packet itself, refuses an
  * oversized one as soon as its fixed header is read (before buffering the
  * body), checks the rules mosquitto enforces, and names the reason, so every
- * refusal is counted. Only whole, checked packets reach aedes.
+ * refusal is counted. Only whole, checked packets reach aedes. On the way
+ * out, aedes's writes go through an outbox (outbox.ts) that bounds what
+ * waits for a client that does not read.
  * Section numbers are MQTT 3.1.1 (OASIS standard, 2014).
  */
 import { isUtf8 } from 'node:buffer';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
+import { Outbox, type DropReason, type DroppedPublish, type OutboxLimits, type OutboxStats } from './outbox.js';
 
 export type GuardReason =
   | 'malformed' | 'oversized' | 'not-connect-first' | 'second-connect' | 'reserved-flags'
@@ -256,42 +259,91 @@ export class MqttGuard {
   }
 }
 
+export interface GuardedConnectionOptions {
+  /** Largest packet accepted from the client, fixed header included. */
+  maxPacketBytes: number;
+  /** Called for the first rule the client breaks; the connection is then closed. */
+  onReject: (rejection: GuardRejection) => void;
+  /** Bounds on what waits for a client that does not read (see outbox.ts). */
+  outgoing: OutboxLimits;
+  /** PUBLISH packets the client will not get: over the bound, cut with a stalled client, or held when the connection closed. */
+  onDropped: (reason: DropReason, packets: readonly DroppedPublish[]) => void;
+  /** The client was cut for not reading. */
+  onStalled: () => void;
+}
+
+type WriteCallback = (error: Error | null | undefined) => void;
+
 /**
- * The stream aedes sees instead of the socket: writes go straight to the
- * socket; reads are only the packets the guard let through. It keeps the
- * socket's remote address for the access policy.
+ * The stream aedes sees instead of the socket: reads are only the packets
+ * the guard let through; writes go to the socket through the outbox, which
+ * never makes aedes wait (a client that does not read has its PUBLISH
+ * packets dropped and counted instead of holding up the publisher). It
+ * keeps the socket's remote address for the access policy.
  */
 export class GuardedConnection extends Duplex {
   readonly remoteAddress: string | undefined;
   private readonly guard: MqttGuard;
+  private readonly outbox: Outbox;
+  private readonly onReject: (rejection: GuardRejection) => void;
 
-  constructor(private readonly socket: net.Socket, maxPacketBytes: number, private readonly onReject: (rejection: GuardRejection) => void) {
+  constructor(private readonly socket: net.Socket, options: GuardedConnectionOptions) {
     super({ allowHalfOpen: false });
     this.remoteAddress = socket.remoteAddress;
     socket.setNoDelay(true); // MQTT packets are small and latency-bound, like mosquitto's writes
-    this.guard = new MqttGuard(maxPacketBytes);
+    this.guard = new MqttGuard(options.maxPacketBytes);
+    this.onReject = options.onReject;
+    this.outbox = new Outbox(socket, options.outgoing, { dropped: options.onDropped, stalled: options.onStalled });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
-    socket.on('close', () => this.destroy());
+    socket.on('close', () => {
+      this.outbox.close();
+      this.destroy();
+    });
+  }
+
+  /** What waits in the outbox for this client. */
+  get outgoing(): OutboxStats {
+    return this.outbox.stats;
+  }
+
+  /** Why the connection ended ('stalled' if the outbox cut it), or undefined while it is open. */
+  get endReason(): DropReason | undefined {
+    return this.outbox.endReason;
+  }
+
+  /** Counts a PUBLISH aedes routed to this client after its connection ended, and will not write. */
+  undeliverable(packet: DroppedPublish): void {
+    this.outbox.undeliverable(packet);
   }
 
   override _read(): void {
     this.socket.resume();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.socket.destroyed || this.socket.write(chunk)) callback();
-    else this.socket.once('drain', () => callback());
+  /**
+   * aedes (through mqtt-packet) writes a packet as several chunks. They bypass
+   * the Writable buffer: the outbox reassembles each packet and hands it to
+   * the socket whole, so a packet leaves in one TCP segment (split packets
+   * meet Nagle's algorithm and the peer's delayed ACK, about 40 ms per QoS 1
+   * message). It always returns true: aedes never waits for a drain.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    try {
+      this.outbox.write(typeof chunk === 'string' || Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+    if (done) process.nextTick(done, null);
+    return true;
   }
 
-  /**
-   * aedes writes one packet as several chunks (header, topic, payload). Handing them
-   * to the socket as one buffer keeps a packet in one TCP segment: split packets meet
-   * Nagle's algorithm and the peer's delayed ACK, about 40 ms per QoS 1 message.
-   */
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this._write(Buffer.concat(chunks.map((c) => c.chunk)), 'binary', callback);
+  /** Only end(chunk) gets here; write() bypasses the Writable buffer. */
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.write(chunk);
+    callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -301,6 +353,7 @@ export class GuardedConnection extends Duplex {
 
   /** Lets what is already written (a refusing CONNACK) reach the peer; a peer that never closes its side is cut after 1 s. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.outbox.close();
     this.closeSocket();
     callback(error);
   }
@@ -308,7 +361,12 @@ export class GuardedConnection extends Duplex {
   private onData(chunk: Buffer): void {
     if (this.destroyed) return;
     const { packets, rejection } = this.guard.feed(chunk);
-    for (const packet of packets) if (!this.push(packet)) this.socket.pause();
+    for (const packet of packets) {
+      const type = (packet[0] as number) >> 4;
+      // PUBACK (QoS 1) or PUBREC (QoS 2): the client has this PUBLISH; a stall cut no longer counts it.
+      if (type === PUBACK || type === PUBREC) this.outbox.acknowledged(packet.readUInt16BE(2));
+      if (!this.push(packet)) this.socket.pause();
+    }
     if (!rejection) return;
     this.onReject(rejection);
     this.socket.removeAllListeners('data');

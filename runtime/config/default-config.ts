@@ -18,6 +18,10 @@ broker:                       # the embedded MQTT broker (aedes)
   host: 127.0.0.1             # 0.0.0.0 to let neighbours (and other machines) connect
   port: 1883                  # 0 = any free port (printed at start)
   anonymous: loopback         # clients without credentials: loopback | never | any
+  maxQueuedMessages: 1000     # held for a subscriber that stopped reading; more are dropped and counted (0 = no limit)
+  maxQueuedBytes: 4MiB
+  stallTimeout: 30s           # a subscriber that reads nothing this long is cut, and what it missed counted (0 = never)
+  # tls: { port: 8883, certificateFile: broker-cert.pem, keyFile: broker-key.pem }   # a TLS listener for neighbours
 
 bus:
   # url: mqtt://192.168.1.10:1883   # publish to an external broker instead

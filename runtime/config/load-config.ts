@@ -105,7 +105,12 @@ function resolvePaths(config: ApiaryConfig, baseDir: string): ApiaryConfig {
     ...config,
     node: { ...config.node, dataDir },
     models: { ...config.models, ...(modelsDir === undefined ? {} : { dir: modelsDir }) },
-    mesh: { ...config.mesh, owner: Object.fromEntries(Object.entries(owner).filter(([, v]) => v !== undefined)) },
+    broker: { ...config.broker, ...(config.broker.tls ? { tls: { ...config.broker.tls, certificateFile: path.resolve(baseDir, config.broker.tls.certificateFile), keyFile: path.resolve(baseDir, config.broker.tls.keyFile) } } : {}) },
+    mesh: {
+      ...config.mesh,
+      owner: Object.fromEntries(Object.entries(owner).filter(([, v]) => v !== undefined)),
+      neighbours: config.mesh.neighbours.map((n) => (n.tlsCertificate === undefined ? n : { ...n, tlsCertificate: path.resolve(baseDir, n.tlsCertificate) })),
+    },
   });
 }
 

@@ -126,6 +126,8 @@ const meshSchema = z.strictObject({
     nodeId: nodeIdSchema,
     /** When given, only this node key is accepted for nodeId, whoever signed another. */
     publicKey: publicKeySchema.optional(),
+    /** For an mqtts URL: the neighbour broker's certificate (PEM file), pinned: no other is accepted. */
+    tlsCertificate: z.string().min(1).optional(),
   })).max(64).default([]),
   /** A node that links to us, but is not in our list, is linked back (at the address it came from). */
   dialBack: z.boolean().default(true),
@@ -196,6 +198,20 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65_535).default(1883),
     /** Clients without credentials: from this machine only (default), never, or from anywhere (a trusted LAN). */
     anonymous: z.enum(['loopback', 'never', 'any'], { error: 'expected "loopback", "never" or "any"' }).default('loopback'),
+    /** Messages held for one subscriber that has stopped reading; beyond this they are dropped and counted (mosquitto's max_queued_messages). 0 = no limit. */
+    maxQueuedMessages: z.number().int().min(0).max(1_000_000).default(1000),
+    /** Bytes held for one such subscriber (mosquitto's max_queued_bytes). 0 = no limit. */
+    maxQueuedBytes: size(0, 1024 ** 3).prefault('4MiB'),
+    /** A subscriber that takes nothing for this long while messages wait is disconnected, and what it missed counted. 0 = never. */
+    stallTimeout: duration(0, 3_600_000).prefault('30s'),
+    /** A second listener with TLS, for links from other machines (neighbours pin its certificate). */
+    tls: z.strictObject({
+      port: z.number().int().min(0).max(65_535).default(8883),
+      /** Listen address; default: broker.host. */
+      host: z.string().min(1).optional(),
+      certificateFile: z.string().min(1),
+      keyFile: z.string().min(1),
+    }).optional(),
   }).prefault({}),
   bus: z.strictObject({
     /** An external broker to publish to, like mqtt://192.168.1.10:1883; omitted = the embedded broker. */
@@ -230,6 +246,9 @@ export const configSchema = z.strictObject({
   config.mesh.neighbours.forEach((neighbour, index) => {
     if (neighbourIds.has(neighbour.nodeId)) ctx.addIssue({ code: 'custom', path: ['mesh', 'neighbours', index, 'nodeId'], message: `node ${neighbour.nodeId} is listed twice: keep one entry per neighbour` });
     neighbourIds.add(neighbour.nodeId);
+    if (neighbour.tlsCertificate !== undefined && !neighbour.url.startsWith('mqtts:')) {
+      ctx.addIssue({ code: 'custom', path: ['mesh', 'neighbours', index, 'tlsCertificate'], message: 'a pinned certificate needs an mqtts:// URL (the TLS listener of that node, broker.tls.port, 8883 by default)' });
+    }
     if (neighbour.publicKey !== undefined && nodeIdFromPublicKey(Buffer.from(neighbour.publicKey, 'base64url')) !== neighbour.nodeId) {
       ctx.addIssue({ code: 'custom', path: ['mesh', 'neighbours', index, 'publicKey'], message: `this key belongs to another node than ${neighbour.nodeId}: copy both from \`apiary id\` on that node` });
     }

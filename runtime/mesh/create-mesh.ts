@@ -3,7 +3,9 @@
  * certificate, X25519 key), its trust policy, the mesh itself, and the
  * broker access policy that goes with it.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { ApiaryConfig } from '../config/schema.js';
 import type { Counters } from '../counters.js';
 import type { NodeIdentity } from '../identity/identity.js';
@@ -12,6 +14,8 @@ import type { TrustPolicy } from './certificate.js';
 import { MeshAccessPolicy } from './mesh-access.js';
 import { loadMeshIdentity, type MeshIdentity } from './mesh-identity.js';
 import { Mesh } from './mesh.js';
+import type { PinnedCertificate } from './peer-link.js';
+import { ApiaryError, ErrorCodes } from '../errors.js';
 
 export interface MeshParts {
   readonly identity: MeshIdentity;
@@ -38,7 +42,11 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
   const peerAddresses = new Map<string, string>();
   const mesh = new Mesh({
     settings: {
-      neighbours: settings.neighbours,
+      neighbours: await Promise.all(settings.neighbours.map(async (n, index) => ({
+        url: n.url,
+        nodeId: n.nodeId,
+        ...(n.tlsCertificate === undefined ? {} : { pinnedCertificate: await readPinnedCertificate(n.tlsCertificate, `mesh.neighbours.${index}.tlsCertificate`) }),
+      }))),
       dialBack: settings.dialBack,
       discovery: { mdns: settings.discovery.mdns, interface: settings.discovery.interface, port: settings.discovery.port },
       maxHops: settings.maxHops,
@@ -71,4 +79,38 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     now: () => Date.now(),
   });
   return { identity, mesh, access };
+}
+
+/** A neighbour's broker certificate to pin; a file that is not one PEM certificate is a config error naming the field. */
+export async function readPinnedCertificate(file: string, field: string): Promise<PinnedCertificate> {
+  try {
+    const pem = await readFile(file, 'utf8');
+    return { pem, fingerprint256: new X509Certificate(pem).fingerprint256 };
+  } catch (err) {
+    throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "${field}": cannot use ${file} as a pinned certificate: ${(err as Error).message}`, {
+      hint: 'copy the certificate file (PEM) of that node\'s broker.tls, and give its path relative to the config file',
+    });
+  }
+}
+
+/** The broker's own certificate and key (broker.tls), read at start; a bad file is a config error naming the field. */
+export async function readBrokerTls(tls: { certificateFile: string; keyFile: string }): Promise<{ cert: string; key: string }> {
+  const read = async (file: string, field: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "${field}": cannot read ${file}: ${(err as Error).message}`, {
+        hint: 'make a certificate and key with openssl (see README, "Broker security"), and give their paths relative to the config file',
+      });
+    }
+  };
+  const cert = await read(tls.certificateFile, 'broker.tls.certificateFile');
+  const key = await read(tls.keyFile, 'broker.tls.keyFile');
+  try {
+    const x509 = new X509Certificate(cert);
+    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
+  } catch (err) {
+    throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "broker.tls": ${tls.certificateFile} and ${tls.keyFile} are not a matching PEM certificate and key: ${(err as Error).message}`);
+  }
+  return { cert, key };
 }

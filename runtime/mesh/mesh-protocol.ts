@@ -7,7 +7,7 @@
  * `entries` message carries one feed entry per following line, so one bad
  * entry spoils only its own line.
  *
- *   hello   {t, cert, have, sv, port?, tls?}  on link-up: who I am, what feeds I hold, my shared-state vector, where my broker listens
+ *   hello   {t, cert, have, sv, port?, tls?, tlsCert?}  on link-up: who I am, what feeds I hold, my shared-state vector, where my broker listens
  *   have    {t, have, sv?}        what I hold now (anti-entropy, and after a gap); sv: answer with the state I lack
  *   want    {t, want}             send me origin's entries from seq n
  *   entries {t, hops, reply, certs, starts}  + entry lines: new entries (gossip) or an answer to want
@@ -27,7 +27,13 @@ const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,
 
 const headerSchema = z.discriminatedUnion('t', [
   /** port/tls: where the sender's own broker listens, so a node that was not dialled can dial back. */
-  z.strictObject({ t: z.literal('hello'), cert: z.unknown(), have: haveVector, sv: base64, port: z.number().int().min(1).max(65_535).optional(), tls: z.boolean().optional() }),
+  z.strictObject({
+    t: z.literal('hello'), cert: z.unknown(), have: haveVector, sv: base64,
+    port: z.number().int().min(1).max(65_535).optional(),
+    tls: z.boolean().optional(),
+    /** The sender's TLS broker certificate (PEM), pinned by a node that dials back over TLS. */
+    tlsCert: z.string().max(8192).regex(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/).optional(),
+  }),
   z.strictObject({ t: z.literal('have'), have: haveVector, sv: base64.optional() }),
   z.strictObject({ t: z.literal('want'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
   z.strictObject({

@@ -29,7 +29,8 @@ import { MemberDirectory } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
 import { MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
-import { PeerLink } from './peer-link.js';
+import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
+import { PeerLink, type PinnedCertificate } from './peer-link.js';
 import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson, SharedState, type JsonValue } from './shared-state.js';
@@ -37,7 +38,7 @@ import { canonicalJson, SharedState, type JsonValue } from './shared-state.js';
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
 export interface MeshSettings {
-  neighbours: readonly { url: string; nodeId: string }[];
+  neighbours: readonly { url: string; nodeId: string; pinnedCertificate?: PinnedCertificate }[];
   /** Link back to a trusted node that linked to us unasked. */
   dialBack: boolean;
   discovery: { mdns: boolean; interface: string | undefined; port: number };
@@ -131,10 +132,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       done();
     };
     await broker.subscribe(`${prefix}/+/state`, this.liveness);
-    for (const neighbour of settings.neighbours) this.link(neighbour.url, neighbour.nodeId);
+    for (const neighbour of settings.neighbours) this.link(neighbour.url, neighbour.nodeId, neighbour.pinnedCertificate);
     if (settings.discovery.mdns) {
       this.discovery = new MdnsDiscovery({
-        nodeId: this.nodeId, owner: this.options.identity.certificate.owner, brokerPort: broker.port, tls: broker.url.startsWith('mqtts:'),
+        nodeId: this.nodeId, owner: this.options.identity.certificate.owner, brokerPort: advertisedListener(broker).port, tls: advertisedListener(broker).tls,
         interface: settings.discovery.interface, mdnsPort: settings.discovery.port,
         onFound: (peer) => this.onDiscovered(peer), counters: this.options.counters, logger: this.options.logger,
       });
@@ -163,19 +164,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Adds an outbound link to a neighbour's broker (from config or discovery). */
-  link(url: string, peerId: string): void {
+  link(url: string, peerId: string, pinnedCertificate?: PinnedCertificate): void {
     if (this.links.has(peerId) || peerId === this.nodeId) return;
     const { identity, prefix, counters, logger, settings } = this.options;
     const view = this.peers.get(peerId);
     const link: PeerLink = new PeerLink({
-      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(),
+      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate,
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
         view.certsSent.clear();
         view.stuck.clear();
-        const port = this.broker?.port ?? 0;
-        const tls = this.broker?.url.startsWith('mqtts:') ?? false;
-        this.send(peerId, { t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'), ...(port > 0 ? { port, tls } : {}) });
+        const { port, tls, tlsCert } = advertisedListener(this.broker);
+        this.send(peerId, {
+          t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
+          ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
+        });
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
@@ -266,7 +269,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'hello':
         view.have = { ...header.have };
         view.stuck.clear();
-        if (!this.links.has(from)) this.dialBack(from, header.port, header.tls);
+        if (!this.links.has(from)) this.dialBack(from, header);
         this.sendStateDiff(from, header.sv);
         // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
         this.send(from, this.haveMessage());
@@ -361,14 +364,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   // ---- finding peers ---------------------------------------------------
 
   /** A trusted node linked to us but we have no link to it: without one, we cannot answer (we publish on its broker). */
-  private dialBack(peerId: string, port: number | undefined, tls: boolean | undefined): void {
+  private dialBack(peerId: string, { port, tls, tlsCert }: { port?: number; tls?: boolean; tlsCert?: string }): void {
     const address = this.options.peerAddresses.get(peerId);
     if (!this.options.settings.dialBack || port === undefined || address === undefined) {
       this.options.counters.increment('mesh.one_sided_links');
       return;
     }
     this.options.counters.increment('mesh.dial_backs');
-    this.link(`${tls ? 'mqtts' : 'mqtt'}://${address.includes(':') ? `[${address}]` : address}:${port}`, peerId);
+    const target = dialBackTarget(address, { port, tls, tlsCert });
+    if (target.badCertificate) this.options.counters.increment('mesh.rejected.hello_tls_certificate');
+    this.link(target.url, peerId, target.pin);
   }
 
   private onDiscovered(peer: DiscoveredPeer): void {

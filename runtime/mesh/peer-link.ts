@@ -8,6 +8,7 @@
  * counted, and the peer gets the entries by catch-up, read from disk. So
  * neither MQTT.js's offline queue nor the broker's grows with an outage.
  */
+import type { PeerCertificate } from 'node:tls';
 import { connect, type MqttClient } from 'mqtt';
 import type { Counters } from '../counters.js';
 import type { Logger } from '../log.js';
@@ -31,6 +32,32 @@ export interface PeerLinkOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Unacknowledged QoS 1 messages allowed before sends are deferred to catch-up. */
   maxInFlight?: number;
+  /** For mqtts: the neighbour's own (self-signed) broker certificate, pinned; see pinnedTlsOptions. */
+  pinnedCertificate?: PinnedCertificate;
+}
+
+export interface PinnedCertificate {
+  /** PEM of the certificate the neighbour's broker presents. */
+  readonly pem: string;
+  /** Its SHA-256 fingerprint as node:crypto prints it (AA:BB:...). */
+  readonly fingerprint256: string;
+}
+
+/**
+ * TLS options that accept exactly one certificate: it is the only trust
+ * anchor (so the chain check in the handshake passes for it alone), and the
+ * host-name check is replaced by a fingerprint check, since boards on DHCP
+ * have no stable names. This is certificate pinning as node:tls documents it
+ * (checkServerIdentity).
+ */
+export function pinnedTlsOptions(pin: PinnedCertificate): { ca: string; rejectUnauthorized: true; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
+  return {
+    ca: pin.pem,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, cert) => (cert.fingerprint256 === pin.fingerprint256
+      ? undefined
+      : Object.assign(new Error(`the broker's certificate ${cert.fingerprint256} is not the pinned one ${pin.fingerprint256}`), { code: 'APIARY_TLS_PIN_MISMATCH' })),
+  };
 }
 
 export class PeerLink {
@@ -66,6 +93,7 @@ export class PeerLink {
       connectTimeout: 10_000,
       keepalive: 30,
       will: { topic: `${prefix}/${me}/state`, payload: Buffer.from('offline'), qos: 1, retain: true },
+      ...(this.options.pinnedCertificate ? pinnedTlsOptions(this.options.pinnedCertificate) : {}),
     });
     this.client = client;
     client.on('connect', () => {

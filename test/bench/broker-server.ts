@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { EmbeddedBroker } from '../../runtime/broker/embedded-broker.js';
+import { EmbeddedBroker, type BrokerOutgoing } from '../../runtime/broker/embedded-broker.js';
 import { Counters } from '../../runtime/counters.js';
 
 export interface BrokerServerStats {
@@ -21,6 +21,8 @@ export interface BrokerServerStats {
   readonly emitterQueue: number | undefined;
   /** Bytes written to clients that Node still holds (aedes's client streams and the sockets), not yet taken by the kernel. */
   readonly writeBufferedBytes: number | undefined;
+  /** What waits in the broker's outboxes for clients whose sockets are full (EmbeddedBroker.outgoing()). */
+  readonly outgoing: BrokerOutgoing;
   /** V8 heap in use; after a full GC when asked with "stats gc" (the process runs with --expose-gc). */
   readonly heapUsedBytes: number;
   readonly gc: boolean;
@@ -48,6 +50,7 @@ function stats(collect: boolean): BrokerServerStats {
     clients: broker.connectedClients,
     emitterQueue: typeof queued === 'number' ? queued : undefined,
     writeBufferedBytes: inner.aedes ? [...streams].reduce<number>((sum, s) => sum + writable(s), 0) : undefined,
+    outgoing: broker.outgoing(),
     heapUsedBytes: process.memoryUsage().heapUsed,
     gc: collect && gc !== undefined,
   };

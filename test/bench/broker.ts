@@ -6,6 +6,7 @@
  * Reports numbers and ✓/✗ against the targets; asserts nothing.
  */
 import type { MqttClient } from 'mqtt';
+import { OUTGOING_DEFAULTS } from '../../runtime/broker/embedded-broker.js';
 import { EmbeddedProcess, findMosquitto, idleNodeRss, MosquittoProcess, type BrokerProcess } from './brokers.js';
 import { connectClient, latency, publishMany, quantile, RawSubscriber, Sink, subscribe, throughput, PAYLOAD_BYTES, type QoS, type ThroughputRun } from './mqtt-load.js';
 import { sleep, type Resources } from './processes.js';
@@ -65,8 +66,18 @@ export interface StallResult {
   /** Counted drops, over all clients (the counters are broker-wide). */
   readonly drops: number;
   readonly dropsSource: string;
-  /** Owed deliveries (2 subscribers x published) minus delivered to both minus counted drops. */
+  /** Embedded only: the drops by counter (broker.dropped.queue_full, .stalled, .closed). */
+  readonly dropsByCounter?: Record<string, number>;
+  /**
+   * Owed deliveries (2 subscribers x published) minus delivered to both minus
+   * counted drops. When the healthy subscriber got everything, this is the
+   * stalled one's: published minus delivered to it minus drops. Negative:
+   * counted as dropped, yet read by the client (from its own kernel buffer,
+   * after the broker cut the connection).
+   */
   readonly silentLoss: number;
+  /** Embedded only: the broker disconnected the stalled subscriber (broker.disconnected.stalled). */
+  readonly stalledCut?: boolean;
   /** The drain phase ran out of time before the counts settled. */
   readonly drainTimedOut: boolean;
   readonly atStallEnd: {
@@ -78,6 +89,9 @@ export interface StallResult {
     readonly healthyLongestWaitMs: number;
     readonly emitterQueue?: number;
     readonly writeBufferedMB?: number;
+    /** Embedded only: PUBLISH packets and MB waiting in the broker's outboxes (bounded by maxQueuedMessages / maxQueuedBytes). */
+    readonly outboxMessages?: number;
+    readonly outboxMB?: number;
     /** Clients the embedded broker counts as connected (3 = publisher and both subscribers). */
     readonly brokerClients?: number;
   };
@@ -180,6 +194,11 @@ function dropCount(counters: Record<string, number>): number {
   return Object.entries(counters).filter(([name]) => /drop/i.test(name)).reduce((sum, [, v]) => sum + v, 0);
 }
 
+/** The counters matching `pattern` that changed, by how much. */
+function countersDelta(before: Record<string, number>, after: Record<string, number>, pattern: RegExp): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).filter(([name, v]) => pattern.test(name) && v !== (before[name] ?? 0)).map(([name, v]) => [name, v - (before[name] ?? 0)]));
+}
+
 /** mosquitto's own drop count, $SYS/broker/publish/messages/dropped (needs sys_interval). */
 async function mosquittoDropWatcher(res: Resources, port: number): Promise<{ value: () => number; close: () => Promise<void> }> {
   const client = await connectClient(port, 'bench-sys');
@@ -251,6 +270,7 @@ async function stall(res: Resources, plan: BrokerPlan, broker: BrokerProcess, pr
         : false,
       ...(inner?.emitterQueue !== undefined ? { emitterQueue: inner.emitterQueue } : {}),
       ...(inner?.writeBufferedBytes !== undefined ? { writeBufferedMB: inner.writeBufferedBytes / 2 ** 20 } : {}),
+      ...(inner ? { outboxMessages: inner.outgoing.queuedMessages, outboxMB: inner.outgoing.queuedBytes / 2 ** 20 } : {}),
       healthyLongestWaitMs: gap.longest,
       ...(inner ? { brokerClients: inner.clients } : {}),
     };
@@ -293,6 +313,7 @@ async function stall(res: Resources, plan: BrokerPlan, broker: BrokerProcess, pr
       drops: dropped,
       dropsSource: embedded ? 'broker counters named *drop*' : '$SYS/broker/publish/messages/dropped',
       silentLoss: 2 * publishing.acked - stalled.delivered - healthy.received - dropped,
+      ...(countersAfter ? { dropsByCounter: countersDelta(countersBefore, countersAfter, /drop/i), stalledCut: (countersAfter['broker.disconnected.stalled'] ?? 0) > (countersBefore['broker.disconnected.stalled'] ?? 0) } : {}),
       drainTimedOut: !settled,
       atStallEnd,
       healthy: healthy.received,
@@ -300,7 +321,7 @@ async function stall(res: Resources, plan: BrokerPlan, broker: BrokerProcess, pr
       ...(embedded ? { heapAfterGcMB: { base: baseHeap, endStall: endStallHeap, end: await heap() } } : {}),
       ...(countersAfter ? { counters: { before: countersBefore, after: countersAfter } } : {}),
     };
-    progress(`stall ${broker.name}: published ${result.published}, stalled got ${result.deliveredStalled}, drops ${result.drops}, healthy got ${result.healthy}`);
+    progress(`stall ${broker.name}: published ${result.published}, stalled got ${result.deliveredStalled}, drops ${result.drops}, silent loss ${result.silentLoss}, healthy got ${result.healthy} and waited at most ${(atStallEnd.healthyLongestWaitMs / 1000).toFixed(1)} s`);
     return result;
   } finally {
     sampling = false;
@@ -409,6 +430,12 @@ function columns(header: readonly string[], lines: readonly (readonly string[])[
   return [render(header), '-'.repeat(widths.reduce((sum, w) => sum + w + 2, -2)), ...lines.map(render)];
 }
 
+function silentLossCell(r: StallResult): string {
+  if (r.silentLoss === 0) return '0 ✓';
+  if (r.silentLoss > 0) return `${r.silentLoss} unaccounted ✗`;
+  return `${r.silentLoss}: ${-r.silentLoss} counted as dropped yet read by the client (from its kernel buffer, after the cut)`;
+}
+
 export function renderBroker(results: BrokerResults): string {
   const { plan } = results;
   const out: string[] = [];
@@ -422,17 +449,18 @@ export function renderBroker(results: BrokerResults): string {
     new Set([2, 3, 4]),
   ));
   out.push('');
-  out.push(`[stalled QoS 1 subscriber: stops reading its socket for ${plan.stallMs / 1000} s while ${plan.stallMessages} messages of ${plan.stallPayloadBytes} B are published (window ${PUBLISH_WINDOW}); a healthy QoS 1 subscriber on the same topic; fresh broker each]`);
+  out.push(`[stalled QoS 1 subscriber: stops reading its socket for ${plan.stallMs / 1000} s while ${plan.stallMessages} messages of ${plan.stallPayloadBytes} B are published (window ${PUBLISH_WINDOW}); a healthy QoS 1 subscriber on the same topic; fresh broker each; embedded with its defaults: at most ${OUTGOING_DEFAULTS.maxQueuedMessages} messages / ${OUTGOING_DEFAULTS.maxQueuedBytes / 2 ** 20} MiB waiting per client, cut after ${OUTGOING_DEFAULTS.stallTimeoutMs / 1000} s without reading]`);
   const s = results.stall;
   const col = (f: (r: StallResult) => string) => s.map(f);
   const lines: string[][] = [
     ['published (PUBACKed by the broker)', ...col((r) => `${r.published} of ${r.attempted}`)],
     ['delivered to the stalled subscriber (read after it resumed)', ...col((r) => String(r.deliveredStalled))],
+    ['counted drops (broker-wide)', ...col((r) => `${r.drops} (${r.dropsByCounter ? Object.entries(r.dropsByCounter).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : r.dropsSource})`)],
+    ['silent loss: 2 x published - delivered to both - drops', ...col((r) => `${silentLossCell(r)}${r.drainTimedOut ? ' (drain timed out)' : ''}`)],
     ['delivered to the healthy subscriber', ...col((r) => `${r.healthy} ${mark(r.healthy >= r.published)}`)],
-    ['counted drops (broker-wide)', ...col((r) => `${r.drops} (${r.dropsSource})`)],
-    ['both delivered + drops == 2 x published (zero silent loss)', ...col((r) => `${r.silentLoss === 0 ? '✓ yes' : `✗ no: ${r.silentLoss} unaccounted`}${r.drainTimedOut ? ' (drain timed out)' : ''}`)],
+    ['healthy subscriber held up (longest wait for a message during the stall)', ...col((r) => `${(r.atStallEnd.healthyLongestWaitMs / 1000).toFixed(1)} s ${mark(r.atStallEnd.healthyLongestWaitMs < 1000)}`)],
     ['during the stall: published, healthy got', ...col((r) => `${r.atStallEnd.published}, ${r.atStallEnd.healthy}${r.atStallEnd.stuck ? ' (stuck at the end of the stall)' : ''}`)],
-    ['healthy subscriber\'s longest wait during the stall', ...col((r) => `${(r.atStallEnd.healthyLongestWaitMs / 1000).toFixed(1)} s ${mark(r.atStallEnd.healthyLongestWaitMs < 1000)}`)],
+    ['stalled subscriber disconnected by the broker (stall timeout)', ...col((r) => (r.stalledCut === undefined ? '—' : r.stalledCut ? 'yes (broker.disconnected.stalled)' : 'no'))],
     ['broker RSS: before → mid-stall → end of stall', ...col((r) => `${r.rss.baseMB.toFixed(1)} → ${r.rss.midStallMB.toFixed(1)} → ${r.rss.endStallMB.toFixed(1)} MB`)],
     ['broker RSS growth, peak', ...col((r) => `+${(r.rss.peakMB - r.rss.baseMB).toFixed(1)} MB${r.rss.endStallMB - r.rss.midStallMB > 1 ? ' (still growing at end of stall)' : ''}`)],
   ];
@@ -448,7 +476,7 @@ export function renderBroker(results: BrokerResults): string {
   }
   if (emb) {
     const a = emb.atStallEnd;
-    lines.push(['embedded at end of stall: clients, aedes queue, Node write buffers', `${a.brokerClients ?? '?'} connected, ${a.emitterQueue ?? '?'} publishes queued, ${a.writeBufferedMB === undefined ? '?' : a.writeBufferedMB.toFixed(2)} MB`]);
+    lines.push(['embedded at end of stall: clients, aedes queue, outbox, Node write buffers', `${a.brokerClients ?? '?'} connected, ${a.emitterQueue ?? '?'} publishes queued, ${a.outboxMessages ?? '?'} messages / ${a.outboxMB === undefined ? '?' : a.outboxMB.toFixed(2)} MB in outboxes, ${a.writeBufferedMB === undefined ? '?' : a.writeBufferedMB.toFixed(2)} MB`]);
   }
   out.push(...columns(['', ...s.map((r) => (r.broker === 'embedded' ? 'embedded' : 'mosquitto (reference, default limits)'))], lines, new Set()));
   for (const note of results.notes) out.push(`note: ${note}`);

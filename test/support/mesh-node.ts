@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import pino from 'pino';
-import { EmbeddedBroker } from '../../runtime/broker/embedded-broker.js';
+import { EmbeddedBroker, type EmbeddedBrokerTls } from '../../runtime/broker/embedded-broker.js';
 import { configSchema, type ConfigInput } from '../../runtime/config/schema.js';
 import { Counters } from '../../runtime/counters.js';
 import { loadOrCreateIdentity, loadOrCreateKeyFile, type NodeIdentity } from '../../runtime/identity/identity.js';
@@ -25,7 +25,7 @@ export async function ownerKeyOf(dir: string): Promise<string> {
   return (await loadOrCreateKeyFile(path.join(dir, 'owner.json'))).identity.publicKey;
 }
 
-export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh'] }): Promise<TestMeshNode> {
+export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
   const config = configSchema.parse({
     node: { name: options.name, dataDir: options.dir },
     broker: { host: '127.0.0.1', port: options.port ?? 0 },
@@ -40,7 +40,8 @@ export async function startMeshNode(options: { name: string; dir: string; truste
   const logger = pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' });
   const { identity: node } = await loadOrCreateIdentity(options.dir);
   const parts = await createMesh(config, node, counters, logger);
-  const broker = new EmbeddedBroker({ host: '127.0.0.1', port: options.port ?? 0, logger, counters, access: parts.access });
+  const broker = new EmbeddedBroker({ host: '127.0.0.1', port: options.port ?? 0, logger, counters, access: parts.access, ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.tlsListener ? { tlsListener: { host: '127.0.0.1', port: 0, tls: options.tlsListener } } : {}) });
   await broker.start();
   await parts.mesh.start(broker);
   return {
