@@ -62,13 +62,26 @@ function toIdentity(privateKey: KeyObject): NodeIdentity {
   };
 }
 
+/** Parsed public keys: parsing one costs about as much as the check itself. Bounded; oldest out first. */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_CACHED_KEYS = 1024;
+
 /** Verifies an Ed25519 signature by a raw base64url public key. */
 export function verifySignature(publicKey: string, data: Uint8Array, signature: Uint8Array): boolean {
-  const raw = Buffer.from(publicKey, 'base64url');
-  if (raw.length !== 32) return false;
-  // SPKI prefix for Ed25519 (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING }.
-  const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]);
-  return verify(null, data, { key: spki, format: 'der', type: 'spki' }, signature);
+  let key = publicKeys.get(publicKey);
+  if (!key) {
+    const raw = Buffer.from(publicKey, 'base64url');
+    if (raw.length !== 32) return false;
+    // SPKI prefix for Ed25519 (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING }.
+    try {
+      key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]), format: 'der', type: 'spki' });
+    } catch {
+      return false; // not a key at all: nothing verifies with it
+    }
+    if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value as string);
+    publicKeys.set(publicKey, key);
+  }
+  return verify(null, data, key, signature);
 }
 
 /** Loads the identity from the data dir, or makes and stores a new one. */

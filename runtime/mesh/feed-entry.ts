@@ -78,6 +78,11 @@ export function encodeEntry(entry: FeedEntry): Buffer {
  * signature (or key) that does not match: callers count the two apart.
  */
 export function decodeEntry(bytes: Uint8Array): FeedEntry {
+  return verifyEntry(parseEntry(bytes));
+}
+
+/** Parses and checks the shape of an entry from untrusted bytes, without verifying it: see decodeEntry. */
+export function parseEntry(bytes: Uint8Array): FeedEntry {
   if (bytes.length > MAX_ENTRY_BYTES) throw invalid(`entry of ${bytes.length} bytes exceeds ${MAX_ENTRY_BYTES}`);
   let raw: unknown;
   try {
@@ -110,6 +115,12 @@ export function decodeEntry(bytes: Uint8Array): FeedEntry {
     v: FEED_FORMAT_VERSION, origin: e.origin, key: e.key, seq, prev: e.prev as string | null,
     hlc: { l: e.hlc.l, c: e.hlc.c }, type: e.type, body: e.body, sig: e.sig,
   };
+  return entry;
+}
+
+/** Checks that a parsed entry's key is its origin's and its signature verifies; returns it. */
+export function verifyEntry(entry: FeedEntry): FeedEntry {
+  const { seq } = entry;
   if (nodeIdFromPublicKey(Buffer.from(entry.key, 'base64url')) !== entry.origin) {
     throw new ApiaryError(ErrorCodes.FEED_SIGNATURE_INVALID, `entry ${entry.origin}#${seq}: the key is not the origin's (origin ids derive from keys)`);
   }

@@ -48,11 +48,15 @@ interface Feed {
   /** Undefined until the first entry of a newly met origin arrives. */
   log: SegmentLog | undefined;
   head: FeedHead;
+  /** Hashes of the latest entries (seq -> hash), so a re-sent one is known without reading the disk. */
+  recent: Map<number, string>;
   /** Serialises applies to one feed: the head check and the append are one step. */
   queue: Promise<unknown>;
 }
 
 const ORIGIN_DIR = /^[a-z2-7]{12}$/;
+/** Live gossip re-delivers mostly the newest entries: this many hashes per origin catch nearly every repeat. */
+const RECENT_HASHES = 512;
 
 export class FeedStore {
   private readonly feeds = new Map<string, Feed>();
@@ -87,6 +91,20 @@ export class FeedStore {
   }
 
   /**
+   * The hash of entry `seq` of `origin` if it is one of the latest held
+   * (RECENT_HASHES per origin). A received entry with this hash is one
+   * already verified and stored: it needs no signature check.
+   */
+  recentHash(origin: string, seq: number): string | undefined {
+    return this.feeds.get(origin)?.recent.get(seq);
+  }
+
+  /** Counts an entry known to be held (recentHash matched) as a duplicate, as apply() would. */
+  countDuplicate(): void {
+    this.options.counters.increment('feeds.duplicate');
+  }
+
+  /**
    * Checks and stores one entry (already decoded and signature-verified).
    * `startsFeed`: a peer said this is the oldest entry of its origin it still
    * holds, so a node that has none of that feed may start it here.
@@ -117,7 +135,12 @@ export class FeedStore {
     this.opening.clear();
   }
 
-  async flush(): Promise<void> {
+  /** Forces appended entries to disk: of one origin, or of all. */
+  async flush(origin?: string): Promise<void> {
+    if (origin !== undefined) {
+      await this.feeds.get(origin)?.log?.flush();
+      return;
+    }
     for (const feed of this.feeds.values()) await feed.log?.flush();
   }
 
@@ -127,8 +150,10 @@ export class FeedStore {
     if (!feed.log && entry.seq > 1 && !startsFeed) return 'gap';
     if (!feed.log) {
       // A newly met origin: its feed starts here, even midway (earlier entries are gone everywhere we could ask).
-      feed.log = this.newLog(entry.origin, entry.seq - 1);
-      await feed.log.open();
+      // Assigned only once open: a flush() meanwhile must not meet a log that is not open yet.
+      const log = this.newLog(entry.origin, entry.seq - 1);
+      await log.open();
+      feed.log = log;
       if (entry.seq > 1) this.options.counters.increment('feeds.joined_late_skipped', entry.seq - 1);
     } else if (entry.seq > head.seq + 1) {
       return 'gap';
@@ -138,6 +163,8 @@ export class FeedStore {
     const logSeq = await feed.log.append(encodeEntry(entry));
     if (logSeq !== entry.seq - 1) throw new Error(`feed ${entry.origin}: log position ${logSeq} for seq ${entry.seq}`);
     feed.head = { seq: entry.seq, hash: entryHash(entry) };
+    feed.recent.set(entry.seq, feed.head.hash as string);
+    if (feed.recent.size > RECENT_HASHES) feed.recent.delete(entry.seq - RECENT_HASHES);
     return 'applied';
   }
 
@@ -191,7 +218,7 @@ export class FeedStore {
         log = undefined;
       }
     }
-    const feed: Feed = { origin, log, head, queue: Promise.resolve() };
+    const feed: Feed = { origin, log, head, recent: new Map(head.hash === null ? [] : [[head.seq, head.hash]]), queue: Promise.resolve() };
     this.feeds.set(origin, feed);
     return feed;
   }

@@ -6,7 +6,7 @@
  * next is derived again from the peer's latest have-vector and the disk.
  */
 import type { Counters } from '../counters.js';
-import { decodeEntry, encodeEntry, type FeedEntry } from './feed-entry.js';
+import { encodeEntry, parseEntry, verifyEntry, type FeedEntry } from './feed-entry.js';
 import type { ApplyResult, FeedStore } from './feed-store.js';
 
 export type HaveVector = Record<string, number>;
@@ -67,11 +67,25 @@ export function encodeBatch(entries: readonly FeedEntry[]): Buffer {
  * signatures, and entries `refuse` names a reason for (an untrusted origin)
  * are counted under feeds.rejected.<reason> and skipped, never thrown.
  */
-export function decodeLines(lines: readonly Buffer[], counters: Counters, refuse: (entry: FeedEntry) => string | undefined = () => undefined): FeedEntry[] {
+/**
+ * Parses and verifies received entry lines. `refuse` names why a verified
+ * entry is not wanted (an untrusted origin). `held` says an entry is one
+ * already stored (its hash is a recent one of ours): it is counted as a
+ * duplicate and skipped before its signature is checked, the costly part,
+ * so live gossip arriving by several paths costs little.
+ */
+export function decodeLines(
+  lines: readonly Buffer[],
+  counters: Counters,
+  refuse: (entry: FeedEntry) => string | undefined = () => undefined,
+  held: (entry: FeedEntry) => boolean = () => false,
+): FeedEntry[] {
   const entries: FeedEntry[] = [];
   for (const line of lines) {
     try {
-      const entry = decodeEntry(line);
+      const parsed = parseEntry(line);
+      if (held(parsed)) continue;
+      const entry = verifyEntry(parsed);
       const reason = refuse(entry);
       if (reason) counters.increment(`feeds.rejected.${reason}`);
       else entries.push(entry);

@@ -8,9 +8,9 @@
  * entry spoils only its own line.
  *
  *   hello   {t, cert, have, sv, port?, tls?, tlsCert?}  on link-up: who I am, what feeds I hold, my shared-state vector, where my broker listens
- *   have    {t, have, sv?}        what I hold now (anti-entropy, and after a gap); sv: answer with the state I lack
- *   want    {t, want}             send me origin's entries from seq n
- *   entries {t, hops, reply, certs, starts}  + entry lines: new entries (gossip) or an answer to want
+ *   have    {t, have, sv?, answers?}  what I hold now (anti-entropy, after a gap, or for a want I cannot serve); sv: answer with the state I lack
+ *   want    {t, want, id?}        send me origin's entries from seq n
+ *   entries {t, hops, reply, certs, starts, answers?}  + entry lines: new entries (gossip) or an answer to want `answers`
  *   state   {t, update, hops}     a shared-state (Yjs) update, base64
  */
 import { z } from 'zod';
@@ -23,6 +23,7 @@ export const DEFAULT_MAX_HOPS = 8;
 
 const nodeId = z.string().regex(/^[a-z2-7]{12}$/);
 const haveVector = z.record(nodeId, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).refine((v) => Object.keys(v).length <= 10_000, 'too many origins');
+const wantId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,2}$/);
 
 const headerSchema = z.discriminatedUnion('t', [
@@ -34,8 +35,10 @@ const headerSchema = z.discriminatedUnion('t', [
     /** The sender's TLS broker certificate (PEM), pinned by a node that dials back over TLS. */
     tlsCert: z.string().max(8192).regex(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/).optional(),
   }),
-  z.strictObject({ t: z.literal('have'), have: haveVector, sv: base64.optional() }),
-  z.strictObject({ t: z.literal('want'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
+  /** answers: the id of the want this have answers (the sender holds nothing of what was wanted). */
+  z.strictObject({ t: z.literal('have'), have: haveVector, sv: base64.optional(), answers: wantId.optional() }),
+  /** id: rises with every want to one peer; the reply names it, so every origin asked up to it may be asked again. */
+  z.strictObject({ t: z.literal('want'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)), id: wantId.optional() }),
   z.strictObject({
     t: z.literal('entries'),
     hops: z.number().int().min(0).max(255),
@@ -44,6 +47,8 @@ const headerSchema = z.discriminatedUnion('t', [
     certs: z.array(z.unknown()).max(256),
     /** Origins whose entries here start later than wanted: the earlier ones are gone at the sender. */
     starts: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)),
+    /** For a reply: the id of the want it answers (a batch holds at most 256 KiB, so maybe not all of it). */
+    answers: wantId.optional(),
   }),
   z.strictObject({ t: z.literal('state'), update: base64, hops: z.number().int().min(0).max(255) }),
 ]);

@@ -21,7 +21,7 @@ import type { Counters } from '../counters.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
-import { encodeEntry, signEntry, type FeedEntry } from './feed-entry.js';
+import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
@@ -80,7 +80,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
-  private readonly wants = new Map<string, { peer: string; at: number }>();
+  private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
+  private lastWantId = 0;
   private ownQueue: Promise<unknown> = Promise.resolve();
   private uncommitted: FeedEntry[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
@@ -264,6 +265,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     const view = this.peers.get(from);
     view.lastSeen = Date.now();
+    this.links.get(from)?.retrySoon();
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
@@ -276,12 +278,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.requestMissing(from);
         return;
       case 'have':
+        if (header.answers !== undefined) this.answered(from, header.answers);
         this.peers.mergeHave(from, header.have);
         if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
         this.requestMissing(from);
         return;
       case 'want':
-        await this.answerWant(from, header.want);
+        await this.answerWant(from, header.want, header.id);
         return;
       case 'entries':
         await this.onEntries(from, header, lines);
@@ -306,6 +309,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const entries = decodeLines(lines, counters, (entry) => {
       const verdict = this.directory.verdict(entry.origin, entry.key);
       return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
+    }, (entry) => {
+      const known = this.store.recentHash(entry.origin, entry.seq);
+      if (known === undefined || known !== entryHash(entry)) return false;
+      this.store.countDuplicate();
+      this.peers.raise(from, entry.origin, entry.seq);
+      return true;
     });
     for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
     const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
@@ -320,7 +329,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (opened) this.emit('private', opened);
     }
     if (header.reply) {
-      for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
+      if (header.answers !== undefined) this.answered(from, header.answers);
+      else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
         for (const entry of entries) if (this.store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
@@ -350,13 +360,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return { t: 'have', have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') };
   }
 
-  private async answerWant(from: string, want: Record<string, number>): Promise<void> {
+  /**
+   * A reply to want `id` came: every origin asked of that peer up to it is
+   * free to be asked again. Origins a full batch cut off are then re-asked at
+   * once, rather than after wantTimeoutMs; origins asked later stay asked.
+   */
+  private answered(peerId: string, id: number): void {
+    for (const [origin, want] of this.wants) if (want.peer === peerId && want.id <= id) this.wants.delete(origin);
+  }
+
+  private async answerWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
     const batch = await collectBatch(this.store, want, this.options.settings.batchBytes);
     if (batch.entries.length === 0) {
-      this.send(from, { t: 'have', have: this.store.have() }); // we do not have it (any more): say what we do have
+      this.send(from, { t: 'have', have: this.store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
       return;
     }
-    this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts });
+    this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts, ...(id !== undefined ? { answers: id } : {}) });
     this.options.counters.increment('mesh.catchup_entries_sent', batch.entries.length);
     this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
   }
@@ -405,14 +424,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     if (Object.keys(want).length === 0) return;
     // Only a want that went out blocks asking another peer for the same origin.
-    if (this.send(peerId, { t: 'want', want })) for (const origin of Object.keys(want)) this.wants.set(origin, { peer: peerId, at: now });
+    const id = ++this.lastWantId;
+    if (this.send(peerId, { t: 'want', want, id })) for (const origin of Object.keys(want)) this.wants.set(origin, { peer: peerId, at: now, id });
   }
 
   private async commit(): Promise<void> {
     this.commitTimer = undefined;
     const entries = this.uncommitted.splice(0);
     if (entries.length === 0) return;
-    await this.store.flush(); // durable before anyone else sees them
+    try {
+      await this.store.flush(this.nodeId); // durable before anyone else sees them
+    } catch (err) {
+      // Not durable, so not sent: they go out with the next commit.
+      this.uncommitted.unshift(...entries);
+      if (this.running) this.commitTimer ??= setTimeout(() => this.track(this.commit()), this.options.settings.commitIntervalMs);
+      throw err;
+    }
     if (this.running) this.forward(entries, 0, undefined);
   }
 
@@ -425,7 +452,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
   }
 
-  private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number> }): void {
+  private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number>; answers?: number }): void {
     const view = this.peers.get(peerId);
     const certs: NodeCertificate[] = [];
     for (const origin of new Set(entries.map((e) => e.origin))) {

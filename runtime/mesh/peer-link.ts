@@ -67,6 +67,7 @@ export class PeerLink {
   private client: MqttClient | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
+  private retryAt = 0;
   private inFlight = 0;
 
   constructor(private readonly options: PeerLinkOptions) {}
@@ -150,11 +151,25 @@ export class PeerLink {
     await client?.endAsync(true).catch(() => undefined);
   }
 
+  /**
+   * The peer was just heard from (its link to us is up), so a link to it
+   * likely works again too: retry now rather than at the end of a backoff
+   * that may have grown to maxMs during an outage.
+   */
+  retrySoon(): void {
+    if (this.state !== 'down' || !this.client) return;
+    const soonest = (this.options.backoff ?? { initialMs: 1_000 }).initialMs * 1.2;
+    if (this.retryAt - Date.now() <= soonest) return; // already due soon: do not keep pushing it back
+    this.attempt = 0;
+    this.scheduleReconnect();
+  }
+
   private scheduleReconnect(): void {
     const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 1_000, maxMs: 30_000 };
     const base = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 20));
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt++;
+    this.retryAt = Date.now() + delay;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       const client = this.client;

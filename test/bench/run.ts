@@ -1,7 +1,8 @@
 /**
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
- * reading of a simulated beehive node; and the embedded MQTT broker against
- * mosquitto. `npm run bench [-- --quick] [--only startup|steady|broker]`.
+ * reading of a simulated beehive node; the embedded MQTT broker against
+ * mosquitto; and mesh catch-up after a partition.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup]`.
  * Progress goes to stderr, the table to stdout, the details to
  * dist/bench-results.json. It reports; a missed target never fails the run
  * (exit 1 only when the harness itself cannot measure).
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
 import { BROKER_FULL, BROKER_QUICK, brokerRows, measureBrokers, renderBroker, type BrokerResults } from './broker.js';
+import { CATCHUP_FULL, CATCHUP_QUICK, catchupRows, measureCatchup, type CatchupPlan, type CatchupResults } from './catchup.js';
 import { CLK_TCK } from './proc.js';
 import { Resources } from './processes.js';
 import { measureStartup, type StartupResults } from './startup.js';
@@ -96,7 +98,14 @@ function seriesSpan(values: readonly number[]): number {
   return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
 }
 
-const SECTIONS = ['startup', 'steady', 'broker'] as const;
+/** APIARY_BENCH_CATCHUP_SIZES=20 and APIARY_BENCH_CATCHUP_PARTITION_S=20: one size, a shorter partition (for looking into one case). */
+function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
+  const sizes = process.env.APIARY_BENCH_CATCHUP_SIZES?.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 3 && n <= 40);
+  const seconds = Number(process.env.APIARY_BENCH_CATCHUP_PARTITION_S);
+  return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}) };
+}
+
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup'] as const;
 type Section = (typeof SECTIONS)[number];
 const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]]`;
 
@@ -121,6 +130,7 @@ async function main(): Promise<void> {
   const { quick, sections } = parseArgs(process.argv.slice(2));
   const plan = quick ? QUICK : FULL;
   const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
+  const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -135,29 +145,35 @@ async function main(): Promise<void> {
       ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
       ...(sections.has('steady') ? [`${plan.durationMs / 1000} s of steady state`] : []),
       ...(sections.has('broker') ? ['the broker comparison'] : []),
+      ...(sections.has('catchup') ? [`mesh catch-up for ${catchupPlan.sizes.join(', ')} nodes`] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     const startup = sections.has('startup') ? await measureStartup(res, tmp, configFile, plan.startRuns, progress) : undefined;
     const steady = sections.has('steady') ? await measureSteady(res, tmp, configFile, plan, progress) : undefined;
     const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress) : undefined;
+    const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
+    const meshRows = catchup ? catchupRows(catchup).map(evaluate) : [];
+    if (meshRows.length > 0) process.stdout.write(`${renderTable(meshRows)}\n`);
     const notes = [
       ...startup && [...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
       ...[...startup?.cold ?? [], ...startup?.warm ?? [], ...steady?.nodes ?? []].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
+      ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
     const summary = {
       date: new Date().toISOString(),
       quick,
       sections: [...sections],
-      plan: { ...plan, broker: brokerPlan },
+      plan: { ...plan, broker: brokerPlan, catchup: catchupPlan },
       host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
       rows,
       ...(broker ? { brokerRows: brokerRows(broker) } : {}),
+      ...(catchup ? { catchupRows: meshRows } : {}),
       notes,
-      raw: { startup, steady, broker },
+      raw: { startup, steady, broker, catchup },
     };
     await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
     progress(`wrote ${RESULTS_FILE}`);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Counters } from '../../../runtime/counters.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../../../runtime/identity/identity.js';
-import { entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
+import { encodeEntry, entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
+import { decodeLines } from '../../../runtime/mesh/feed-sync.js';
 import { FeedStore } from '../../../runtime/mesh/feed-store.js';
 
 /** A chain of `n` entries of `who`'s feed. */
@@ -68,6 +69,22 @@ describe('FeedStore', () => {
     const next = signEntry(alice, { seq: 4, prev: entryHash(other[2] as FeedEntry), hlc: { l: 9_999, c: 0 }, type: 'reading', body: {} });
     expect(await store.apply(next)).toBe('fork'); // chains to the other history
     expect(counters.get('feeds.fork')).toBe(2);
+  });
+
+  it('remembers the hashes of the latest entries, so repeats need no signature check, and a fork at a recent seq still does', async () => {
+    const honest = chain(alice, 3, 'honest');
+    const other = chain(alice, 3, 'other');
+    for (const e of honest) await store.apply(e);
+    expect(store.recentHash(alice.nodeId, 2)).toBe(entryHash(honest[1] as FeedEntry));
+    expect(store.recentHash(alice.nodeId, 2)).not.toBe(entryHash(other[1] as FeedEntry));
+    expect(store.recentHash(alice.nodeId, 4)).toBeUndefined();
+    // A line that repeats a held entry is skipped before verification; any other line is verified (and a bad one refused).
+    const forged = { ...(honest[1] as FeedEntry), body: '{"forged":true}' };
+    const held = (e: FeedEntry) => store.recentHash(e.origin, e.seq) === entryHash(e);
+    const decoded = decodeLines([encodeEntry(honest[1] as FeedEntry), encodeEntry(forged), encodeEntry(other[1] as FeedEntry)], counters, undefined, held);
+    expect(decoded).toEqual([other[1]]);
+    expect(counters.get('feeds.rejected.APIARY_FEED_SIGNATURE_INVALID')).toBe(1);
+    expect(await store.apply(decoded[0] as FeedEntry)).toBe('fork');
   });
 
   it('keeps concurrent applies of one feed in order', async () => {

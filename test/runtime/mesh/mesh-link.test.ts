@@ -33,4 +33,30 @@ describe('two linked mesh nodes', () => {
     expect(got.map((g) => g.i)).toEqual([0, 1, 2, 3, 4]);
     expect(b.counters.get('feeds.applied')).toBe(5);
   });
+
+  it('catches up on several origins larger than one batch without waiting for a timeout or anti-entropy', async () => {
+    const dirs = ['a', 'b', 'x', 'y'].map((n) => path.join(dir, n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    // Anti-entropy off in practice: only replies and re-asks can move catch-up along.
+    const mesh = { antiEntropyInterval: '1h' };
+    const x = await startMeshNode({ name: 'x', dir: dirs[2] as string, trustedOwners: owners, mesh });
+    const writers = await Promise.all([0, 1].map((i) => startMeshNode({ name: `w${i}`, dir: dirs[i] as string, trustedOwners: owners, mesh: { ...mesh, neighbours: [{ url: x.broker.url, nodeId: x.node.nodeId }] } })));
+    nodes = [x, ...writers];
+    const filler = 'h'.repeat(1000);
+    for (let i = 0; i < 400; i++) await Promise.all(writers.map((w) => w.mesh.append('reading', { i, filler })));
+    for (let i = 0; i < 400; i++) await x.mesh.append('reading', { i, filler });
+    await waitFor(() => writers.every((w) => x.mesh.store.head(w.node.nodeId).seq === 400), 30_000, () => JSON.stringify(x.mesh.status()));
+    await Promise.all(writers.map((w) => w.stop()));
+    nodes = [x];
+    const sentBefore = x.counters.get('mesh.catchup_entries_sent');
+    // y meets x with three origins of about 560 KiB each to fetch, over batches of at most 256 KiB.
+    const y = await startMeshNode({ name: 'y', dir: dirs[3] as string, trustedOwners: owners, mesh: { ...mesh, neighbours: [{ url: x.broker.url, nodeId: x.node.nodeId }] } });
+    nodes.push(y);
+    const origins = [x, ...writers].map((n) => n.node.nodeId);
+    await waitFor(() => origins.every((o) => y.mesh.store.head(o).seq === 400), 20_000,
+      () => JSON.stringify({ heads: origins.map((o) => y.mesh.store.head(o).seq), counters: y.counters.snapshot() }));
+    expect(y.counters.get('feeds.duplicate')).toBe(0);
+    // Each missing entry sent once: no re-asks of what was already on its way.
+    expect(x.counters.get('mesh.catchup_entries_sent') - sentBefore).toBe(1200);
+  });
 });
