@@ -5,8 +5,12 @@
  * "stats" (or "stats gc": after a full GC) line on stdin is answered with
  * one JSON line (BrokerServerStats).
  * Stops on stdin end, SIGTERM or SIGINT.
+ *
+ * APIARY_BENCH_RAW_AEDES=1 runs bare aedes on a plain TCP server instead:
+ * none of Apiary's layers (packet guard, outbox, access policy), to tell
+ * aedes's own cost from ours. Its stats carry no counters or outboxes.
  */
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
@@ -29,7 +33,22 @@ export interface BrokerServerStats {
 }
 
 const counters = new Counters();
-const broker = new EmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), counters });
+const broker = process.env.APIARY_BENCH_RAW_AEDES === '1'
+  ? await rawAedes()
+  : new EmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), counters });
+
+/** Bare aedes behind the same small interface the bench uses. */
+async function rawAedes(): Promise<Pick<EmbeddedBroker, 'start' | 'stop' | 'connectedClients' | 'outgoing'>> {
+  const { Aedes } = await import('aedes');
+  const aedes = await Aedes.createBroker();
+  const server = net.createServer((socket) => aedes.handle(socket));
+  return {
+    start: () => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port))),
+    stop: () => new Promise<void>((resolve) => server.close(() => aedes.close(() => resolve()))),
+    get connectedClients() { return aedes.connectedClients; },
+    outgoing: () => ({ waitingClients: 0, queuedMessages: 0, queuedBytes: 0, unacknowledged: 0 }),
+  };
+}
 
 const send = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
