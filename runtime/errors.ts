@@ -31,6 +31,7 @@ export const ErrorCodes = {
   PRIVATE_BOX_INVALID: 'APIARY_PRIVATE_BOX_INVALID',
   OWNER_KEY_MISSING: 'APIARY_OWNER_KEY_MISSING',
   USAGE_INVALID: 'APIARY_USAGE_INVALID',
+  TRAINING_DATA_INVALID: 'APIARY_TRAINING_DATA_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

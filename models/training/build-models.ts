@@ -1,6 +1,8 @@
 /**
  * Builds the two shipped models into `<outDir>/{hive-sound,hive-thermal}/`:
- * `model.onnx` plus `manifest.json` (with the file's sha256).
+ * `model.onnx` plus `manifest.json` (with the file's sha256). hive-thermal is
+ * trained on the UrBAN data by train-hive-thermal.ts (`npm run train` runs
+ * that alone), which also writes its `metrics.json`.
  *
  *   npm run models:build        # writes models/hive-sound and models/hive-thermal
  *
@@ -10,21 +12,17 @@
  * writing, each model is loaded back through the real registry path
  * (hash check + onnxruntime-node) and compared with the TypeScript maths.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../../runtime/package-root.js';
 import { AUDIO_BANDS_HZ, AUDIO_FEATURE_NAMES, AUDIO_FRAME_SIZE, AUDIO_SAMPLE_RATE, audioFeatures, parseOsbhDat } from '../features/audio-bands.js';
-import { BROOD_BAND_C, THERMAL_FEATURE_NAMES } from '../features/thermal-window.js';
-import { OnnxRuntimeNodeBackend } from '../inference/onnxruntime-node-backend.js';
-import { buildDenseClassifierOnnx } from '../onnx/onnx-writer.js';
-import { parseManifest, sha256Hex } from '../registry/manifest.js';
-import type { ManifestFeature, ModelManifest } from '../registry/manifest.js';
-import { loadVerifiedModel } from '../registry/model-runner.js';
+import type { ManifestFeature } from '../registry/manifest.js';
 import { evaluateDense, mulberry32, roundSig, standardise, trainSoftmaxRegression } from './softmax-regression.js';
+import { trainHiveThermal } from './train-hive-thermal.js';
+import { writeModel, type BuiltModel } from './write-model.js';
 
-const MODEL_VERSION = '0.1.0';
-const AUTHORS = ['Apiary contributors'];
+export type { BuiltModel } from './write-model.js';
 const TRAIN_HOP = 256;
 const TRAIN_SEED = 0x5eed_b33;
 const TRAIN_OPTIONS = { learningRate: 0.1, epochs: 3000, l2: 1e-3 } as const;
@@ -43,19 +41,17 @@ const SOUND_CLIPS = [
 export interface BuildOptions {
   /** Directory with the OSBH clips; defaults to devices/sim/data/osbh-audio in the package. */
   readonly audioDir?: string;
+  /** Directory with the UrBAN CSVs; defaults to models/training/data/urban-beehive in the package. */
+  readonly thermalDataDir?: string;
   readonly log?: (line: string) => void;
-}
-
-export interface BuiltModel {
-  readonly name: string;
-  readonly dir: string;
-  readonly sha256: string;
 }
 
 export async function buildModels(outDir: string, options: BuildOptions = {}): Promise<BuiltModel[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const audioDir = options.audioDir ?? path.join(packageRoot(), 'devices', 'sim', 'data', 'osbh-audio');
-  const built = [await buildHiveSound(outDir, audioDir, log), await buildHiveThermal(outDir, log)];
+  const sound = await buildHiveSound(outDir, audioDir, log);
+  const thermal = await trainHiveThermal(outDir, { log, ...(options.thermalDataDir ? { dataDir: options.thermalDataDir } : {}) });
+  const built = [sound, thermal.model];
   log(`done: ${built.map((m) => `${m.name} ${m.sha256.slice(0, 12)}`).join(', ')}`);
   return built;
 }
@@ -132,117 +128,6 @@ async function buildHiveSound(outDir: string, audioDir: string, log: (line: stri
     },
     check: clipRows.map((row) => ({ features: toRecord(AUDIO_FEATURE_NAMES, row), expected: evaluateDense(model.weights, model.bias, norm(row)) })),
   });
-}
-
-/**
- * Hand-set logistic model: z = sum_i w_i * (x_i - mean_i) / std_i + bias.
- * The "mean" and "std" here are reference points, not data statistics: e.g.
- * frac_in_brood_band is centred on 0.5 and scaled by 0.25, so a window fully
- * in the brood band adds +2 * 2 = +4 to z and one never in it adds -4.
- */
-const THERMAL_MODEL: Record<string, { unit: string; description: string; mean: number; std: number; weight: number }> = {
-  temp_mean: { unit: '°C', description: 'mean temperature over the window', mean: 34.5, std: 2, weight: 0 },
-  temp_std: { unit: '°C', description: 'population standard deviation of temperature over the window', mean: 1, std: 0.5, weight: -1 },
-  temp_min: { unit: '°C', description: 'lowest temperature in the window', mean: BROOD_BAND_C.min, std: 2, weight: 0.5 },
-  temp_max: { unit: '°C', description: 'highest temperature in the window', mean: BROOD_BAND_C.max, std: 2, weight: 0 },
-  frac_in_brood_band: {
-    unit: 'fraction',
-    description: `share of readings within ${BROOD_BAND_C.min}..${BROOD_BAND_C.max} °C (the brood-nest band)`,
-    mean: 0.5,
-    std: 0.25,
-    weight: 2,
-  },
-  humidity_mean: { unit: '%RH', description: 'mean relative humidity over the window', mean: 60, std: 15, weight: 0 },
-};
-const THERMAL_BIAS = 0;
-
-async function buildHiveThermal(outDir: string, log: (line: string) => void): Promise<BuiltModel> {
-  log('hive-thermal: hand-set logistic weights');
-  const specs = THERMAL_FEATURE_NAMES.map((name) => {
-    const spec = THERMAL_MODEL[name];
-    if (!spec) throw new Error(`no hand-set weight for thermal feature ${name}`);
-    return { name, ...spec };
-  });
-  const weights = specs.map((s) => [s.weight]);
-  const held = { temp_mean: 34.5, temp_std: 0.2, temp_min: 34.2, temp_max: 34.8, frac_in_brood_band: 1, humidity_mean: 60 };
-  const cold = { temp_mean: 23, temp_std: 3.5, temp_min: 18, temp_max: 28, frac_in_brood_band: 0, humidity_mean: 70 };
-  const normOf = (x: Record<string, number>) => specs.map((s) => ((x[s.name] ?? 0) - s.mean) / s.std);
-  return writeModel(outDir, log, {
-    name: 'hive-thermal',
-    description: 'Is the colony holding brood-nest temperature? Logistic score on a window (e.g. 24 h) of in-hive temperature and humidity.',
-    features: specs.map(({ name, unit, description, mean, std }) => ({ name, unit, description, mean, std })),
-    labels: ['brood_nest_held'],
-    weights,
-    bias: [THERMAL_BIAS],
-    training: {
-      method: 'hand-set',
-      data: `none; weights set by hand from the known brood-nest band (${BROOD_BAND_C.min}-${BROOD_BAND_C.max} °C, about 34.5 °C, held within about 1 °C)`,
-      notes:
-        'Logistic model sigmoid(sum w_i * (x_i - mean_i) / std_i + b) with b = 0 and weights ' +
-        specs.map((s) => `${s.name} ${s.weight}`).join(', ') +
-        '. The manifest mean/std are reference points chosen by hand, not data statistics. It is driven mainly by ' +
-        'frac_in_brood_band (more time in the band -> held) and temp_std (large swings -> not held), with cold dips ' +
-        '(temp_min) as a smaller term. A model trained on the UrBAN beehive data replaces it later.',
-    },
-    check: [held, cold].map((x) => ({ features: x, expected: evaluateDense(weights, [THERMAL_BIAS], normOf(x)) })),
-  });
-}
-
-interface ModelToWrite {
-  name: string;
-  description: string;
-  features: ManifestFeature[];
-  labels: string[];
-  weights: number[][];
-  bias: number[];
-  training: ModelManifest['training'];
-  /** Feature sets whose ONNX output must match the TypeScript evaluation. */
-  check: { features: Record<string, number>; expected: number[] }[];
-}
-
-async function writeModel(outDir: string, log: (line: string) => void, m: ModelToWrite): Promise<BuiltModel> {
-  const dir = path.join(outDir, m.name);
-  const bytes = buildDenseClassifierOnnx({
-    weights: m.weights,
-    bias: m.bias,
-    modelName: m.name,
-    modelVersion: MODEL_VERSION,
-    docString: m.description,
-  });
-  const sha256 = sha256Hex(bytes);
-  // Validate before writing, so a schema change breaks the build rather than a node.
-  const manifest = parseManifest(
-    {
-      name: m.name,
-      version: MODEL_VERSION,
-      description: m.description,
-      file: 'model.onnx',
-      sha256,
-      inputs: [{ name: 'features', features: m.features }],
-      outputs: [{ name: 'probabilities', labels: m.labels }],
-      training: m.training,
-      license: 'MIT',
-      authors: AUTHORS,
-    } satisfies ModelManifest,
-    `${m.name} manifest`,
-  );
-  await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'model.onnx'), bytes);
-  await writeFile(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  log(`  wrote ${path.join(dir, 'model.onnx')} (${bytes.length} bytes, sha256 ${sha256})`);
-
-  const model = await loadVerifiedModel({ dir, backend: new OnnxRuntimeNodeBackend() });
-  try {
-    for (const { features, expected } of m.check) {
-      const { probabilities } = await model.predict(features);
-      const worst = Math.max(...m.labels.map((label, i) => Math.abs((probabilities[label] ?? Number.NaN) - (expected[i] ?? 0))));
-      if (!(worst <= 1e-4)) throw new Error(`${m.name}: onnxruntime output differs from the TypeScript evaluation by ${worst}`);
-    }
-  } finally {
-    await model.close();
-  }
-  log(`  verified ${m.name} through onnxruntime-node (${m.check.length} checks)`);
-  return { name: m.name, dir, sha256 };
 }
 
 function toRecord(names: readonly string[], values: readonly number[]): Record<string, number> {

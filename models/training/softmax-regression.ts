@@ -115,3 +115,57 @@ export function trainSoftmaxRegression(
   }
   return { weights, bias, loss };
 }
+
+export interface LogisticTrainOptions extends SoftmaxTrainOptions {
+  /**
+   * Weight each class by m / (2 * count), so both classes count equally in
+   * the loss (the classes are unbalanced; an unweighted fit leans to the
+   * majority). Defaults to true.
+   */
+  readonly balanced?: boolean;
+}
+
+/**
+ * Binary logistic regression, sigmoid(x w + b), by full-batch gradient
+ * descent; the same maths as a one-output ONNX dense classifier
+ * (evaluateDense with k = 1). Returns weights as [features][1].
+ */
+export function trainLogisticRegression(
+  rows: readonly (readonly number[])[],
+  targets: readonly (0 | 1)[],
+  options: LogisticTrainOptions,
+): SoftmaxModel {
+  const m = rows.length;
+  const d = rows[0]?.length ?? 0;
+  if (m === 0 || m !== targets.length) throw new RangeError(`need rows (${m}) = targets (${targets.length}) > 0`);
+  const positives = targets.filter((y) => y === 1).length;
+  if (positives === 0 || positives === m) throw new RangeError(`need both classes in the targets (got ${positives} of ${m} positive)`);
+  const balanced = options.balanced ?? true;
+  const classWeight = [balanced ? m / (2 * (m - positives)) : 1, balanced ? m / (2 * positives) : 1];
+  const w = Array.from({ length: d }, () => (options.random() - 0.5) * 0.02);
+  let b = 0;
+  let loss = Number.NaN;
+  const gradW = new Array<number>(d);
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    gradW.fill(0);
+    let gradB = 0;
+    let crossEntropy = 0;
+    for (let r = 0; r < m; r++) {
+      const x = rows[r] ?? [];
+      const y = targets[r] ?? 0;
+      let z = b;
+      for (let i = 0; i < d; i++) z += (x[i] ?? 0) * (w[i] ?? 0);
+      const p = 1 / (1 + Math.exp(-z));
+      const cw = classWeight[y] ?? 1;
+      crossEntropy -= cw * Math.log(Math.max(y === 1 ? p : 1 - p, 1e-300));
+      const err = (cw * (p - y)) / m;
+      gradB += err;
+      for (let i = 0; i < d; i++) gradW[i] = (gradW[i] ?? 0) + (x[i] ?? 0) * err;
+    }
+    loss = crossEntropy / m;
+    for (let i = 0; i < d; i++) w[i] = (w[i] ?? 0) - options.learningRate * ((gradW[i] ?? 0) + options.l2 * (w[i] ?? 0));
+    b -= options.learningRate * gradB;
+    options.onEpoch?.(epoch, loss);
+  }
+  return { weights: w.map((v) => [v]), bias: [b], loss };
+}

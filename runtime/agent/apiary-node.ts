@@ -184,6 +184,7 @@ export class ApiaryNode {
     await this.device.open();
     phase('device open');
     await modelsLoaded;
+    this.checkRuleInputs();
     await this.publishInfo();
     await this.publishDiscovery();
     phase('discovery published');
@@ -242,6 +243,22 @@ export class ApiaryNode {
   }
 
   /** Makes a simulated colony swarm (undefined on real hardware). */
+  /**
+   * A rule watching a model output that no loaded model has would never
+   * fire: say so at start (after a model update renamed a label, say).
+   */
+  private checkRuleInputs(): void {
+    const labels = this.inference?.labels() ?? {};
+    for (const rule of this.config.decisions) {
+      const [kind, model, label] = rule.input.split('.');
+      if (kind !== 'model' || model === undefined || label === undefined) continue;
+      if (labels[model]?.includes(label)) continue;
+      this.ctx.counters.increment('decisions.rule_input_unknown');
+      const known = Object.entries(labels).flatMap(([m, ls]) => ls.map((l) => `model.${m}.${l}`));
+      this.ctx.logger.warn({ rule: rule.id, input: rule.input, known }, `decision rule "${rule.id}" watches ${rule.input}, which no loaded model outputs: it will never fire (known: ${known.join(', ') || 'none'})`);
+    }
+  }
+
   injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number } | undefined {
     return this.device?.simulation?.injectSwarm();
   }

@@ -49,7 +49,7 @@ device:
 
 models:
   # dir: ./models             # default: the models shipped with Apiary
-  thermal:                    # "is the colony holding brood-nest temperature?"
+  thermal:                    # hive-thermal: "is this a strong colony?", over 24 h of readings
     enabled: true
     every: 15m
     window: 24h
@@ -80,13 +80,13 @@ decisions:
     for: 1m
     severity: warning
     message: The colony sounds like it is preparing to swarm
-  - id: brood-temperature-lost
-    input: model.hive-thermal.brood_nest_held
+  - id: colony-weak
+    input: model.hive-thermal.strong_colony
     below: 0.3
     clearAt: 0.6
-    for: 1h
+    for: 6h
     severity: warning
-    message: The colony is not holding brood-nest temperature
+    message: "The hive temperature looks like a weak colony: have a look inside"
   - id: hive-overheating
     input: reading.temperature
     above: 38

@@ -109,7 +109,7 @@ const ruleSchema = z.strictObject({
 export const DEFAULT_RULES: z.input<typeof ruleSchema>[] = [
   { id: 'swarming', input: 'model.hive-sound.swarm', above: 0.8, clearAt: 0.5, for: '30s', severity: 'critical', message: 'The colony sounds like it is swarming' },
   { id: 'pre-swarm', input: 'model.hive-sound.pre-swarm', above: 0.8, clearAt: 0.5, for: '1m', severity: 'warning', message: 'The colony sounds like it is preparing to swarm' },
-  { id: 'brood-temperature-lost', input: 'model.hive-thermal.brood_nest_held', below: 0.3, clearAt: 0.6, for: '1h', severity: 'warning', message: 'The colony is not holding brood-nest temperature' },
+  { id: 'colony-weak', input: 'model.hive-thermal.strong_colony', below: 0.3, clearAt: 0.6, for: '6h', severity: 'warning', message: 'The hive temperature looks like a weak colony: have a look inside' },
   { id: 'hive-overheating', input: 'reading.temperature', above: 38, clearAt: 37, for: '10m', severity: 'critical', message: 'The hive is overheating' },
 ];
 

