@@ -3,7 +3,10 @@
  * loopback port, its own data dir, identity, owner and mesh, exactly as
  * ApiaryNode builds them (createMesh), from a real config.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import pino from 'pino';
 import { EmbeddedBroker, type EmbeddedBrokerTls } from '../../runtime/broker/embedded-broker.js';
 import { configSchema, type ConfigInput } from '../../runtime/config/schema.js';
@@ -60,4 +63,27 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * A fresh temp dir per test, and the nodes a test starts in it: every node
+ * still in `nodes` is stopped, and the dir removed, after each test. Call it
+ * inside a describe block. A test that stops a node itself takes it out of
+ * `nodes` first.
+ */
+export function meshTestBed(prefix: string): { dir: () => string; nodes: TestMeshNode[]; status: () => string } {
+  let dir = '';
+  const nodes: TestMeshNode[] = [];
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), `apiary-${prefix}-`));
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    dir: () => dir,
+    nodes,
+    status: () => JSON.stringify(nodes.map((n) => ({ name: n.name, status: n.mesh.status(), counters: n.counters.snapshot() }))),
+  };
 }

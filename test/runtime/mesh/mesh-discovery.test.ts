@@ -5,13 +5,11 @@
  * packet leaves loopback.
  */
 import dgram from 'node:dgram';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Bonjour } from 'bonjour-service';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MDNS_SERVICE_TYPE, parseService } from '../../../runtime/mesh/mdns-discovery.js';
-import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 async function freeUdpPort(): Promise<number> {
   const socket = dgram.createSocket('udp4');
@@ -28,21 +26,10 @@ async function entriesOf(node: TestMeshNode, origin: string): Promise<unknown[]>
 }
 
 describe('finding neighbours', () => {
-  let dir: string;
-  let nodes: TestMeshNode[] = [];
-  const status = () => JSON.stringify(nodes.map((n) => ({ name: n.name, status: n.mesh.status(), counters: n.counters.snapshot() })));
-
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-discovery-'));
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    nodes = [];
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { dir: testDir, nodes, status } = meshTestBed('discovery');
 
   it('links back to a node that listed us when we did not list it, and then both get everything', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners });
     nodes.push(b);
@@ -59,7 +46,7 @@ describe('finding neighbours', () => {
   });
 
   it('with dialBack off, a one-sided link is counted and not linked back', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners, mesh: { dialBack: false } });
     nodes.push(b);
@@ -74,7 +61,7 @@ describe('finding neighbours', () => {
   it('finds trusted nodes by mDNS on loopback, links them, and skips untrusted and malformed announcements', async () => {
     const mdnsPort = await freeUdpPort();
     const discovery = { mdns: true, interface: '127.0.0.1', port: mdnsPort };
-    const dirs = ['a', 'b', 'stranger'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b', 'stranger'].map((n) => path.join(testDir(), n));
     const [ownerA, ownerB, ownerStranger] = await Promise.all(dirs.map(ownerKeyOf)) as [string, string, string];
     const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: [ownerA, ownerB], mesh: { discovery } });
     nodes.push(a);

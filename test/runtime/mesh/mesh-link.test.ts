@@ -1,27 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { describe, expect, it } from 'vitest';
+import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 describe('two linked mesh nodes', () => {
-  let dir: string;
-  let nodes: TestMeshNode[] = [];
-
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-mesh-'));
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    nodes = [];
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { dir: testDir, nodes } = meshTestBed('mesh');
 
   it('spread new entries at once, verified, and shared state both ways', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const [a, b] = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners }))) as [TestMeshNode, TestMeshNode];
-    nodes = [a, b];
+    nodes.push(a, b);
     a.mesh.link(a.broker.url.replace(String(a.broker.port), String(b.broker.port)), b.node.nodeId);
     b.mesh.link(`mqtt://127.0.0.1:${a.broker.port}`, a.node.nodeId);
     for (let i = 0; i < 5; i++) await a.mesh.append('reading', { i });
@@ -35,19 +23,19 @@ describe('two linked mesh nodes', () => {
   });
 
   it('catches up on several origins larger than one batch without waiting for a timeout or anti-entropy', async () => {
-    const dirs = ['a', 'b', 'x', 'y'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b', 'x', 'y'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     // Anti-entropy off in practice: only replies and re-asks can move catch-up along.
     const mesh = { antiEntropyInterval: '1h' };
     const x = await startMeshNode({ name: 'x', dir: dirs[2] as string, trustedOwners: owners, mesh });
     const writers = await Promise.all([0, 1].map((i) => startMeshNode({ name: `w${i}`, dir: dirs[i] as string, trustedOwners: owners, mesh: { ...mesh, neighbours: [{ url: x.broker.url, nodeId: x.node.nodeId }] } })));
-    nodes = [x, ...writers];
+    nodes.push(x, ...writers);
     const filler = 'h'.repeat(1000);
     for (let i = 0; i < 400; i++) await Promise.all(writers.map((w) => w.mesh.append('reading', { i, filler })));
     for (let i = 0; i < 400; i++) await x.mesh.append('reading', { i, filler });
     await waitFor(() => writers.every((w) => x.mesh.store.head(w.node.nodeId).seq === 400), 30_000, () => JSON.stringify(x.mesh.status()));
+    nodes.splice(1);
     await Promise.all(writers.map((w) => w.stop()));
-    nodes = [x];
     const sentBefore = x.counters.get('mesh.catchup_entries_sent');
     // y meets x with three origins of about 560 KiB each to fetch, over batches of at most 256 KiB.
     const y = await startMeshNode({ name: 'y', dir: dirs[3] as string, trustedOwners: owners, mesh: { ...mesh, neighbours: [{ url: x.broker.url, nodeId: x.node.nodeId }] } });

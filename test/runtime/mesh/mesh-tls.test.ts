@@ -3,37 +3,25 @@
  * self-signed certificate is the only one accepted, whatever host name it
  * names; a broker presenting any other certificate is never linked.
  */
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../runtime/config/load-config.js';
 import { ErrorCodes } from '../../../runtime/errors.js';
 import type { PeerCertificate } from 'node:tls';
 import { readBrokerTls, readPinnedCertificate } from '../../../runtime/mesh/create-mesh.js';
 import { pinnedTlsOptions } from '../../../runtime/mesh/peer-link.js';
-import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { meshTestBed, ownerKeyOf, startMeshNode, waitFor } from '../../support/mesh-node.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/tls/', import.meta.url));
 const fixture = (name: string) => path.join(FIXTURES, name);
 
 describe('mesh links over TLS', () => {
-  let dir: string;
-  let nodes: TestMeshNode[] = [];
-  const status = () => JSON.stringify(nodes.map((n) => ({ name: n.name, status: n.mesh.status(), counters: n.counters.snapshot() })));
-
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-tls-'));
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    nodes = [];
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { dir: testDir, nodes, status } = meshTestBed('tls');
 
   it('links to a broker whose certificate is pinned, and refuses one presenting another certificate', async () => {
-    const dirs = ['a', 'b', 'c'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b', 'c'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const tlsOf = async (name: string) => ({ cert: await readFile(fixture(`${name}-cert.pem`)), key: await readFile(fixture(`${name}-key.pem`)) });
     const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, tls: await tlsOf('broker-a') });
@@ -65,7 +53,7 @@ describe('mesh links over TLS', () => {
   });
 
   it('a node with a TLS listener beside a loopback-only plain one is dialled back over TLS, pinned to the certificate its hello names', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(dir, n));
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners });
     nodes.push(a);
@@ -98,12 +86,12 @@ describe('mesh links over TLS', () => {
   });
 
   it('resolves certificate paths against the config file, and wants mqtts for a pinned certificate', async () => {
-    const file = path.join(dir, 'apiary.yaml');
+    const file = path.join(testDir(), 'apiary.yaml');
     const { writeFile } = await import('node:fs/promises');
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtts://10.0.0.2:8883", nodeId: abcdefghijkl, tlsCertificate: certs/b.pem }\nbroker:\n  tls: { certificateFile: me.pem, keyFile: me-key.pem }\n');
     const { config } = loadConfig({ file });
-    expect(config.mesh.neighbours[0]?.tlsCertificate).toBe(path.join(dir, 'certs', 'b.pem'));
-    expect(config.broker.tls).toEqual({ port: 8883, certificateFile: path.join(dir, 'me.pem'), keyFile: path.join(dir, 'me-key.pem') });
+    expect(config.mesh.neighbours[0]?.tlsCertificate).toBe(path.join(testDir(), 'certs', 'b.pem'));
+    expect(config.broker.tls).toEqual({ port: 8883, certificateFile: path.join(testDir(), 'me.pem'), keyFile: path.join(testDir(), 'me-key.pem') });
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtt://10.0.0.2:1883", nodeId: abcdefghijkl, tlsCertificate: b.pem }\n');
     expect(() => loadConfig({ file })).toThrow(/needs an mqtts:\/\/ URL/);
   });
