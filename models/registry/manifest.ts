@@ -66,6 +66,13 @@ export const manifestSchema = z.object({
   }),
   license: nonEmpty,
   authors: z.array(nonEmpty).min(1),
+  /** The owner's Ed25519 signature over the rest of the manifest (see manifest-signature.ts); shipped models have none. */
+  signature: z
+    .strictObject({
+      owner: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected the owner\'s Ed25519 public key, 43 base64url characters'),
+      sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, 86 base64url characters'),
+    })
+    .optional(),
 });
 
 export type ModelManifest = z.infer<typeof manifestSchema>;
@@ -95,6 +102,11 @@ export function parseManifest(value: unknown, source: string): ModelManifest {
 
 /** Reads and validates `<dir>/manifest.json`. */
 export async function loadManifest(dir: string): Promise<ModelManifest> {
+  return (await loadManifestWithJson(dir)).manifest;
+}
+
+/** The validated manifest and the JSON it came from (the signature covers the JSON as written). */
+export async function loadManifestWithJson(dir: string): Promise<{ manifest: ModelManifest; json: unknown; file: string }> {
   const file = path.join(dir, MANIFEST_FILE);
   let text: string;
   try {
@@ -114,7 +126,7 @@ export async function loadManifest(dir: string): Promise<ModelManifest> {
       cause,
     });
   }
-  return parseManifest(json, file);
+  return { manifest: parseManifest(json, file), json, file };
 }
 
 export interface VerifiedModelFile {

@@ -10,6 +10,7 @@ import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import type { InferenceBackend } from '../inference/backend.js';
 import { loadManifest, verifyModelFile } from './manifest.js';
 import type { ModelManifest } from './manifest.js';
+import { verifyModelDir, type ModelTrust } from './manifest-signature.js';
 
 export const MODEL_INPUT_NAME = 'features';
 export const MODEL_OUTPUT_NAME = 'probabilities';
@@ -33,14 +34,30 @@ export interface VerifiedModel {
   readonly manifest: ModelManifest;
   /** sha256 of the model file that was verified and loaded. */
   readonly sha256: string;
+  /** Who vouches for it: "shipped" with Apiary, the signing owner's key, or "unchecked" (no trust given). */
+  readonly signer: string;
   predict(features: Readonly<Record<string, number>>): Promise<Prediction>;
   close(): Promise<void>;
 }
 
-export async function loadVerifiedModel(options: { dir: string; backend: InferenceBackend }): Promise<VerifiedModel> {
-  const { dir, backend } = options;
-  const manifest = await loadManifest(dir);
-  const file = await verifyModelFile(dir, manifest);
+/**
+ * `trust`: the owners whose signed models this node runs (see
+ * manifest-signature.ts); the node always passes it. Without it only the
+ * hash is checked: for the build pipeline, which has just written the model.
+ */
+export async function loadVerifiedModel(options: { dir: string; backend: InferenceBackend; trust?: ModelTrust }): Promise<VerifiedModel> {
+  const { dir, backend, trust } = options;
+  let manifest: ModelManifest;
+  let file: Awaited<ReturnType<typeof verifyModelFile>>;
+  let signer = 'unchecked';
+  if (trust) {
+    const verdict = await verifyModelDir(dir, trust);
+    ({ manifest, file } = verdict);
+    signer = verdict.shipped ? 'shipped' : (verdict.signer?.publicKey ?? 'unchecked');
+  } else {
+    manifest = await loadManifest(dir);
+    file = await verifyModelFile(dir, manifest);
+  }
   const loaded = await backend.load(file.bytes);
   if (!loaded.inputNames.includes(MODEL_INPUT_NAME) || !loaded.outputNames.includes(MODEL_OUTPUT_NAME)) {
     await loaded.close();
@@ -100,7 +117,7 @@ export async function loadVerifiedModel(options: { dir: string; backend: Inferen
     return { probabilities, label, inputHash };
   };
 
-  return { manifest, sha256: file.sha256, predict, close: () => loaded.close() };
+  return { manifest, sha256: file.sha256, signer, predict, close: () => loaded.close() };
 }
 
 /** Explicit little-endian so the hash is the same on every board. */

@@ -23,6 +23,7 @@ import { describeError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
+import { modelTrustFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
@@ -120,7 +121,7 @@ export class ApiaryNode {
     // Models load once the first reading is out (or after a second): loading onnxruntime
     // blocks the event loop for tens of ms, and the first reading is the user's first sign
     // of life. Sound frames wait for the models; readings do not.
-    const inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend());
+    const inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend(), { trust: await modelTrustFromConfig(config), logger, counters });
     this.inference = inference;
     const firstReadingOut = new Promise<void>((resolve) => {
       this.onFirstReading = resolve;

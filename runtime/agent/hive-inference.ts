@@ -1,15 +1,23 @@
 /**
  * On-device inference for the hive: the sound model on every audio frame,
  * and the brood-temperature model over a sliding window of readings. Models
- * are loaded only after their manifest and sha256 check out.
+ * are loaded only after their manifest, sha256 and (for models not shipped
+ * with Apiary) the owner's signature check out. A refused model from
+ * elsewhere is logged and counted, and the node runs on without it.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { AudioFrame, Reading } from '../../devices/device.js';
 import { audioFeatures } from '../../models/features/audio-bands.js';
 import { thermalFeatures, type ThermalReading } from '../../models/features/thermal-window.js';
 import type { InferenceBackend } from '../../models/inference/backend.js';
+import { MANIFEST_FILE } from '../../models/registry/manifest.js';
+import { isShippedModelDir, NO_TRUST, type ModelTrust } from '../../models/registry/manifest-signature.js';
 import { loadVerifiedModel, type VerifiedModel } from '../../models/registry/model-runner.js';
 import type { ApiaryConfig } from '../config/schema.js';
+import type { Counters } from '../counters.js';
+import { describeError, isApiaryError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { packagePath } from '../package-root.js';
 
 export const SOUND_MODEL = 'hive-sound';
@@ -35,15 +43,45 @@ export class HiveInference {
   private window: ThermalReading[] = [];
   private lastHumidity: number | undefined;
 
-  constructor(private readonly config: ApiaryConfig['models'], private readonly backend: InferenceBackend) {}
+  /** Models refused at start, with the reason (for status). */
+  readonly refused: { model: string; dir: string; code: string; reason: string }[] = [];
+
+  constructor(
+    private readonly config: ApiaryConfig['models'],
+    private readonly backend: InferenceBackend,
+    private readonly options: { trust?: ModelTrust; logger?: Logger; counters?: Counters } = {},
+  ) {}
 
   get modelsDir(): string {
     return this.config.dir ?? packagePath('models');
   }
 
+  /** `<models.dir>/<name>`; a model that folder does not hold comes from the shipped set. */
+  modelDir(name: string): string {
+    const dir = path.join(this.modelsDir, name);
+    return existsSync(path.join(dir, MANIFEST_FILE)) ? dir : packagePath('models', name);
+  }
+
   async start(): Promise<void> {
-    if (this.config.sound.enabled) this.sound = await loadVerifiedModel({ dir: path.join(this.modelsDir, SOUND_MODEL), backend: this.backend });
-    if (this.config.thermal.enabled) this.thermal = await loadVerifiedModel({ dir: path.join(this.modelsDir, THERMAL_MODEL), backend: this.backend });
+    if (this.config.sound.enabled) this.sound = await this.load(SOUND_MODEL);
+    if (this.config.thermal.enabled) this.thermal = await this.load(THERMAL_MODEL);
+  }
+
+  /**
+   * A shipped model that fails is a broken install: start fails. A model from
+   * elsewhere that is refused (hash, signature, signer) is logged and counted.
+   */
+  private async load(name: string): Promise<VerifiedModel | undefined> {
+    const dir = this.modelDir(name);
+    try {
+      return await loadVerifiedModel({ dir, backend: this.backend, trust: this.options.trust ?? NO_TRUST });
+    } catch (err) {
+      if (!isApiaryError(err) || (await isShippedModelDir(dir))) throw err;
+      this.refused.push({ model: name, dir, code: err.code, reason: err.message });
+      this.options.counters?.increment('models.refused');
+      this.options.logger?.error({ model: name, dir, err: describeError(err) }, `model ${name} refused: the node runs without it`);
+      return undefined;
+    }
   }
 
   /** Output labels of each loaded model, for rules and Home Assistant. */

@@ -240,6 +240,38 @@ owner.command('sign')
     await ownerSignCommand(options);
   });
 
+const models = program.command('models').description('the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts');
+withCommonOptions(models.command('list'))
+  .description('list shipped, configured (models.dir) and installed models with version, hash, signer and whether this node would run them')
+  .option('--json', 'print JSON')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    const { modelsListCommand } = await import('./models-command.js');
+    await modelsListCommand(load(options).config, options);
+  });
+withCommonOptions(models.command('verify'))
+  .description("check a model folder's hash, signature and signer against this node's config; exits 1 with the reason if it would be refused")
+  .argument('<dir>', 'the model folder (manifest.json + model file)')
+  .option('--json', 'print JSON')
+  .action(async (dir: string, options: CommonOptions & { json?: boolean }) => {
+    const { modelsVerifyCommand } = await import('./models-command.js');
+    await modelsVerifyCommand(load(options).config, dir, options);
+  });
+models.command('sign')
+  .description("sign a model folder's manifest.json with the owner key (after checking the model file's hash)")
+  .argument('<dir>', 'the model folder (manifest.json + model file)')
+  .addOption(ownerKeyOption())
+  .action(async (dir: string, options: { keyFile: string }) => {
+    const { modelsSignCommand } = await import('./models-command.js');
+    await modelsSignCommand(dir, options);
+  });
+withCommonOptions(models.command('install'))
+  .description('verify a model folder, then copy it into <data dir>/models/<name> (the replaced version is kept as <name>.previous)')
+  .argument('<dir>', 'the model folder (manifest.json + model file)')
+  .action(async (dir: string, options: CommonOptions) => {
+    const { modelsInstallCommand } = await import('./models-command.js');
+    await modelsInstallCommand(load(options).config, dir);
+  });
+
 program.command('demo')
   .description('run several simulated beehive nodes on this machine as a mesh; cut and heal their links and watch them converge')
   .addOption(new Option('-n, --nodes <count>', 'how many nodes').argParser(integer('nodes', 2, 20)).default(5))

@@ -33,7 +33,8 @@ import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
 import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
-import { canonicalJson, SharedState, type JsonValue } from './shared-state.js';
+import { canonicalJson } from '../canonical-json.js';
+import { SharedState, type JsonValue } from './shared-state.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 

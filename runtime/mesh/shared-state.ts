@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as Y from 'yjs';
+import { canonicalJson } from '../canonical-json.js';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
@@ -200,10 +201,3 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
   }
 }
 
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}

@@ -1,0 +1,131 @@
+/** `apiary models list | verify | sign | install`, run as a user runs them: the compiled CLI in a child process. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../../runtime/errors.js';
+import { BUILT_CLI } from '../../support/global-setup.js';
+import { HIVE_SOUND_DIR } from '../../models/helpers.js';
+
+async function apiary(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function copyModel(to: string): Promise<string> {
+  await mkdir(to, { recursive: true });
+  for (const file of ['model.onnx', 'manifest.json']) await copyFile(path.join(HIVE_SOUND_DIR, file), path.join(to, file));
+  return to;
+}
+
+async function ownerKey(dir: string, file: string): Promise<string> {
+  const { stdout } = await apiary(['owner', 'init', '--key-file', file, '--json'], dir);
+  return (JSON.parse(stdout) as { ownerKey: string }).ownerKey;
+}
+
+describe('apiary models', () => {
+  let dir: string;
+  let alice: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-models-cli-'));
+    alice = await ownerKey(dir, 'alice.json');
+    await ownerKey(dir, 'mallory.json');
+    // This node trusts alice (and its own owner key, which it does not have yet).
+    await writeFile(path.join(dir, 'apiary.yaml'), `node: { dataDir: data }\nmesh: { trust: { owners: [ { name: alice, publicKey: ${alice} } ] } }\n`);
+  });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('has --help on every sub-command', async () => {
+    for (const command of ['list', 'verify', 'sign', 'install']) {
+      const { code, stdout } = await apiary(['models', command, '--help'], dir);
+      expect(code).toBe(0);
+      expect(stdout).toContain(`Usage: apiary models ${command}`);
+    }
+  });
+
+  it('lists the shipped models as trusted', async () => {
+    const { code, stdout } = await apiary(['models', 'list', '--json'], dir);
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as { source: string; name: string; signer: string; trusted: boolean }[];
+    expect(rows.filter((r) => r.source === 'shipped').map((r) => [r.name, r.signer, r.trusted])).toEqual([
+      ['hive-sound', 'shipped', true], ['hive-thermal', 'shipped', true],
+    ]);
+    expect((await apiary(['models', 'list'], dir)).stdout).toMatch(/shipped\s+hive-sound\s+\S+\s+[0-9a-f]{12}\s+shipped\s+trusted/);
+  });
+
+  it('refuses unsigned, tampered and untrusted models with the reason; verifies a trusted one', async () => {
+    const model = await copyModel(path.join(dir, 'work', 'hive-sound'));
+    const unsigned = await apiary(['models', 'verify', model], dir);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_MISSING);
+    expect(unsigned.stderr).toContain('apiary models sign --key-file');
+
+    const signed = await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stdout).toContain(alice);
+    const ok = await apiary(['models', 'verify', model], dir);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('signed by alice');
+
+    // One byte of the model file changed: the hash no longer matches.
+    const onnx = path.join(model, 'model.onnx');
+    const original = await readFile(onnx);
+    const tampered = Buffer.from(original);
+    tampered[200] = (tampered[200] ?? 0) ^ 0xff;
+    await writeFile(onnx, tampered);
+    const badHash = await apiary(['models', 'verify', model], dir);
+    expect(badHash.code).toBe(1);
+    expect(badHash.stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
+    // Nor will the owner sign it.
+    expect((await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir)).stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
+    await writeFile(onnx, original);
+
+    // One byte of the signed manifest changed.
+    const manifestFile = path.join(model, 'manifest.json');
+    const text = await readFile(manifestFile, 'utf8');
+    await writeFile(manifestFile, text.replace('"description": "', '"description": "X'));
+    const badSig = await apiary(['models', 'verify', model], dir);
+    expect(badSig.code).toBe(1);
+    expect(badSig.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_INVALID);
+    await writeFile(manifestFile, text);
+
+    // Signed by an owner this node does not trust.
+    await apiary(['models', 'sign', model, '--key-file', 'mallory.json'], dir);
+    const untrusted = await apiary(['models', 'verify', model], dir);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toContain(ErrorCodes.MODEL_SIGNER_UNTRUSTED);
+    expect(untrusted.stderr).toContain('mesh.trust.owners');
+    expect((await apiary(['models', 'install', model], dir)).code).toBe(1);
+    expect(existsSync(path.join(dir, 'data', 'models', 'hive-sound'))).toBe(false);
+  });
+
+  it('install puts a trusted model in place and keeps the version it replaces', async () => {
+    const model = await copyModel(path.join(dir, 'release', 'hive-sound'));
+    expect((await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir)).code).toBe(0);
+    const first = await apiary(['models', 'install', model], dir);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('models: { dir:');
+    const target = path.join(dir, 'data', 'models', 'hive-sound');
+    const firstManifest = await readFile(path.join(target, 'manifest.json'), 'utf8');
+
+    // A new signature (same model) stands in for a new version.
+    await writeFile(path.join(model, 'manifest.json'), (await readFile(path.join(model, 'manifest.json'), 'utf8')).replace(/"version": "[^"]+"/, '"version": "9.9.9"'));
+    expect((await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir)).code).toBe(0);
+    const second = await apiary(['models', 'install', model], dir);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain('hive-sound.previous');
+    expect(await readFile(path.join(`${target}.previous`, 'manifest.json'), 'utf8')).toBe(firstManifest);
+    expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).toContain('"version": "9.9.9"');
+
+    const rows = JSON.parse((await apiary(['models', 'list', '--json'], dir)).stdout) as { source: string; name: string; version: string; trusted: boolean }[];
+    expect(rows.filter((r) => r.source === 'installed').map((r) => [r.name, r.version, r.trusted])).toEqual([['hive-sound', '9.9.9', true]]);
+  });
+});
