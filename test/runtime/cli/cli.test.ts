@@ -1,10 +1,8 @@
 /** The `apiary` command as a user runs it: the compiled CLI in a child process. */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -12,18 +10,8 @@ import { parseConfig } from '../../../runtime/config/load-config.js';
 import { readIdentity } from '../../../runtime/identity/identity.js';
 import { decodeCertificate } from '../../../runtime/mesh/certificate.js';
 import { loadMeshIdentity } from '../../../runtime/mesh/mesh-identity.js';
-import { BUILT_CLI } from '../../support/global-setup.js';
+import { apiary } from '../../support/cli.js';
 import { startNodeProcess } from '../../support/node-process.js';
-
-async function apiary(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('apiary CLI', () => {
   let dir: string;

@@ -1,24 +1,12 @@
 /** `apiary models list | verify | sign | install`, run as a user runs them: the compiled CLI in a child process. */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../../runtime/errors.js';
-import { BUILT_CLI } from '../../support/global-setup.js';
+import { apiary } from '../../support/cli.js';
 import { HIVE_SOUND_DIR } from '../../models/helpers.js';
-
-async function apiary(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function copyModel(to: string): Promise<string> {
   await mkdir(to, { recursive: true });
