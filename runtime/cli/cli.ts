@@ -211,22 +211,19 @@ withNodeOptions(shared.command('set'))
 
 const owner = program.command('owner').description("the owner's key: signs your nodes' certificates; other owners trust your nodes by it");
 const ownerKeyOption = () => new Option('-k, --key-file <file>', 'the owner key file').default('owner.json');
-owner.command('init')
-  .description('make an owner key (keep it backed up, and off the boards if you can), and print its public key')
-  .addOption(ownerKeyOption())
-  .option('--json', 'print JSON')
-  .action(async (options: { keyFile: string; json?: boolean }) => {
-    const { ownerShowCommand } = await import('./owner-command.js');
-    await ownerShowCommand({ ...options, create: true });
-  });
-owner.command('show')
-  .description('print the owner public key, for other owners\' mesh.trust.owners')
-  .addOption(ownerKeyOption())
-  .option('--json', 'print JSON')
-  .action(async (options: { keyFile: string; json?: boolean }) => {
-    const { ownerShowCommand } = await import('./owner-command.js');
-    await ownerShowCommand({ ...options, create: false });
-  });
+for (const [name, create, description] of [
+  ['init', true, 'make an owner key (keep it backed up, and off the boards if you can), and print its public key'],
+  ['show', false, "print the owner public key, for other owners' mesh.trust.owners"],
+] as const) {
+  owner.command(name)
+    .description(description)
+    .addOption(ownerKeyOption())
+    .option('--json', 'print JSON')
+    .action(async (options: { keyFile: string; json?: boolean }) => {
+      const { ownerShowCommand } = await import('./owner-command.js');
+      await ownerShowCommand({ ...options, create });
+    });
+}
 owner.command('sign')
   .description('sign a certificate for a board (its keys from `apiary id` there); the board then needs no owner key')
   .addOption(ownerKeyOption())

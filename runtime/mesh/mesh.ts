@@ -136,8 +136,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await broker.subscribe(`${prefix}/+/state`, this.liveness);
     for (const neighbour of settings.neighbours) this.link(neighbour.url, neighbour.nodeId, neighbour.pinnedCertificate);
     if (settings.discovery.mdns) {
+      const listener = advertisedListener(broker);
       this.discovery = new MdnsDiscovery({
-        nodeId: this.nodeId, owner: this.options.identity.certificate.owner, brokerPort: advertisedListener(broker).port, tls: advertisedListener(broker).tls,
+        nodeId: this.nodeId, owner: this.options.identity.certificate.owner, brokerPort: listener.port, tls: listener.tls,
         interface: settings.discovery.interface, mdnsPort: settings.discovery.port,
         onFound: (peer) => this.onDiscovered(peer), counters: this.options.counters, logger: this.options.logger,
       });
