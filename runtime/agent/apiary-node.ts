@@ -23,6 +23,8 @@ import { describeError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
+import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
+import type { FeedEntry } from '../mesh/feed-entry.js';
 import { modelTrustFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
@@ -31,6 +33,9 @@ import { createMesh, readBrokerTls } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { Uplink } from '../mesh/uplink.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
+
+/** Entries read back per feed by an audit: days of decisions, bounded work on a board. */
+const AUDIT_SCAN_ENTRIES = 20_000;
 
 export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
@@ -175,6 +180,12 @@ export class ApiaryNode {
         get: () => meshParts.mesh.state.toJSON(),
         set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
       },
+      audit: meshParts && (async (options) => {
+        await this.modelsReady;
+        const { mesh } = meshParts;
+        const feed = { have: () => mesh.store.have(), read: (origin: string, from: number) => mesh.store.read(origin, from), readEntry: (e: FeedEntry) => mesh.readEntry(e) };
+        return auditFeeds(feed, (sha256) => inference.modelBySha256(sha256), { ...options, scan: AUDIT_SCAN_ENTRIES });
+      }),
     });
     await commands.start();
 
@@ -269,13 +280,19 @@ export class ApiaryNode {
     return this.meshPart;
   }
 
-  /** Appends to this node's feed if the config shares that stream. */
-  private async share(stream: 'readings' | 'models' | 'decisions', body: unknown): Promise<void> {
+  /**
+   * Appends to this node's feed if the config shares that stream, sealed if
+   * it is private. `always`: decisions go into the signed feed even when not
+   * shared (sealed to this node alone), so the node's own record of why it
+   * acted is signed and append-only like everything it shares.
+   */
+  private async share(stream: 'readings' | 'models' | 'decisions', body: unknown, { always = false } = {}): Promise<void> {
     if (!this.meshPart) return;
     const type = stream.replace(/s$/, '');
     const sealed = this.config.mesh.private.find((p) => p.stream === stream);
     if (sealed) await this.meshPart.appendPrivate(type, body, sealed.recipients);
     else if (this.config.mesh.share.includes(stream)) await this.meshPart.append(type, body);
+    else if (always) await this.meshPart.appendPrivate(type, body, []);
     this.uplink?.notify();
   }
 
@@ -352,17 +369,20 @@ export class ApiaryNode {
     await this.storage?.append(`models.${output.model}`, record);
     await this.share('models', record);
     await this.bus?.publishJson(this.ctx.topics.model(output.model), record);
-    for (const [label, p] of Object.entries(output.probabilities)) await this.decide(`model.${output.model}.${label}`, p, output.t);
+    const { model, version, sha256, inputHash, features, probabilities, t } = output;
+    const evidence: ModelEvidence = { model, version, sha256, inputHash, features, probabilities, t };
+    for (const [label, p] of Object.entries(output.probabilities)) await this.decide(`model.${output.model}.${label}`, p, output.t, evidence);
   }
 
-  private async decide(input: string, value: number, t: number): Promise<void> {
+  /** `evidence`: the inference behind a model input, written with the decision so it can be audited. */
+  private async decide(input: string, value: number, t: number, evidence?: ModelEvidence): Promise<void> {
     for (const decision of this.rules?.observe(input, value, t) ?? []) {
       this.latest.decisions[decision.rule] = decision;
-      const record = { ...decision, time: new Date(decision.t).toISOString() };
+      const record: DecisionRecord = { ...decision, time: new Date(decision.t).toISOString(), ...(evidence ? { evidence } : {}) };
       const log = decision.active ? this.logger.warn.bind(this.logger) : this.logger.info.bind(this.logger);
       log({ rule: decision.rule, reason: decision.reason }, `${decision.state}: ${decision.message}`);
       await this.storage?.append('decisions', record);
-      await this.share('decisions', record);
+      await this.share('decisions', record, { always: true });
       await this.bus?.publishJson(this.ctx.topics.decision(decision.rule), record, { retain: true, qos: 1 });
       if (this.storage && this.rules) {
         const rules = this.rules.snapshot();

@@ -9,6 +9,7 @@ import type { Bus } from '../bus/bus.js';
 import { ErrorCodes } from '../errors.js';
 import type { JsonValue } from '../mesh/shared-state.js';
 import type { NodeContext } from './apiary-node.js';
+import type { AuditResult } from './decision-audit.js';
 
 export const MAX_COMMAND_BYTES = 4096;
 const requestSchema = z.strictObject({
@@ -24,11 +25,18 @@ const sharedSetSchema = z.strictObject({
   value: z.json(),
 });
 
+const auditSchema = z.strictObject({
+  origin: z.string().regex(/^[a-z2-7]{12}$/, { error: 'origin: a 12-character node id' }).optional(),
+  limit: z.number().int().min(1).max(200).default(20),
+});
+
 export interface CommandTargets {
   status(): Promise<Record<string, unknown>>;
   injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number } | undefined;
   /** The mesh's shared document, when the mesh is on. */
   shared: { get(): Record<string, JsonValue>; set(map: string, key: string, value: JsonValue): Promise<void> } | undefined;
+  /** Audits decisions in the feeds this node holds (mesh on). */
+  audit: ((options: { origin?: string | undefined; limit: number }) => Promise<AuditResult[]>) | undefined;
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; code: string; error: string };
@@ -95,8 +103,14 @@ export class CommandHandler {
         this.ctx.logger.info({ map: parsed.data.map, key: parsed.data.key }, 'shared state set');
         return { ok: true, result: { map: parsed.data.map, key: parsed.data.key, value: parsed.data.value } };
       }
+      case 'decisions/audit': {
+        if (!this.targets.audit) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'the mesh is off on this node (mesh.enabled), so it keeps no signed feed to audit' };
+        const parsed = auditSchema.safeParse(args ?? {});
+        if (!parsed.success) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: parsed.error.issues.map((i) => `${i.path.join('.') || 'args'}: ${i.message}`).join('; ') };
+        return { ok: true, result: await this.targets.audit(parsed.data) };
+      }
       default:
-        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get and shared/set` };
+        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get, shared/set and decisions/audit` };
     }
   }
 }

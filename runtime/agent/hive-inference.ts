@@ -11,7 +11,7 @@ import type { AudioFrame, Reading } from '../../devices/device.js';
 import { audioFeatures } from '../../models/features/audio-bands.js';
 import { thermalFeatures, type ThermalReading } from '../../models/features/thermal-window.js';
 import type { InferenceBackend } from '../../models/inference/backend.js';
-import { MANIFEST_FILE } from '../../models/registry/manifest.js';
+import { loadManifest, MANIFEST_FILE } from '../../models/registry/manifest.js';
 import { isShippedModelDir, NO_TRUST, type ModelTrust } from '../../models/registry/manifest-signature.js';
 import { loadVerifiedModel, type VerifiedModel } from '../../models/registry/model-runner.js';
 import type { ApiaryConfig } from '../config/schema.js';
@@ -33,6 +33,7 @@ export interface ModelOutput {
   readonly probabilities: Record<string, number>;
   /** sha256 of the exact normalised input: ties the output to what the model saw. */
   readonly inputHash: string;
+  /** Unrounded, so an auditor can recompute inputHash from them (see decision-audit.ts). */
   readonly features: Record<string, number>;
   readonly t: number;
 }
@@ -42,6 +43,8 @@ export class HiveInference {
   private thermal: VerifiedModel | undefined;
   private window: ThermalReading[] = [];
   private lastHumidity: number | undefined;
+  /** Older or shipped versions loaded to audit decisions, by sha256. */
+  private readonly auditModels = new Map<string, VerifiedModel>();
 
   /** Models refused at start, with the reason (for status). */
   readonly refused: { model: string; dir: string; code: string; reason: string }[] = [];
@@ -146,8 +149,33 @@ export class HiveInference {
     return this.run(this.thermal, thermalFeatures(this.window), t);
   }
 
+  /**
+   * A model by the sha256 of its file, for audits: a loaded one, else a
+   * shipped, installed or previous version found on disk, verified with the
+   * same trust rules as at start and kept until stop.
+   */
+  async modelBySha256(sha256: string): Promise<VerifiedModel | undefined> {
+    const known = this.models().find((m) => m.sha256 === sha256) ?? this.auditModels.get(sha256);
+    if (known) return known;
+    for (const name of [SOUND_MODEL, THERMAL_MODEL]) {
+      for (const dir of new Set([this.modelDir(name), path.join(this.modelsDir, `${name}.previous`), packagePath('models', name)])) {
+        const manifest = await loadManifest(dir).catch(() => undefined);
+        if (manifest?.sha256 !== sha256) continue;
+        const model = await loadVerifiedModel({ dir, backend: this.backend, trust: this.options.trust ?? NO_TRUST }).catch(() => undefined);
+        if (model?.sha256 !== sha256) {
+          await model?.close();
+          continue;
+        }
+        this.auditModels.set(sha256, model);
+        return model;
+      }
+    }
+    return undefined;
+  }
+
   async stop(): Promise<void> {
-    for (const model of this.models()) await model.close();
+    for (const model of [...this.models(), ...this.auditModels.values()]) await model.close();
+    this.auditModels.clear();
     this.sound = undefined;
     this.thermal = undefined;
   }
@@ -161,7 +189,7 @@ export class HiveInference {
       label: prediction.label,
       probabilities: prediction.probabilities,
       inputHash: prediction.inputHash,
-      features: Object.fromEntries(Object.entries(features).map(([k, v]) => [k, round(v, 4)])),
+      features,
       t,
     };
   }

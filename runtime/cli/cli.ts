@@ -12,6 +12,8 @@ import { describeError, isApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
+import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
+import type { AuditResult } from '../agent/decision-audit.js';
 import { requestNode } from './node-request.js';
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
@@ -207,6 +209,19 @@ withNodeOptions(shared.command('set'))
     const reply = await askNode(options, 'shared/set', { map, key, value });
     if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
     process.stdout.write(`node ${reply.nodeId}: ${map}.${key} = ${JSON.stringify(value)}\n`);
+  });
+
+withNodeOptions(program.command('audit'))
+  .description("re-run the model behind each recent decision in the signed feeds this node holds (its own and its neighbours'), and check the recorded input and output")
+  .option('--origin <nodeId>', "only this node's feed")
+  .addOption(new Option('--limit <n>', 'the newest this many decisions').argParser(integer('limit', 1, 200)).default(20))
+  .option('--json', 'print the raw JSON answer')
+  .action(async (options: CommonOptions & { node?: string; timeout?: number; origin?: string; limit: number; json?: boolean }) => {
+    const reply = await askNode(options, 'decisions/audit', { limit: options.limit, ...(options.origin ? { origin: options.origin } : {}) });
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    const results = reply.result as AuditResult[];
+    process.stdout.write(options.json ? `${JSON.stringify(results, null, 2)}\n` : `${formatAudit(reply.nodeId, results)}\n`);
+    if (results.some((r) => AUDIT_FAILURES.has(r.verdict))) process.exitCode = 1;
   });
 
 const owner = program.command('owner').description("the owner's key: signs your nodes' certificates; other owners trust your nodes by it");

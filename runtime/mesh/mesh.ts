@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EmbeddedBroker, InProcessDeliver } from '../broker/embedded-broker.js';
-import type { Counters } from '../counters.js';
+import { Counters } from '../counters.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
@@ -219,6 +219,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Sets a fact in the shared document (durable here, then sent to every peer). */
+  /** An entry's type and body as this node may read them: a private one only if it is addressed here. */
+  readEntry(entry: FeedEntry): { type: string; body: unknown } | undefined {
+    if (entry.type !== PRIVATE_ENTRY_TYPE) return { type: entry.type, body: JSON.parse(entry.body) as unknown };
+    const opened = openPrivateEntry(entry, this.options.identity, new Counters()); // a re-read is not a new arrival: not counted
+    return opened && { type: opened.type, body: opened.body };
+  }
+
   setShared(map: string, key: string, value: JsonValue): Promise<void> {
     return this.state.set(map, key, value);
   }

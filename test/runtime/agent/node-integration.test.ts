@@ -2,7 +2,7 @@
  * A whole node in-process: real aedes broker on a loopback port, real
  * MQTT.js client, real ONNX models through onnxruntime-node, real files.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
@@ -11,8 +11,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiaryNode } from '../../../runtime/agent/apiary-node.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
 import { DEFAULT_RULES } from '../../../runtime/config/schema.js';
+import { decodeEntry, encodeEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
+import { packagePath } from '../../../runtime/package-root.js';
+import { AUDIO_FEATURE_NAMES as AUDIT_FEATURES } from '../../../models/features/audio-bands.js';
+import { apiary } from '../../support/cli.js';
+import { waitFor as waitForCondition } from '../../support/mesh-node.js';
 
 interface Message { topic: string; payload: Buffer; retain: boolean }
+
+/** The longest array of numbers anywhere inside a JSON value. */
+function longestNumberArray(value: unknown): number {
+  if (Array.isArray(value)) {
+    const own = value.every((v) => typeof v === 'number') ? value.length : 0;
+    return Math.max(own, ...value.map(longestNumberArray));
+  }
+  if (value !== null && typeof value === 'object') return Math.max(0, ...Object.values(value).map(longestNumberArray));
+  return 0;
+}
 
 describe('an Apiary node, end to end', () => {
   let dir: string;
@@ -104,6 +119,49 @@ describe('an Apiary node, end to end', () => {
     });
     await late.endAsync();
     expect((JSON.parse(retained.toString()) as { rule: string }).rule).toBe('swarming');
+  });
+
+  it('writes the swarming decision with the inference behind it as a signed feed entry, and `apiary audit` re-runs the model and verifies it', async () => {
+    const mesh = node.mesh;
+    if (!mesh) throw new Error('the mesh is on by default');
+    let entry: FeedEntry | undefined;
+    await waitForCondition(async () => {
+      for await (const e of mesh.store.read(node.nodeId, 1)) {
+        if (e.type === 'decision' && (JSON.parse(e.body) as { rule: string }).rule === 'swarming') entry = e;
+      }
+      return entry !== undefined;
+    }, 10_000, () => 'the swarming decision in the feed');
+    if (!entry) throw new Error('unreachable');
+    expect(decodeEntry(encodeEntry(entry)).origin).toBe(node.nodeId); // the signature verifies
+    const body = JSON.parse(entry.body) as { value: number; evidence: { model: string; sha256: string; inputHash: string; features: Record<string, number>; probabilities: Record<string, number> } };
+    const manifest = JSON.parse(await readFile(packagePath('models', 'hive-sound', 'manifest.json'), 'utf8')) as { sha256: string };
+    expect(body.evidence).toMatchObject({ model: 'hive-sound', sha256: manifest.sha256 });
+    expect(body.evidence.inputHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.keys(body.evidence.features).sort()).toEqual([...AUDIT_FEATURES].sort());
+    expect(body.evidence.probabilities.swarm).toBe(body.value);
+
+    const audit = await apiary(['audit', '--port', String(node.brokerPort), '--data-dir', dir, '--limit', '200', '--json'], dir);
+    expect(audit.stderr).toBe('');
+    expect(audit.code).toBe(0);
+    const results = JSON.parse(audit.stdout) as { origin: string; seq: number; rule: string; verdict: string }[];
+    expect(results.find((r) => r.seq === entry?.seq)).toMatchObject({ origin: node.nodeId, rule: 'swarming', verdict: 'verified' });
+    expect(results.filter((r) => r.verdict !== 'verified' && r.verdict !== 'no-inference')).toEqual([]);
+    const human = await apiary(['audit', '--port', String(node.brokerPort), '--data-dir', dir, '--origin', node.nodeId], dir);
+    expect(human.stdout).toMatch(/swarming raised: verified: hive-sound 0\.1\.0 re-run on the recorded features/);
+  });
+
+  it('never lets raw audio out: MQTT messages and feed entries carry features and probabilities, not samples', async () => {
+    const mesh = node.mesh;
+    if (!mesh) throw new Error('the mesh is on by default');
+    const payloads = messages.map((m) => ({ where: m.topic, text: m.payload.toString() }));
+    for await (const e of mesh.store.read(node.nodeId, 1)) payloads.push({ where: `feed #${e.seq} (${e.type})`, text: e.body });
+    expect(payloads.some((p) => p.where.endsWith('/models/hive-sound'))).toBe(true);
+    // A 1 s frame is 2205 samples: any leak of it, as numbers or as encoded bytes, is far past these bounds.
+    for (const { where, text } of payloads) {
+      expect(text.length, where).toBeLessThan(8_192);
+      expect(longestNumberArray(JSON.parse(text === 'online' || text === 'offline' ? '""' : text)), where).toBeLessThanOrEqual(16);
+      expect(text, where).not.toMatch(/"(samples|audio|pcm|frame)"/);
+    }
   });
 
   it('publishes retained Home Assistant discovery configs with stable unique ids', async () => {
