@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AudioFrame, Device, Reading } from '../../devices/device.js';
 import { createDevice } from '../../devices/create-device.js';
-import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-backend.js';
+import { SelectedInferenceBackend } from '../../models/inference/select-backend.js';
 import { EmbeddedBroker } from '../broker/embedded-broker.js';
 import type { Bus } from '../bus/bus.js';
 import { EmbeddedBus } from '../bus/embedded-bus.js';
@@ -23,6 +23,7 @@ import { describeError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
+import { ModelUpdates } from './model-updates.js';
 import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
 import { modelTrustFromConfig } from './model-trust.js';
@@ -65,9 +66,11 @@ export class ApiaryNode {
   private bus: Bus | undefined;
   private device: Device | undefined;
   private inference: HiveInference | undefined;
+  private backend: SelectedInferenceBackend | undefined;
   private rules: RuleEngine | undefined;
   private meshPart: Mesh | undefined;
   private uplink: Uplink | undefined;
+  private modelUpdates: ModelUpdates | undefined;
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
@@ -126,7 +129,15 @@ export class ApiaryNode {
     // Models load once the first reading is out (or after a second): loading onnxruntime
     // blocks the event loop for tens of ms, and the first reading is the user's first sign
     // of life. Sound frames wait for the models; readings do not.
-    const inference = new HiveInference(config.models, new OnnxRuntimeNodeBackend(), { trust: await modelTrustFromConfig(config), logger, counters });
+    // Chosen at the first model load (probing onnxruntime-node in a child process if needed), so only when a model is enabled.
+    this.backend = new SelectedInferenceBackend({ preference: config.models.backend, dataDir: config.node.dataDir, logger, counters });
+    // The mesh first: on a first start it creates the owner key, whose signed models this node trusts.
+    const meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
+    const trust = await modelTrustFromConfig(config);
+    const inference = new HiveInference(config.models, this.backend, {
+      trust, logger, counters, dataDir: config.node.dataDir,
+      onInvalidOutput: (model, err) => this.modelUpdates?.onInvalidOutput(model, err),
+    });
     this.inference = inference;
     const firstReadingOut = new Promise<void>((resolve) => {
       this.onFirstReading = resolve;
@@ -136,7 +147,6 @@ export class ApiaryNode {
     const modelsLoaded = firstReadingOut.then(() => inference.start()).then(() => phase('models loaded and verified'));
     this.modelsReady = modelsLoaded;
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
-    const meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
     if (config.broker.enabled) {
       const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous);
       const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout } = config.broker;
@@ -149,6 +159,11 @@ export class ApiaryNode {
     }
     if (meshParts && this.broker) {
       this.meshPart = meshParts.mesh;
+      if (config.models.meshUpdates) {
+        // Listening before the mesh starts, so no release that arrives early is missed; handled once the models are loaded.
+        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, counters, logger });
+        this.modelUpdates.start(modelsLoaded);
+      }
       await meshParts.mesh.start(this.broker);
       logger.info({ owner: meshParts.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
       const uplinkConfig = config.mesh.uplink;
@@ -180,6 +195,7 @@ export class ApiaryNode {
         get: () => meshParts.mesh.state.toJSON(),
         set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
       },
+      publishModel: this.modelUpdates && ((dir) => (this.modelUpdates as ModelUpdates).publish(dir)),
       audit: meshParts && (async (options) => {
         await this.modelsReady;
         const { mesh } = meshParts;
@@ -221,6 +237,7 @@ export class ApiaryNode {
       await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
     }
     await this.uplink?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'uplink stop failed'));
+    await this.modelUpdates?.stop();
     await this.meshPart?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'mesh stop failed'));
     await this.bus?.stop().catch(() => undefined);
     await this.broker?.stop();
@@ -251,6 +268,13 @@ export class ApiaryNode {
       deviceCounters: this.device?.stats() ?? {},
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
       mesh: this.meshPart ? { ...this.meshPart.status(), uplink: this.uplink?.status() } : undefined,
+      inference: this.backend?.selection,
+      models: {
+        dir: this.inference?.modelsDir,
+        loaded: this.inference?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256, signer: m.signer })) ?? [],
+        refused: this.inference?.refused ?? [],
+        updates: this.modelUpdates?.recent ?? [],
+      },
     };
   }
 

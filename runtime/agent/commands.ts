@@ -6,10 +6,11 @@
  */
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
-import { ErrorCodes } from '../errors.js';
+import { ErrorCodes, isApiaryError } from '../errors.js';
 import type { JsonValue } from '../mesh/shared-state.js';
 import type { NodeContext } from './apiary-node.js';
 import type { AuditResult } from './decision-audit.js';
+import type { UpdateReport } from './model-updates.js';
 
 export const MAX_COMMAND_BYTES = 4096;
 const requestSchema = z.strictObject({
@@ -25,6 +26,9 @@ const sharedSetSchema = z.strictObject({
   value: z.json(),
 });
 
+const publishSchema = z.strictObject({
+  dir: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'dir: an absolute path on the node\'s machine'),
+});
 const auditSchema = z.strictObject({
   origin: z.string().regex(/^[a-z2-7]{12}$/, { error: 'origin: a 12-character node id' }).optional(),
   limit: z.number().int().min(1).max(200).default(20),
@@ -35,6 +39,8 @@ export interface CommandTargets {
   injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number } | undefined;
   /** The mesh's shared document, when the mesh is on. */
   shared: { get(): Record<string, JsonValue>; set(map: string, key: string, value: JsonValue): Promise<void> } | undefined;
+  /** Publishes a signed model folder on this machine to the mesh (mesh on, models.meshUpdates). */
+  publishModel: ((dir: string) => Promise<UpdateReport | undefined>) | undefined;
   /** Audits decisions in the feeds this node holds (mesh on). */
   audit: ((options: { origin?: string | undefined; limit: number }) => Promise<AuditResult[]>) | undefined;
 }
@@ -103,6 +109,17 @@ export class CommandHandler {
         this.ctx.logger.info({ map: parsed.data.map, key: parsed.data.key }, 'shared state set');
         return { ok: true, result: { map: parsed.data.map, key: parsed.data.key, value: parsed.data.value } };
       }
+      case 'models/publish': {
+        if (!this.targets.publishModel) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'this node does not take model updates: it needs mesh.enabled and models.meshUpdates' };
+        const parsed = publishSchema.safeParse(args ?? {});
+        if (!parsed.success) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: parsed.error.issues.map((i) => `${i.path.join('.') || 'args'}: ${i.message}`).join('; ') };
+        try {
+          return { ok: true, result: await this.targets.publishModel(parsed.data.dir) };
+        } catch (err) {
+          if (!isApiaryError(err)) throw err;
+          return { ok: false, code: err.code, error: err.hint ? `${err.message} (${err.hint})` : err.message };
+        }
+      }
       case 'decisions/audit': {
         if (!this.targets.audit) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'the mesh is off on this node (mesh.enabled), so it keeps no signed feed to audit' };
         const parsed = auditSchema.safeParse(args ?? {});
@@ -110,7 +127,7 @@ export class CommandHandler {
         return { ok: true, result: await this.targets.audit(parsed.data) };
       }
       default:
-        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get, shared/set and decisions/audit` };
+        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get, shared/set, models/publish and decisions/audit` };
     }
   }
 }

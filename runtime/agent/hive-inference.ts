@@ -16,7 +16,7 @@ import { isShippedModelDir, NO_TRUST, type ModelTrust } from '../../models/regis
 import { loadVerifiedModel, type VerifiedModel } from '../../models/registry/model-runner.js';
 import type { ApiaryConfig } from '../config/schema.js';
 import type { Counters } from '../counters.js';
-import { describeError, isApiaryError } from '../errors.js';
+import { describeError, ErrorCodes, isApiaryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { packagePath } from '../package-root.js';
 
@@ -38,9 +38,29 @@ export interface ModelOutput {
   readonly t: number;
 }
 
+export interface HiveInferenceOptions {
+  readonly trust?: ModelTrust;
+  readonly logger?: Logger;
+  readonly counters?: Counters;
+  /** The node's data dir: models are installed in `<dataDir>/models` unless `models.dir` says otherwise. */
+  readonly dataDir?: string;
+  /** A loaded model gave outputs that are not probabilities. */
+  readonly onInvalidOutput?: (model: VerifiedModel, err: Error) => void;
+}
+
+/**
+ * Runs a freshly loaded model on its features at their means and at ±2 std
+ * (normalised inputs 0 and ±2): `predict` refuses outputs that are not
+ * probabilities, so a model that loads but computes nonsense fails here.
+ */
+async function selfTest(model: VerifiedModel): Promise<void> {
+  const specs = model.manifest.inputs[0]?.features ?? [];
+  for (const k of [0, 2, -2]) await model.predict(Object.fromEntries(specs.map((f) => [f.name, f.mean + k * f.std])));
+}
+
 export class HiveInference {
-  private sound: VerifiedModel | undefined;
-  private thermal: VerifiedModel | undefined;
+  /** Loaded models by name; `reload` swaps one while the others run on. */
+  private readonly loadedModels = new Map<string, VerifiedModel>();
   private window: ThermalReading[] = [];
   private lastHumidity: number | undefined;
   /** Older or shipped versions loaded to audit decisions, by sha256. */
@@ -52,11 +72,21 @@ export class HiveInference {
   constructor(
     private readonly config: ApiaryConfig['models'],
     private readonly backend: InferenceBackend,
-    private readonly options: { trust?: ModelTrust; logger?: Logger; counters?: Counters } = {},
+    private readonly options: HiveInferenceOptions = {},
   ) {}
 
+  /** `models.dir`, else `<dataDir>/models` (where `apiary models install` and mesh updates put models). */
   get modelsDir(): string {
-    return this.config.dir ?? packagePath('models');
+    return this.config.dir ?? (this.options.dataDir !== undefined ? path.join(this.options.dataDir, 'models') : packagePath('models'));
+  }
+
+  /** The models this node runs (enabled in the config), loaded or not. */
+  names(): string[] {
+    return [...(this.config.sound.enabled ? [SOUND_MODEL] : []), ...(this.config.thermal.enabled ? [THERMAL_MODEL] : [])];
+  }
+
+  loaded(name: string): VerifiedModel | undefined {
+    return this.loadedModels.get(name);
   }
 
   /** `<models.dir>/<name>`; a model that folder does not hold comes from the shipped set. */
@@ -66,8 +96,31 @@ export class HiveInference {
   }
 
   async start(): Promise<void> {
-    if (this.config.sound.enabled) this.sound = await this.load(SOUND_MODEL);
-    if (this.config.thermal.enabled) this.thermal = await this.load(THERMAL_MODEL);
+    for (const name of this.names()) {
+      const model = await this.load(name);
+      if (model) this.loadedModels.set(name, model);
+    }
+  }
+
+  /**
+   * Loads `name` again from its folder (after an update), checks that it
+   * gives valid outputs across its input range, and only then puts it in
+   * place of the running version, which is closed. If the new one fails,
+   * this throws and the running version stays.
+   */
+  async reload(name: string): Promise<VerifiedModel> {
+    const model = await loadVerifiedModel({ dir: this.modelDir(name), backend: this.backend, trust: this.options.trust ?? NO_TRUST });
+    try {
+      await selfTest(model);
+    } catch (err) {
+      await model.close();
+      throw err;
+    }
+    const old = this.loadedModels.get(name);
+    this.loadedModels.set(name, model);
+    if (old && old.sha256 !== model.sha256) this.auditModels.set(old.sha256, old); // decisions it made can still be audited
+    else await old?.close();
+    return model;
   }
 
   /**
@@ -90,21 +143,20 @@ export class HiveInference {
   /** Output labels of each loaded model, for rules and Home Assistant. */
   labels(): Record<string, readonly string[]> {
     const out: Record<string, readonly string[]> = {};
-    for (const model of [this.sound, this.thermal]) {
-      if (model) out[model.manifest.name] = model.manifest.outputs[0]?.labels ?? [];
-    }
+    for (const model of this.loadedModels.values()) out[model.manifest.name] = model.manifest.outputs[0]?.labels ?? [];
     return out;
   }
 
   models(): VerifiedModel[] {
-    return [this.sound, this.thermal].filter((m): m is VerifiedModel => m !== undefined);
+    return [...this.loadedModels.values()];
   }
 
   /** Features of one audio frame; its loudness as a reading; the sound model's output. */
   async onAudio(frame: AudioFrame): Promise<{ soundLevel: Reading; output: ModelOutput | undefined }> {
     const features = audioFeatures(frame.samples, frame.sampleRate);
     const soundLevel: Reading = { channel: SOUND_LEVEL_CHANNEL.name, value: round(features.rms_dbfs ?? -120, 2), unit: SOUND_LEVEL_CHANNEL.unit, t: frame.t };
-    const output = this.sound ? await this.run(this.sound, features, frame.t) : undefined;
+    const sound = this.loadedModels.get(SOUND_MODEL);
+    const output = sound ? await this.run(sound, features, frame.t) : undefined;
     return { soundLevel, output };
   }
 
@@ -145,8 +197,9 @@ export class HiveInference {
 
   /** Runs the brood-temperature model on the current window, if it holds enough readings. */
   async runThermal(t: number): Promise<ModelOutput | undefined> {
-    if (!this.thermal || this.window.length < this.config.thermal.minReadings) return undefined;
-    return this.run(this.thermal, thermalFeatures(this.window), t);
+    const thermal = this.loadedModels.get(THERMAL_MODEL);
+    if (!thermal || this.window.length < this.config.thermal.minReadings) return undefined;
+    return this.run(thermal, thermalFeatures(this.window), t);
   }
 
   /**
@@ -176,12 +229,18 @@ export class HiveInference {
   async stop(): Promise<void> {
     for (const model of [...this.models(), ...this.auditModels.values()]) await model.close();
     this.auditModels.clear();
-    this.sound = undefined;
-    this.thermal = undefined;
+    this.loadedModels.clear();
   }
 
   private async run(model: VerifiedModel, features: Record<string, number>, t: number): Promise<ModelOutput> {
-    const prediction = await model.predict(features);
+    let prediction;
+    try {
+      prediction = await model.predict(features);
+    } catch (err) {
+      // Bad outputs from a model that passed its checks at load: whoever installed it decides (mesh updates roll back).
+      if (isApiaryError(err) && err.code === ErrorCodes.MODEL_OUTPUT_INVALID) this.options.onInvalidOutput?.(model, err);
+      throw err;
+    }
     return {
       model: model.manifest.name,
       version: model.manifest.version,

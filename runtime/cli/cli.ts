@@ -14,6 +14,7 @@ import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
 import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
 import type { AuditResult } from '../agent/decision-audit.js';
+import type { UpdateReport } from '../agent/model-updates.js';
 import { requestNode } from './node-request.js';
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
@@ -282,6 +283,27 @@ withCommonOptions(models.command('install'))
   .action(async (dir: string, options: CommonOptions) => {
     const { modelsInstallCommand } = await import('./models-command.js');
     await modelsInstallCommand(load(options).config, dir);
+  });
+withNodeOptions(models.command('publish'))
+  .description('hand a signed model folder to the running node, which installs it and spreads it over the mesh to every node that trusts the signer')
+  .argument('<dir>', 'the model folder (manifest.json + model file), signed with `apiary models sign`')
+  .option('--json', 'print the raw JSON answer')
+  .action(async (dir: string, options: CommonOptions & { node?: string; timeout?: number; json?: boolean }) => {
+    const reply = await askNode({ ...options, timeout: options.timeout ?? 30_000 }, 'models/publish', { dir: path.resolve(dir) });
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
+    const r = reply.result as UpdateReport;
+    process.stdout.write(options.json ? `${JSON.stringify(r, null, 2)}\n`
+      : `node ${reply.nodeId}: published ${r.name} ${r.version} as feed entry #${r.release.seq}; here it is ${r.status}${r.reason ? ` (${r.reason})` : ''}\n` +
+        '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`\n');
+    if (r.status === 'rolled-back' || r.status === 'refused') process.exitCode = 1;
+  });
+
+withCommonOptions(program.command('doctor'))
+  .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; exits 1 if none works')
+  .option('--json', 'print JSON')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    const { doctorCommand } = await import('./doctor-command.js');
+    await doctorCommand(load(options).config, options);
   });
 
 program.command('demo')

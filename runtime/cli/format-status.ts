@@ -15,6 +15,13 @@ interface StatusView {
     decisions?: Record<string, { state: string; message: string; reason: string; t: number }>;
   };
   activeDecisions?: string[];
+  inference?: { backend: string; reason: string };
+  models?: {
+    dir: string;
+    loaded: { name: string; version: string; sha256: string; signer: string }[];
+    refused: { model: string; code: string; reason: string }[];
+    updates: { name: string; version: string; status: string; reason?: string; release: { origin: string; seq: number } }[];
+  };
   storage?: { dataDir: string; bytes: number; streams: { name: string; bytes: number; nextSeq: number; droppedByRetention: number; droppedCorrupt: number }[] };
   counters?: Record<string, number>;
   deviceCounters?: Record<string, number>;
@@ -39,6 +46,12 @@ export function formatStatus(raw: unknown): string {
   for (const [model, o] of Object.entries(s.latest?.models ?? {})) {
     const probs = Object.entries(o.probabilities).map(([label, p]) => `${label} ${(p * 100).toFixed(1)}%`).join(', ');
     lines.push(`  ${model.padEnd(14)} ${o.label} (${probs}) at ${time(o.t)}`);
+  }
+  if (s.models) {
+    lines.push('', `Models (from ${s.models.dir}), run by ${s.inference ? `${s.inference.backend}: ${s.inference.reason}` : 'no backend yet'}:`);
+    for (const m of s.models.loaded) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(8)} sha256 ${m.sha256.slice(0, 12)}  ${m.signer === 'shipped' ? 'shipped' : `signed by ${m.signer.slice(0, 12)}…`}`);
+    for (const r of s.models.refused) lines.push(`  ${r.model.padEnd(14)} refused: ${r.code} ${r.reason}`);
+    for (const u of s.models.updates) lines.push(`  update ${u.name} ${u.version} from ${u.release.origin}#${u.release.seq}: ${u.status}${u.reason ? ` (${u.reason})` : ''}`);
   }
   lines.push('', `Decisions (active: ${(s.activeDecisions ?? []).join(', ') || 'none'}):`);
   for (const [rule, d] of Object.entries(s.latest?.decisions ?? {})) lines.push(`  ${rule.padEnd(24)} ${d.state.padEnd(8)} ${d.message} - ${d.reason} at ${time(d.t)}`);

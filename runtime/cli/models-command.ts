@@ -6,7 +6,7 @@
  * owner this node trusts.
  */
 import { existsSync } from 'node:fs';
-import { cp, readdir, rename, rm } from 'node:fs/promises';
+import { cp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadManifestWithJson, verifyModelFile, MANIFEST_FILE } from '../../models/registry/manifest.js';
 import { signManifestJson, verifyModelDir, type ModelTrust, type ModelVerdict } from '../../models/registry/manifest-signature.js';
@@ -16,7 +16,8 @@ import { ApiaryError, ErrorCodes, isApiaryError } from '../errors.js';
 import { loadOrCreateKeyFile } from '../identity/identity.js';
 import { ownerId } from '../mesh/certificate.js';
 import { packagePath } from '../package-root.js';
-import { fsyncDir, writeFileAtomic } from '../storage/atomic-json-file.js';
+import { writeFileAtomic } from '../storage/atomic-json-file.js';
+import { PREVIOUS_SUFFIX, stagingDir, swapInModel } from '../../models/registry/model-install.js';
 
 interface ListRow {
   source: string;
@@ -128,27 +129,22 @@ export async function modelsInstallCommand(config: ApiaryConfig, dir: string): P
     });
   }
   const root = path.join(config.node.dataDir, 'models');
-  const target = path.join(root, name);
-  const previous = `${target}.previous`;
-  const temp = path.join(root, `.${name}.tmp-${process.pid}`);
-  await rm(temp, { recursive: true, force: true });
+  const temp = await stagingDir(root, name);
+  let target: string;
+  let keptPrevious: boolean;
   try {
     await cp(source, temp, { recursive: true, dereference: true, errorOnExist: true });
     await verifyModelDir(temp, trust); // the copy, not just the source, is what the node will load
-    if (existsSync(target)) {
-      await rm(previous, { recursive: true, force: true });
-      await rename(target, previous);
-    }
-    await rename(temp, target);
-    await fsyncDir(root);
+    ({ target, keptPrevious } = await swapInModel(root, name, temp));
   } catch (err) {
     await rm(temp, { recursive: true, force: true });
     throw err;
   }
-  const configured = config.models.dir !== undefined && path.resolve(config.models.dir) === path.resolve(root);
+  const previous = target + PREVIOUS_SUFFIX;
+  const configured = config.models.dir === undefined || path.resolve(config.models.dir) === path.resolve(root);
   process.stdout.write(
     `installed ${name} ${version} (signed by ${signerText(verdict)}) in ${target}\n` +
-      (existsSync(previous) ? `  the version it replaced is kept in ${previous}\n` : '') +
+      (keptPrevious ? `  the version it replaced is kept in ${previous}\n` : '') +
       (configured
         ? '  restart the node to load it\n'
         : `  the node loads models from there once its config says: models: { dir: ${root} }\n` +

@@ -48,7 +48,9 @@ device:
     swarm: 5m                 # then this long swarming
 
 models:
-  # dir: ./models             # default: the models shipped with Apiary
+  # dir: ./models             # default: <dataDir>/models; a model not there comes from the shipped set
+  meshUpdates: true           # install newer versions a trusted owner publishes to the mesh (rolled back if they fail)
+  backend: auto               # auto | onnxruntime-node | onnxruntime-web (WASM); auto probes the native one once per platform
   thermal:                    # hive-thermal: "is this a strong colony?", over 24 h of readings
     enabled: true
     every: 15m

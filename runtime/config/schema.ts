@@ -60,8 +60,22 @@ const deviceSchema = z.strictObject({
 });
 
 const modelsSchema = z.strictObject({
-  /** Folder holding one sub-folder per model (model.onnx + manifest.json); default: the shipped models. */
+  /**
+   * Folder holding one sub-folder per model (model.onnx + manifest.json), where
+   * `apiary models install` and mesh updates put them; default <dataDir>/models.
+   * A model it does not hold comes from the shipped set.
+   */
   dir: z.string().min(1).optional(),
+  /** Install newer versions that a trusted owner publishes to the mesh (see runtime/agent/model-updates.ts). */
+  meshUpdates: z.boolean().default(true),
+  /**
+   * Which ONNX runtime runs the models. auto: onnxruntime-node if a probe in a
+   * child process shows it works on this CPU (run once per platform, cached in
+   * the data dir), else onnxruntime-web (WebAssembly). See `apiary doctor`.
+   */
+  backend: z.enum(['auto', 'onnxruntime-node', 'onnxruntime-web'], {
+    error: 'expected "auto" (probe, then native or WASM), "onnxruntime-node" (native) or "onnxruntime-web" (WASM)',
+  }).default('auto'),
   thermal: z.strictObject({
     enabled: z.boolean().default(true),
     /** How often the brood-temperature model runs, and over how much history. */

@@ -1,8 +1,8 @@
 /**
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
- * mosquitto; and mesh catch-up after a partition.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup]`.
+ * mosquitto; mesh catch-up after a partition; and inference per backend.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference]`.
  * Progress goes to stderr, the table to stdout, the details to
  * dist/bench-results.json. It reports; a missed target never fails the run
  * (exit 1 only when the harness itself cannot measure).
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
 import { BROKER_FULL, BROKER_QUICK, brokerRows, measureBrokers, renderBroker, type BrokerResults } from './broker.js';
 import { CATCHUP_FULL, CATCHUP_QUICK, catchupRows, measureCatchup, type CatchupPlan, type CatchupResults } from './catchup.js';
+import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { Resources } from './processes.js';
 import { measureStartup, type StartupResults } from './startup.js';
@@ -105,7 +106,7 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference'] as const;
 type Section = (typeof SECTIONS)[number];
 const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]]`;
 
@@ -131,6 +132,7 @@ async function main(): Promise<void> {
   const plan = quick ? QUICK : FULL;
   const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
   const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
+  const inferencePlan = quick ? INFERENCE_QUICK : INFERENCE_FULL;
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -146,17 +148,21 @@ async function main(): Promise<void> {
       ...(sections.has('steady') ? [`${plan.durationMs / 1000} s of steady state`] : []),
       ...(sections.has('broker') ? ['the broker comparison'] : []),
       ...(sections.has('catchup') ? [`mesh catch-up for ${catchupPlan.sizes.join(', ')} nodes`] : []),
+      ...(sections.has('inference') ? ['inference per backend'] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     const startup = sections.has('startup') ? await measureStartup(res, tmp, configFile, plan.startRuns, progress) : undefined;
     const steady = sections.has('steady') ? await measureSteady(res, tmp, configFile, plan, progress) : undefined;
     const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress) : undefined;
     const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress) : undefined;
+    const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
     const meshRows = catchup ? catchupRows(catchup).map(evaluate) : [];
     if (meshRows.length > 0) process.stdout.write(`${renderTable(meshRows)}\n`);
+    const modelRows = inference ? inferenceRows(inference).map(evaluate) : [];
+    if (modelRows.length > 0) process.stdout.write(`${renderTable(modelRows)}\n`);
     const notes = [
       ...startup && [...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
       ...[...startup?.cold ?? [], ...startup?.warm ?? [], ...steady?.nodes ?? []].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
@@ -167,13 +173,14 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       quick,
       sections: [...sections],
-      plan: { ...plan, broker: brokerPlan, catchup: catchupPlan },
+      plan: { ...plan, broker: brokerPlan, catchup: catchupPlan, inference: inferencePlan },
       host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
       rows,
       ...(broker ? { brokerRows: brokerRows(broker) } : {}),
       ...(catchup ? { catchupRows: meshRows } : {}),
+      ...(inference ? { inferenceRows: modelRows } : {}),
       notes,
-      raw: { startup, steady, broker, catchup },
+      raw: { startup, steady, broker, catchup, inference },
     };
     await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
     progress(`wrote ${RESULTS_FILE}`);

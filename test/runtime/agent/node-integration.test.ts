@@ -2,7 +2,7 @@
  * A whole node in-process: real aedes broker on a loopback port, real
  * MQTT.js client, real ONNX models through onnxruntime-node, real files.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
@@ -15,6 +15,9 @@ import { decodeEntry, encodeEntry, type FeedEntry } from '../../../runtime/mesh/
 import { packagePath } from '../../../runtime/package-root.js';
 import { AUDIO_FEATURE_NAMES as AUDIT_FEATURES } from '../../../models/features/audio-bands.js';
 import { apiary } from '../../support/cli.js';
+import { buildDenseClassifierOnnx } from '../../../models/onnx/onnx-writer.js';
+import { sha256Hex } from '../../../models/registry/manifest.js';
+import { mulberry32 } from '../../../models/training/softmax-regression.js';
 import { waitFor as waitForCondition } from '../../support/mesh-node.js';
 
 interface Message { topic: string; payload: Buffer; retain: boolean }
@@ -198,5 +201,29 @@ describe('an Apiary node, end to end', () => {
     expect(status.result.storage.bytes).toBeGreaterThan(0);
     expect(status.result.storage.streams.map((s) => s.name)).toContain('readings');
     expect(Object.keys(status.result.latest.readings)).toContain('weight');
+  });
+  it('takes a signed model with `apiary models publish`, runs it at once, and still audits decisions of the version it replaced', async () => {
+    const release = path.join(dir, 'release', 'hive-sound');
+    await mkdir(release, { recursive: true });
+    // A retrained model (other weights) under a new version, signed by the node's own owner below.
+    const random = mulberry32(11);
+    const bytes = buildDenseClassifierOnnx({ weights: Array.from({ length: 8 }, () => [random(), random(), random()]), bias: [0, 0, 0], modelName: 'hive-sound', modelVersion: '0.1.1' });
+    await writeFile(path.join(release, 'model.onnx'), bytes);
+    const manifest = JSON.parse(await readFile(packagePath('models', 'hive-sound', 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(path.join(release, 'manifest.json'), JSON.stringify({ ...manifest, version: '0.1.1', sha256: sha256Hex(bytes) }, null, 2));
+    const unsigned = await apiary(['models', 'publish', release, '--port', String(node.brokerPort), '--data-dir', dir], dir);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain('is not signed');
+    expect((await apiary(['models', 'sign', release, '--key-file', path.join(dir, 'owner.json')], dir)).code).toBe(0);
+    const published = await apiary(['models', 'publish', release, '--port', String(node.brokerPort), '--data-dir', dir], dir);
+    expect(published.stderr).toBe('');
+    expect(published.stdout).toMatch(/published hive-sound 0\.1\.1 as feed entry #\d+; here it is installed/);
+    const status = await apiary(['status', '--json', '--port', String(node.brokerPort), '--data-dir', dir], dir);
+    const models = (JSON.parse(status.stdout) as { models: { loaded: { name: string; version: string; signer: string }[]; dir: string } }).models;
+    expect(models.loaded.find((m) => m.name === 'hive-sound')).toMatchObject({ version: '0.1.1' });
+    expect(models.dir).toBe(path.join(dir, 'models'));
+    const audit = await apiary(['audit', '--port', String(node.brokerPort), '--data-dir', dir, '--limit', '200', '--json'], dir);
+    expect(audit.code, audit.stdout).toBe(0);
+    expect((JSON.parse(audit.stdout) as { rule: string; verdict: string }[]).find((r) => r.rule === 'swarming')?.verdict).toBe('verified');
   });
 });

@@ -100,7 +100,7 @@ describe('apiary models', () => {
     expect((await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir)).code).toBe(0);
     const first = await apiary(['models', 'install', model], dir);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toContain('models: { dir:');
+    expect(first.stdout).toContain('restart the node to load it'); // <dataDir>/models is where a node looks by default
     const target = path.join(dir, 'data', 'models', 'hive-sound');
     const firstManifest = await readFile(path.join(target, 'manifest.json'), 'utf8');
 

@@ -1,0 +1,210 @@
+/**
+ * Model updates over the mesh. An owner publishes a signed model through
+ * one of their nodes (`apiary models publish`); it travels as chunk entries
+ * plus a release entry in that node's feed (models/registry/model-release.ts),
+ * so it crosses partitions and reaches late nodes like any entry. A node
+ * that runs a model of that name and trusts the signing owner puts the file
+ * back together, checks every hash and the signature, swaps it in
+ * atomically (keeping the previous version), loads it and tests it. If the
+ * new version fails to load or gives invalid outputs, now or later, the node
+ * rolls back and says so in its own feed (`model-update` entries).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import semver from 'semver';
+import { PREVIOUS_SUFFIX, rollBackModel, stagingDir, swapInModel } from '../../models/registry/model-install.js';
+import { verifyManifestSignature, verifyModelDir, trustedSignerName, type ModelTrust } from '../../models/registry/manifest-signature.js';
+import { MANIFEST_FILE } from '../../models/registry/manifest.js';
+import { assembleModel, chunkModel, MODEL_CHUNK_TYPE, MODEL_RELEASE_TYPE, parseRelease, releaseBody, type ParsedRelease } from '../../models/registry/model-release.js';
+import type { VerifiedModel } from '../../models/registry/model-runner.js';
+import type { Counters } from '../counters.js';
+import { ApiaryError, describeError, ErrorCodes, isApiaryError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { FeedEntry } from '../mesh/feed-entry.js';
+import type { Mesh } from '../mesh/mesh.js';
+
+export const MODEL_UPDATE_TYPE = 'model-update';
+
+/** What the updater needs from the part that runs models (HiveInference). */
+export interface ModelHost {
+  readonly modelsDir: string;
+  names(): readonly string[];
+  loaded(name: string): VerifiedModel | undefined;
+  reload(name: string): Promise<VerifiedModel>;
+}
+
+export type UpdateStatus = 'installed' | 'rolled-back' | 'refused' | 'skipped';
+
+export interface UpdateReport {
+  readonly name: string;
+  readonly version: string;
+  readonly sha256: string;
+  /** The release entry: origin and seq. */
+  readonly release: { readonly origin: string; readonly seq: number };
+  readonly status: UpdateStatus;
+  readonly code?: string;
+  readonly reason?: string;
+  /** The version running after this update (or its rollback). */
+  readonly running?: { readonly version: string; readonly sha256: string } | undefined;
+}
+
+export interface ModelUpdatesContext {
+  readonly mesh: Mesh;
+  readonly host: ModelHost;
+  readonly trust: ModelTrust;
+  readonly counters: Counters;
+  readonly logger: Logger;
+}
+
+/** Reports kept for status. */
+const RECENT_REPORTS = 20;
+
+export class ModelUpdates {
+  private queue: Promise<unknown> = Promise.resolve();
+  private running = false;
+  /** name -> the version this updater installed, and from which release (a later invalid output rolls it back). */
+  private readonly installedByUpdate = new Map<string, { sha256: string; release: UpdateReport['release'] }>();
+  readonly recent: UpdateReport[] = [];
+
+  constructor(private readonly ctx: ModelUpdatesContext) {}
+
+  private readonly onEntry = (entry: FeedEntry): void => {
+    if (entry.type === MODEL_RELEASE_TYPE) this.enqueue(() => this.onRelease(entry)).catch(() => undefined); // logged by enqueue
+  };
+
+  /** Listens for releases; none is handled before `ready` (the models' first load) settles. */
+  start(ready: Promise<unknown> = Promise.resolve()): void {
+    this.running = true;
+    this.queue = ready.catch(() => undefined);
+    this.ctx.mesh.on('entry', this.onEntry);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.ctx.mesh.off('entry', this.onEntry);
+    await this.queue;
+  }
+
+  /**
+   * Publishes a model folder to the mesh: it must be signed by an owner
+   * this node trusts (so the node never spreads what it would refuse).
+   * The node installs it itself through the same path as its neighbours.
+   */
+  async publish(dir: string): Promise<UpdateReport | undefined> {
+    const verdict = await verifyModelDir(path.resolve(dir), this.ctx.trust);
+    if (verdict.shipped) {
+      throw new ApiaryError(ErrorCodes.USAGE_INVALID, `${dir} is a model shipped with Apiary: every node has it already`, {
+        hint: 'publish a retrained model: copy the folder, change it, bump its version and sign it (`apiary models sign`)',
+      });
+    }
+    const manifestJson = JSON.parse(await readFile(path.join(verdict.dir, MANIFEST_FILE), 'utf8')) as Record<string, unknown>;
+    const { mesh } = this.ctx;
+    const seqs: number[] = [];
+    for (const chunk of chunkModel(verdict.file.bytes)) seqs.push((await mesh.append(MODEL_CHUNK_TYPE, chunk)).seq);
+    const entry = await mesh.append(MODEL_RELEASE_TYPE, releaseBody(manifestJson, verdict.manifest, verdict.file.bytes, seqs));
+    this.ctx.logger.info({ name: verdict.manifest.name, version: verdict.manifest.version, chunks: seqs.length, seq: entry.seq }, 'model published to the mesh');
+    return this.enqueue(() => this.onRelease(entry));
+  }
+
+  /** A model this updater installed gave invalid outputs in service: roll it back. */
+  onInvalidOutput(model: VerifiedModel, err: Error): void {
+    const name = model.manifest.name;
+    const installed = this.installedByUpdate.get(name);
+    if (installed?.sha256 !== model.sha256) return;
+    this.installedByUpdate.delete(name);
+    const { release } = installed;
+    this.enqueue(async () => {
+      const running = await this.rollBack(name);
+      return this.report({ name, version: model.manifest.version, sha256: model.sha256, release, status: 'rolled-back', code: ErrorCodes.MODEL_OUTPUT_INVALID, reason: `in service: ${err.message}`, running });
+    }).catch(() => undefined); // logged by enqueue
+  }
+
+  /** One update at a time, in arrival order; a failure is counted and logged, and the next one still runs. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work);
+    this.queue = next.catch((err: unknown) => {
+      this.ctx.counters.increment('models.updates.errors');
+      this.ctx.logger.error({ err: describeError(err) }, 'model update failed');
+    });
+    return next;
+  }
+
+  private async onRelease(entry: FeedEntry): Promise<UpdateReport | undefined> {
+    if (!this.running) return undefined;
+    const source = `model release ${entry.origin}#${entry.seq}`;
+    let release: ParsedRelease;
+    try {
+      const read = this.ctx.mesh.readEntry(entry);
+      release = parseRelease(read?.body, source);
+    } catch (err) {
+      if (!isApiaryError(err)) throw err;
+      this.ctx.counters.increment('models.updates.malformed');
+      this.ctx.logger.warn({ err: describeError(err) }, `${source} rejected`);
+      return undefined;
+    }
+    const { body } = release;
+    const base = { name: body.name, version: body.version, sha256: body.sha256, release: { origin: entry.origin, seq: entry.seq } };
+    const { host } = this.ctx;
+    if (!host.names().includes(body.name)) return this.report({ ...base, status: 'skipped', reason: `this node does not run a model named ${body.name}` }, { quiet: true });
+    try {
+      trustedSignerName(verifyManifestSignature(body.manifest, source), this.ctx.trust, source);
+      const current = host.loaded(body.name);
+      if (current?.sha256 === body.sha256) return this.report({ ...base, status: 'skipped', reason: 'this version runs already' }, { quiet: true });
+      if (current && !semver.gt(body.version, current.manifest.version)) {
+        return this.report({ ...base, status: 'skipped', reason: `version ${body.version} is not newer than the running ${current.manifest.version} (no downgrades over the mesh)` });
+      }
+      const bytes = await assembleModel(body, (seq) => this.readEntryAt(entry.origin, seq));
+      const staged = await stagingDir(host.modelsDir, body.name);
+      await mkdir(staged);
+      await writeFile(path.join(staged, release.manifest.file), bytes);
+      await writeFile(path.join(staged, MANIFEST_FILE), `${JSON.stringify(body.manifest, null, 2)}\n`);
+      await verifyModelDir(staged, this.ctx.trust); // what the node loads is what is on disk
+      await swapInModel(host.modelsDir, body.name, staged);
+    } catch (err) {
+      if (!isApiaryError(err)) throw err;
+      return this.report({ ...base, status: 'refused', code: err.code, reason: err.message });
+    }
+    try {
+      const model = await host.reload(body.name);
+      this.installedByUpdate.set(body.name, { sha256: model.sha256, release: base.release });
+      return this.report({ ...base, status: 'installed', running: { version: model.manifest.version, sha256: model.sha256 } });
+    } catch (err) {
+      if (!isApiaryError(err)) throw err;
+      const running = await this.rollBack(body.name);
+      return this.report({ ...base, status: 'rolled-back', code: err.code, reason: err.message, running });
+    }
+  }
+
+  /** Puts the previous version back in place and loads it (or the shipped one, if there was none). */
+  private async rollBack(name: string): Promise<UpdateReport['running']> {
+    const { host, logger } = this.ctx;
+    const { restoredPrevious } = await rollBackModel(host.modelsDir, name);
+    try {
+      const model = await host.reload(name);
+      return { version: model.manifest.version, sha256: model.sha256 };
+    } catch (err) {
+      // The running model was never replaced (reload only swaps after its checks), so it runs on.
+      logger.error({ err: describeError(err), name, restoredPrevious, previous: path.join(host.modelsDir, name + PREVIOUS_SUFFIX) }, `rolling back ${name}: the restored version does not load either; the running version stays`);
+      const running = host.loaded(name);
+      return running && { version: running.manifest.version, sha256: running.sha256 };
+    }
+  }
+
+  private async readEntryAt(origin: string, seq: number): Promise<{ type: string; body: unknown } | undefined> {
+    for await (const e of this.ctx.mesh.store.read(origin, seq, 1)) return e.seq === seq ? this.ctx.mesh.readEntry(e) : undefined;
+    return undefined;
+  }
+
+  /** Counts and logs every outcome; installs and rollbacks also go into this node's feed, for its owner and neighbours. */
+  private async report(report: UpdateReport, { quiet = false } = {}): Promise<UpdateReport> {
+    const { counters, logger, mesh } = this.ctx;
+    counters.increment(`models.updates.${report.status.replace('-', '_')}`);
+    this.recent.push(report);
+    if (this.recent.length > RECENT_REPORTS) this.recent.shift();
+    const line = `model ${report.name} ${report.version} from ${report.release.origin}#${report.release.seq}: ${report.status}${report.reason ? ` (${report.reason})` : ''}`;
+    if (report.status === 'installed') logger.info({ running: report.running }, line);
+    else if (!quiet) logger.warn({ code: report.code }, line);
+    if (report.status === 'installed' || report.status === 'rolled-back') await mesh.append(MODEL_UPDATE_TYPE, report);
+    return report;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * `apiary doctor`: can this machine run the models, and how? It probes
+ * onnxruntime-node afresh in a child process (where a crash cannot take the
+ * doctor down), runs onnxruntime-web (WASM) in-process, runs every shipped
+ * model on both and compares their outputs, checks the shipped models'
+ * hashes, and says which backend a node with this config would use.
+ * Exit code 0 when at least one backend works, 1 when none does.
+ */
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { probeNativeBackend, type ProbeModelResult, type ProbeOptions } from '../../models/inference/backend-probe.js';
+import { NODE_BACKEND_NAME } from '../../models/inference/onnxruntime-node-backend.js';
+import { OnnxRuntimeWebBackend, WEB_BACKEND_NAME } from '../../models/inference/onnxruntime-web-backend.js';
+import { errorText } from '../../models/inference/ort-session.js';
+import { PROBE_CACHE_FILE, cpuDescription, installedVersion, probeKey, readProbeCache, writeProbeCache } from '../../models/inference/probe-cache.js';
+import { runModelDir, runSelfTest, SELF_TEST_TOLERANCE } from '../../models/inference/self-test.js';
+import { loadManifest, MANIFEST_FILE, verifyModelFile } from '../../models/registry/manifest.js';
+import type { ApiaryConfig } from '../config/schema.js';
+import { packagePath } from '../package-root.js';
+
+export interface BackendCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly ms: number;
+  readonly models: readonly ProbeModelResult[];
+}
+
+export interface DoctorReport {
+  readonly ok: boolean;
+  readonly platform: { readonly os: string; readonly arch: string; readonly node: string; readonly cpu: string; readonly packages: Record<string, string> };
+  readonly backends: readonly BackendCheck[];
+  /** Per shipped model: the largest difference between the native and WASM outputs on the same input. */
+  readonly agreement: readonly { readonly model: string; readonly maxDiff: number; readonly agree: boolean }[];
+  readonly selected: { readonly preference: string; readonly backend: string | null; readonly reason: string };
+  readonly cache: { readonly file: string; readonly state: string; readonly updated: boolean };
+  readonly models: readonly { readonly name: string; readonly version: string; readonly sha256: string; readonly ok: boolean; readonly error?: string }[];
+}
+
+async function shippedModelDirs(): Promise<string[]> {
+  const root = packagePath('models');
+  const entries = await readdir(root, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isDirectory() && existsSync(path.join(root, e.name, MANIFEST_FILE)))
+    .map((e) => path.join(root, e.name))
+    .sort();
+}
+
+async function checkWeb(dirs: readonly string[]): Promise<BackendCheck> {
+  const started = performance.now();
+  const backend = new OnnxRuntimeWebBackend();
+  try {
+    const self = await runSelfTest(backend);
+    const models = [];
+    for (const dir of dirs) models.push(await runModelDir(backend, dir));
+    const ms = Math.round(performance.now() - started);
+    const reason = self.ok
+      ? `${WEB_BACKEND_NAME} ${installedVersion(WEB_BACKEND_NAME)} ran the self-test model correctly (max error ${self.maxError?.toExponential(1) ?? '?'}) in this process`
+      : `${WEB_BACKEND_NAME} computed wrongly: ${self.error ?? '?'}`;
+    return { name: WEB_BACKEND_NAME, ok: self.ok, reason, ms, models };
+  } catch (err) {
+    return { name: WEB_BACKEND_NAME, ok: false, reason: `${WEB_BACKEND_NAME} failed: ${errorText(err)}`, ms: Math.round(performance.now() - started), models: [] };
+  }
+}
+
+async function checkHash(dir: string): Promise<DoctorReport['models'][number]> {
+  try {
+    const manifest = await loadManifest(dir);
+    const file = await verifyModelFile(dir, manifest);
+    return { name: manifest.name, version: manifest.version, sha256: file.sha256, ok: true };
+  } catch (err) {
+    return { name: path.basename(dir), version: '?', sha256: '?', ok: false, error: errorText(err) };
+  }
+}
+
+function agreement(native: BackendCheck, web: BackendCheck): DoctorReport['agreement'] {
+  return native.models.flatMap((a) => {
+    const b = web.models.find((m) => m.name === a.name);
+    if (!a.outputs || !b?.outputs || a.outputs.length !== b.outputs.length) return [];
+    const maxDiff = Math.max(...a.outputs.map((v, i) => Math.abs(v - (b.outputs?.[i] ?? Number.NaN))));
+    return [{ model: a.name, maxDiff, agree: maxDiff <= SELF_TEST_TOLERANCE }];
+  });
+}
+
+function choose(preference: string, native: BackendCheck, web: BackendCheck): DoctorReport['selected'] {
+  if (preference !== 'auto') {
+    const check = preference === NODE_BACKEND_NAME ? native : web;
+    return { preference, backend: preference, reason: `models.backend is ${preference}${check.ok ? '' : ', but it does NOT work here: set models.backend: auto'}` };
+  }
+  if (native.ok) return { preference, backend: NODE_BACKEND_NAME, reason: 'the native probe passed' };
+  if (web.ok) return { preference, backend: WEB_BACKEND_NAME, reason: 'the native probe failed: falls back to WASM' };
+  return { preference, backend: null, reason: 'no backend works: the node cannot run models here' };
+}
+
+/** Everything `apiary doctor` prints; `probe` lets a test stand in a failing child. */
+export async function doctorReport(config: ApiaryConfig, options: { probe?: ProbeOptions } = {}): Promise<DoctorReport> {
+  const dirs = await shippedModelDirs();
+  const models = await Promise.all(dirs.map(checkHash));
+  const verdict = await probeNativeBackend({ ...options.probe, modelDirs: dirs });
+  const native: BackendCheck = { name: NODE_BACKEND_NAME, ok: verdict.ok, reason: verdict.reason, ms: verdict.ms, models: verdict.models };
+  const web = await checkWeb(dirs);
+  const { dataDir } = config.node;
+  const key = probeKey();
+  const cached = await readProbeCache(dataDir, key);
+  // The fresh verdict replaces the node's cached one, so a node started after the doctor follows it.
+  const updated = verdict.cacheable && existsSync(dataDir) && (await writeProbeCache(dataDir, key, verdict).then(() => true, () => false));
+  return {
+    ok: native.ok || web.ok,
+    platform: { os: process.platform, arch: process.arch, node: process.versions.node, cpu: cpuDescription(), packages: { [NODE_BACKEND_NAME]: key.onnxruntimeNode, [WEB_BACKEND_NAME]: installedVersion(WEB_BACKEND_NAME) } },
+    backends: [native, web],
+    agreement: agreement(native, web),
+    selected: choose(config.models.backend, native, web),
+    cache: { file: path.join(dataDir, PROBE_CACHE_FILE), state: cached.state, updated },
+    models,
+  };
+}
+
+const fixed = (values: readonly number[] | undefined) => (values ?? []).map((v) => v.toFixed(4)).join(', ');
+
+export function formatDoctor(report: DoctorReport): string {
+  const { platform: p } = report;
+  const lines = [
+    'platform',
+    `  ${p.os} ${p.arch}, Node.js ${p.node}, ${os.cpus().length} CPUs`,
+    `  cpu: ${p.cpu}`,
+    `  ${Object.entries(p.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    '',
+    'inference backends',
+  ];
+  for (const b of report.backends) {
+    lines.push(`  ${b.name.padEnd(17)} ${b.ok ? 'works' : 'FAILS'}  (${b.ms} ms)`, `    ${b.reason}`);
+    for (const m of b.models) lines.push(`    ${m.name}: ${m.ok ? `ok, outputs on a mean input [${fixed(m.outputs)}]` : `FAILED: ${m.error ?? '?'}`}`);
+  }
+  for (const a of report.agreement) lines.push(`  ${a.model}: native and WASM outputs ${a.agree ? 'agree' : 'DISAGREE'} (max difference ${a.maxDiff.toExponential(1)}, tolerance ${SELF_TEST_TOLERANCE.toExponential(0)})`);
+  const s = report.selected;
+  lines.push('', `this node would use: ${s.backend ?? 'none'} (models.backend: ${s.preference}; ${s.reason})`);
+  lines.push(`probe cache: ${report.cache.file} (${report.cache.state}${report.cache.updated ? ', replaced by this probe' : ''})`, '', 'shipped models');
+  for (const m of report.models) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(7)} sha256 ${m.sha256.slice(0, 12)}  ${m.ok ? 'hash ok' : `FAILED: ${m.error ?? '?'}`}`);
+  lines.push('', report.ok ? 'ok: at least one backend works' : 'FAILED: no inference backend works on this machine');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function doctorCommand(config: ApiaryConfig, options: { json?: boolean }): Promise<void> {
+  const report = await doctorReport(config);
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+  if (!report.ok) process.exitCode = 1;
+}

@@ -1,0 +1,203 @@
+/**
+ * Model updates over a real three-node mesh (A - B - C in a line, so C gets
+ * everything through B): real aedes brokers, signed feeds, real ONNX models
+ * through onnxruntime-node, real files. A good release spreads and is
+ * installed everywhere; a broken one (does not load; loads but gives
+ * non-probabilities) is rolled back on every node, which says so in its feed.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { OnnxRuntimeNodeBackend } from '../../../models/inference/onnxruntime-node-backend.js';
+import { buildDenseClassifierOnnx } from '../../../models/onnx/onnx-writer.js';
+import { sha256Hex } from '../../../models/registry/manifest.js';
+import { signManifestJson, type ModelTrust } from '../../../models/registry/manifest-signature.js';
+import { MODEL_CHUNK_TYPE } from '../../../models/registry/model-release.js';
+import { mulberry32 } from '../../../models/training/softmax-regression.js';
+import { HiveInference, SOUND_MODEL } from '../../../runtime/agent/hive-inference.js';
+import { MODEL_UPDATE_TYPE, ModelUpdates, type UpdateReport } from '../../../runtime/agent/model-updates.js';
+import { parseConfig } from '../../../runtime/config/load-config.js';
+import { loadOrCreateKeyFile } from '../../../runtime/identity/identity.js';
+import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { HIVE_SOUND_DIR } from '../../models/helpers.js';
+
+interface UpdatingNode {
+  readonly mesh: TestMeshNode;
+  readonly inference: HiveInference;
+  readonly updates: ModelUpdates;
+}
+
+/**
+ * A hive-sound release: the shipped manifest with a new version and model
+ * file, signed by the owner key in `ownerFile`. `padding` grows the file
+ * (ONNX metadata) so it needs several chunks; `outputs` 1 makes a model that
+ * loads but gives one value for three labels.
+ */
+async function makeRelease(dir: string, ownerFile: string, options: { version: string; seed: number; padding?: number; outputs?: number; garbage?: boolean }): Promise<string> {
+  const random = mulberry32(options.seed);
+  const k = options.outputs ?? 3;
+  const bytes = options.garbage
+    ? new TextEncoder().encode('this is not an ONNX model, but its hash and signature are right')
+    : buildDenseClassifierOnnx({
+      weights: Array.from({ length: 8 }, () => Array.from({ length: k }, () => random() - 0.5)),
+      bias: Array.from({ length: k }, () => random() - 0.5),
+      modelName: SOUND_MODEL,
+      modelVersion: options.version,
+      metadata: options.padding ? { padding: 'x'.repeat(options.padding) } : {},
+    });
+  const manifest = JSON.parse(await readFile(path.join(HIVE_SOUND_DIR, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  const out = path.join(dir, `release-${options.version}`);
+  await mkdir(out, { recursive: true });
+  await writeFile(path.join(out, 'model.onnx'), bytes);
+  const { identity: owner } = await loadOrCreateKeyFile(ownerFile);
+  const signed = signManifestJson({ ...manifest, version: options.version, sha256: sha256Hex(bytes) }, owner);
+  await writeFile(path.join(out, 'manifest.json'), JSON.stringify(signed, null, 2));
+  return out;
+}
+
+async function startUpdatingNode(name: string, dir: string, trustedOwners: string[], neighbour?: TestMeshNode): Promise<UpdatingNode> {
+  const mesh = await startMeshNode({ name, dir, trustedOwners, ...(neighbour ? { mesh: { neighbours: [{ url: neighbour.broker.url, nodeId: neighbour.node.nodeId }] } } : {}) });
+  const trust: ModelTrust = { owners: new Map(trustedOwners.map((key, i) => [key, `owner-${i}`])), revoked: new Set() };
+  const logger = pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' });
+  const holder: { updates?: ModelUpdates } = {};
+  const inference = new HiveInference(parseConfig({ models: { thermal: { enabled: false } } }).models, new OnnxRuntimeNodeBackend(), {
+    trust, logger, counters: mesh.counters, dataDir: dir, onInvalidOutput: (model, err) => holder.updates?.onInvalidOutput(model, err),
+  });
+  await inference.start();
+  const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, counters: mesh.counters, logger });
+  holder.updates = updates;
+  updates.start();
+  const stopMesh = mesh.stop.bind(mesh); // the original: mesh.stop is replaced below
+  return {
+    mesh: Object.assign(mesh, { stop: async () => { await updates.stop(); await inference.stop(); await stopMesh(); } }),
+    inference,
+    updates,
+  };
+}
+
+async function updateEntries(reader: TestMeshNode, origin: string): Promise<UpdateReport[]> {
+  const got: UpdateReport[] = [];
+  for await (const e of reader.mesh.store.read(origin)) if (e.type === MODEL_UPDATE_TYPE) got.push(JSON.parse(e.body) as UpdateReport);
+  return got;
+}
+
+describe('model updates over the mesh', () => {
+  const { dir: testDir, nodes, status } = meshTestBed('model-updates');
+
+  async function line(names: string[], trusted: (owners: string[]) => string[] = (o) => o): Promise<UpdatingNode[]> {
+    const dirs = names.map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const started: UpdatingNode[] = [];
+    for (const [i, name] of names.entries()) {
+      const node = await startUpdatingNode(name, dirs[i] as string, trusted(owners).concat(i === 0 ? [owners[0] as string] : []), started[i - 1]?.mesh);
+      nodes.push(node.mesh);
+      started.push(node);
+    }
+    return started;
+  }
+
+  const version = (n: UpdatingNode) => n.inference.loaded(SOUND_MODEL)?.manifest.version;
+
+  it('spreads a signed release in chunks to every node, which installs it; broken releases are rolled back everywhere and reported', async () => {
+    const [a, b, c] = await line(['a', 'b', 'c']);
+    if (!a || !b || !c) throw new Error('three nodes');
+    const ownerFile = path.join(testDir(), 'a', 'owner.json');
+    const all = [a, b, c];
+    expect(all.map(version)).toEqual(['0.1.0', '0.1.0', '0.1.0']);
+
+    // 1. A good release of about 100 KB: four chunks.
+    const good = await makeRelease(testDir(), ownerFile, { version: '0.2.0', seed: 1, padding: 100_000 });
+    const goodSha = sha256Hex(await readFile(path.join(good, 'model.onnx')));
+    const published = await a.updates.publish(good);
+    expect(published).toMatchObject({ status: 'installed', name: SOUND_MODEL, version: '0.2.0' });
+    await waitFor(() => all.every((n) => version(n) === '0.2.0'), 20_000, status);
+    let chunks = 0;
+    for await (const e of c.mesh.mesh.store.read(a.mesh.node.nodeId)) if (e.type === MODEL_CHUNK_TYPE) chunks++;
+    expect(chunks).toBe(4);
+    for (const n of all) {
+      expect(n.inference.loaded(SOUND_MODEL)?.sha256).toBe(goodSha);
+      expect(n.mesh.counters.get('models.updates.installed')).toBe(1);
+      const installed = path.join(n.mesh.dir, 'models', SOUND_MODEL);
+      expect(sha256Hex(await readFile(path.join(installed, 'model.onnx')))).toBe(goodSha);
+      expect(existsSync(`${installed}.previous`)).toBe(false); // it replaced the shipped model, which stays where it is
+    }
+    const features = Object.fromEntries((c.inference.loaded(SOUND_MODEL)?.manifest.inputs[0]?.features ?? []).map((f) => [f.name, f.mean]));
+    expect(Object.keys((await c.inference.loaded(SOUND_MODEL)?.predict(features))?.probabilities ?? {})).toEqual(['normal', 'pre-swarm', 'swarm']);
+
+    // 2. A release whose file does not load: rolled back to 0.2.0 on every node.
+    await a.updates.publish(await makeRelease(testDir(), ownerFile, { version: '0.3.0', seed: 2, garbage: true }));
+    await waitFor(() => all.every((n) => n.mesh.counters.get('models.updates.rolled_back') === 1), 20_000, status);
+    // 3. A release that loads but gives one output for three labels: rolled back too.
+    await a.updates.publish(await makeRelease(testDir(), ownerFile, { version: '0.4.0', seed: 3, outputs: 1 }));
+    await waitFor(() => all.every((n) => n.mesh.counters.get('models.updates.rolled_back') === 2), 20_000, status);
+    for (const n of all) {
+      expect(version(n)).toBe('0.2.0');
+      expect(n.inference.loaded(SOUND_MODEL)?.sha256).toBe(goodSha);
+      const installed = path.join(n.mesh.dir, 'models', SOUND_MODEL);
+      expect(JSON.parse(await readFile(path.join(installed, 'manifest.json'), 'utf8'))).toMatchObject({ version: '0.2.0' });
+      expect(JSON.parse(await readFile(path.join(`${installed}.rejected`, 'manifest.json'), 'utf8'))).toMatchObject({ version: '0.4.0' });
+    }
+    // 4. Every node's reports reach the publisher: the owner sees who runs what, and why.
+    await waitFor(async () => (await updateEntries(a.mesh, c.mesh.node.nodeId)).length === 3, 20_000, status);
+    const fromC = await updateEntries(a.mesh, c.mesh.node.nodeId);
+    expect(fromC.map((r) => [r.version, r.status, r.running?.version])).toEqual([['0.2.0', 'installed', '0.2.0'], ['0.3.0', 'rolled-back', '0.2.0'], ['0.4.0', 'rolled-back', '0.2.0']]);
+    expect(fromC[1]?.code).toBe('APIARY_MODEL_LOAD_FAILED');
+    expect(fromC[2]?.code).toBe('APIARY_MODEL_OUTPUT_INVALID');
+
+    // 5. An older version, validly signed, is not a downgrade path.
+    await a.updates.publish(await makeRelease(testDir(), ownerFile, { version: '0.1.5', seed: 4 }));
+    await waitFor(() => all.every((n) => n.mesh.counters.get('models.updates.skipped') === 1), 20_000, status);
+    expect(all.map(version)).toEqual(['0.2.0', '0.2.0', '0.2.0']);
+  });
+
+  it('rolls back an update that passed its checks at load but gives invalid outputs in service', async () => {
+    const dir = path.join(testDir(), 'a');
+    const a = await startUpdatingNode('a', dir, [await ownerKeyOf(dir)]);
+    nodes.push(a.mesh);
+    // Weights near float32's limit: fine at the self-test's inputs (0, ±2 std), overflowing to NaN on loud audio.
+    const release = await makeRelease(testDir(), path.join(dir, 'owner.json'), { version: '0.2.0', seed: 6 });
+    const bytes = buildDenseClassifierOnnx({ weights: Array.from({ length: 8 }, () => [1e37, 0, 0]), bias: [0, 0, 0], modelName: SOUND_MODEL, modelVersion: '0.2.0' });
+    await writeFile(path.join(release, 'model.onnx'), bytes);
+    const manifest = JSON.parse(await readFile(path.join(release, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    const { identity: owner } = await loadOrCreateKeyFile(path.join(dir, 'owner.json'));
+    await writeFile(path.join(release, 'manifest.json'), JSON.stringify(signManifestJson({ ...manifest, sha256: sha256Hex(bytes) }, owner)));
+    expect(await a.updates.publish(release)).toMatchObject({ status: 'installed' });
+    expect(version(a)).toBe('0.2.0');
+
+    const random = mulberry32(7);
+    const loud = Float32Array.from({ length: 2205 }, () => random() * 2 - 1);
+    await expect(a.inference.onAudio({ t: 0, sampleRate: 2205, samples: loud })).rejects.toThrow(/expected a probability|sums to/);
+    await waitFor(() => a.mesh.counters.get('models.updates.rolled_back') === 1, 10_000, status);
+    expect(version(a)).toBe('0.1.0'); // no previous install: back to the shipped model
+    expect(a.updates.recent.at(-1)).toMatchObject({ status: 'rolled-back', version: '0.2.0', code: 'APIARY_MODEL_OUTPUT_INVALID', running: { version: '0.1.0' } });
+    expect((await a.inference.onAudio({ t: 1, sampleRate: 2205, samples: loud })).output?.label).toBeDefined();
+  });
+
+  it('a node that does not trust the signer refuses the release but relays it to one that does', async () => {
+    // B trusts only itself and C; A and C trust A's owner.
+    const dirs = ['a', 'b', 'c'].map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const [ownerA, ownerB, ownerC] = owners as [string, string, string];
+    const a = await startUpdatingNode('a', dirs[0] as string, owners);
+    nodes.push(a.mesh);
+    const b = await startUpdatingNode('b', dirs[1] as string, [ownerA, ownerB, ownerC], a.mesh);
+    nodes.push(b.mesh);
+    const c = await startUpdatingNode('c', dirs[2] as string, owners, b.mesh);
+    nodes.push(c.mesh);
+    expect(b.mesh.counters.get('models.updates.refused')).toBe(0);
+    await b.updates.stop(); // restart B's updater with a model trust that leaves A's owner out
+    const narrow = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust: { owners: new Map([[ownerB, 'b']]), revoked: new Set() }, counters: b.mesh.counters, logger: pino({ level: 'silent' }) });
+    narrow.start();
+    try {
+      await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 5 }));
+      await waitFor(() => version(c) === '0.2.0' && b.mesh.counters.get('models.updates.refused') === 1, 20_000, status);
+      expect(version(b)).toBe('0.1.0');
+      expect(narrow.recent.at(-1)).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_SIGNER_UNTRUSTED' });
+      expect(existsSync(path.join(dirs[1] as string, 'models', SOUND_MODEL))).toBe(false);
+    } finally {
+      await narrow.stop();
+    }
+  });
+});
