@@ -152,6 +152,19 @@ describe('model updates over the mesh', () => {
     expect(all.map(version)).toEqual(['0.2.0', '0.2.0', '0.2.0']);
   });
 
+  it('reaches a node that was offline when the model was published: it catches up on the feed and installs it', async () => {
+    const dirs = ['a', 'late'].map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const a = await startUpdatingNode('a', dirs[0] as string, owners);
+    nodes.push(a.mesh);
+    await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 8, padding: 40_000 }));
+    for (let i = 0; i < 20; i++) await a.mesh.mesh.append('reading', { i }); // the release is not the newest entry
+    const late = await startUpdatingNode('late', dirs[1] as string, owners, a.mesh);
+    nodes.push(late.mesh);
+    await waitFor(() => version(late) === '0.2.0', 20_000, status);
+    expect(late.mesh.counters.get('models.updates.installed')).toBe(1);
+  });
+
   it('rolls back an update that passed its checks at load but gives invalid outputs in service', async () => {
     const dir = path.join(testDir(), 'a');
     const a = await startUpdatingNode('a', dir, [await ownerKeyOf(dir)]);
