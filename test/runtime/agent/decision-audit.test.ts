@@ -3,13 +3,16 @@
  * onnxruntime-node: an honest record verifies, and each kind of lie or
  * damage gets its own verdict.
  */
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { audioFeatures, AUDIO_SAMPLE_RATE } from '../../../models/features/audio-bands.js';
 import { OnnxRuntimeNodeBackend } from '../../../models/inference/onnxruntime-node-backend.js';
 import { NO_TRUST } from '../../../models/registry/manifest-signature.js';
 import { loadVerifiedModel, type VerifiedModel } from '../../../models/registry/model-runner.js';
-import { auditDecision, type ModelEvidence, type ModelLookup } from '../../../runtime/agent/decision-audit.js';
+import { auditDecision, auditFeeds, DECISION_ENTRY_TYPE, type ModelEvidence, type ModelLookup } from '../../../runtime/agent/decision-audit.js';
+import type { FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { HIVE_SOUND_DIR, readClip } from '../../models/helpers.js';
+import { meshTestBed, ownerKeyOf, startMeshNode, waitFor } from '../../support/mesh-node.js';
 
 describe('decision audit', () => {
   let model: VerifiedModel;
@@ -70,5 +73,39 @@ describe('decision audit', () => {
     const result = await audit({ ...honest, evidence: { ...honest.evidence, features: missingFeature } });
     expect(result).toMatchObject({ verdict: 'malformed' });
     expect(result.detail).toMatch(/band_0_100/);
+  });
+});
+
+describe('a neighbour audits the decisions in the feeds it holds', () => {
+  const { dir: testDir, nodes, status } = meshTestBed('audit');
+
+  it('verifies an honest decision from another node and catches a signed lie, public or sealed to it', async () => {
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners });
+    nodes.push(b);
+    const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh: { neighbours: [{ url: b.broker.url, nodeId: b.node.nodeId }] } });
+    nodes.push(a);
+    const model = await loadVerifiedModel({ dir: HIVE_SOUND_DIR, backend: new OnnxRuntimeNodeBackend(), trust: NO_TRUST });
+    try {
+      const features = audioFeatures(readClip('Swarm.dat'), AUDIO_SAMPLE_RATE);
+      const { inputHash, probabilities } = await model.predict(features);
+      const evidence = { model: 'hive-sound', version: model.manifest.version, sha256: model.sha256, inputHash, features, probabilities, t: 5 };
+      const decision = { rule: 'swarming', state: 'raised', input: 'model.hive-sound.swarm', value: probabilities.swarm, t: 5, evidence };
+      await a.mesh.append(DECISION_ENTRY_TYPE, decision);
+      // A node that signs a claim its model does not support: the signature is valid, the claim is not.
+      await a.mesh.append(DECISION_ENTRY_TYPE, { ...decision, value: 0.99, evidence: { ...evidence, probabilities: { normal: 0, 'pre-swarm': 0.01, swarm: 0.99 } } });
+      await a.mesh.appendPrivate(DECISION_ENTRY_TYPE, decision, [b.node.nodeId]);
+      await a.mesh.append('reading', { channel: 'temperature', value: 35 });
+      await waitFor(() => b.mesh.store.head(a.node.nodeId).seq === 4, 15_000, status);
+
+      const lookup = (sha256: string) => Promise.resolve(sha256 === model.sha256 ? model : undefined);
+      const feed = { have: () => b.mesh.store.have(), read: (origin: string, from: number) => b.mesh.store.read(origin, from), readEntry: (e: FeedEntry) => b.mesh.readEntry(e) };
+      const results = await auditFeeds(feed, lookup, { origin: a.node.nodeId, limit: 20, scan: 100 });
+      expect(results.map((r) => [r.seq, r.verdict])).toEqual([[1, 'verified'], [2, 'output-mismatch'], [3, 'verified']]);
+      expect(results.every((r) => r.origin === a.node.nodeId)).toBe(true);
+    } finally {
+      await model.close();
+    }
   });
 });
