@@ -21,6 +21,8 @@ import type { Logger } from '../log.js';
 import { packagePath } from '../package-root.js';
 
 export const SOUND_MODEL = 'hive-sound';
+/** Sessions kept open for auditing older model versions: each is small, but not free on a 512 MB board. */
+const MAX_AUDIT_MODELS = 4;
 export const THERMAL_MODEL = 'hive-thermal';
 /** The reading derived from each audio frame (its loudness), published like any sensor. */
 export const SOUND_LEVEL_CHANNEL = { name: 'sound_level', unit: 'dBFS', label: 'Hive sound level', precision: 1 } as const;
@@ -118,7 +120,7 @@ export class HiveInference {
     }
     const old = this.loadedModels.get(name);
     this.loadedModels.set(name, model);
-    if (old && old.sha256 !== model.sha256) this.auditModels.set(old.sha256, old); // decisions it made can still be audited
+    if (old && old.sha256 !== model.sha256) await this.keepForAudit(old); // decisions it made can still be audited
     else await old?.close();
     return model;
   }
@@ -219,11 +221,21 @@ export class HiveInference {
           await model?.close();
           continue;
         }
-        this.auditModels.set(sha256, model);
+        await this.keepForAudit(model);
         return model;
       }
     }
     return undefined;
+  }
+
+  /** Keeps a model other than the running ones open for audits; the oldest beyond a few is closed (and reloaded from disk if asked for again). */
+  private async keepForAudit(model: VerifiedModel): Promise<void> {
+    this.auditModels.set(model.sha256, model);
+    for (const [sha256, old] of this.auditModels) {
+      if (this.auditModels.size <= MAX_AUDIT_MODELS) break;
+      this.auditModels.delete(sha256);
+      await old.close();
+    }
   }
 
   async stop(): Promise<void> {
