@@ -23,7 +23,7 @@ import { describeError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
-import { ModelUpdates } from './model-updates.js';
+import { ModelUpdates, pendingReleasesFile } from './model-updates.js';
 import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
 import { modelTrustFromConfig } from './model-trust.js';
@@ -161,7 +161,7 @@ export class ApiaryNode {
       this.meshPart = meshParts.mesh;
       if (config.models.meshUpdates) {
         // Listening before the mesh starts, so no release that arrives early is missed; handled once the models are loaded.
-        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, counters, logger });
+        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, counters, logger, pendingFile: pendingReleasesFile(config.node.dataDir) });
         this.modelUpdates.start(modelsLoaded);
       }
       await meshParts.mesh.start(this.broker);

@@ -12,6 +12,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import semver from 'semver';
+import { z } from 'zod';
 import { PREVIOUS_SUFFIX, rollBackModel, stagingDir, swapInModel } from '../../models/registry/model-install.js';
 import { verifyManifestSignature, verifyModelDir, trustedSignerName, type ModelTrust } from '../../models/registry/manifest-signature.js';
 import { MANIFEST_FILE } from '../../models/registry/manifest.js';
@@ -22,8 +23,14 @@ import { ApiaryError, describeError, ErrorCodes, isApiaryError } from '../errors
 import type { Logger } from '../log.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { AtomicJsonFile } from '../storage/atomic-json-file.js';
 
 export const MODEL_UPDATE_TYPE = 'model-update';
+
+/** Where a node keeps the releases it has received but not yet handled. */
+export function pendingReleasesFile(dataDir: string): string {
+  return path.join(dataDir, 'mesh', 'model-releases-pending.json');
+}
 
 /** What the updater needs from the part that runs models (HiveInference). */
 export interface ModelHost {
@@ -50,11 +57,23 @@ export interface UpdateReport {
 
 export interface ModelUpdatesContext {
   readonly mesh: Mesh;
+  /**
+   * Releases received but not yet handled, kept on disk so a kill -9 or a
+   * power cut between receiving a release and installing it does not lose it:
+   * the feed will not deliver that entry again.
+   */
+  readonly pendingFile: string;
   readonly host: ModelHost;
   readonly trust: ModelTrust;
   readonly counters: Counters;
   readonly logger: Logger;
 }
+
+interface PendingRelease {
+  readonly origin: string;
+  readonly seq: number;
+}
+const pendingSchema = z.array(z.strictObject({ origin: z.string().regex(/^[a-z2-7]{12}$/), seq: z.number().int().min(1) })).max(1000);
 
 /** Reports kept for status. */
 const RECENT_REPORTS = 20;
@@ -68,21 +87,78 @@ export class ModelUpdates {
 
   constructor(private readonly ctx: ModelUpdatesContext) {}
 
+  private pending: PendingRelease[] = [];
+  private pendingWrites: Promise<unknown> = Promise.resolve();
+
   private readonly onEntry = (entry: FeedEntry): void => {
-    if (entry.type === MODEL_RELEASE_TYPE) this.enqueue(() => this.onRelease(entry)).catch(() => undefined); // logged by enqueue
+    if (entry.type === MODEL_RELEASE_TYPE) this.handle(entry).catch(() => undefined); // logged by enqueue
   };
 
-  /** Listens for releases; none is handled before `ready` (the models' first load) settles. */
+  /**
+   * Listens for releases; none is handled before `ready` (the models' first
+   * load) settles. Releases left pending by a crash are handled first.
+   */
   start(ready: Promise<unknown> = Promise.resolve()): void {
     this.running = true;
     this.queue = ready.catch(() => undefined);
     this.ctx.mesh.on('entry', this.onEntry);
+    this.enqueue(() => this.resumePending()).catch(() => undefined); // logged by enqueue
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.ctx.mesh.off('entry', this.onEntry);
     await this.queue;
+    await this.pendingWrites;
+  }
+
+  /** Notes the release as pending (on disk), then handles it in turn. */
+  private handle(entry: FeedEntry): Promise<UpdateReport | undefined> {
+    this.pending.push({ origin: entry.origin, seq: entry.seq });
+    void this.savePending();
+    return this.enqueue(async () => {
+      try {
+        return await this.onRelease(entry);
+      } finally {
+        if (this.running) {
+          this.pending = this.pending.filter((p) => p.origin !== entry.origin || p.seq !== entry.seq);
+          await this.savePending();
+        }
+      }
+    });
+  }
+
+  private async resumePending(): Promise<undefined> {
+    const { counters, logger, pendingFile, mesh } = this.ctx;
+    let stored: unknown;
+    try {
+      stored = await new AtomicJsonFile<unknown>(pendingFile).read();
+    } catch (err) {
+      counters.increment('models.updates.pending_invalid');
+      logger.warn({ err: describeError(err), file: pendingFile }, 'the list of pending model releases is unreadable: starting a new one');
+    }
+    const parsed = pendingSchema.safeParse(stored ?? []);
+    if (!parsed.success) counters.increment('models.updates.pending_invalid');
+    for (const ref of parsed.success ? parsed.data : []) {
+      let entry: FeedEntry | undefined;
+      for await (const e of mesh.store.read(ref.origin, ref.seq, 1)) entry = e.seq === ref.seq && e.type === MODEL_RELEASE_TYPE ? e : undefined;
+      if (!entry) continue; // dropped by retention meanwhile
+      logger.info(ref, 'resuming a model release received before the last stop');
+      this.handle(entry).catch(() => undefined); // logged by enqueue
+    }
+    await this.savePending();
+    return undefined;
+  }
+
+  /** Writes are chained, so the file always ends with the latest list. */
+  private savePending(): Promise<unknown> {
+    const list = [...this.pending];
+    const file = new AtomicJsonFile<PendingRelease[]>(this.ctx.pendingFile);
+    this.pendingWrites = this.pendingWrites.then(() => mkdir(path.dirname(this.ctx.pendingFile), { recursive: true })).then(() => file.write(list)).catch((err: unknown) => {
+      this.ctx.counters.increment('models.updates.pending_write_failed');
+      this.ctx.logger.warn({ err: describeError(err) }, 'could not save the list of pending model releases');
+    });
+    return this.pendingWrites;
   }
 
   /**
@@ -103,7 +179,7 @@ export class ModelUpdates {
     for (const chunk of chunkModel(verdict.file.bytes)) seqs.push((await mesh.append(MODEL_CHUNK_TYPE, chunk)).seq);
     const entry = await mesh.append(MODEL_RELEASE_TYPE, releaseBody(manifestJson, verdict.manifest, verdict.file.bytes, seqs));
     this.ctx.logger.info({ name: verdict.manifest.name, version: verdict.manifest.version, chunks: seqs.length, seq: entry.seq }, 'model published to the mesh');
-    return this.enqueue(() => this.onRelease(entry));
+    return this.handle(entry);
   }
 
   /** A model this updater installed gave invalid outputs in service: roll it back. */

@@ -17,7 +17,7 @@ import { signManifestJson, type ModelTrust } from '../../../models/registry/mani
 import { MODEL_CHUNK_TYPE } from '../../../models/registry/model-release.js';
 import { mulberry32 } from '../../../models/training/softmax-regression.js';
 import { HiveInference, SOUND_MODEL } from '../../../runtime/agent/hive-inference.js';
-import { MODEL_UPDATE_TYPE, ModelUpdates, type UpdateReport } from '../../../runtime/agent/model-updates.js';
+import { MODEL_UPDATE_TYPE, ModelUpdates, pendingReleasesFile, type UpdateReport } from '../../../runtime/agent/model-updates.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
 import { loadOrCreateKeyFile } from '../../../runtime/identity/identity.js';
 import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
@@ -66,7 +66,7 @@ async function startUpdatingNode(name: string, dir: string, trustedOwners: strin
     trust, logger, counters: mesh.counters, dataDir: dir, onInvalidOutput: (model, err) => holder.updates?.onInvalidOutput(model, err),
   });
   await inference.start();
-  const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, counters: mesh.counters, logger });
+  const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, counters: mesh.counters, logger, pendingFile: pendingReleasesFile(dir) });
   holder.updates = updates;
   updates.start();
   const stopMesh = mesh.stop.bind(mesh); // the original: mesh.stop is replaced below
@@ -165,6 +165,36 @@ describe('model updates over the mesh', () => {
     expect(late.mesh.counters.get('models.updates.installed')).toBe(1);
   });
 
+  it('keeps a received release on disk until it is handled, so a crash before the install does not lose it', async () => {
+    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const a = await startUpdatingNode('a', dirs[0] as string, owners);
+    nodes.push(a.mesh);
+    const b = await startUpdatingNode('b', dirs[1] as string, owners, a.mesh);
+    nodes.push(b.mesh);
+    // B's updater dies before it handles anything: its models "never finish loading", and it is dropped, not stopped.
+    await b.updates.stop();
+    const trust: ModelTrust = { owners: new Map(owners.map((k) => [k, k])), revoked: new Set() };
+    const logger = pino({ level: 'silent' });
+    const doomed = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, counters: b.mesh.counters, logger, pendingFile: pendingReleasesFile(dirs[1] as string) });
+    doomed.start(new Promise(() => undefined));
+    const published = await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 9 }));
+    const pendingFile = pendingReleasesFile(dirs[1] as string);
+    await waitFor(async () => existsSync(pendingFile) && (await readFile(pendingFile, 'utf8')).includes(`"seq": ${published?.release.seq}`), 10_000, status);
+    b.mesh.mesh.removeAllListeners('entry'); // the crash: that updater is gone
+    expect(version(b)).toBe('0.1.0');
+
+    // The next start finds it on disk, reads the release from the feed store, installs it and clears the list.
+    const restarted = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, counters: b.mesh.counters, logger, pendingFile });
+    restarted.start();
+    try {
+      await waitFor(() => version(b) === '0.2.0', 10_000, status);
+      await waitFor(async () => JSON.parse(await readFile(pendingFile, 'utf8')) instanceof Array && (JSON.parse(await readFile(pendingFile, 'utf8')) as unknown[]).length === 0, 10_000, status);
+    } finally {
+      await restarted.stop();
+    }
+  });
+
   it('rolls back an update that passed its checks at load but gives invalid outputs in service', async () => {
     const dir = path.join(testDir(), 'a');
     const a = await startUpdatingNode('a', dir, [await ownerKeyOf(dir)]);
@@ -201,7 +231,7 @@ describe('model updates over the mesh', () => {
     nodes.push(c.mesh);
     expect(b.mesh.counters.get('models.updates.refused')).toBe(0);
     await b.updates.stop(); // restart B's updater with a model trust that leaves A's owner out
-    const narrow = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust: { owners: new Map([[ownerB, 'b']]), revoked: new Set() }, counters: b.mesh.counters, logger: pino({ level: 'silent' }) });
+    const narrow = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust: { owners: new Map([[ownerB, 'b']]), revoked: new Set() }, counters: b.mesh.counters, logger: pino({ level: 'silent' }), pendingFile: pendingReleasesFile(dirs[1] as string) });
     narrow.start();
     try {
       await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 5 }));
