@@ -200,7 +200,7 @@ export class ApiaryNode {
         await this.modelsReady;
         const { mesh } = meshParts;
         const feed = { have: () => mesh.store.have(), read: (origin: string, from: number) => mesh.store.read(origin, from), readEntry: (e: FeedEntry) => mesh.readEntry(e) };
-        return auditFeeds(feed, (sha256) => inference.modelBySha256(sha256), { ...options, scan: AUDIT_SCAN_ENTRIES });
+        return auditFeeds(feed, (sha256, version) => inference.modelFor(sha256, version), { ...options, scan: AUDIT_SCAN_ENTRIES });
       }),
     });
     await commands.start();

@@ -72,8 +72,8 @@ const decisionSchema = z.looseObject({
   evidence: evidenceSchema.optional(),
 });
 
-/** Looks up a model this node can run by the sha256 of its file. */
-export type ModelLookup = (sha256: string) => Promise<VerifiedModel | undefined>;
+/** Looks up a model this node can run by the sha256 of its file and its version (the manifest normalises its input). */
+export type ModelLookup = (sha256: string, version: string) => Promise<VerifiedModel | undefined>;
 
 /**
  * Audits one decision entry body from any origin. Untrusted input: every
@@ -100,8 +100,8 @@ export async function auditDecision(entry: { origin: string; seq: number; body: 
   if (kind !== 'model' || model !== evidence.model || label === undefined) {
     return result('malformed', `the evidence is from model ${evidence.model}, but the decision watches ${decision.input}`);
   }
-  const verified = await lookup(evidence.sha256);
-  if (!verified) return result('model-unavailable', `this node has no model with sha256 ${evidence.sha256.slice(0, 12)}…: install it to audit this decision`);
+  const verified = await lookup(evidence.sha256, evidence.version);
+  if (!verified) return result('model-unavailable', `this node has no ${evidence.model} ${evidence.version} with sha256 ${evidence.sha256.slice(0, 12)}…: install it to audit this decision`);
 
   let prediction;
   try {

@@ -65,7 +65,7 @@ export class HiveInference {
   private readonly loadedModels = new Map<string, VerifiedModel>();
   private window: ThermalReading[] = [];
   private lastHumidity: number | undefined;
-  /** Older or shipped versions loaded to audit decisions, by sha256. */
+  /** Older or shipped versions loaded to audit decisions, by auditKey. */
   private readonly auditModels = new Map<string, VerifiedModel>();
 
   /** Models refused at start, with the reason (for status). */
@@ -120,7 +120,7 @@ export class HiveInference {
     }
     const old = this.loadedModels.get(name);
     this.loadedModels.set(name, model);
-    if (old && old.sha256 !== model.sha256) await this.keepForAudit(old); // decisions it made can still be audited
+    if (old && auditKey(old.sha256, old.manifest.version) !== auditKey(model.sha256, model.manifest.version)) await this.keepForAudit(old); // decisions it made can still be audited
     else await old?.close();
     return model;
   }
@@ -205,19 +205,21 @@ export class HiveInference {
   }
 
   /**
-   * A model by the sha256 of its file, for audits: a loaded one, else a
-   * shipped, installed or previous version found on disk, verified with the
-   * same trust rules as at start and kept until stop.
+   * A model by its version and the sha256 of its file, for audits (the
+   * manifest's normalisation is part of the model, so both must match): a
+   * loaded one, else a shipped, installed or previous version found on disk,
+   * verified with the same trust rules as at start.
    */
-  async modelBySha256(sha256: string): Promise<VerifiedModel | undefined> {
-    const known = this.models().find((m) => m.sha256 === sha256) ?? this.auditModels.get(sha256);
+  async modelFor(sha256: string, version: string): Promise<VerifiedModel | undefined> {
+    const key = auditKey(sha256, version);
+    const known = this.models().find((m) => auditKey(m.sha256, m.manifest.version) === key) ?? this.auditModels.get(key);
     if (known) return known;
     for (const name of [SOUND_MODEL, THERMAL_MODEL]) {
       for (const dir of new Set([this.modelDir(name), path.join(this.modelsDir, `${name}.previous`), packagePath('models', name)])) {
         const manifest = await loadManifest(dir).catch(() => undefined);
-        if (manifest?.sha256 !== sha256) continue;
+        if (!manifest || auditKey(manifest.sha256, manifest.version) !== key) continue;
         const model = await loadVerifiedModel({ dir, backend: this.backend, trust: this.options.trust ?? NO_TRUST }).catch(() => undefined);
-        if (model?.sha256 !== sha256) {
+        if (!model || auditKey(model.sha256, model.manifest.version) !== key) {
           await model?.close();
           continue;
         }
@@ -230,10 +232,10 @@ export class HiveInference {
 
   /** Keeps a model other than the running ones open for audits; the oldest beyond a few is closed (and reloaded from disk if asked for again). */
   private async keepForAudit(model: VerifiedModel): Promise<void> {
-    this.auditModels.set(model.sha256, model);
-    for (const [sha256, old] of this.auditModels) {
+    this.auditModels.set(auditKey(model.sha256, model.manifest.version), model);
+    for (const [key, old] of this.auditModels) {
       if (this.auditModels.size <= MAX_AUDIT_MODELS) break;
-      this.auditModels.delete(sha256);
+      this.auditModels.delete(key);
       await old.close();
     }
   }
@@ -265,6 +267,8 @@ export class HiveInference {
     };
   }
 }
+
+const auditKey = (sha256: string, version: string) => `${sha256}@${version}`;
 
 function round(value: number, digits: number): number {
   const f = 10 ** digits;

@@ -225,7 +225,8 @@ export class ModelUpdates {
     try {
       trustedSignerName(verifyManifestSignature(body.manifest, source), this.ctx.trust, source);
       const current = host.loaded(body.name);
-      if (current?.sha256 === body.sha256) return this.report({ ...base, status: 'skipped', reason: 'this version runs already' }, { quiet: true });
+      // The manifest is part of the model (normalisation, labels): the same file under a new version is a new model.
+      if (current?.sha256 === body.sha256 && current.manifest.version === body.version) return this.report({ ...base, status: 'skipped', reason: 'this version runs already' }, { quiet: true });
       if (current && !semver.gt(body.version, current.manifest.version)) {
         return this.report({ ...base, status: 'skipped', reason: `version ${body.version} is not newer than the running ${current.manifest.version} (no downgrades over the mesh)` });
       }

@@ -21,7 +21,7 @@ describe('decision audit', () => {
 
   beforeAll(async () => {
     model = await loadVerifiedModel({ dir: HIVE_SOUND_DIR, backend: new OnnxRuntimeNodeBackend(), trust: NO_TRUST });
-    lookup = (sha256) => Promise.resolve(sha256 === model.sha256 ? model : undefined);
+    lookup = (sha256, version) => Promise.resolve(sha256 === model.sha256 && version === model.manifest.version ? model : undefined);
     const features = audioFeatures(readClip('Swarm.dat'), AUDIO_SAMPLE_RATE);
     const prediction = await model.predict(features);
     const evidence: ModelEvidence = {
@@ -99,7 +99,7 @@ describe('a neighbour audits the decisions in the feeds it holds', () => {
       await a.mesh.append('reading', { channel: 'temperature', value: 35 });
       await waitFor(() => b.mesh.store.head(a.node.nodeId).seq === 4, 15_000, status);
 
-      const lookup = (sha256: string) => Promise.resolve(sha256 === model.sha256 ? model : undefined);
+      const lookup = (sha256: string, version: string) => Promise.resolve(sha256 === model.sha256 && version === model.manifest.version ? model : undefined);
       const feed = { have: () => b.mesh.store.have(), read: (origin: string, from: number) => b.mesh.store.read(origin, from), readEntry: (e: FeedEntry) => b.mesh.readEntry(e) };
       const results = await auditFeeds(feed, lookup, { origin: a.node.nodeId, limit: 20, scan: 100 });
       expect(results.map((r) => [r.seq, r.verdict])).toEqual([[1, 'verified'], [2, 'output-mismatch'], [3, 'verified']]);

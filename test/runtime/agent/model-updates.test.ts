@@ -165,6 +165,22 @@ describe('model updates over the mesh', () => {
     expect(late.mesh.counters.get('models.updates.installed')).toBe(1);
   });
 
+  it('installs the same model file under a new version: the manifest (normalisation) is part of the model', async () => {
+    const dir = path.join(testDir(), 'a');
+    const a = await startUpdatingNode('a', dir, [await ownerKeyOf(dir)]);
+    nodes.push(a.mesh);
+    const release = path.join(testDir(), 'renormalised');
+    await mkdir(release, { recursive: true });
+    await writeFile(path.join(release, 'model.onnx'), await readFile(path.join(HIVE_SOUND_DIR, 'model.onnx')));
+    const manifest = JSON.parse(await readFile(path.join(HIVE_SOUND_DIR, 'manifest.json'), 'utf8')) as { inputs: { features: { mean: number }[] }[] } & Record<string, unknown>;
+    const first = manifest.inputs[0]?.features[0];
+    if (first) first.mean += 1;
+    const { identity: owner } = await loadOrCreateKeyFile(path.join(dir, 'owner.json'));
+    await writeFile(path.join(release, 'manifest.json'), JSON.stringify(signManifestJson({ ...manifest, version: '0.1.1' }, owner)));
+    expect(await a.updates.publish(release)).toMatchObject({ status: 'installed', running: { version: '0.1.1' } });
+    expect(a.inference.loaded(SOUND_MODEL)?.manifest.inputs[0]?.features[0]?.mean).toBe(first?.mean);
+  });
+
   it('keeps a received release on disk until it is handled, so a crash before the install does not lose it', async () => {
     const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
