@@ -56,6 +56,20 @@ export async function startMeshNode(options: { name: string; dir: string; truste
   };
 }
 
+/**
+ * Two nodes in `dir`/a and `dir`/b that trust each other's owners; a lists b
+ * as its neighbour (b links back by dial-back). Both go into `nodes`.
+ */
+export async function startLinkedPair(dir: string, nodes: TestMeshNode[]): Promise<{ a: TestMeshNode; b: TestMeshNode }> {
+  const [dirA, dirB] = ['a', 'b'].map((n) => path.join(dir, n)) as [string, string];
+  const owners = await Promise.all([dirA, dirB].map(ownerKeyOf));
+  const b = await startMeshNode({ name: 'b', dir: dirB, trustedOwners: owners });
+  nodes.push(b);
+  const a = await startMeshNode({ name: 'a', dir: dirA, trustedOwners: owners, mesh: { neighbours: [{ url: b.broker.url, nodeId: b.node.nodeId }] } });
+  nodes.push(a);
+  return { a, b };
+}
+
 /** Polls until `check` holds (or throws after `timeoutMs`, with `describe()` in the message). */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;

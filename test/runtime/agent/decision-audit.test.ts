@@ -3,7 +3,6 @@
  * onnxruntime-node: an honest record verifies, and each kind of lie or
  * damage gets its own verdict.
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { audioFeatures, AUDIO_SAMPLE_RATE } from '../../../models/features/audio-bands.js';
 import { OnnxRuntimeNodeBackend } from '../../../models/inference/onnxruntime-node-backend.js';
@@ -12,7 +11,7 @@ import { loadVerifiedModel, type VerifiedModel } from '../../../models/registry/
 import { auditDecision, auditFeeds, DECISION_ENTRY_TYPE, type ModelEvidence, type ModelLookup } from '../../../runtime/agent/decision-audit.js';
 import type { FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { HIVE_SOUND_DIR, readClip } from '../../models/helpers.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor } from '../../support/mesh-node.js';
+import { meshTestBed, startLinkedPair, waitFor } from '../../support/mesh-node.js';
 
 describe('decision audit', () => {
   let model: VerifiedModel;
@@ -80,12 +79,7 @@ describe('a neighbour audits the decisions in the feeds it holds', () => {
   const { dir: testDir, nodes, status } = meshTestBed('audit');
 
   it('verifies an honest decision from another node and catches a signed lie, public or sealed to it', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
-    const owners = await Promise.all(dirs.map(ownerKeyOf));
-    const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners });
-    nodes.push(b);
-    const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh: { neighbours: [{ url: b.broker.url, nodeId: b.node.nodeId }] } });
-    nodes.push(a);
+    const { a, b } = await startLinkedPair(testDir(), nodes);
     const model = await loadVerifiedModel({ dir: HIVE_SOUND_DIR, backend: new OnnxRuntimeNodeBackend(), trust: NO_TRUST });
     try {
       const features = audioFeatures(readClip('Swarm.dat'), AUDIO_SAMPLE_RATE);

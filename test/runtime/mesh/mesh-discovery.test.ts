@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Bonjour } from 'bonjour-service';
 import { describe, expect, it } from 'vitest';
 import { MDNS_SERVICE_TYPE, parseService } from '../../../runtime/mesh/mdns-discovery.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { meshTestBed, ownerKeyOf, startLinkedPair, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 async function freeUdpPort(): Promise<number> {
   const socket = dgram.createSocket('udp4');
@@ -29,12 +29,7 @@ describe('finding neighbours', () => {
   const { dir: testDir, nodes, status } = meshTestBed('discovery');
 
   it('links back to a node that listed us when we did not list it, and then both get everything', async () => {
-    const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
-    const owners = await Promise.all(dirs.map(ownerKeyOf));
-    const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners });
-    nodes.push(b);
-    const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh: { neighbours: [{ url: b.broker.url, nodeId: b.node.nodeId }] } });
-    nodes.push(a);
+    const { a, b } = await startLinkedPair(testDir(), nodes);
     for (let i = 0; i < 3; i++) await a.mesh.append('reading', { from: 'a', i });
     for (let i = 0; i < 4; i++) await b.mesh.append('reading', { from: 'b', i });
     await waitFor(() => a.mesh.store.head(b.node.nodeId).seq === 4 && b.mesh.store.head(a.node.nodeId).seq === 3, 15_000, status);
