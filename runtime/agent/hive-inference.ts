@@ -127,18 +127,25 @@ export class HiveInference {
 
   /**
    * A shipped model that fails is a broken install: start fails. A model from
-   * elsewhere that is refused (hash, signature, signer) is logged and counted.
+   * elsewhere that is refused (hash, signature, signer) or does not pass the
+   * self-test is logged and counted, and the shipped version runs instead.
    */
   private async load(name: string): Promise<VerifiedModel | undefined> {
     const dir = this.modelDir(name);
+    const trust = this.options.trust ?? NO_TRUST;
+    let model: VerifiedModel | undefined;
     try {
-      return await loadVerifiedModel({ dir, backend: this.backend, trust: this.options.trust ?? NO_TRUST });
+      model = await loadVerifiedModel({ dir, backend: this.backend, trust });
+      // An update the node had swapped in but not yet tested when it stopped is tested now.
+      if (model.signer !== 'shipped') await selfTest(model);
+      return model;
     } catch (err) {
+      await model?.close();
       if (!isApiaryError(err) || (await isShippedModelDir(dir))) throw err;
       this.refused.push({ model: name, dir, code: err.code, reason: err.message });
       this.options.counters?.increment('models.refused');
-      this.options.logger?.error({ model: name, dir, err: describeError(err) }, `model ${name} refused: the node runs without it`);
-      return undefined;
+      this.options.logger?.error({ model: name, dir, err: describeError(err) }, `model ${name} refused: the node runs the shipped version instead`);
+      return loadVerifiedModel({ dir: packagePath('models', name), backend: this.backend, trust });
     }
   }
 

@@ -46,8 +46,8 @@ export interface UpdateReport {
   readonly name: string;
   readonly version: string;
   readonly sha256: string;
-  /** The release entry: origin and seq. */
-  readonly release: { readonly origin: string; readonly seq: number };
+  /** The release entry: origin and seq (unknown for a model rolled back after a restart, or installed by hand). */
+  readonly release?: { readonly origin: string; readonly seq: number };
   readonly status: UpdateStatus;
   readonly code?: string;
   readonly reason?: string;
@@ -83,6 +83,8 @@ export class ModelUpdates {
   private running = false;
   /** name -> the version this updater installed, and from which release (a later invalid output rolls it back). */
   private readonly installedByUpdate = new Map<string, { sha256: string; release: UpdateReport['release'] }>();
+  /** Models whose rollback is queued: a burst of bad outputs rolls back once. */
+  private readonly rollingBack = new Set<string>();
   readonly recent: UpdateReport[] = [];
 
   constructor(private readonly ctx: ModelUpdatesContext) {}
@@ -182,16 +184,21 @@ export class ModelUpdates {
     return this.handle(entry);
   }
 
-  /** A model this updater installed gave invalid outputs in service: roll it back. */
+  /**
+   * A model from the models folder (not shipped) gave invalid outputs in
+   * service: roll it back, whoever installed it, since the previous or
+   * shipped version is known to work.
+   */
   onInvalidOutput(model: VerifiedModel, err: Error): void {
     const name = model.manifest.name;
-    const installed = this.installedByUpdate.get(name);
-    if (installed?.sha256 !== model.sha256) return;
+    if (model.signer === 'shipped' || this.rollingBack.has(model.sha256)) return;
+    this.rollingBack.add(model.sha256);
+    const release = this.installedByUpdate.get(name)?.release;
     this.installedByUpdate.delete(name);
-    const { release } = installed;
     this.enqueue(async () => {
       const running = await this.rollBack(name);
-      return this.report({ name, version: model.manifest.version, sha256: model.sha256, release, status: 'rolled-back', code: ErrorCodes.MODEL_OUTPUT_INVALID, reason: `in service: ${err.message}`, running });
+      this.rollingBack.delete(model.sha256);
+      return this.report({ name, version: model.manifest.version, sha256: model.sha256, ...(release ? { release } : {}), status: 'rolled-back', code: ErrorCodes.MODEL_OUTPUT_INVALID, reason: `in service: ${err.message}`, running });
     }).catch(() => undefined); // logged by enqueue
   }
 
@@ -278,7 +285,8 @@ export class ModelUpdates {
     counters.increment(`models.updates.${report.status.replace('-', '_')}`);
     this.recent.push(report);
     if (this.recent.length > RECENT_REPORTS) this.recent.shift();
-    const line = `model ${report.name} ${report.version} from ${report.release.origin}#${report.release.seq}: ${report.status}${report.reason ? ` (${report.reason})` : ''}`;
+    const from = report.release ? ` from ${report.release.origin}#${report.release.seq}` : '';
+    const line = `model ${report.name} ${report.version}${from}: ${report.status}${report.reason ? ` (${report.reason})` : ''}`;
     if (report.status === 'installed') logger.info({ running: report.running }, line);
     else if (!quiet) logger.warn({ code: report.code }, line);
     if (report.status === 'installed' || report.status === 'rolled-back') await mesh.append(MODEL_UPDATE_TYPE, report);

@@ -293,7 +293,7 @@ withNodeOptions(models.command('publish'))
     if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
     const r = reply.result as UpdateReport;
     process.stdout.write(options.json ? `${JSON.stringify(r, null, 2)}\n`
-      : `node ${reply.nodeId}: published ${r.name} ${r.version} as feed entry #${r.release.seq}; here it is ${r.status}${r.reason ? ` (${r.reason})` : ''}\n` +
+      : `node ${reply.nodeId}: published ${r.name} ${r.version} as feed entry #${r.release?.seq ?? '?'}; here it is ${r.status}${r.reason ? ` (${r.reason})` : ''}\n` +
         '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`\n');
     if (r.status === 'rolled-back' || r.status === 'refused') process.exitCode = 1;
   });

@@ -20,7 +20,7 @@ interface StatusView {
     dir: string;
     loaded: { name: string; version: string; sha256: string; signer: string }[];
     refused: { model: string; code: string; reason: string }[];
-    updates: { name: string; version: string; status: string; reason?: string; release: { origin: string; seq: number } }[];
+    updates: { name: string; version: string; status: string; reason?: string; release?: { origin: string; seq: number } }[];
   };
   storage?: { dataDir: string; bytes: number; streams: { name: string; bytes: number; nextSeq: number; droppedByRetention: number; droppedCorrupt: number }[] };
   counters?: Record<string, number>;
@@ -51,7 +51,7 @@ export function formatStatus(raw: unknown): string {
     lines.push('', `Models (from ${s.models.dir}), run by ${s.inference ? `${s.inference.backend}: ${s.inference.reason}` : 'no backend yet'}:`);
     for (const m of s.models.loaded) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(8)} sha256 ${m.sha256.slice(0, 12)}  ${m.signer === 'shipped' ? 'shipped' : `signed by ${m.signer.slice(0, 12)}…`}`);
     for (const r of s.models.refused) lines.push(`  ${r.model.padEnd(14)} refused: ${r.code} ${r.reason}`);
-    for (const u of s.models.updates) lines.push(`  update ${u.name} ${u.version} from ${u.release.origin}#${u.release.seq}: ${u.status}${u.reason ? ` (${u.reason})` : ''}`);
+    for (const u of s.models.updates) lines.push(`  update ${u.name} ${u.version}${u.release ? ` from ${u.release.origin}#${u.release.seq}` : ''}: ${u.status}${u.reason ? ` (${u.reason})` : ''}`);
   }
   lines.push('', `Decisions (active: ${(s.activeDecisions ?? []).join(', ') || 'none'}):`);
   for (const [rule, d] of Object.entries(s.latest?.decisions ?? {})) lines.push(`  ${rule.padEnd(24)} ${d.state.padEnd(8)} ${d.message} - ${d.reason} at ${time(d.t)}`);

@@ -105,7 +105,7 @@ describe('model manifest signatures', () => {
     });
   });
 
-  it('a node refuses an untrusted model from models.dir, counts it, and runs on without it', async () => {
+  it('a node refuses an untrusted model from models.dir, counts it, and runs the shipped version instead', async () => {
     await withTempDir(async (dir) => {
       await modelCopy(dir, await owner(dir, 'mallory'));
       const config = parseConfig({ models: { dir, thermal: { enabled: true } } }).models;
@@ -115,8 +115,8 @@ describe('model manifest signatures', () => {
         await inference.start();
         expect(inference.refused).toEqual([expect.objectContaining({ model: 'hive-sound', code: ErrorCodes.MODEL_SIGNER_UNTRUSTED })]);
         expect(counters.snapshot()['models.refused']).toBe(1);
-        // hive-thermal is not in models.dir: it comes from the shipped set.
-        expect(inference.models().map((m) => [m.manifest.name, m.signer])).toEqual([['hive-thermal', 'shipped']]);
+        // hive-sound was refused and hive-thermal is not in models.dir: both come from the shipped set.
+        expect(inference.models().map((m) => [m.manifest.name, m.signer])).toEqual([['hive-sound', 'shipped'], ['hive-thermal', 'shipped']]);
       } finally {
         await inference.stop();
       }

@@ -6,7 +6,7 @@
  * non-probabilities) is rolled back on every node, which says so in its feed.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { buildDenseClassifierOnnx } from '../../../models/onnx/onnx-writer.js';
 import { sha256Hex } from '../../../models/registry/manifest.js';
 import { signManifestJson, type ModelTrust } from '../../../models/registry/manifest-signature.js';
 import { MODEL_CHUNK_TYPE } from '../../../models/registry/model-release.js';
+import { stagingDir, swapInModel } from '../../../models/registry/model-install.js';
 import { mulberry32 } from '../../../models/training/softmax-regression.js';
 import { HiveInference, SOUND_MODEL } from '../../../runtime/agent/hive-inference.js';
 import { MODEL_UPDATE_TYPE, ModelUpdates, pendingReleasesFile, type UpdateReport } from '../../../runtime/agent/model-updates.js';
@@ -57,8 +58,8 @@ async function makeRelease(dir: string, ownerFile: string, options: { version: s
   return out;
 }
 
-async function startUpdatingNode(name: string, dir: string, trustedOwners: string[], neighbour?: TestMeshNode): Promise<UpdatingNode> {
-  const mesh = await startMeshNode({ name, dir, trustedOwners, ...(neighbour ? { mesh: { neighbours: [{ url: neighbour.broker.url, nodeId: neighbour.node.nodeId }] } } : {}) });
+/** A HiveInference (sound model only) and a ModelUpdates on a mesh node, as ApiaryNode wires them. */
+async function startUpdater(mesh: TestMeshNode, dir: string, trustedOwners: string[]): Promise<{ inference: HiveInference; updates: ModelUpdates }> {
   const trust: ModelTrust = { owners: new Map(trustedOwners.map((key, i) => [key, `owner-${i}`])), revoked: new Set() };
   const logger = pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' });
   const holder: { updates?: ModelUpdates } = {};
@@ -69,6 +70,12 @@ async function startUpdatingNode(name: string, dir: string, trustedOwners: strin
   const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, counters: mesh.counters, logger, pendingFile: pendingReleasesFile(dir) });
   holder.updates = updates;
   updates.start();
+  return { inference, updates };
+}
+
+async function startUpdatingNode(name: string, dir: string, trustedOwners: string[], neighbour?: TestMeshNode): Promise<UpdatingNode> {
+  const mesh = await startMeshNode({ name, dir, trustedOwners, ...(neighbour ? { mesh: { neighbours: [{ url: neighbour.broker.url, nodeId: neighbour.node.nodeId }] } } : {}) });
+  const { inference, updates } = await startUpdater(mesh, dir, trustedOwners);
   const stopMesh = mesh.stop.bind(mesh); // the original: mesh.stop is replaced below
   return {
     mesh: Object.assign(mesh, { stop: async () => { await updates.stop(); await inference.stop(); await stopMesh(); } }),
@@ -196,7 +203,7 @@ describe('model updates over the mesh', () => {
     doomed.start(new Promise(() => undefined));
     const published = await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 9 }));
     const pendingFile = pendingReleasesFile(dirs[1] as string);
-    await waitFor(async () => existsSync(pendingFile) && (await readFile(pendingFile, 'utf8')).includes(`"seq": ${published?.release.seq}`), 10_000, status);
+    await waitFor(async () => existsSync(pendingFile) && (await readFile(pendingFile, 'utf8')).includes(`"seq": ${published?.release?.seq}`), 10_000, status);
     b.mesh.mesh.removeAllListeners('entry'); // the crash: that updater is gone
     expect(version(b)).toBe('0.1.0');
 
@@ -232,6 +239,40 @@ describe('model updates over the mesh', () => {
     expect(version(a)).toBe('0.1.0'); // no previous install: back to the shipped model
     expect(a.updates.recent.at(-1)).toMatchObject({ status: 'rolled-back', version: '0.2.0', code: 'APIARY_MODEL_OUTPUT_INVALID', running: { version: '0.1.0' } });
     expect((await a.inference.onAudio({ t: 1, sampleRate: 2205, samples: loud })).output?.label).toBeDefined();
+
+    // Installed again by hand, then a restart: this updater did not install it, and still rolls it back.
+    await a.updates.stop();
+    await a.inference.stop();
+    const models = path.join(dir, 'models');
+    const staged = await stagingDir(models, SOUND_MODEL);
+    await cp(release, staged, { recursive: true });
+    await swapInModel(models, SOUND_MODEL, staged);
+    const restarted = await startUpdater(a.mesh, dir, [await ownerKeyOf(dir)]);
+    try {
+      expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.2.0'); // it passes the self-test at start
+      await expect(restarted.inference.onAudio({ t: 2, sampleRate: 2205, samples: loud })).rejects.toThrow(/expected a probability|sums to/);
+      await waitFor(() => a.mesh.counters.get('models.updates.rolled_back') === 2, 10_000, status);
+      expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.1.0');
+      expect(restarted.updates.recent.at(-1)).toMatchObject({ status: 'rolled-back', version: '0.2.0', running: { version: '0.1.0' } });
+      expect(restarted.updates.recent.at(-1)?.release).toBeUndefined();
+    } finally {
+      await restarted.updates.stop();
+      await restarted.inference.stop();
+    }
+  });
+
+  it('at start, runs the shipped version in place of an installed model that fails its self-test', async () => {
+    const dir = path.join(testDir(), 'a');
+    const ownerKey = await ownerKeyOf(dir);
+    const release = await makeRelease(testDir(), path.join(dir, 'owner.json'), { version: '0.2.0', seed: 10, outputs: 1 });
+    const models = path.join(dir, 'models');
+    const staged = await stagingDir(models, SOUND_MODEL);
+    await cp(release, staged, { recursive: true });
+    await swapInModel(models, SOUND_MODEL, staged); // as if the node died after the swap, before its test
+    const a = await startUpdatingNode('a', dir, [ownerKey]);
+    nodes.push(a.mesh);
+    expect(version(a)).toBe('0.1.0');
+    expect(a.inference.refused).toEqual([expect.objectContaining({ model: SOUND_MODEL, code: 'APIARY_MODEL_OUTPUT_INVALID' })]);
   });
 
   it('a node that does not trust the signer refuses the release but relays it to one that does', async () => {
