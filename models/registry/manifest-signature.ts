@@ -105,6 +105,8 @@ export async function isShippedModelDir(dir: string): Promise<boolean> {
 export interface ModelVerdict {
   readonly dir: string;
   readonly manifest: ModelManifest;
+  /** The manifest exactly as read (with its signature), for passing on unchanged. */
+  readonly json: Record<string, unknown>;
   readonly file: VerifiedModelFile;
   /** Shipped with Apiary: trusted with the code, no signature needed. */
   readonly shipped: boolean;
@@ -126,5 +128,5 @@ export async function verifyModelDir(dir: string, trust: ModelTrust): Promise<Mo
     signer = { publicKey, name: trustedSignerName(publicKey, trust, source) };
   }
   const file = await verifyModelFile(dir, manifest);
-  return { dir, manifest, file, shipped, ...(signer ? { signer } : {}) };
+  return { dir, manifest, json: asObject(json, source), file, shipped, ...(signer ? { signer } : {}) };
 }

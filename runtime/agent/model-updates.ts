@@ -9,7 +9,7 @@
  * new version fails to load or gives invalid outputs, now or later, the node
  * rolls back and says so in its own feed (`model-update` entries).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import semver from 'semver';
 import { z } from 'zod';
@@ -74,6 +74,16 @@ interface PendingRelease {
   readonly seq: number;
 }
 const pendingSchema = z.array(z.strictObject({ origin: z.string().regex(/^[a-z2-7]{12}$/), seq: z.number().int().min(1) })).max(1000);
+
+/** The entries of `origin`'s feed at `seqs` that this node holds, read in one pass from the lowest to the highest. */
+async function readEntries(mesh: Mesh, origin: string, seqs: readonly number[]): Promise<Map<number, FeedEntry>> {
+  const wanted = new Set(seqs);
+  const found = new Map<number, FeedEntry>();
+  if (wanted.size === 0) return found;
+  const first = Math.min(...wanted);
+  for await (const e of mesh.store.read(origin, first, Math.max(...wanted) - first + 1)) if (wanted.has(e.seq)) found.set(e.seq, e);
+  return found;
+}
 
 /** Reports kept for status. */
 const RECENT_REPORTS = 20;
@@ -142,9 +152,8 @@ export class ModelUpdates {
     const parsed = pendingSchema.safeParse(stored ?? []);
     if (!parsed.success) counters.increment('models.updates.pending_invalid');
     for (const ref of parsed.success ? parsed.data : []) {
-      let entry: FeedEntry | undefined;
-      for await (const e of mesh.store.read(ref.origin, ref.seq, 1)) entry = e.seq === ref.seq && e.type === MODEL_RELEASE_TYPE ? e : undefined;
-      if (!entry) continue; // dropped by retention meanwhile
+      const entry = (await readEntries(mesh, ref.origin, [ref.seq])).get(ref.seq);
+      if (entry?.type !== MODEL_RELEASE_TYPE) continue; // dropped by retention meanwhile
       logger.info(ref, 'resuming a model release received before the last stop');
       this.handle(entry).catch(() => undefined); // logged by enqueue
     }
@@ -175,11 +184,10 @@ export class ModelUpdates {
         hint: 'publish a retrained model: copy the folder, change it, bump its version and sign it (`apiary models sign`)',
       });
     }
-    const manifestJson = JSON.parse(await readFile(path.join(verdict.dir, MANIFEST_FILE), 'utf8')) as Record<string, unknown>;
     const { mesh } = this.ctx;
     const seqs: number[] = [];
     for (const chunk of chunkModel(verdict.file.bytes)) seqs.push((await mesh.append(MODEL_CHUNK_TYPE, chunk)).seq);
-    const entry = await mesh.append(MODEL_RELEASE_TYPE, releaseBody(manifestJson, verdict.manifest, verdict.file.bytes, seqs));
+    const entry = await mesh.append(MODEL_RELEASE_TYPE, releaseBody(verdict.json, verdict.manifest, verdict.file.bytes, seqs));
     this.ctx.logger.info({ name: verdict.manifest.name, version: verdict.manifest.version, chunks: seqs.length, seq: entry.seq }, 'model published to the mesh');
     return this.handle(entry);
   }
@@ -237,7 +245,12 @@ export class ModelUpdates {
       if (current && !semver.gt(body.version, current.manifest.version)) {
         return this.report({ ...base, status: 'skipped', reason: `version ${body.version} is not newer than the running ${current.manifest.version} (no downgrades over the mesh)` });
       }
-      const bytes = await assembleModel(body, (seq) => this.readEntryAt(entry.origin, seq));
+      // One pass over the publisher's log for all chunks, not one scan per chunk.
+      const chunks = await readEntries(this.ctx.mesh, entry.origin, body.chunks.map((c) => c.seq));
+      const bytes = await assembleModel(body, (seq) => {
+        const chunk = chunks.get(seq);
+        return Promise.resolve(chunk && this.ctx.mesh.readEntry(chunk));
+      });
       const staged = await stagingDir(host.modelsDir, body.name);
       await mkdir(staged);
       await writeFile(path.join(staged, release.manifest.file), bytes);
@@ -272,11 +285,6 @@ export class ModelUpdates {
       const running = host.loaded(name);
       return running && { version: running.manifest.version, sha256: running.sha256 };
     }
-  }
-
-  private async readEntryAt(origin: string, seq: number): Promise<{ type: string; body: unknown } | undefined> {
-    for await (const e of this.ctx.mesh.store.read(origin, seq, 1)) return e.seq === seq ? this.ctx.mesh.readEntry(e) : undefined;
-    return undefined;
   }
 
   /** Counts and logs every outcome; installs and rollbacks also go into this node's feed, for its owner and neighbours. */
