@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { duration, size } from './units.js';
+import type { DeepReadonly } from '../deep-freeze.js';
 
 const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
 const idMessage = 'use 1-48 lower-case letters, digits or dashes, starting with a letter or digit';
@@ -272,7 +273,7 @@ export const configSchema = z.strictObject({
   }
 });
 
-export type ApiaryConfig = z.output<typeof configSchema>;
+export type ApiaryConfig = DeepReadonly<z.output<typeof configSchema>>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type RuleConfig = ApiaryConfig['decisions'][number];
 export type DeviceConfig = ApiaryConfig['device'];

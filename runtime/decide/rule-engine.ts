@@ -41,12 +41,17 @@ export class RuleEngine {
   private readonly states = new Map<string, RuleState>();
   private readonly byInput = new Map<string, RuleConfig[]>();
 
-  constructor(private readonly rules: readonly RuleConfig[], restored: Record<string, RuleState> = {}) {
+  /**
+   * `restored`: the state saved by an earlier run. It comes frozen from the
+   * state store (and from disk, so unchecked): each rule gets its own mutable
+   * copy of a well-formed entry, and a fresh state otherwise.
+   */
+  constructor(private readonly rules: readonly RuleConfig[], restored: Readonly<Record<string, Readonly<RuleState>>> = {}) {
     for (const rule of rules) {
       const list = this.byInput.get(rule.input) ?? [];
       list.push(rule);
       this.byInput.set(rule.input, list);
-      this.states.set(rule.id, restored[rule.id] ?? { active: false, pendingSince: null, since: null, lastValue: null, lastT: null });
+      this.states.set(rule.id, restoredRuleState(restored[rule.id]));
     }
   }
 
@@ -104,6 +109,19 @@ export class RuleEngine {
   private decision(rule: RuleConfig, state: DecisionState, value: number, threshold: number, clearAt: number, since: number, t: number, reason: string): Decision {
     return { rule: rule.id, state, active: state === 'raised', severity: rule.severity, message: rule.message, reason, input: rule.input, value, threshold, clearAt, since, t };
   }
+}
+
+function restoredRuleState(saved: Readonly<RuleState> | undefined): RuleState {
+  const fresh: RuleState = { active: false, pendingSince: null, since: null, lastValue: null, lastT: null };
+  if (saved === null || typeof saved !== 'object') return fresh;
+  const time = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return {
+    active: saved.active === true,
+    pendingSince: time(saved.pendingSince),
+    since: time(saved.since),
+    lastValue: time(saved.lastValue),
+    lastT: time(saved.lastT),
+  };
 }
 
 function round(value: number): number {

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Low } from 'lowdb';
-import { deepFreeze } from '../deep-freeze.js';
+import { deepFreeze, type DeepReadonly } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { AtomicJsonFile, fsyncDir } from './atomic-json-file.js';
 import type { StateStore } from './stream-store.js';
@@ -44,13 +44,14 @@ export class LowdbStateStore<T extends object> implements StateStore<T> {
     await low.read();
     // The document held by Low is frozen and replaced wholesale on update, so
     // get() can hand it out without copying.
-    low.data = deepFreeze(structuredClone(low.data));
+    low.data = deepFreeze(structuredClone(low.data)) as T;
     this.low = low;
     this.closed = false;
   }
 
-  get(): Readonly<T> {
-    return this.ready().data;
+  /** The committed document, frozen all the way down: copy what you mean to change (restored state included). */
+  get(): DeepReadonly<T> {
+    return this.ready().data as DeepReadonly<T>;
   }
 
   /**
@@ -66,7 +67,7 @@ export class LowdbStateStore<T extends object> implements StateStore<T> {
       change(draft);
       // Copy again so a caller that kept a reference to `draft` cannot alter
       // the committed document later.
-      const next = deepFreeze(structuredClone(draft));
+      const next = deepFreeze(structuredClone(draft)) as T;
       const previous = low.data;
       low.data = next;
       try {

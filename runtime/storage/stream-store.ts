@@ -3,6 +3,8 @@
  * and one small state document. Implementations live one per file beside this.
  */
 
+import type { DeepReadonly } from '../deep-freeze.js';
+
 /** One appended record as read back: its offset in the stream and its bytes. */
 export interface StoredRecord {
   /** Monotonic position of the record in its stream, 0-based, never reused. */
@@ -40,7 +42,7 @@ export interface AppendOnlyStream {
 export interface StateStore<T extends object> {
   open(): Promise<void>;
   /** The current document (frozen copy). */
-  get(): Readonly<T>;
+  get(): DeepReadonly<T>;
   /** Applies a change and persists it atomically (temp file, fsync, rename). */
   update(change: (draft: T) => void): Promise<void>;
   close(): Promise<void>;

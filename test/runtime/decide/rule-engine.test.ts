@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../runtime/config/load-config.js';
 import { RuleEngine } from '../../../runtime/decide/rule-engine.js';
+import { deepFreeze } from '../../../runtime/deep-freeze.js';
 
 const rules = parseConfig({
   decisions: [
@@ -53,5 +54,18 @@ describe('RuleEngine', () => {
     const second = new RuleEngine(rules, first.snapshot());
     expect(second.active()).toEqual(['cold']);
     expect(second.observe('reading.temperature', 20, 2)).toEqual([]);
+  });
+
+  it('keeps deciding from a frozen snapshot (the state store hands out frozen state) and ignores malformed saved state', () => {
+    const first = new RuleEngine(rules);
+    first.observe('reading.temperature', 20, 1);
+    const saved = deepFreeze(JSON.parse(JSON.stringify(first.snapshot())) as ReturnType<RuleEngine['snapshot']>);
+    const second = new RuleEngine(rules, saved);
+    expect(second.observe('reading.temperature', 31, 2)[0]).toMatchObject({ rule: 'cold', state: 'cleared' });
+    expect(second.observe('reading.temperature', 20, 3)[0]).toMatchObject({ rule: 'cold', state: 'raised' });
+    expect(saved.cold?.active).toBe(true); // the saved copy was not touched
+    const damaged = new RuleEngine(rules, { cold: { active: 'yes', pendingSince: 'x', since: null, lastValue: Number.NaN, lastT: null } as never });
+    expect(damaged.active()).toEqual([]);
+    expect(damaged.observe('reading.temperature', 20, 4)[0]).toMatchObject({ rule: 'cold', state: 'raised' });
   });
 });

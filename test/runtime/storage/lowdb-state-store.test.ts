@@ -63,7 +63,7 @@ describe('LowdbStateStore', () => {
     expect(Object.isFrozen(before)).toBe(true);
     expect(Object.isFrozen(before.rules[0])).toBe(true);
     expect(() => {
-      before.rules.push({ id: 'x', muted: false });
+      (before.rules as State['rules']).push({ id: 'x', muted: false });
     }).toThrow(TypeError);
     let kept: State | undefined;
     await store.update((s) => {
