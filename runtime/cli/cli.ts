@@ -110,13 +110,18 @@ async function initCommand(options: { config?: string; force?: boolean }): Promi
   process.stdout.write(`wrote ${file}\nedit it, then run: apiary start${options.config ? ` --config ${options.config}` : ''}\n`);
 }
 
-async function idCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+async function idCommand(options: CommonOptions & { json?: boolean; owner?: string }): Promise<void> {
   const { config } = load(options);
   const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
   const { loadOrCreateBoxKey } = await import('../mesh/mesh-identity.js');
   const box = await loadOrCreateBoxKey(config.node.dataDir);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey, boxKey: box.publicKey })}\n`);
+    // The self-signature lets the owner certify exactly these keys for exactly this owner (certificate v2).
+    const owner = options.owner ?? (await localOwnerKey(config.mesh.owner.keyFile ?? path.join(config.node.dataDir, 'owner.json')));
+    const { selfSign } = await import('../mesh/certificate.js');
+    const self = owner === undefined ? undefined : selfSign(identity, { box: box.publicKey, owner, issuedAt: Date.now() });
+    if (!self) process.stderr.write('no owner key known here: pass --owner <owner key> (from `apiary owner show`) so the owner can sign a certificate from this output\n');
+    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey, boxKey: box.publicKey, ...(self ? { owner: self.owner, issuedAt: self.issuedAt, self: self.self } : {}) })}\n`);
     return;
   }
   const host = config.broker.host === '0.0.0.0' || config.broker.host === '127.0.0.1' ? '<this board\'s address>' : config.broker.host;
@@ -126,6 +131,13 @@ async function idCommand(options: CommonOptions & { json?: boolean }): Promise<v
       `neighbours link to this node with, in their config:\n` +
       `  mesh: { neighbours: [ { url: mqtt://${host}:${config.broker.port}, nodeId: ${identity.nodeId}, publicKey: ${identity.publicKey} } ] }\n`,
   );
+}
+
+/** The public key of the owner key file the node would use, if that file exists. */
+async function localOwnerKey(file: string): Promise<string | undefined> {
+  if (!existsSync(file)) return undefined;
+  const { loadOrCreateKeyFile } = await import('../identity/identity.js');
+  return (await loadOrCreateKeyFile(file)).identity.publicKey;
 }
 
 async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string, args?: Record<string, unknown>) {
@@ -162,8 +174,9 @@ program.command('init')
 
 withCommonOptions(program.command('id'))
   .description("print this node's id and public key (creating the identity if there is none yet)")
-  .option('--json', 'print JSON')
-  .action((options: CommonOptions & { json?: boolean }) => idCommand(options));
+  .option('--json', 'print JSON, self-signed for the owner (the input of `apiary owner sign --from`)')
+  .option('--owner <key>', 'the owner key to self-sign for (default: the owner key file of this node, if it has one)')
+  .action((options: CommonOptions & { json?: boolean; owner?: string }) => idCommand(options));
 
 withNodeOptions(program.command('status'))
   .description('ask the running node for its last readings, decisions, uptime and storage use')
@@ -243,12 +256,11 @@ for (const [name, create, description] of [
 owner.command('sign')
   .description('sign a certificate for a board (its keys from `apiary id` there); the board then needs no owner key')
   .addOption(ownerKeyOption())
-  .option('--node-key <key>', "the board's public key")
-  .option('--box-key <key>', "the board's box key")
-  .option('--from <file>', 'a file holding `apiary id --json` output of the board, instead of the two keys')
+  .option('--from <file>', 'a file holding `apiary id --json --owner <your key>` output of the board (its keys, self-signed)')
   .requiredOption('--name <name>', 'a human name for the node, shown in status and to other owners')
+  .addOption(new Option('--valid-days <days>', 'days until the certificate expires').argParser(integer('valid-days', 1, 3650)).default(365))
   .option('-o, --out <file>', 'where to write the certificate (default: <node id>.cert.json)')
-  .action(async (options: { keyFile: string; nodeKey?: string; boxKey?: string; from?: string; name: string; out?: string }) => {
+  .action(async (options: { keyFile: string; from?: string; name: string; validDays: number; out?: string }) => {
     const { ownerSignCommand } = await import('./owner-command.js');
     await ownerSignCommand(options);
   });

@@ -91,7 +91,7 @@ describe('mesh links over TLS', () => {
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtts://10.0.0.2:8883", nodeId: abcdefghijkl, tlsCertificate: certs/b.pem }\nbroker:\n  tls: { certificateFile: me.pem, keyFile: me-key.pem }\n');
     const { config } = loadConfig({ file });
     expect(config.mesh.neighbours[0]?.tlsCertificate).toBe(path.join(testDir(), 'certs', 'b.pem'));
-    expect(config.broker.tls).toEqual({ port: 8883, certificateFile: path.join(testDir(), 'me.pem'), keyFile: path.join(testDir(), 'me-key.pem') });
+    expect(config.broker.tls).toEqual({ port: 8883, peersOnly: true, certificateFile: path.join(testDir(), 'me.pem'), keyFile: path.join(testDir(), 'me-key.pem') });
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtt://10.0.0.2:1883", nodeId: abcdefghijkl, tlsCertificate: b.pem }\n');
     expect(() => loadConfig({ file })).toThrow(/needs an mqtts:\/\/ URL/);
   });
