@@ -189,6 +189,8 @@ const meshSchema = z.strictObject({
    * nowhere. Prefer TLS (always bound to its session) over turning this on.
    */
   acceptRelayedPlainLinks: z.boolean().default(false),
+  /** A link counts as up only once the neighbour's broker proves its node key; a link without that proof by then is closed and counted. */
+  linkProofTimeout: duration(500, 120_000).prefault('10s'),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */

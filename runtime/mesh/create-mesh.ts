@@ -15,6 +15,7 @@ import { MeshAccessPolicy, type PeerAddress } from './mesh-access.js';
 import { loadMeshIdentity, type MeshIdentity } from './mesh-identity.js';
 import { Mesh } from './mesh.js';
 import { ReplayCache } from './replay-cache.js';
+import { decodeRevocation, REVOCATION_ENTRY_TYPE, revokedNodeId, type Revocation } from './revocation.js';
 import type { PinnedCertificate } from './peer-link.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 
@@ -64,6 +65,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       segmentBytes: config.storage.segmentBytes,
       backoff: { initialMs: 500, maxMs: 30_000 },
       maxSkewMs: settings.tokenMaxSkew,
+      linkProofTimeoutMs: settings.linkProofTimeout,
     },
     dataDir: nodeConfig.dataDir,
     identity,
@@ -90,7 +92,37 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     acceptRelayedPlainLinks: settings.acceptRelayedPlainLinks,
   });
   access.publishProof = (topic, proof) => mesh.publishLinkProof(topic, proof);
+  // Revocations from the mesh (any trusted node's feed carries its owner's signed revocations).
+  mesh.on('entry', (entry) => {
+    if (entry.type === REVOCATION_ENTRY_TYPE) applyRevocation(mesh, JSON.parse(entry.body) as unknown, counters, logger);
+  });
   return { identity, mesh, access };
+}
+
+function applyRevocation(mesh: Mesh, raw: unknown, counters: Counters, logger: Logger): boolean {
+  try {
+    const applied = mesh.directory.revoke(raw);
+    if (applied) {
+      counters.increment('mesh.revocations_applied');
+      logger.warn({ node: revokedNodeId(raw as Revocation) }, 'node revoked by its owner: its links, entries and certificate are refused from now on');
+    }
+    return applied;
+  } catch (err) {
+    counters.increment(`mesh.rejected.revocation_${(err as { code?: string }).code === ErrorCodes.PEER_UNTRUSTED ? 'untrusted' : 'invalid'}`);
+    throw err;
+  }
+}
+
+/**
+ * Applies an owner's signed revocation here, and appends it to this node's
+ * feed so it reaches every node of the mesh (`apiary mesh revoke`). Throws
+ * CERTIFICATE_INVALID or PEER_UNTRUSTED (counted) for one that is not valid here.
+ */
+export async function publishRevocation(mesh: Mesh, raw: unknown, counters: Counters, logger: Logger): Promise<{ nodeId: string; applied: boolean }> {
+  const revocation = decodeRevocation(raw);
+  const applied = applyRevocation(mesh, revocation, counters, logger);
+  if (applied) await mesh.append(REVOCATION_ENTRY_TYPE, revocation);
+  return { nodeId: revokedNodeId(revocation), applied };
 }
 
 /** A neighbour's broker certificate to pin; a file that is not one PEM certificate is a config error naming the field. */

@@ -56,6 +56,8 @@ export interface MeshSettings {
   backoff: { initialMs: number; maxMs: number };
   /** How far ahead of our clock a certificate (or link token) may be dated. */
   maxSkewMs?: number;
+  /** How long a neighbour's broker has to prove its node key on a new link. */
+  linkProofTimeoutMs?: number;
 }
 
 export interface MeshOptions {
@@ -185,7 +187,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const { identity, prefix, counters, logger, settings } = this.options;
     const view = this.peers.get(peerId);
     const link: PeerLink = new PeerLink({
-      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate,
+      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate, proofTimeoutMs: settings.linkProofTimeoutMs,
       verifyProof: (payload, expected) => verifyLinkProof(payload, { ...expected, brokerNodeId: peerId, clientNodeId: this.nodeId },
         (cert) => this.directory.learn(cert), (id) => this.directory.get(id)?.node),
       ...(discovered ? { tlsByProofOnly: true, onUnproven: () => this.replaceDiscovered(peerId, url) } : {}),
