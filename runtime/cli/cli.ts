@@ -265,6 +265,28 @@ owner.command('sign')
     await ownerSignCommand(options);
   });
 
+owner.command('revoke')
+  .description('sign a revocation of one of your nodes (a lost or stolen board); spread it with `apiary mesh revoke`')
+  .addOption(ownerKeyOption())
+  .requiredOption('--node-key <key>', "the node's public key (from `apiary id` on it)")
+  .option('-o, --out <file>', 'where to write the revocation (default: <node id>.revocation.json)')
+  .action(async (options: { keyFile: string; nodeKey: string; out?: string }) => {
+    const { ownerRevokeCommand } = await import('./owner-command.js');
+    await ownerRevokeCommand(options);
+  });
+const meshCommand = program.command('mesh').description('the mesh of nodes this node links with');
+withNodeOptions(meshCommand.command('revoke'))
+  .description('give the running node an owner-signed revocation (from `apiary owner revoke`): it applies it and spreads it to every node')
+  .argument('<file>', 'the revocation file')
+  .action(async (file: string, options: CommonOptions & { node?: string; timeout?: number }) => {
+    const { readFile } = await import('node:fs/promises');
+    const revocation = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    const reply = await askNode(options, 'mesh/revoke', { revocation });
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the revocation');
+    const { nodeId, applied } = reply.result as { nodeId: string; applied: boolean };
+    process.stdout.write(`node ${reply.nodeId}: ${applied ? `revoked node ${nodeId}; it spreads to every node with the feed` : `node ${nodeId} was already revoked here`}\n`);
+  });
+
 const models = program.command('models').description('the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts');
 withCommonOptions(models.command('list'))
   .description('list shipped, configured (models.dir) and installed models with version, hash, signer and whether this node would run them')

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateKeyFile, nodeIdFromPublicKey } from '../identity/identity.js';
 import { certificateNodeId, signCertificate, verifySelfSignature, type SelfSignature } from '../mesh/certificate.js';
+import { signRevocation } from '../mesh/revocation.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
 
 const KEY = /^[A-Za-z0-9_-]{43}$/;
@@ -102,4 +103,20 @@ async function selfSignatureFromIdFile(file: string): Promise<SelfSignature> {
     throw new ApiaryError(ErrorCodes.CERTIFICATE_INVALID, `${file}: the self-signature does not verify with the board's key: the keys were changed after the board signed them`, { hint: SELF_SIGN_HINT });
   }
   return signed;
+}
+
+/**
+ * Signs a revocation of one of this owner's nodes (`apiary mesh revoke
+ * <file>` on any running node of the mesh spreads it to every node).
+ */
+export async function ownerRevokeCommand(options: OwnerKeyOptions & { nodeKey: string; out?: string }): Promise<void> {
+  if (!KEY.test(options.nodeKey)) throw new ApiaryError(ErrorCodes.USAGE_INVALID, `--node-key is not a 43-character base64url key: ${JSON.stringify(options.nodeKey)}`, { hint: 'copy the node\'s public key from `apiary id` on it, or from `apiary status`' });
+  const keyFile = path.resolve(options.keyFile);
+  if (!existsSync(keyFile)) throw new ApiaryError(ErrorCodes.OWNER_KEY_MISSING, `there is no owner key at ${keyFile}`, { hint: 'point --key-file at the owner key that certified the node' });
+  const { identity: owner } = await loadOrCreateKeyFile(keyFile);
+  const revocation = signRevocation(owner, options.nodeKey, Date.now());
+  const nodeId = nodeIdFromPublicKey(Buffer.from(options.nodeKey, 'base64url'));
+  const out = path.resolve(options.out ?? `${nodeId}.revocation.json`);
+  await writeFileAtomic(out, `${JSON.stringify(revocation, null, 2)}\n`, { mode: 0o644 });
+  process.stdout.write(`revoked node ${nodeId} as owner ${owner.publicKey}\n  wrote ${out}\n  spread it with: apiary mesh revoke ${path.basename(out)} (on any running node of the mesh)\n`);
 }
