@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
 import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides } from '../config/load-config.js';
-import { describeError, isApiaryError, ErrorCodes } from '../errors.js';
+import { ApiaryError, describeError, isApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
@@ -117,6 +117,9 @@ async function idCommand(options: CommonOptions & { json?: boolean; owner?: stri
   const box = await loadOrCreateBoxKey(config.node.dataDir);
   if (options.json) {
     // The self-signature lets the owner certify exactly these keys for exactly this owner (certificate v2).
+    if (options.owner !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(options.owner)) {
+      throw new ApiaryError(ErrorCodes.USAGE_INVALID, `--owner is not a 43-character base64url key: ${JSON.stringify(options.owner)}`, { hint: 'copy it from `apiary owner show` on the owner\'s machine' });
+    }
     const owner = options.owner ?? (await localOwnerKey(config.mesh.owner.keyFile ?? path.join(config.node.dataDir, 'owner.json')));
     const { selfSign } = await import('../mesh/certificate.js');
     const self = owner === undefined ? undefined : selfSign(identity, { box: box.publicKey, owner, issuedAt: Date.now() });
