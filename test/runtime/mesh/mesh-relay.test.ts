@@ -35,7 +35,7 @@ describe('a keyless device announcing a trusted node', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => { for (const step of cleanup.splice(0).reverse()) await step(); });
 
-  async function announce(mdnsPort: number, as: { nodeId: string; owner: string }, port: number): Promise<void> {
+  function announce(mdnsPort: number, as: { nodeId: string; owner: string }, port: number): void {
     const forger = new Bonjour({ port: mdnsPort, interface: '127.0.0.1', bind: '0.0.0.0' } as unknown as ConstructorParameters<typeof Bonjour>[0]);
     forger.publish({ name: `apiary-${as.nodeId}-impostor`, type: MDNS_SERVICE_TYPE, port, txt: { v: '1', id: as.nodeId, owner: as.owner, tls: '0' }, probe: false, disableIPv6: true });
     cleanup.push(() => new Promise<void>((resolve) => forger.unpublishAll(() => forger.destroy(() => resolve()))));
@@ -73,7 +73,7 @@ describe('a keyless device announcing a trusted node', () => {
       impostorPort = Number(new URL(relay.url).port);
       cleanup.push(() => relay.stop());
     }
-    await announce(mdnsPort, { nodeId: v.node.nodeId, owner: owners[1] as string }, impostorPort);
+    announce(mdnsPort, { nodeId: v.node.nodeId, owner: owners[1] as string }, impostorPort);
     const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh });
     nodes.push(a);
     await a.mesh.append('reading', { from: 'a' });
