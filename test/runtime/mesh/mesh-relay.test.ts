@@ -6,7 +6,6 @@
  * counts the link as up, and it replaces it by a link to the real node.
  * Real bonjour-service on 127.0.0.1 and a private UDP port, as in mesh-discovery.
  */
-import dgram from 'node:dgram';
 import path from 'node:path';
 import { Bonjour } from 'bonjour-service';
 import { connectAsync } from 'mqtt';
@@ -16,15 +15,7 @@ import { TcpProxy } from '../../../runtime/cli/demo/link-proxy.js';
 import { EmbeddedBroker } from '../../../runtime/broker/embedded-broker.js';
 import { Counters } from '../../../runtime/counters.js';
 import { MDNS_SERVICE_TYPE } from '../../../runtime/mesh/mdns-discovery.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
-
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
+import { freeUdpPort, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 function linkTo(node: TestMeshNode, peerId: string): { link: string; url?: string } | undefined {
   return (node.mesh.status().peers as { nodeId: string; link: string; url?: string }[]).find((p) => p.nodeId === peerId);
