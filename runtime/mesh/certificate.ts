@@ -146,9 +146,10 @@ export function decodeCertificate(raw: unknown): NodeCertificate {
   return cert;
 }
 
-export function trustOf(cert: NodeCertificate, policy: TrustPolicy, now: number): TrustVerdict {
+/** `nodeId`, when the caller knows it, saves hashing the key (this runs for every entry received). */
+export function trustOf(cert: NodeCertificate, policy: TrustPolicy, now: number, nodeId?: string): TrustVerdict {
   if (policy.revoked.has(cert.node) || policy.revoked.has(cert.owner)) return 'revoked';
-  const pin = policy.pinned?.get(certificateNodeId(cert));
+  const pin = policy.pinned && policy.pinned.size > 0 ? policy.pinned.get(nodeId ?? certificateNodeId(cert)) : undefined;
   if (pin !== undefined && pin !== cert.node) return 'pin-mismatch';
   if (!policy.owners.has(cert.owner)) return 'unknown-owner';
   return cert.expiresAt <= now ? 'expired' : 'trusted';

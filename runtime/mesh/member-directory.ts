@@ -142,18 +142,18 @@ export class MemberDirectory {
   /** The trusted certificate of a node, if any (not expired, not revoked). */
   get(nodeId: string): NodeCertificate | undefined {
     const cert = this.members.get(nodeId);
-    return cert && this.verdictOf(cert) === 'trusted' ? cert : undefined;
+    return cert && this.verdictOf(cert, nodeId) === 'trusted' ? cert : undefined;
   }
 
   verdict(nodeId: string, key: string): TrustVerdict | 'unknown-node' {
     const cert = this.members.get(nodeId);
     if (!cert) return this.options.policy.revoked.has(key) ? 'revoked' : 'unknown-node';
     if (cert.node !== key) return 'unknown-node';
-    return this.verdictOf(cert);
+    return this.verdictOf(cert, nodeId);
   }
 
   all(): NodeCertificate[] {
-    return [...this.members.values()].filter((cert) => this.verdictOf(cert) === 'trusted');
+    return [...this.members].filter(([nodeId, cert]) => this.verdictOf(cert, nodeId) === 'trusted').map(([, cert]) => cert);
   }
 
   async stop(): Promise<void> {
@@ -164,15 +164,16 @@ export class MemberDirectory {
     return this.options.maxNodes ?? 4096;
   }
 
-  private verdictOf(cert: NodeCertificate): TrustVerdict {
-    const revocation = this.revocations.get(certificateNodeId(cert));
+  /** `nodeId` is the certificate's (passed in: deriving it hashes the key, and this runs for every entry received). */
+  private verdictOf(cert: NodeCertificate, nodeId: string): TrustVerdict {
+    const revocation = this.revocations.get(nodeId);
     if (revocation && revocation.owner === cert.owner && revocation.node === cert.node) return 'revoked';
-    return trustOf(cert, this.options.policy, this.now);
+    return trustOf(cert, this.options.policy, this.now, nodeId);
   }
 
   private refusalOf(cert: NodeCertificate, nodeId: string): Refusal | undefined {
     if (nodeId === this.selfId) return cert.sig === this.options.self.sig ? undefined : 'self';
-    const verdict = this.verdictOf(cert);
+    const verdict = this.verdictOf(cert, nodeId);
     if (verdict !== 'trusted') return verdict;
     const pinned = this.pinnedOwners.get(nodeId);
     if (pinned !== undefined && pinned !== cert.owner) return 'owner-changed';
