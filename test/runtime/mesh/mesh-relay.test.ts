@@ -1,12 +1,15 @@
 /**
  * Issue 10, finding 2: with mDNS discovery on, a device without any node key
  * announces a trusted node's id at its own address. Whether it is a keyless
- * MQTT broker (taking the token) or a TCP relay (passing it on to the real
+ * MQTT broker (taking the token), a TCP relay or a TLS-terminating relay (passing it on to the real
  * node), the token it gets is useless anywhere else, the dialling node never
  * counts the link as up, and it replaces it by a link to the real node.
  * Real bonjour-service on 127.0.0.1 and a private UDP port, as in mesh-discovery.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { Bonjour } from 'bonjour-service';
 import { connectAsync } from 'mqtt';
 import pino from 'pino';
@@ -17,6 +20,8 @@ import { Counters } from '../../../runtime/counters.js';
 import { MDNS_SERVICE_TYPE } from '../../../runtime/mesh/mdns-discovery.js';
 import { freeUdpPort, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
+const fixture = (name: string) => path.join(fileURLToPath(new URL('../../fixtures/tls/', import.meta.url)), name);
+
 function linkTo(node: TestMeshNode, peerId: string): { link: string; url?: string } | undefined {
   return (node.mesh.status().peers as { nodeId: string; link: string; url?: string }[]).find((p) => p.nodeId === peerId);
 }
@@ -26,20 +31,22 @@ describe('a keyless device announcing a trusted node', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => { for (const step of cleanup.splice(0).reverse()) await step(); });
 
-  function announce(mdnsPort: number, as: { nodeId: string; owner: string }, port: number): void {
+  function announce(mdnsPort: number, as: { nodeId: string; owner: string }, port: number, tls = false): void {
     const forger = new Bonjour({ port: mdnsPort, interface: '127.0.0.1', bind: '0.0.0.0' } as unknown as ConstructorParameters<typeof Bonjour>[0]);
-    forger.publish({ name: `apiary-${as.nodeId}-impostor`, type: MDNS_SERVICE_TYPE, port, txt: { v: '1', id: as.nodeId, owner: as.owner, tls: '0' }, probe: false, disableIPv6: true });
+    forger.publish({ name: `apiary-${as.nodeId}-impostor`, type: MDNS_SERVICE_TYPE, port, txt: { v: '1', id: as.nodeId, owner: as.owner, tls: tls ? '1' : '0' }, probe: false, disableIPv6: true });
     cleanup.push(() => new Promise<void>((resolve) => forger.unpublishAll(() => forger.destroy(() => resolve()))));
   }
 
-  it.each(['keyless broker', 'tcp relay'] as const)('a %s gets no link up, its token is useless at the real node, and the link goes to the real node', async (kind) => {
+  it.each(['keyless broker', 'tcp relay', 'tls relay'] as const)('a %s gets no link up, its token is useless at the real node, and the link goes to the real node', async (kind) => {
     const mdnsPort = await freeUdpPort();
     const discovery = { mdns: true, interface: '127.0.0.1', port: mdnsPort };
     const dirs = ['a', 'v'].map((n) => path.join(dir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
     const mesh = { discovery, linkProofTimeout: '1s' };
+    // For the TLS case, v has a TLS listener beside its loopback plain one, and announces that.
+    const vTls = kind === 'tls relay' ? { tlsListener: { cert: await readFile(fixture('broker-a-cert.pem')), key: await readFile(fixture('broker-a-key.pem')) } } : {};
     // v runs, but is not announced yet: only the impostor is.
-    const v = await startMeshNode({ name: 'v', dir: dirs[1] as string, trustedOwners: owners, mesh: { linkProofTimeout: '1s' } });
+    const v = await startMeshNode({ name: 'v', dir: dirs[1] as string, trustedOwners: owners, mesh: { linkProofTimeout: '1s' }, ...vTls });
     nodes.push(v);
     const tokens: Buffer[] = [];
     let impostorPort: number;
@@ -58,13 +65,24 @@ describe('a keyless device announcing a trusted node', () => {
       });
       impostorPort = await impostor.start();
       cleanup.push(() => impostor.stop());
+    } else if (kind === 'tls relay') {
+      // Terminates TLS with a certificate of its own, and opens its own TLS session to v: two sessions, two exporter values.
+      const relay = tls.createServer({ cert: await readFile(fixture('other-cert.pem')), key: await readFile(fixture('other-key.pem')) }, (inbound) => {
+        const outbound = tls.connect({ host: '127.0.0.1', port: v.broker.tlsPort, rejectUnauthorized: false });
+        inbound.pipe(outbound).pipe(inbound);
+        inbound.on('error', () => outbound.destroy());
+        outbound.on('error', () => inbound.destroy());
+      });
+      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+      impostorPort = (relay.address() as { port: number }).port;
+      cleanup.push(() => new Promise<void>((resolve) => relay.close(() => resolve())));
     } else {
       const relay = new TcpProxy(v.broker.port);
       await relay.start();
       impostorPort = Number(new URL(relay.url).port);
       cleanup.push(() => relay.stop());
     }
-    announce(mdnsPort, { nodeId: v.node.nodeId, owner: owners[1] as string }, impostorPort);
+    announce(mdnsPort, { nodeId: v.node.nodeId, owner: owners[1] as string }, impostorPort, kind === 'tls relay');
     const a = await startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh });
     nodes.push(a);
     await a.mesh.append('reading', { from: 'a' });
@@ -82,10 +100,10 @@ describe('a keyless device announcing a trusted node', () => {
 
     // The real node is announced now: a links to it (and v, finding a, links back).
     await nodes.splice(nodes.indexOf(v), 1)[0]?.stop();
-    const real = await startMeshNode({ name: 'v', dir: dirs[1] as string, trustedOwners: owners, mesh });
+    const real = await startMeshNode({ name: 'v', dir: dirs[1] as string, trustedOwners: owners, mesh, ...vTls });
     nodes.push(real);
     await waitFor(() => linkTo(a, real.node.nodeId)?.link === 'up' && real.mesh.store.head(a.node.nodeId).seq === 1, 20_000, status);
-    expect(linkTo(a, real.node.nodeId)?.url).toBe(`mqtt://127.0.0.1:${real.broker.port}`);
+    expect(linkTo(a, real.node.nodeId)?.url).toBe(kind === 'tls relay' ? `mqtts://127.0.0.1:${real.broker.tlsPort}` : `mqtt://127.0.0.1:${real.broker.port}`);
     expect(a.counters.get('mesh.rejected.link_unproven') + a.counters.get('mesh.link_errors')).toBeGreaterThan(0);
   });
 });
