@@ -17,7 +17,8 @@ import { TLSSocket } from 'node:tls';
 
 export const EXPORTER_LABEL = 'EXPORTER-apiary-link';
 /** A binding, as signed in tokens and proofs. */
-export const BINDING_PATTERN = /^(tls-exporter:[A-Za-z0-9_-]{43}|tcp:[0-9A-Fa-f.:]{2,45}:[0-9]{1,5})$/;
+/** tcp: IPv4, or IPv6 with an optional zone (fe80::1%eth0). */
+export const BINDING_PATTERN = /^(tls-exporter:[A-Za-z0-9_-]{43}|tcp:[0-9A-Za-z.:%_-]{2,64}:[0-9]{1,5})$/;
 
 function plainAddress(address: string | undefined): string {
   return address?.startsWith('::ffff:') ? address.slice(7) : address ?? '?';

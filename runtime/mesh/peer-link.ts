@@ -93,6 +93,8 @@ export class PeerLink {
   private client: MqttClient | undefined;
   /** The socket opened for the next MQTT connection (handed to MQTT.js by its stream builder). */
   private socket: net.Socket | undefined;
+  /** A socket still connecting (closed by stop()). */
+  private opening: net.Socket | undefined;
   /** The token of the current connection: its proof must name this nonce and binding. */
   private expected: { nonce: string; bind: string } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -157,20 +159,27 @@ export class PeerLink {
     const socket = secure
       ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(pin ? pinnedTlsOptions(pin) : { rejectUnauthorized: !this.options.tlsByProofOnly }) })
       : net.connect({ host, port });
+    this.opening = socket;
     return new Promise((resolve, reject) => {
-      const fail = (err: Error) => {
+      const settle = (err?: Error) => {
         clearTimeout(timer);
+        socket.off('error', settle);
+        socket.off('close', onClose);
+        if (this.opening === socket) this.opening = undefined;
+        if (!err) {
+          // Until MQTT.js takes it (a deferred reconnect may wait), an error must not go unhandled; MQTT.js reports its own.
+          socket.on('error', () => undefined);
+          return resolve(socket);
+        }
         socket.destroy();
         reject(err);
       };
-      const timer = setTimeout(() => fail(new Error(`no connection to ${this.options.url} within 10 s`)), 10_000);
+      const onClose = () => settle(new Error(`the connection to ${this.options.url} closed`));
+      const timer = setTimeout(() => settle(new Error(`no connection to ${this.options.url} within 10 s`)), 10_000);
       timer.unref();
-      socket.once('error', fail);
-      socket.once(secure ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        socket.off('error', fail);
-        resolve(socket);
-      });
+      socket.once('error', settle);
+      socket.once('close', onClose);
+      socket.once(secure ? 'secureConnect' : 'connect', () => settle());
     });
   }
 
@@ -283,6 +292,8 @@ export class PeerLink {
     clearTimeout(this.proofTimer);
     this.socket?.destroy();
     this.socket = undefined;
+    this.opening?.destroy(); // its connect never comes: dial() sees 'stopped' when the attempt fails
+    this.opening = undefined;
     const client = this.client;
     this.client = undefined;
     // A clean goodbye: offline is published by us, not left to the will.
