@@ -70,8 +70,15 @@ export interface MeshIdentityOptions {
   now: () => number;
 }
 
-/** Default validity of a self-issued certificate: re-issued at every start, so a year is ample. */
-export const DEFAULT_CERTIFICATE_VALIDITY_MS = 365 * 24 * 3600_000;
+/**
+ * Validity of a certificate a board issues itself (it holds its owner key):
+ * five years. Expiry protects nothing there (whoever takes the board takes
+ * the owner key and can re-issue; revoke the owner key instead), and the node
+ * re-issues at every start; a short one would only cut off a node that runs
+ * long without a restart. Owners that keep the key off the board choose their
+ * own (`apiary owner sign --valid-days`, default 365).
+ */
+export const DEFAULT_CERTIFICATE_VALIDITY_MS = 5 * 365 * 24 * 3600_000;
 
 export async function loadMeshIdentity(options: MeshIdentityOptions): Promise<MeshIdentity> {
   const box = await loadOrCreateBoxKey(options.dataDir);
