@@ -82,8 +82,11 @@ export class MemberDirectory {
     }
     const file = (Array.isArray(stored) ? { certificates: stored } : stored ?? {}) as { certificates?: unknown; owners?: unknown; revocations?: unknown };
     if (file.owners !== null && typeof file.owners === 'object') {
+      const { policy } = this.options;
       for (const [nodeId, owner] of Object.entries(file.owners as Record<string, unknown>)) {
-        if (typeof owner === 'string' && !this.pinnedOwners.has(nodeId) && this.pinnedOwners.size < this.maxNodes) this.pinnedOwners.set(nodeId, owner);
+        // A pin to an owner this node no longer trusts is released: taking an owner out of the config is how a node is moved to another.
+        if (typeof owner !== 'string' || !policy.owners.has(owner) || policy.revoked.has(owner)) continue;
+        if (!this.pinnedOwners.has(nodeId) && this.pinnedOwners.size < this.maxNodes) this.pinnedOwners.set(nodeId, owner);
       }
     }
     for (const raw of Array.isArray(file.revocations) ? file.revocations as unknown[] : []) {

@@ -90,6 +90,12 @@ describe('node certificates and trust', () => {
       await again.start();
       expect(again.get(node.nodeId)?.name).toBe('hive 2');
       expect(() => again.learn(byThird)).toThrow(/another owner certified this node id first/);
+      await again.stop();
+      // Only the config can move it: a node that stops trusting the first owner releases the pin at start.
+      const moved = new MemberDirectory({ file: path.join(dir, 'members.json'), counters: new Counters(), self: me, policy: { owners: new Set([third.publicKey]), revoked: new Set() } });
+      await moved.start();
+      expect(moved.learn(byThird)).toBe(node.nodeId);
+      expect(moved.get(node.nodeId)?.owner).toBe(third.publicKey);
     });
 
     it('reads a members.json of format v1: v1 certificates are dropped and counted, the node starts', async () => {
