@@ -30,7 +30,7 @@ import { modelTrustFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { packagePath } from '../package-root.js';
-import { createMesh, readBrokerTls } from '../mesh/create-mesh.js';
+import { createMesh, publishRevocation, readBrokerTls } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { Uplink } from '../mesh/uplink.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
@@ -196,6 +196,7 @@ export class ApiaryNode {
         set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
       },
       publishModel: this.modelUpdates && ((dir) => (this.modelUpdates as ModelUpdates).publish(dir)),
+      revoke: meshParts && ((revocation) => publishRevocation(meshParts.mesh, revocation, counters, logger)),
       audit: meshParts && (async (options) => {
         await this.modelsReady;
         const { mesh } = meshParts;

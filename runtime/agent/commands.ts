@@ -41,6 +41,8 @@ export interface CommandTargets {
   shared: { get(): Record<string, JsonValue>; set(map: string, key: string, value: JsonValue): Promise<void> } | undefined;
   /** Publishes a signed model folder on this machine to the mesh (mesh on, models.meshUpdates). */
   publishModel: ((dir: string) => Promise<UpdateReport | undefined>) | undefined;
+  /** Applies and spreads an owner-signed revocation (mesh/revocation.ts), when the mesh is on. */
+  revoke?: ((revocation: unknown) => Promise<{ nodeId: string; applied: boolean }>) | undefined;
   /** Audits decisions in the feeds this node holds (mesh on). */
   audit: ((options: { origin?: string | undefined; limit: number }) => Promise<AuditResult[]>) | undefined;
 }
@@ -109,6 +111,14 @@ export class CommandHandler {
         this.ctx.logger.info({ map: parsed.data.map, key: parsed.data.key }, 'shared state set');
         return { ok: true, result: { map: parsed.data.map, key: parsed.data.key, value: parsed.data.value } };
       }
+      case 'mesh/revoke': {
+        if (!this.targets.revoke) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'the mesh is off on this node (mesh.enabled)' };
+        try {
+          return { ok: true, result: await this.targets.revoke(args?.revocation) };
+        } catch (err) {
+          return { ok: false, code: (err as { code?: string }).code ?? ErrorCodes.COMMAND_INVALID, error: (err as Error).message };
+        }
+      }
       case 'models/publish': {
         if (!this.targets.publishModel) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'this node does not take model updates: it needs mesh.enabled and models.meshUpdates' };
         const parsed = publishSchema.safeParse(args ?? {});
@@ -127,7 +137,7 @@ export class CommandHandler {
         return { ok: true, result: await this.targets.audit(parsed.data) };
       }
       default:
-        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get, shared/set, models/publish and decisions/audit` };
+        return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: `unknown command "${name}": known commands are status, sim/swarm, shared/get, shared/set, mesh/revoke, models/publish and decisions/audit` };
     }
   }
 }

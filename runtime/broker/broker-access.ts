@@ -18,6 +18,8 @@ export interface BrokerConnectRequest {
   password: Buffer | undefined;
   /** Like '127.0.0.1', '::ffff:127.0.0.1' or '::1'; undefined when the socket has none. */
   remoteAddress: string | undefined;
+  /** The client's socket (a TLSSocket on a TLS listener): link tokens are bound to it (mesh/link-binding.ts). */
+  socket?: net.Socket;
 }
 
 /** CONNACK 0x04 and 0x05 (MQTT 3.1.1 §3.2.2.3). */

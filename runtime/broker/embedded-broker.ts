@@ -343,8 +343,8 @@ export class EmbeddedBroker {
     if ((clientId === '' && (!client.clean || version === 3)) || (version === 3 && clientId.length > 23)) {
       return this.refuseConnect(client, 'identifier', done);
     }
-    const remoteAddress = client.conn instanceof GuardedConnection ? client.conn.remoteAddress : undefined;
-    const verdict = this.ask<BrokerPrincipal | BrokerRefusal>(() => this.access.authenticate({ clientId, username, password, remoteAddress }), { refused: 'not-authorized' });
+    const conn = client.conn instanceof GuardedConnection ? client.conn : undefined;
+    const verdict = this.ask<BrokerPrincipal | BrokerRefusal>(() => this.access.authenticate({ clientId, username, password, remoteAddress: conn?.remoteAddress, socket: conn?.socket }), { refused: 'not-authorized' });
     if ('refused' in verdict) return this.refuseConnect(client, verdict.refused, done);
     this.principals.set(client, verdict);
     done(null, true);

@@ -287,7 +287,7 @@ export class GuardedConnection extends Duplex {
   private readonly outbox: Outbox;
   private readonly onReject: (rejection: GuardRejection) => void;
 
-  constructor(private readonly socket: net.Socket, options: GuardedConnectionOptions) {
+  constructor(readonly socket: net.Socket, options: GuardedConnectionOptions) {
     super({ allowHalfOpen: false });
     this.remoteAddress = socket.remoteAddress;
     socket.setNoDelay(true); // MQTT packets are small and latency-bound, like mosquitto's writes

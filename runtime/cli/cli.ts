@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
 import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides } from '../config/load-config.js';
-import { describeError, isApiaryError, ErrorCodes } from '../errors.js';
+import { ApiaryError, describeError, isApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
@@ -110,13 +110,21 @@ async function initCommand(options: { config?: string; force?: boolean }): Promi
   process.stdout.write(`wrote ${file}\nedit it, then run: apiary start${options.config ? ` --config ${options.config}` : ''}\n`);
 }
 
-async function idCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+async function idCommand(options: CommonOptions & { json?: boolean; owner?: string }): Promise<void> {
   const { config } = load(options);
   const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
   const { loadOrCreateBoxKey } = await import('../mesh/mesh-identity.js');
   const box = await loadOrCreateBoxKey(config.node.dataDir);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey, boxKey: box.publicKey })}\n`);
+    // The self-signature lets the owner certify exactly these keys for exactly this owner (certificate v2).
+    if (options.owner !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(options.owner)) {
+      throw new ApiaryError(ErrorCodes.USAGE_INVALID, `--owner is not a 43-character base64url key: ${JSON.stringify(options.owner)}`, { hint: 'copy it from `apiary owner show` on the owner\'s machine' });
+    }
+    const owner = options.owner ?? (await localOwnerKey(config.mesh.owner.keyFile ?? path.join(config.node.dataDir, 'owner.json')));
+    const { selfSign } = await import('../mesh/certificate.js');
+    const self = owner === undefined ? undefined : selfSign(identity, { box: box.publicKey, owner, issuedAt: Date.now() });
+    if (!self) process.stderr.write('no owner key known here: pass --owner <owner key> (from `apiary owner show`) so the owner can sign a certificate from this output\n');
+    process.stdout.write(`${JSON.stringify({ nodeId: identity.nodeId, publicKey: identity.publicKey, boxKey: box.publicKey, ...(self ? { owner: self.owner, issuedAt: self.issuedAt, self: self.self } : {}) })}\n`);
     return;
   }
   const host = config.broker.host === '0.0.0.0' || config.broker.host === '127.0.0.1' ? '<this board\'s address>' : config.broker.host;
@@ -126,6 +134,13 @@ async function idCommand(options: CommonOptions & { json?: boolean }): Promise<v
       `neighbours link to this node with, in their config:\n` +
       `  mesh: { neighbours: [ { url: mqtt://${host}:${config.broker.port}, nodeId: ${identity.nodeId}, publicKey: ${identity.publicKey} } ] }\n`,
   );
+}
+
+/** The public key of the owner key file the node would use, if that file exists. */
+async function localOwnerKey(file: string): Promise<string | undefined> {
+  if (!existsSync(file)) return undefined;
+  const { loadOrCreateKeyFile } = await import('../identity/identity.js');
+  return (await loadOrCreateKeyFile(file)).identity.publicKey;
 }
 
 async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string, args?: Record<string, unknown>) {
@@ -162,8 +177,9 @@ program.command('init')
 
 withCommonOptions(program.command('id'))
   .description("print this node's id and public key (creating the identity if there is none yet)")
-  .option('--json', 'print JSON')
-  .action((options: CommonOptions & { json?: boolean }) => idCommand(options));
+  .option('--json', 'print JSON, self-signed for the owner (the input of `apiary owner sign --from`)')
+  .option('--owner <key>', 'the owner key to self-sign for (default: the owner key file of this node, if it has one)')
+  .action((options: CommonOptions & { json?: boolean; owner?: string }) => idCommand(options));
 
 withNodeOptions(program.command('status'))
   .description('ask the running node for its last readings, decisions, uptime and storage use')
@@ -243,14 +259,35 @@ for (const [name, create, description] of [
 owner.command('sign')
   .description('sign a certificate for a board (its keys from `apiary id` there); the board then needs no owner key')
   .addOption(ownerKeyOption())
-  .option('--node-key <key>', "the board's public key")
-  .option('--box-key <key>', "the board's box key")
-  .option('--from <file>', 'a file holding `apiary id --json` output of the board, instead of the two keys')
+  .option('--from <file>', 'a file holding `apiary id --json --owner <your key>` output of the board (its keys, self-signed)')
   .requiredOption('--name <name>', 'a human name for the node, shown in status and to other owners')
+  .addOption(new Option('--valid-days <days>', 'days until the certificate expires').argParser(integer('valid-days', 1, 3650)).default(365))
   .option('-o, --out <file>', 'where to write the certificate (default: <node id>.cert.json)')
-  .action(async (options: { keyFile: string; nodeKey?: string; boxKey?: string; from?: string; name: string; out?: string }) => {
+  .action(async (options: { keyFile: string; from?: string; name: string; validDays: number; out?: string }) => {
     const { ownerSignCommand } = await import('./owner-command.js');
     await ownerSignCommand(options);
+  });
+
+owner.command('revoke')
+  .description('sign a revocation of one of your nodes (a lost or stolen board); spread it with `apiary mesh revoke`')
+  .addOption(ownerKeyOption())
+  .requiredOption('--node-key <key>', "the node's public key (from `apiary id` on it)")
+  .option('-o, --out <file>', 'where to write the revocation (default: <node id>.revocation.json)')
+  .action(async (options: { keyFile: string; nodeKey: string; out?: string }) => {
+    const { ownerRevokeCommand } = await import('./owner-command.js');
+    await ownerRevokeCommand(options);
+  });
+const meshCommand = program.command('mesh').description('the mesh of nodes this node links with');
+withNodeOptions(meshCommand.command('revoke'))
+  .description('give the running node an owner-signed revocation (from `apiary owner revoke`): it applies it and spreads it to every node')
+  .argument('<file>', 'the revocation file')
+  .action(async (file: string, options: CommonOptions & { node?: string; timeout?: number }) => {
+    const { readFile } = await import('node:fs/promises');
+    const revocation = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    const reply = await askNode(options, 'mesh/revoke', { revocation });
+    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the revocation');
+    const { nodeId, applied } = reply.result as { nodeId: string; applied: boolean };
+    process.stdout.write(`node ${reply.nodeId}: ${applied ? `revoked node ${nodeId}; it spreads to every node with the feed` : `node ${nodeId} was already revoked here`}\n`);
   });
 
 const models = program.command('models').description('the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts');

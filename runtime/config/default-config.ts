@@ -22,6 +22,7 @@ broker:                       # the embedded MQTT broker (aedes)
   maxQueuedBytes: 4MiB
   stallTimeout: 30s           # a subscriber that reads nothing this long is cut, and what it missed counted (0 = never)
   # tls: { port: 8883, certificateFile: broker-cert.pem, keyFile: broker-key.pem }   # a TLS listener for neighbours
+  #   (with it, peersOnly: true accepts neighbours on the TLS listener only; the plain one stays for local tools)
 
 bus:
   # url: mqtt://192.168.1.10:1883   # publish to an external broker instead
@@ -117,5 +118,7 @@ mesh:                         # share with neighbouring nodes (see README, "The 
   retention:
     maxBytesPerOrigin: 16MiB
     maxAge: 30d
-  tokenMaxSkew: 5m
+  tokenMaxSkew: 5m            # clock difference allowed for link tokens, and how far ahead a certificate may be dated
+  linkProofTimeout: 10s       # a neighbour's broker must prove its node key on a new link within this
+  acceptRelayedPlainLinks: false   # true: accept plain links through NAT, port forwarding or a TCP proxy (prefer TLS)
 `;

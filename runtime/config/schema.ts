@@ -182,6 +182,15 @@ const meshSchema = z.strictObject({
     maxBytesPerOrigin: size(64 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
     maxAge: duration(60_000).prefault('30d'),
   }).prefault({}),
+  /**
+   * Accept a neighbour's plain (non-TLS) link whose token was made for another
+   * address than this broker's own: through a TCP proxy, port forwarding or
+   * NAT. Off: such a token is refused, so a device that relays tokens gets
+   * nowhere. Prefer TLS (always bound to its session) over turning this on.
+   */
+  acceptRelayedPlainLinks: z.boolean().default(false),
+  /** A link counts as up only once the neighbour's broker proves its node key; a link without that proof by then is closed and counted. */
+  linkProofTimeout: duration(500, 120_000).prefault('10s'),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */
@@ -226,6 +235,8 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).optional(),
       certificateFile: z.string().min(1),
       keyFile: z.string().min(1),
+      /** Neighbour nodes may link only over this TLS listener; the plain one stays for local tools. */
+      peersOnly: z.boolean().default(true),
     }).optional(),
   }).prefault({}),
   bus: z.strictObject({

@@ -3,7 +3,7 @@
  * certificate, X25519 key), its trust policy, the mesh itself, and the
  * broker access policy that goes with it.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { ApiaryConfig } from '../config/schema.js';
@@ -11,9 +11,11 @@ import type { Counters } from '../counters.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import type { TrustPolicy } from './certificate.js';
-import { MeshAccessPolicy } from './mesh-access.js';
+import { MeshAccessPolicy, type PeerAddress } from './mesh-access.js';
 import { loadMeshIdentity, type MeshIdentity } from './mesh-identity.js';
 import { Mesh } from './mesh.js';
+import { ReplayCache } from './replay-cache.js';
+import { decodeRevocation, REVOCATION_ENTRY_TYPE, revokedNodeId, type Revocation } from './revocation.js';
 import type { PinnedCertificate } from './peer-link.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 
@@ -38,8 +40,12 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     revoked: new Set(settings.trust.revoked),
     pinned: new Map(settings.neighbours.flatMap((n) => (n.publicKey ? [[n.nodeId, n.publicKey] as const] : []))),
   };
+  // Link tokens seen, kept across restarts so none is accepted twice.
+  await mkdir(path.join(nodeConfig.dataDir, 'mesh'), { recursive: true });
+  const replays = new ReplayCache({ file: path.join(nodeConfig.dataDir, 'mesh', 'link-replays.json'), counters });
+  await replays.load(Date.now());
   // Where each authenticated peer connected from: a peer that links to us unasked is linked back there.
-  const peerAddresses = new Map<string, string>();
+  const peerAddresses = new Map<string, PeerAddress>();
   const mesh = new Mesh({
     settings: {
       neighbours: await Promise.all(settings.neighbours.map(async (n, index) => ({
@@ -58,11 +64,14 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       maxAgeMs: settings.retention.maxAge,
       segmentBytes: config.storage.segmentBytes,
       backoff: { initialMs: 500, maxMs: 30_000 },
+      maxSkewMs: settings.tokenMaxSkew,
+      linkProofTimeoutMs: settings.linkProofTimeout,
     },
     dataDir: nodeConfig.dataDir,
     identity,
     trust,
     peerAddresses,
+    replays,
     prefix: config.bus.topicPrefix,
     counters,
     logger,
@@ -77,8 +86,43 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     maxSkewMs: settings.tokenMaxSkew,
     peerAddresses,
     now: () => Date.now(),
+    identity,
+    replays,
+    peersOverTlsOnly: config.broker.tls !== undefined && config.broker.tls.peersOnly,
+    acceptRelayedPlainLinks: settings.acceptRelayedPlainLinks,
+  });
+  access.publishProof = (topic, proof) => mesh.publishLinkProof(topic, proof);
+  // Revocations from the mesh (any trusted node's feed carries its owner's signed revocations).
+  mesh.on('entry', (entry) => {
+    if (entry.type === REVOCATION_ENTRY_TYPE) applyRevocation(mesh, JSON.parse(entry.body) as unknown, counters, logger);
   });
   return { identity, mesh, access };
+}
+
+function applyRevocation(mesh: Mesh, raw: unknown, counters: Counters, logger: Logger): boolean {
+  try {
+    const applied = mesh.directory.revoke(raw);
+    if (applied) {
+      counters.increment('mesh.revocations_applied');
+      logger.warn({ node: revokedNodeId(raw as Revocation) }, 'node revoked by its owner: its links, entries and certificate are refused from now on');
+    }
+    return applied;
+  } catch (err) {
+    counters.increment(`mesh.rejected.revocation_${(err as { code?: string }).code === ErrorCodes.PEER_UNTRUSTED ? 'untrusted' : 'invalid'}`);
+    throw err;
+  }
+}
+
+/**
+ * Applies an owner's signed revocation here, and appends it to this node's
+ * feed so it reaches every node of the mesh (`apiary mesh revoke`). Throws
+ * CERTIFICATE_INVALID or PEER_UNTRUSTED (counted) for one that is not valid here.
+ */
+export async function publishRevocation(mesh: Mesh, raw: unknown, counters: Counters, logger: Logger): Promise<{ nodeId: string; applied: boolean }> {
+  const revocation = decodeRevocation(raw);
+  const applied = applyRevocation(mesh, revocation, counters, logger);
+  if (applied) await mesh.append(REVOCATION_ENTRY_TYPE, revocation);
+  return { nodeId: revokedNodeId(revocation), applied };
 }
 
 /** A neighbour's broker certificate to pin; a file that is not one PEM certificate is a config error naming the field. */

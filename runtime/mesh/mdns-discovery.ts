@@ -130,3 +130,39 @@ export function parseService(service: FoundService): DiscoveredPeer | undefined 
   if (!address) return undefined;
   return { nodeId: id, owner, url: `${tls === '1' ? 'mqtts' : 'mqtt'}://${address}:${port}` };
 }
+
+/**
+ * Every address a node id was announced at (a device may announce a trusted
+ * node's id at its own address). A link to an address that failed to prove
+ * the node's key is dropped, the address shunned for `shunMs`, and the next
+ * announced address tried. Bounded: 1024 node ids, 4 addresses each.
+ */
+export class DiscoveryCandidates {
+  private readonly urls = new Map<string, string[]>();
+  private readonly shunned = new Map<string, number>();
+
+  constructor(private readonly shunMs = 10 * 60_000) {}
+
+  add(peer: DiscoveredPeer): void {
+    const list = this.urls.get(peer.nodeId) ?? [];
+    if (list.includes(peer.url)) return;
+    if (!this.urls.has(peer.nodeId) && this.urls.size >= 1024) this.urls.delete(this.urls.keys().next().value as string);
+    this.urls.set(peer.nodeId, [...list, peer.url].slice(-4));
+  }
+
+  isShunned(url: string, now: number): boolean {
+    const until = this.shunned.get(url);
+    if (until !== undefined && until <= now) this.shunned.delete(url);
+    return until !== undefined && until > now;
+  }
+
+  shun(url: string, now: number): void {
+    if (this.shunned.size >= 4096) this.shunned.delete(this.shunned.keys().next().value as string);
+    this.shunned.set(url, now + this.shunMs);
+  }
+
+  /** An announced address of `nodeId` not shunned now, if any. */
+  next(nodeId: string, now: number): string | undefined {
+    return (this.urls.get(nodeId) ?? []).find((url) => !this.isShunned(url, now));
+  }
+}

@@ -3,17 +3,28 @@
  * - anonymous clients only from loopback (the owner's own tools: Home
  *   Assistant on the board, mosquitto_sub) by default; broker.anonymous can
  *   forbid them, or allow them from anywhere on a LAN the owner trusts;
- * - a neighbour node authenticates with a link token (link-token.ts) and may
- *   publish only under its own namespace <prefix>/<its id>/#, which is where
- *   its mesh messages to us go;
- * - it may subscribe to our state and info, and to the streams the config
- *   grants it (mesh.grants), nothing else.
+ * - a neighbour node authenticates with a link token (link-token.ts) bound
+ *   to its connection, and is answered with a proof of our node key for that
+ *   connection; with peersOverTlsOnly, only on the TLS listener;
+ * - it may publish only under its own namespace <prefix>/<its id>/#, which
+ *   is where its mesh messages to us go;
+ * - it may subscribe to our state and info, its link proof, and to the
+ *   streams the config grants it (mesh.grants), nothing else.
  */
-import type { BrokerAccessPolicy, BrokerPrincipal } from '../broker/broker-access.js';
+import type { BrokerAccessPolicy, BrokerConnectRequest, BrokerPrincipal } from '../broker/broker-access.js';
 import { isLoopbackAddress } from '../broker/broker-access.js';
 import type { Counters } from '../counters.js';
-import { ReplayCache, verifyLinkToken } from './link-token.js';
+import { isTlsSocket, serverBinding } from './link-binding.js';
+import { linkProofTopic, makeLinkProof, verifyLinkToken } from './link-token.js';
 import type { MemberDirectory } from './member-directory.js';
+import type { MeshIdentity } from './mesh-identity.js';
+import { ReplayCache } from './replay-cache.js';
+
+/** Where a trusted node's last accepted link came from, and whether over TLS (dial-back never downgrades). */
+export interface PeerAddress {
+  readonly address: string;
+  readonly tls: boolean;
+}
 
 export interface MeshAccessOptions {
   prefix: string;
@@ -25,16 +36,28 @@ export interface MeshAccessOptions {
   grants: Readonly<Record<string, readonly string[]>>;
   maxSkewMs: number;
   /** Filled here: node id -> the address its last accepted link came from (for dial-back). */
-  peerAddresses: Map<string, string>;
+  peerAddresses: Map<string, PeerAddress>;
   now: () => number;
+  /** Signs the link proofs. */
+  identity: MeshIdentity;
+  /** Accepted tokens' (node, nonce), kept across restarts (loaded and flushed by the owner of it: createMesh, the mesh). */
+  replays?: ReplayCache;
+  /** Refuse link tokens that come on a plain (non-TLS) connection (broker.tls.peersOnly). */
+  peersOverTlsOnly?: boolean;
+  /** mesh.acceptRelayedPlainLinks: see verifyLinkToken. */
+  acceptRelayedPlainLinks?: boolean;
 }
 
 export class MeshAccessPolicy implements BrokerAccessPolicy {
-  private readonly replays = new ReplayCache();
+  readonly replays: ReplayCache;
+  /** Publishes a link proof (retained) on our broker; set once the mesh runs on it. */
+  publishProof: ((topic: string, proof: Buffer) => void) | undefined;
 
-  constructor(private readonly options: MeshAccessOptions) {}
+  constructor(private readonly options: MeshAccessOptions) {
+    this.replays = options.replays ?? new ReplayCache({ counters: options.counters });
+  }
 
-  authenticate(request: { clientId: string; username: string | undefined; password: Buffer | undefined; remoteAddress: string | undefined }): BrokerPrincipal | { refused: 'bad-credentials' | 'not-authorized' } {
+  authenticate(request: BrokerConnectRequest): BrokerPrincipal | { refused: 'bad-credentials' | 'not-authorized' } {
     const { counters } = this.options;
     if (request.username === undefined && request.password === undefined) {
       const { anonymous } = this.options;
@@ -42,10 +65,18 @@ export class MeshAccessPolicy implements BrokerAccessPolicy {
       counters.increment('mesh.rejected.link_anonymous');
       return { refused: 'not-authorized' };
     }
+    const tls = request.socket !== undefined && isTlsSocket(request.socket);
+    if (this.options.peersOverTlsOnly && !tls) {
+      counters.increment('mesh.rejected.link_plain');
+      return { refused: 'not-authorized' };
+    }
+    const bind = request.socket ? serverBinding(request.socket) : 'none';
     const verdict = verifyLinkToken({
       username: request.username,
       password: request.password,
       brokerNodeId: this.options.nodeId,
+      bind,
+      acceptRelayedPlain: this.options.acceptRelayedPlainLinks,
       now: this.options.now(),
       maxSkewMs: this.options.maxSkewMs,
       directory: this.options.directory,
@@ -55,7 +86,8 @@ export class MeshAccessPolicy implements BrokerAccessPolicy {
       counters.increment(`mesh.rejected.link_${verdict.refused}`);
       return { refused: verdict.refused === 'untrusted' ? 'not-authorized' : 'bad-credentials' };
     }
-    if (request.remoteAddress) remember(this.options.peerAddresses, verdict.nodeId, request.remoteAddress);
+    if (request.remoteAddress) remember(this.options.peerAddresses, verdict.nodeId, { address: request.remoteAddress, tls });
+    this.publishProof?.(linkProofTopic(this.options.prefix, this.options.nodeId, verdict.nodeId), makeLinkProof(this.options.identity, verdict.nodeId, verdict.nonce, verdict.bind));
     return { kind: 'peer', id: verdict.nodeId };
   }
 
@@ -67,16 +99,16 @@ export class MeshAccessPolicy implements BrokerAccessPolicy {
   canSubscribe(principal: BrokerPrincipal, filter: string): boolean {
     if (principal.kind === 'local') return true;
     const base = `${this.options.prefix}/${this.options.nodeId}`;
-    if (filter === `${base}/state` || filter === `${base}/info` || filter === `${base}/mesh/to/${principal.id}`) return true;
+    if (filter === `${base}/state` || filter === `${base}/info` || filter === `${base}/mesh/to/${principal.id}` || filter === `${base}/mesh/proof/${principal.id}`) return true;
     // The literal prefix pins the filter inside that stream's subtree, wildcards after it included.
     return (this.options.grants[principal.id] ?? []).some((stream) => filter.startsWith(`${base}/${stream}/`));
   }
 }
 
 /** Bounded, newest last: at most one address per trusted node that ever linked. */
-function remember(addresses: Map<string, string>, nodeId: string, address: string): void {
+function remember(addresses: Map<string, PeerAddress>, nodeId: string, peer: PeerAddress): void {
   addresses.delete(nodeId);
-  addresses.set(nodeId, address.startsWith('::ffff:') ? address.slice(7) : address);
+  addresses.set(nodeId, { address: peer.address.startsWith('::ffff:') ? peer.address.slice(7) : peer.address, tls: peer.tls });
   if (addresses.size > 1024) addresses.delete(addresses.keys().next().value as string);
 }
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateKeyFile, type NodeIdentity } from '../identity/identity.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
-import { certificateNodeId, decodeCertificate, signCertificate, type NodeCertificate } from './certificate.js';
+import { certificateNodeId, decodeCertificate, issueCertificate, type NodeCertificate } from './certificate.js';
 
 export const BOX_KEY_FILE = 'box-key.json';
 
@@ -65,19 +65,36 @@ export interface MeshIdentityOptions {
   ownerKeyFile: string;
   /** A certificate signed elsewhere; when given, the owner key is not needed. */
   certificateFile?: string;
+  /** Validity of the certificate the node issues itself at each start, when it holds the owner key. */
+  validForMs?: number;
   now: () => number;
 }
+
+/**
+ * Validity of a certificate a board issues itself (it holds its owner key):
+ * five years. Expiry protects nothing there (whoever takes the board takes
+ * the owner key and can re-issue; revoke the owner key instead), and the node
+ * re-issues at every start; a short one would only cut off a node that runs
+ * long without a restart. Owners that keep the key off the board choose their
+ * own (`apiary owner sign --valid-days`, default 365).
+ */
+export const DEFAULT_CERTIFICATE_VALIDITY_MS = 5 * 365 * 24 * 3600_000;
 
 export async function loadMeshIdentity(options: MeshIdentityOptions): Promise<MeshIdentity> {
   const box = await loadOrCreateBoxKey(options.dataDir);
   const certificate = options.certificateFile
     ? await readCertificate(options.certificateFile)
-    : signCertificate((await loadOrCreateKeyFile(options.ownerKeyFile)).identity, {
-      node: options.node.publicKey, box: box.publicKey, name: options.name, issuedAt: options.now(),
+    : issueCertificate((await loadOrCreateKeyFile(options.ownerKeyFile)).identity, options.node, {
+      box: box.publicKey, name: options.name, issuedAt: options.now(), validForMs: options.validForMs ?? DEFAULT_CERTIFICATE_VALIDITY_MS,
     });
   if (certificate.node !== options.node.publicKey || certificate.box !== box.publicKey) {
     throw new ApiaryError(ErrorCodes.CERTIFICATE_INVALID, `the certificate in ${options.certificateFile ?? '?'} is for node ${certificateNodeId(certificate)}, not this node (${options.node.nodeId})`, {
-      hint: `sign one for this node: apiary owner sign --node-key ${options.node.publicKey} --box-key ${box.publicKey}`,
+      hint: 'on this board run `apiary id --json --owner <owner key> > id.json`; on the owner\'s machine `apiary owner sign --from id.json --name <name>`',
+    });
+  }
+  if (certificate.expiresAt <= options.now()) {
+    throw new ApiaryError(ErrorCodes.CERTIFICATE_INVALID, `the certificate in ${options.certificateFile ?? '?'} expired at ${new Date(certificate.expiresAt).toISOString()}`, {
+      hint: 'have the owner sign a new one: `apiary id --json --owner <owner key> > id.json` here, then `apiary owner sign --from id.json --name <name>`',
     });
   }
   return { node: options.node, box, certificate };
@@ -87,6 +104,9 @@ async function readCertificate(file: string): Promise<NodeCertificate> {
   try {
     return decodeCertificate(JSON.parse(await readFile(file, 'utf8')));
   } catch (err) {
-    throw new ApiaryError(ErrorCodes.CERTIFICATE_INVALID, `cannot use the node certificate ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ApiaryError(ErrorCodes.CERTIFICATE_INVALID, `cannot use the node certificate ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'on this board run `apiary id --json --owner <owner key> > id.json`; on the owner\'s machine `apiary owner sign --from id.json --name <name>`, and copy the new certificate here',
+    });
   }
 }

@@ -18,17 +18,19 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EmbeddedBroker, InProcessDeliver } from '../broker/embedded-broker.js';
 import { Counters } from '../counters.js';
-import { describeError } from '../errors.js';
+import { ApiaryError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
-import { MemberDirectory } from './member-directory.js';
+import { MemberDirectory, refusalCounter } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
-import { MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
+import { DiscoveryCandidates, MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
+import { verifyLinkProof } from './link-token.js';
+import type { PeerAddress } from './mesh-access.js';
 import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
 import { PeerTable, type PeerStatus } from './peer-table.js';
@@ -52,6 +54,10 @@ export interface MeshSettings {
   maxAgeMs: number;
   segmentBytes: number;
   backoff: { initialMs: number; maxMs: number };
+  /** How far ahead of our clock a certificate (or link token) may be dated. */
+  maxSkewMs?: number;
+  /** How long a neighbour's broker has to prove its node key on a new link. */
+  linkProofTimeoutMs?: number;
 }
 
 export interface MeshOptions {
@@ -60,7 +66,9 @@ export interface MeshOptions {
   identity: MeshIdentity;
   trust: TrustPolicy;
   /** Node id -> address its link to our broker came from (kept by the broker's access policy). */
-  peerAddresses: ReadonlyMap<string, string>;
+  peerAddresses: ReadonlyMap<string, PeerAddress>;
+  /** The broker's memory of accepted link tokens: flushed at stop. */
+  replays?: { stop(): Promise<void> };
   prefix: string;
   counters: Counters;
   logger: Logger;
@@ -94,13 +102,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private running = false;
   private broker: EmbeddedBroker | undefined;
   private discovery: MdnsDiscovery | undefined;
+  private readonly candidates = new DiscoveryCandidates();
 
   constructor(private readonly options: MeshOptions) {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
     this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
-    this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
+    this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
     this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes });
   }
 
@@ -164,15 +173,24 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.store.close();
     await this.state.stop();
     await this.directory.stop();
+    await this.options.replays?.stop();
   }
 
-  /** Adds an outbound link to a neighbour's broker (from config or discovery). */
-  link(url: string, peerId: string, pinnedCertificate?: PinnedCertificate): void {
+  /** Publishes a link proof on our broker (mesh-access.ts), retained so it is there when the peer subscribes. */
+  publishLinkProof(topic: string, proof: Buffer): void {
+    this.broker?.publish(topic, proof, { qos: 1, retain: true }).catch(() => this.options.counters.increment('mesh.errors'));
+  }
+
+  /** Adds an outbound link to a neighbour's broker (from config, dial-back or discovery). */
+  link(url: string, peerId: string, pinnedCertificate?: PinnedCertificate, discovered = false): void {
     if (this.links.has(peerId) || peerId === this.nodeId) return;
     const { identity, prefix, counters, logger, settings } = this.options;
     const view = this.peers.get(peerId);
     const link: PeerLink = new PeerLink({
-      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate,
+      url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate, proofTimeoutMs: settings.linkProofTimeoutMs,
+      verifyProof: (payload, expected) => verifyLinkProof(payload, { ...expected, brokerNodeId: peerId, clientNodeId: this.nodeId },
+        (cert) => this.directory.learn(cert), (id) => this.directory.get(id)?.node),
+      ...(discovered ? { tlsByProofOnly: true, onUnproven: () => this.replaceDiscovered(peerId, url) } : {}),
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
         view.certsSent.clear();
@@ -264,8 +282,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (header.t === 'hello') {
       try {
         if (this.directory.learn(header.cert) !== from) throw new Error('certificate of another node');
-      } catch {
+      } catch (err) {
         counters.increment('mesh.rejected.hello_certificate');
+        if (err instanceof ApiaryError) counters.increment(`mesh.rejected.certificate_${refusalCounter(err)}`);
         return;
       }
     } else if (!this.directory.get(from)) {
@@ -312,7 +331,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       try {
         this.directory.learn(cert);
       } catch (err) {
-        counters.increment(`mesh.rejected.certificate_${(err as { code?: string }).code === 'APIARY_PEER_UNTRUSTED' ? 'untrusted' : 'invalid'}`);
+        counters.increment(`mesh.rejected.certificate_${refusalCounter(err)}`);
       }
     }
     const entries = decodeLines(lines, counters, (entry) => {
@@ -393,11 +412,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** A trusted node linked to us but we have no link to it: without one, we cannot answer (we publish on its broker). */
   private dialBack(peerId: string, { port, tls, tlsCert }: { port?: number; tls?: boolean; tlsCert?: string }): void {
-    const address = this.options.peerAddresses.get(peerId);
-    if (!this.options.settings.dialBack || port === undefined || address === undefined) {
+    const heard = this.options.peerAddresses.get(peerId);
+    if (!this.options.settings.dialBack || port === undefined || heard === undefined) {
       this.options.counters.increment('mesh.one_sided_links');
       return;
     }
+    if (heard.tls && !tls) {
+      // Heard over TLS: never dialled back in plain, whatever its hello says.
+      this.options.counters.increment('mesh.rejected.dial_back_downgrade');
+      return;
+    }
+    const address = heard.address;
     this.options.counters.increment('mesh.dial_backs');
     const target = dialBackTarget(address, { port, tls, tlsCert });
     if (target.badCertificate) this.options.counters.increment('mesh.rejected.hello_tls_certificate');
@@ -405,15 +430,31 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   private onDiscovered(peer: DiscoveredPeer): void {
-    if (this.links.has(peer.nodeId) || !this.running) return;
+    if (!this.running) return;
     const { trust, counters } = this.options;
     // Only a candidate: the link proves who it is. This just skips nodes we would refuse anyway.
     if (!trust.owners.has(peer.owner) || trust.revoked.has(peer.owner)) {
       counters.increment('mesh.discovery.untrusted');
       return;
     }
+    this.candidates.add(peer);
+    if (this.links.has(peer.nodeId) || this.candidates.isShunned(peer.url, Date.now())) return;
     this.options.logger.info({ peer: peer.nodeId, url: peer.url }, 'mesh neighbour found by mDNS');
-    this.link(peer.url, peer.nodeId);
+    this.link(peer.url, peer.nodeId, undefined, true);
+  }
+
+  /** A discovered link never proved the node's key: drop it, shun that address, try another one announced for the node. */
+  private replaceDiscovered(peerId: string, url: string): void {
+    const link = this.links.get(peerId);
+    if (!link || link.url !== url) return;
+    this.options.counters.increment('mesh.discovery.unproven');
+    this.options.logger.warn({ peer: peerId, url }, 'mDNS: the device at this address did not prove it is the node it announced; trying another address');
+    this.links.delete(peerId);
+    this.track(link.stop());
+    const now = Date.now();
+    this.candidates.shun(url, now);
+    const next = this.candidates.next(peerId, now);
+    if (next && this.running) this.link(next, peerId, undefined, true);
   }
 
   // ---- outgoing --------------------------------------------------------

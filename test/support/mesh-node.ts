@@ -3,6 +3,7 @@
  * loopback port, its own data dir, identity, owner and mesh, exactly as
  * ApiaryNode builds them (createMesh), from a real config.
  */
+import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,10 +29,10 @@ export async function ownerKeyOf(dir: string): Promise<string> {
   return (await loadOrCreateKeyFile(path.join(dir, 'owner.json'))).identity.publicKey;
 }
 
-export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
+export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; broker?: ConfigInput['broker']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
   const config = configSchema.parse({
     node: { name: options.name, dataDir: options.dir },
-    broker: { host: '127.0.0.1', port: options.port ?? 0 },
+    broker: { host: '127.0.0.1', port: options.port ?? 0, ...options.broker },
     mesh: {
       commitInterval: '20ms',
       antiEntropyInterval: '2s',
@@ -100,4 +101,13 @@ export function meshTestBed(prefix: string): { dir: () => string; nodes: TestMes
     nodes,
     status: () => JSON.stringify(nodes.map((n) => ({ name: n.name, status: n.mesh.status(), counters: n.counters.snapshot() }))),
   };
+}
+
+/** A UDP port free on 127.0.0.1 now: mDNS tests use their own, so nothing leaves loopback or meets another test. */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
 }

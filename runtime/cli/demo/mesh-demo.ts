@@ -73,6 +73,7 @@ export class MeshDemo {
         homeAssistant: { enabled: false },
         mesh: {
           antiEntropyInterval: '5s',
+          acceptRelayedPlainLinks: true, // the demo's links go through local TCP proxies (to cut them)
           neighbours: ids.flatMap((peer, j) => (j === i ? [] : [{ url: (this.links.get(`${i + 1}-${j + 1}`) as TcpProxy).url, nodeId: peer.node.nodeId }])),
           trust: { owners: ids.map((peer, j) => ({ name: `owner of hive-${j + 1}`, publicKey: peer.owner })) },
         },

@@ -52,7 +52,12 @@ describe('apiary CLI', () => {
     const made = JSON.parse((await apiary(['owner', 'init', '--json', '--key-file', 'laptop/owner.json'], dir)).stdout) as { ownerKey: string; created: boolean };
     expect(made.created).toBe(true);
     expect(JSON.parse((await apiary(['owner', 'show', '--json', '--key-file', 'laptop/owner.json'], dir)).stdout)).toMatchObject({ ownerKey: made.ownerKey, created: false });
-    const board = await apiary(['id', '--json', '--data-dir', 'board'], dir);
+    // Without --owner (and no owner key on the board) there is no self-signature to sign from.
+    await writeFile(path.join(dir, 'unsigned-id.json'), (await apiary(['id', '--json', '--data-dir', 'board'], dir)).stdout);
+    const unsigned = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--from', 'unsigned-id.json', '--name', 'x'], dir);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain('has no self-signature');
+    const board = await apiary(['id', '--json', '--data-dir', 'board', '--owner', made.ownerKey], dir);
     await writeFile(path.join(dir, 'board-id.json'), board.stdout);
     const signed = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--from', 'board-id.json', '--name', 'Hive by the lime tree', '--out', 'board.cert.json'], dir);
     expect(signed.code).toBe(0);
@@ -73,9 +78,16 @@ describe('apiary CLI', () => {
     await expect(loadMeshIdentity({ dataDir: path.join(dir, 'other'), node: otherNode, name: 'x', ownerKeyFile: 'unused', certificateFile: path.join(dir, 'board.cert.json'), now: () => Date.now() }))
       .rejects.toThrow(/not this node/);
     expect(other.code).toBe(0);
-    const bad = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--node-key', 'short', '--box-key', boardId.boxKey, '--name', 'x'], dir);
+    // The board's keys changed after it self-signed (another box key slipped in): refused.
+    await writeFile(path.join(dir, 'tampered-id.json'), JSON.stringify({ ...JSON.parse(board.stdout) as object, boxKey: (JSON.parse(other.stdout) as { boxKey: string }).boxKey }));
+    const bad = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--from', 'tampered-id.json', '--name', 'x'], dir);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('--node-key is not a 43-character base64url key');
+    expect(bad.stderr).toContain('the self-signature does not verify');
+    // Self-signed for another owner: this owner key cannot certify it.
+    await writeFile(path.join(dir, 'for-other-owner.json'), (await apiary(['id', '--json', '--data-dir', 'board', '--owner', boardId.publicKey], dir)).stdout);
+    const foreign = await apiary(['owner', 'sign', '--key-file', 'laptop/owner.json', '--from', 'for-other-owner.json', '--name', 'x'], dir);
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toContain('not for this owner key');
   });
 
   it('refuses to start on a bad config, naming the field, the value and the fix (exit 78)', async () => {

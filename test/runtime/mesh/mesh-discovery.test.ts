@@ -4,20 +4,11 @@
  * tests run real bonjour-service on 127.0.0.1 and a private UDP port, so no
  * packet leaves loopback.
  */
-import dgram from 'node:dgram';
 import path from 'node:path';
 import { Bonjour } from 'bonjour-service';
 import { describe, expect, it } from 'vitest';
 import { MDNS_SERVICE_TYPE, parseService } from '../../../runtime/mesh/mdns-discovery.js';
-import { meshTestBed, ownerKeyOf, startLinkedPair, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
-
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
+import { freeUdpPort, meshTestBed, ownerKeyOf, startLinkedPair, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 async function entriesOf(node: TestMeshNode, origin: string): Promise<unknown[]> {
   const got: unknown[] = [];

@@ -25,7 +25,7 @@ describe('five nodes through a partition', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-partition-'));
     const dirs = Array.from({ length: N }, (_, i) => path.join(dir, `node-${i}`));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
-    nodes = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners })));
+    nodes = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners, mesh: { acceptRelayedPlainLinks: true } })));
     for (const [i, from] of nodes.entries()) {
       for (const [j, to] of nodes.entries()) {
         if (i === j) continue;

@@ -38,7 +38,7 @@ describe('a mesh node under hostile input', () => {
   async function linkAs(who: TestMeshNode, extra: Partial<IClientOptions> = {}): Promise<MqttClient> {
     const client = await connectAsync(`mqtt://127.0.0.1:${victim.broker.port}`, {
       protocolVersion: 4, clientId: `test-${who.name}-${clients.length}`, username: who.node.nodeId,
-      password: makeLinkToken(who.identity, victim.node.nodeId, Date.now()), reconnectPeriod: 0, ...extra,
+      password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0, ...extra,
     });
     clients.push(client);
     return client;
@@ -96,7 +96,7 @@ describe('a mesh node under hostile input', () => {
     // An untrusted node cannot link at all; nor can a replayed token.
     await expect(linkAs(outsider)).rejects.toThrow(/Not authorized|not authorized/i);
     expect(c.get('mesh.rejected.link_untrusted')).toBe(1);
-    const token = makeLinkToken(sender.identity, victim.node.nodeId, Date.now());
+    const token = makeLinkToken(sender.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password;
     await linkAs(sender, { password: token });
     await expect(linkAs(sender, { password: token })).rejects.toThrow(/Bad username or password/i);
     expect(c.get('mesh.rejected.link_replayed')).toBe(1);

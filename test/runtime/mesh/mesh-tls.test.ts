@@ -71,6 +71,36 @@ describe('mesh links over TLS', () => {
     expect(a.counters.get('mesh.dial_backs')).toBe(1);
   });
 
+  it('with broker.tls, neighbours are accepted only over TLS (plain stays for local tools), and a peer heard over TLS is never dialled back in plain', async () => {
+    const dirs = ['a', 'b', 'c'].map((n) => path.join(testDir(), n));
+    const owners = await Promise.all(dirs.map(ownerKeyOf));
+    const a = await startMeshNode({
+      name: 'a', dir: dirs[0] as string, trustedOwners: owners,
+      broker: { tls: { port: 0, certificateFile: fixture('broker-a-cert.pem'), keyFile: fixture('broker-a-key.pem') } },
+      tlsListener: { cert: await readFile(fixture('broker-a-cert.pem')), key: await readFile(fixture('broker-a-key.pem')) },
+    });
+    nodes.push(a);
+    // b links to a's plain listener: refused. c links over TLS, pinned: accepted; c names only a plain listener for dial-back.
+    const b = await startMeshNode({ name: 'b', dir: dirs[1] as string, trustedOwners: owners, mesh: { neighbours: [{ url: a.broker.url, nodeId: a.node.nodeId }] } });
+    nodes.push(b);
+    const c = await startMeshNode({
+      name: 'c', dir: dirs[2] as string, trustedOwners: owners,
+      mesh: { neighbours: [{ url: `mqtts://127.0.0.1:${a.broker.tlsPort}`, nodeId: a.node.nodeId, tlsCertificate: fixture('broker-a-cert.pem') }] },
+    });
+    nodes.push(c);
+    await b.mesh.append('reading', { from: 'b' });
+    await c.mesh.append('reading', { from: 'c' });
+    await waitFor(() => a.mesh.store.head(c.node.nodeId).seq === 1 && a.counters.get('mesh.rejected.link_plain') > 0
+      && a.counters.get('mesh.rejected.dial_back_downgrade') > 0, 15_000, status);
+    expect(a.mesh.store.head(b.node.nodeId).seq).toBe(0);
+    const peersOfA = a.mesh.status().peers as { nodeId: string; link: string }[];
+    expect(peersOfA.find((p) => p.nodeId === c.node.nodeId)?.link ?? 'none').toBe('none');
+    // A local tool still uses the plain listener.
+    const { connectAsync } = await import('mqtt');
+    const tool = await connectAsync(a.broker.url, { reconnectPeriod: 0 });
+    await tool.endAsync();
+  });
+
   it('certificate and key files that are not what they should be are config errors naming the field', async () => {
     await expect(readPinnedCertificate(fixture('broker-a-key.pem'), 'mesh.neighbours.0.tlsCertificate')).rejects.toMatchObject({ code: ErrorCodes.CONFIG_INVALID, message: expect.stringContaining('field "mesh.neighbours.0.tlsCertificate"') as string });
     expect(await readBrokerTls({ certificateFile: fixture('broker-a-cert.pem'), keyFile: fixture('broker-a-key.pem') })).toMatchObject({ cert: expect.stringContaining('BEGIN CERTIFICATE') as string });
@@ -91,7 +121,7 @@ describe('mesh links over TLS', () => {
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtts://10.0.0.2:8883", nodeId: abcdefghijkl, tlsCertificate: certs/b.pem }\nbroker:\n  tls: { certificateFile: me.pem, keyFile: me-key.pem }\n');
     const { config } = loadConfig({ file });
     expect(config.mesh.neighbours[0]?.tlsCertificate).toBe(path.join(testDir(), 'certs', 'b.pem'));
-    expect(config.broker.tls).toEqual({ port: 8883, certificateFile: path.join(testDir(), 'me.pem'), keyFile: path.join(testDir(), 'me-key.pem') });
+    expect(config.broker.tls).toEqual({ port: 8883, peersOnly: true, certificateFile: path.join(testDir(), 'me.pem'), keyFile: path.join(testDir(), 'me-key.pem') });
     await writeFile(file, 'mesh:\n  neighbours:\n    - { url: "mqtt://10.0.0.2:1883", nodeId: abcdefghijkl, tlsCertificate: b.pem }\n');
     expect(() => loadConfig({ file })).toThrow(/needs an mqtts:\/\/ URL/);
   });
