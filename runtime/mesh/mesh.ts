@@ -194,9 +194,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Appends an entry to this node's own feed; it leaves the node once durable. */
   append(type: string, body: unknown): Promise<FeedEntry> {
+    return this.appendAt(type, () => body);
+  }
+
+  /** append(), with a body made for the seq it gets (a private box is bound to it). */
+  private appendAt(type: string, bodyFor: (seq: number) => unknown): Promise<FeedEntry> {
     const work = this.ownQueue.then(async () => {
       const head = this.store.head(this.nodeId);
-      const entry = signEntry(this.options.identity.node, { seq: head.seq + 1, prev: head.hash, hlc: this.hlc.now(), type, body });
+      const seq = head.seq + 1;
+      const entry = signEntry(this.options.identity.node, { seq, prev: head.hash, hlc: this.hlc.now(), type, body: bodyFor(seq) });
       const result = await this.store.apply(entry);
       if (result !== 'applied') throw new Error(`own feed: entry ${entry.seq} was ${result}`);
       this.uncommitted.push(entry);
@@ -215,7 +221,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   appendPrivate(type: string, body: unknown, recipients: readonly string[]): Promise<FeedEntry> {
     const { identity, counters } = this.options;
-    return this.append(PRIVATE_ENTRY_TYPE, sealPrivateBody(type, body, recipients, identity, this.directory, counters));
+    return this.appendAt(PRIVATE_ENTRY_TYPE, (seq) => sealPrivateBody(type, body, recipients, identity, this.directory, counters, seq));
   }
 
   /** Sets a fact in the shared document (durable here, then sent to every peer). */
