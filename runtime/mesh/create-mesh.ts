@@ -58,6 +58,8 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       maxAgeMs: settings.retention.maxAge,
       segmentBytes: config.storage.segmentBytes,
       backoff: { initialMs: 500, maxMs: 30_000 },
+      clockSkewMs: settings.clockSkew,
+      sharedState: { maps: settings.sharedState.maps, otherMaps: settings.sharedState.otherMaps },
     },
     dataDir: nodeConfig.dataDir,
     identity,

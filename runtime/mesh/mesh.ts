@@ -35,6 +35,7 @@ import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { SharedState, type JsonValue } from './shared-state.js';
+import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
@@ -52,6 +53,9 @@ export interface MeshSettings {
   maxAgeMs: number;
   segmentBytes: number;
   backoff: { initialMs: number; maxMs: number };
+  /** Entries and shared-state ops stamped further ahead of our clock are refused. */
+  clockSkewMs: number;
+  sharedState: SharedStateRules;
 }
 
 export interface MeshOptions {
@@ -76,8 +80,11 @@ export interface MeshEvents {
 export class Mesh extends EventEmitter<MeshEvents> {
   readonly store: FeedStore;
   readonly directory: MemberDirectory;
+  /** The raw Yjs document (a set of signed ops); read it through `shared`. */
   readonly state: SharedState;
-  private readonly hlc = new HybridLogicalClock(() => Date.now());
+  /** The shared document as this node reads and writes it: signed edits, checked against the write rules. */
+  readonly shared: SharedDocument;
+  private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
@@ -101,7 +108,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const { settings, counters } = options;
     this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
-    this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes });
+    this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
+    this.state = new SharedState({ dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes, admit: (doc, update) => this.shared.admit(doc, update) });
+    this.shared = new SharedDocument({
+      state: this.state, identity: options.identity.node, directory: this.directory, owner: options.identity.certificate.owner,
+      rules: settings.sharedState, clock: () => this.hlc.now(), maxAheadMs: settings.clockSkewMs, now: () => Date.now(), counters,
+    });
   }
 
   get nodeId(): string {
@@ -112,7 +124,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async start(broker: EmbeddedBroker): Promise<void> {
     const { prefix, settings } = this.options;
     this.broker = broker;
-    await mkdir(path.join(this.options.dataDir, 'mesh', 'state'), { recursive: true });
+    await mkdir(path.join(this.options.dataDir, 'mesh', 'state-v2'), { recursive: true });
+    await noteLegacySharedState(path.join(this.options.dataDir, 'mesh', 'state'), this.options.logger, this.options.counters);
     await this.directory.start();
     await this.store.open();
     await this.state.start();
@@ -120,7 +133,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // This node's member record in the shared document: written when it changes (a new name, key or owner).
     const cert = this.options.identity.certificate;
     const record: JsonValue = { name: cert.name, owner: cert.owner, key: cert.node, box: cert.box };
-    if (canonicalJson(this.state.get('members', this.nodeId)) !== canonicalJson(record)) await this.state.set('members', this.nodeId, record);
+    if (canonicalJson(this.shared.get('members', this.nodeId)) !== canonicalJson(record)) await this.shared.set('members', this.nodeId, record);
     this.running = true;
     this.deliver = (packet, done) => {
       const from = meshSender(prefix, packet.topic, this.nodeId);
@@ -233,7 +246,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   setShared(map: string, key: string, value: JsonValue): Promise<void> {
-    return this.state.set(map, key, value);
+    return this.shared.set(map, key, value);
   }
 
   members(): NodeCertificate[] {
@@ -322,6 +335,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
     }
     const entries = decodeLines(lines, counters, (entry) => {
+      // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
+      if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
       const verdict = this.directory.verdict(entry.origin, entry.key);
       return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
     }, (entry) => {
