@@ -23,6 +23,7 @@ import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
+import { decodeForkProof, Quarantine, type ForkProof } from './fork-proofs.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
 import { MemberDirectory } from './member-directory.js';
@@ -80,6 +81,8 @@ export interface MeshEvents {
 export class Mesh extends EventEmitter<MeshEvents> {
   readonly store: FeedStore;
   readonly directory: MemberDirectory;
+  /** Origins proven to have forked (fork-proofs.ts): refused here and on every node the proof reaches. */
+  readonly quarantine: Quarantine;
   /** The raw Yjs document (a set of signed ops); read it through `shared`. */
   readonly state: SharedState;
   /** The shared document as this node reads and writes it: signed edits, checked against the write rules. */
@@ -106,13 +109,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
-    this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
+    this.store = new FeedStore({
+      dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
+      onFork: (held, received) => this.onFork({ a: held, b: received }, undefined, 0),
+    });
+    this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
     this.state = new SharedState({ dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes, admit: (doc, update) => this.shared.admit(doc, update) });
     this.shared = new SharedDocument({
       state: this.state, identity: options.identity.node, directory: this.directory, owner: options.identity.certificate.owner,
       rules: settings.sharedState, clock: () => this.hlc.now(), maxAheadMs: settings.clockSkewMs, now: () => Date.now(), counters,
+      quarantined: (origin) => this.quarantine.has(origin),
     });
   }
 
@@ -127,6 +135,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await mkdir(path.join(this.options.dataDir, 'mesh', 'state-v2'), { recursive: true });
     await noteLegacySharedState(path.join(this.options.dataDir, 'mesh', 'state'), this.options.logger, this.options.counters);
     await this.directory.start();
+    await this.quarantine.start();
     await this.store.open();
     await this.state.start();
     this.state.on('update', (update, from) => { if (from === 'local') this.broadcast({ t: 'state', update: Buffer.from(update).toString('base64'), hops: 0 }); });
@@ -177,6 +186,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.store.close();
     await this.state.stop();
     await this.directory.stop();
+    await this.quarantine.stop();
   }
 
   /** Adds an outbound link to a neighbour's broker (from config or discovery). */
@@ -195,6 +205,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
+        for (const proof of this.quarantine.all()) this.sendForkProof(peerId, proof, 0);
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
@@ -317,6 +328,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'entries':
         await this.onEntries(from, header, lines);
         return;
+      case 'fork': {
+        const proof = decodeForkProof(lines[0] as Buffer, lines[1] as Buffer);
+        if (proof && header.cert !== undefined) this.learnQuietly(header.cert);
+        if (proof) this.onFork(proof, from, header.hops + 1);
+        else counters.increment('mesh.rejected.fork_proof_invalid');
+        return;
+      }
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -327,16 +345,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private async onEntries(from: string, header: Extract<MeshHeader, { t: 'entries' }>, lines: readonly Buffer[]): Promise<void> {
     const { counters, settings } = this.options;
-    for (const cert of header.certs) {
-      try {
-        this.directory.learn(cert);
-      } catch (err) {
-        counters.increment(`mesh.rejected.certificate_${(err as { code?: string }).code === 'APIARY_PEER_UNTRUSTED' ? 'untrusted' : 'invalid'}`);
-      }
-    }
+    for (const cert of header.certs) this.learnQuietly(cert);
     const entries = decodeLines(lines, counters, (entry) => {
       // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
       if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
+      if (this.quarantine.has(entry.origin)) return 'quarantined';
       const verdict = this.directory.verdict(entry.origin, entry.key);
       return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
     }, (entry) => {
@@ -372,6 +385,32 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (outcome.gap > 0) this.requestMissing(from);
     }
     this.requestMissing(from);
+  }
+
+  /** Learns a certificate that came along with entries or a proof; one we refuse is counted. */
+  private learnQuietly(cert: unknown): void {
+    try {
+      this.directory.learn(cert);
+    } catch (err) {
+      this.options.counters.increment(`mesh.rejected.certificate_${(err as { code?: string }).code === 'APIARY_PEER_UNTRUSTED' ? 'untrusted' : 'invalid'}`);
+    }
+  }
+
+  /** A fork met here or proven by a peer: quarantine its (trusted) origin, and pass the proof on. */
+  private onFork(proof: ForkProof, from: string | undefined, hops: number): void {
+    const { origin, key, seq } = proof.a;
+    if (this.directory.verdict(origin, key) !== 'trusted') {
+      this.options.counters.increment('mesh.rejected.fork_proof_untrusted');
+      return;
+    }
+    if (!this.quarantine.add(proof)) return;
+    this.options.logger.warn({ origin, seq, from }, 'a node signed two histories of its feed: quarantined, and the proof sent to every peer');
+    if (hops < this.options.settings.maxHops) for (const peerId of this.links.keys()) if (peerId !== from) this.sendForkProof(peerId, proof, hops);
+  }
+
+  private sendForkProof(peerId: string, proof: ForkProof, hops: number): void {
+    const cert = this.directory.get(proof.a.origin);
+    this.send(peerId, { t: 'fork', hops, ...(cert ? { cert } : {}) }, [encodeEntry(proof.a), encodeEntry(proof.b)]);
   }
 
   private sendStateDiff(peerId: string, stateVector: string): void {
@@ -447,7 +486,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(view.have)) {
       const head = this.store.head(origin).seq;
-      if (seq <= head || view.stuck.has(origin)) continue;
+      if (seq <= head || view.stuck.has(origin) || this.quarantine.has(origin)) continue;
       const asked = this.wants.get(origin);
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
       want[origin] = head + 1;
