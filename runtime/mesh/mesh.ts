@@ -26,6 +26,7 @@ import { FeedStore, type FeedStats } from './feed-store.js';
 import { decodeForkProof, Quarantine, type ForkProof } from './fork-proofs.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
+import { LateStarts } from './late-start.js';
 import { MemberDirectory } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
@@ -90,6 +91,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
+  private readonly lateStarts = new LateStarts();
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
   private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
   private lastWantId = 0;
@@ -210,6 +212,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
         for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
+        this.lateStarts.forgetPeer(peerId);
       },
     });
     this.links.set(peerId, link);
@@ -360,8 +363,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return true;
     });
     for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
-    const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
+    // A feed this node holds nothing of starts late only once every other linked holder was heard (late-start.ts).
+    const admitted = this.lateStarts.admit(from, header.starts, entries, (origin) => this.store.head(origin).seq > 0, (origin, seq) => this.holdersOf(origin, seq, from));
+    if (admitted.deferred.length > 0) {
+      counters.increment('feeds.late_start_deferred', admitted.deferred.length);
+      for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
+    }
+    const { outcome, applied } = await applyEntries(this.store, admitted.entries, admitted.starts);
     for (const entry of applied) {
+      this.lateStarts.started(entry.origin);
       try {
         this.hlc.receive(entry.hlc);
       } catch {
@@ -385,6 +395,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (outcome.gap > 0) this.requestMissing(from);
     }
     this.requestMissing(from);
+  }
+
+  /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
+  private holdersOf(origin: string, seq: number, except: string): string[] {
+    return [...this.links].filter(([id, link]) => id !== except && link.state === 'up' && (this.peers.get(id).have[origin] ?? 0) >= seq).map(([id]) => id);
   }
 
   /** Learns a certificate that came along with entries or a proof; one we refuse is counted. */
@@ -487,6 +502,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const [origin, seq] of Object.entries(view.have)) {
       const head = this.store.head(origin).seq;
       if (seq <= head || view.stuck.has(origin) || this.quarantine.has(origin)) continue;
+      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       const asked = this.wants.get(origin);
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
       want[origin] = head + 1;

@@ -26,7 +26,7 @@ describe('forks, future time and starts', () => {
   }
 
   /** A raw MQTT link as `who` to `victim`'s broker: what `who`'s own node would send, or would not. */
-  async function rawLink(who: TestMeshNode, victim: TestMeshNode) {
+  async function rawLink(who: TestMeshNode, victim: TestMeshNode, certs: unknown[] = [who.identity.certificate]) {
     const client = await connectAsync(victim.broker.url, {
       protocolVersion: 4, clientId: `raw-${who.name}-${clients.length}`, username: who.node.nodeId,
       password: makeLinkToken(who.identity, victim.node.nodeId, Date.now()), reconnectPeriod: 0,
@@ -34,7 +34,8 @@ describe('forks, future time and starts', () => {
     clients.push(client);
     return {
       entries: (entries: FeedEntry[], meta: { reply?: boolean; starts?: Record<string, number> } = {}) => client.publishAsync(meshTopic('apiary', who.node.nodeId, victim.node.nodeId),
-        encodeMeshMessage({ t: 'entries', hops: 0, reply: meta.reply ?? false, certs: [who.identity.certificate], starts: meta.starts ?? {} }, entries.map(encodeEntry)), { qos: 1 }),
+        encodeMeshMessage({ t: 'entries', hops: 0, reply: meta.reply ?? false, certs, starts: meta.starts ?? {} }, entries.map(encodeEntry)), { qos: 1 }),
+      have: (have: Record<string, number>) => client.publishAsync(meshTopic('apiary', who.node.nodeId, victim.node.nodeId), encodeMeshMessage({ t: 'have', have }), { qos: 1 }),
     };
   }
 
@@ -89,5 +90,39 @@ describe('forks, future time and starts', () => {
     expect(victim.mesh.store.head(ahead.node.nodeId).seq).toBe(0);
     await link.entries([entryOf(ahead, 1, null, { now: true })]);
     await waitFor(() => victim.mesh.store.head(ahead.node.nodeId).seq === 1, 10_000, bed.status);
+  });
+
+  it('does not start a feed late on a relay\'s word while another linked peer that holds the origin has not answered', async () => {
+    const { owners, dirs } = await trustingNodes(['victim', 'origin', 'holder', 'relay']);
+    const slow = { antiEntropyInterval: '1h' };
+    const victim = await startMeshNode({ name: 'victim', dir: dirs[0] as string, trustedOwners: owners, mesh: slow });
+    const origin = await startMeshNode({ name: 'origin', dir: dirs[1] as string, trustedOwners: owners, mesh: slow });
+    // The holder answers nothing by itself (it has no link back to the victim): the test speaks for it.
+    const holder = await startMeshNode({ name: 'holder', dir: dirs[2] as string, trustedOwners: owners, mesh: { ...slow, dialBack: false } });
+    const relay = await startMeshNode({ name: 'relay', dir: dirs[3] as string, trustedOwners: owners, mesh: slow });
+    bed.nodes.push(victim, origin, holder, relay);
+    const feed: FeedEntry[] = [];
+    for (let i = 1; i <= 6; i++) feed.push(await origin.mesh.append('reading', { i }));
+
+    // The victim links to the holder, which says it holds the origin's feed up to 6.
+    victim.mesh.link(holder.broker.url, holder.node.nodeId);
+    const fromHolder = await rawLink(holder, victim, [holder.identity.certificate, origin.identity.certificate]);
+    await waitFor(() => victim.counters.get('mesh.sent.hello') === 1, 10_000, bed.status);
+    await fromHolder.have({ [origin.node.nodeId]: 6 });
+    await waitFor(() => victim.counters.get('mesh.sent.want') >= 1, 10_000, bed.status);
+
+    // A relay claims the origin's feed starts at 5 (as if retention dropped 1-4), with entries 5 and 6.
+    const fromRelay = await rawLink(relay, victim, [relay.identity.certificate, origin.identity.certificate]);
+    await fromRelay.entries(feed.slice(4), { reply: true, starts: { [origin.node.nodeId]: 5 } });
+    await waitFor(() => victim.counters.get('feeds.late_start_deferred') === 1, 10_000, bed.status);
+    expect(victim.mesh.store.head(origin.node.nodeId).seq).toBe(0);
+
+    // The holder's answer comes: the whole feed, from 1.
+    await fromHolder.entries(feed, { reply: true });
+    await waitFor(() => victim.mesh.store.head(origin.node.nodeId).seq === 6, 10_000, bed.status);
+    const seqs: number[] = [];
+    for await (const e of victim.mesh.store.read(origin.node.nodeId)) seqs.push(e.seq);
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(victim.counters.get('feeds.joined_late_skipped')).toBe(0);
   });
 });
