@@ -30,6 +30,7 @@
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { rawX25519PublicKey, type BoxKeyPair } from './mesh-identity.js';
+import { shownValue } from './shown-value.js';
 
 export const PRIVATE_BOX_ALG = 'x25519-hkdf-sha256-chacha20poly1305';
 const LABEL = 'apiary-private-v1';
@@ -171,9 +172,9 @@ export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKey
   checkContext(baseContext);
   if (!isPlainObject(sealed)) throw invalid('not a JSON object');
   onlyFields(sealed, ['v', 'alg', 'epk', 'nonce', 'ct', 'recipients'], 'the box');
-  if (sealed.v !== 1 && sealed.v !== 2) throw invalid(`version ${String(sealed.v)}, expected 1 or 2`);
+  if (sealed.v !== 1 && sealed.v !== 2) throw invalid(`version ${shownValue(sealed.v)}, expected 1 or 2`);
   const context = boundContext(sealed.v, baseContext, binding);
-  if (sealed.alg !== PRIVATE_BOX_ALG) throw invalid(`algorithm ${String(sealed.alg)}, expected ${PRIVATE_BOX_ALG}`);
+  if (sealed.alg !== PRIVATE_BOX_ALG) throw invalid(`algorithm ${shownValue(sealed.alg)}, expected ${PRIVATE_BOX_ALG}`);
   const epk = decode(sealed.epk, 'epk', KEY_BYTES);
   const nonce = decode(sealed.nonce, 'nonce', NONCE_BYTES);
   if (typeof sealed.ct === 'string' && sealed.ct.length > MAX_CT_CHARS) throw invalid(`ct is ${sealed.ct.length} characters, more than ${MAX_CT_CHARS}`);

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { nodeIdFromPublicKey, verifySignature, type NodeIdentity } from '../identity/identity.js';
 import { compareHlc, isHlcTimestamp, type HlcTimestamp } from './hybrid-logical-clock.js';
+import { shownValue } from './shown-value.js';
 
 export const STATE_OP_VERSION = 1;
 const SIGNING_CONTEXT = 'apiary-state-v1\n';
@@ -72,7 +73,7 @@ export function parseStateOp(text: unknown): StateOp {
   const o = raw as Record<string, unknown>;
   const extra = Object.keys(o).filter((k) => !FIELDS.includes(k));
   if (extra.length > 0) throw invalid(`unknown field(s) ${extra.join(', ')}`);
-  if (o.v !== STATE_OP_VERSION) throw invalid(`version ${String(o.v)}, expected ${STATE_OP_VERSION}`);
+  if (o.v !== STATE_OP_VERSION) throw invalid(`version ${shownValue(o.v)}, expected ${STATE_OP_VERSION}`);
   if (typeof o.origin !== 'string' || !NODE_ID_PATTERN.test(o.origin)) throw invalid('origin is not a node id');
   if (typeof o.key !== 'string' || !KEY_PATTERN.test(o.key)) throw invalid('key is not a base64url Ed25519 public key');
   if (typeof o.map !== 'string' || !MAP_NAME.test(o.map)) throw invalid('map is not a lower-case name');
