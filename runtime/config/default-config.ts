@@ -118,4 +118,9 @@ mesh:                         # share with neighbouring nodes (see README, "The 
     maxBytesPerOrigin: 16MiB
     maxAge: 30d
   tokenMaxSkew: 5m
+  clockSkew: 60s              # entries and shared-state edits stamped further ahead of this clock are refused
+  sharedState:                # who may write each map of the shared document (members: always each node its own)
+    maps:                     # key-node | my-owner | any-trusted | [<owner key>, ...]; use the same rules on every node
+      capabilities: key-node
+    otherMaps: my-owner       # thresholds, catalogue, ...: nodes of this node's owner
 `;
