@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../storage/atomic-json-file.js';
 import { decodeEntry, encodeEntry, entryHash, type FeedEntry } from './feed-entry.js';
 
 /** Proofs kept; each is two entries (at most 128 KiB), and only for trusted origins. */
-export const MAX_FORK_PROOFS = 256;
+export const MAX_FORK_PROOFS = 64;
 
 export interface ForkProof {
   readonly a: FeedEntry;

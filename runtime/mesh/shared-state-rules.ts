@@ -84,6 +84,11 @@ function opsOf(doc: Y.Doc): Map<string, OpEntry> {
  * reason, or undefined and the ops it adds. Pure: `doc` is not touched.
  */
 export function checkStateUpdate(doc: Y.Doc, update: Uint8Array, now: number, maxAheadMs: number): { refusal: RefusalReason } | { added: OpEntry[] } {
+  try {
+    if (changesNothing(doc, update)) return { added: [] };
+  } catch {
+    return { refusal: 'malformed' };
+  }
   const trial = new Y.Doc({ gc: true });
   try {
     Y.applyUpdate(trial, Y.encodeStateAsUpdate(doc));
@@ -131,6 +136,31 @@ export function checkStateUpdate(doc: Y.Doc, update: Uint8Array, now: number, ma
   } finally {
     trial.destroy();
   }
+}
+
+/** Deleted ranges longer than this are checked on a copy rather than item by item. */
+const MAX_DUPLICATE_CHECK_ITEMS = 1024;
+
+/**
+ * True if `update` holds only what `doc` already has (an update arriving
+ * again by another path, common in a full mesh): it is then applied without
+ * the copy, which costs the size of the whole document.
+ */
+function changesNothing(doc: Y.Doc, update: Uint8Array): boolean {
+  const known = Y.decodeStateVector(Y.encodeStateVector(doc));
+  for (const [client, clock] of Y.parseUpdateMeta(update).to) if ((known.get(client) ?? 0) < clock) return false;
+  const { ds } = Y.decodeUpdate(update);
+  if (ds.clients.size === 0) return true;
+  const deleted = Y.createDeleteSetFromStructStore(doc.store);
+  let budget = MAX_DUPLICATE_CHECK_ITEMS;
+  for (const [client, ranges] of ds.clients) {
+    for (const range of ranges) {
+      budget -= range.len;
+      if (budget < 0) return false;
+      for (let clock = range.clock; clock < range.clock + range.len; clock++) if (!Y.isDeleted(deleted, Y.createID(client, clock))) return false;
+    }
+  }
+  return true;
 }
 
 export interface SharedDocumentOptions {
