@@ -40,11 +40,12 @@ describe('shared-state write rules', () => {
     const directory = new MemberDirectory({ file: path.join(dir, `${me.node.nodeId}-members.json`), policy: { owners, revoked: new Set(), pinned: new Map() }, counters, self: me.certificate });
     await directory.start();
     for (const o of others) directory.learn(o.certificate);
-    let shared: SharedDocument | undefined;
-    const state = new SharedState({ dir: path.join(dir, `${me.node.nodeId}-state`), counters, segmentBytes: 64 * 1024, admit: (doc, update) => shared?.admit(doc, update) });
+    const late: { shared?: SharedDocument } = {}; // the document checks the state's updates, and reads the state
+    const state = new SharedState({ dir: path.join(dir, `${me.node.nodeId}-state`), counters, segmentBytes: 64 * 1024, admit: (doc, update) => late.shared?.admit(doc, update) });
     await state.start();
     opened.push(state, directory);
-    shared = new SharedDocument({ state, identity: me.node, directory, owner: me.certificate.owner, rules, clock: () => ({ l: Date.now(), c: 0 }), maxAheadMs: 60_000, now: () => Date.now(), counters });
+    const shared = new SharedDocument({ state, identity: me.node, directory, owner: me.certificate.owner, rules, clock: () => ({ l: Date.now(), c: 0 }), maxAheadMs: 60_000, now: () => Date.now(), counters });
+    late.shared = shared;
     return { state, shared, counters };
   }
 
