@@ -6,12 +6,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
-import { makeLinkToken } from '../../../runtime/mesh/link-token.js';
 import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { connectAs, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 describe('forks, future time and starts', () => {
   const bed = meshTestBed('forks');
@@ -27,10 +26,7 @@ describe('forks, future time and starts', () => {
 
   /** A raw MQTT link as `who` to `victim`'s broker: what `who`'s own node would send, or would not. */
   async function rawLink(who: TestMeshNode, victim: TestMeshNode, certs: unknown[] = [who.identity.certificate]) {
-    const client = await connectAsync(victim.broker.url, {
-      protocolVersion: 4, clientId: `raw-${who.name}-${clients.length}`, username: who.node.nodeId,
-      password: makeLinkToken(who.identity, victim.node.nodeId, Date.now()), reconnectPeriod: 0,
-    });
+    const client = await connectAs(who, victim, `raw-${who.name}-${clients.length}`);
     clients.push(client);
     return {
       entries: (entries: FeedEntry[], meta: { reply?: boolean; starts?: Record<string, number> } = {}) => client.publishAsync(meshTopic('apiary', who.node.nodeId, victim.node.nodeId),

@@ -7,13 +7,12 @@
  * edits still converge on every node.
  */
 import path from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { makeLinkToken } from '../../../runtime/mesh/link-token.js';
 import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
 import { signStateOp, stateOpId } from '../../../runtime/mesh/state-op.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { connectAs, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 describe('shared state with authors', () => {
   const bed = meshTestBed('shared-authorship');
@@ -45,10 +44,7 @@ describe('shared state with authors', () => {
 
     // Mallory's own link to each victim's broker, to send what its node would never send.
     const linkTo = async (victim: TestMeshNode) => {
-      const client = await connectAsync(victim.broker.url, {
-        protocolVersion: 4, clientId: `mallory-raw-${clients.length}`, username: mallory.node.nodeId,
-        password: makeLinkToken(mallory.identity, victim.node.nodeId, Date.now()), reconnectPeriod: 0,
-      });
+      const client = await connectAs(mallory, victim, `mallory-raw-${clients.length}`);
       clients.push(client);
       return client;
     };
