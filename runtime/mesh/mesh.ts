@@ -279,6 +279,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return { name: this.directory.get(id)?.name, link: link && { state: link.state, url: link.url, lastError: link.lastError } };
       }) satisfies PeerStatus[],
       sharedState: { bytes: this.state.canonical().length },
+      /** Origins proven to have forked (fork-proofs.ts). */
+      quarantined: this.quarantine.all().map((proof) => proof.a.origin),
     };
   }
 

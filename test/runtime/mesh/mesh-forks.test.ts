@@ -57,6 +57,7 @@ describe('forks, future time and starts', () => {
     await waitFor(() => a.counters.get('feeds.fork') === 1, 10_000, bed.status);
     // The proof reaches b, which never saw y1.
     await waitFor(() => b.mesh.quarantine.has(forker.node.nodeId), 10_000, bed.status);
+    expect(b.mesh.status().quarantined).toEqual([forker.node.nodeId]);
 
     // From now on the forker's entries are refused on both, and counted; what was held is kept.
     const x2 = entryOf(forker, 2, entryHash(x1), { version: 'x' });
