@@ -60,6 +60,16 @@ export class LateStarts {
     return byPeer !== undefined && byPeer.has(peer) && holders.some((h) => h !== peer && !byPeer.has(h));
   }
 
+  /**
+   * `peer` was asked for `origin` and did not answer in time: while a late
+   * start is pending, it counts as holding nothing earlier, so a silent peer
+   * cannot hold the start back forever.
+   */
+  noAnswer(origin: string, peer: string): void {
+    const byPeer = this.claims.get(origin);
+    if (byPeer && !byPeer.has(peer)) byPeer.set(peer, Number.POSITIVE_INFINITY);
+  }
+
   /** The feed of `origin` has started: the claims are no longer needed. */
   started(origin: string): void {
     this.claims.delete(origin);

@@ -401,7 +401,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
   private holdersOf(origin: string, seq: number, except: string): string[] {
-    return [...this.links].filter(([id, link]) => id !== except && link.state === 'up' && (this.peers.get(id).have[origin] ?? 0) >= seq).map(([id]) => id);
+    return [...this.links].filter(([id, link]) => {
+      const view = this.peers.get(id);
+      return id !== except && link.state === 'up' && (view.have[origin] ?? 0) >= seq && !view.stuck.has(origin);
+    }).map(([id]) => id);
   }
 
   /** Learns a certificate that came along with entries or a proof; one we refuse is counted. */
@@ -504,9 +507,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const [origin, seq] of Object.entries(view.have)) {
       const head = this.store.head(origin).seq;
       if (seq <= head || view.stuck.has(origin) || this.quarantine.has(origin)) continue;
-      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       const asked = this.wants.get(origin);
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
+      if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
+      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       want[origin] = head + 1;
     }
     if (Object.keys(want).length === 0) return;
