@@ -10,7 +10,9 @@ import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
+import { Counters } from '../../../runtime/counters.js';
 import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
+import { SharedState } from '../../../runtime/mesh/shared-state.js';
 import { signStateOp, stateOpId } from '../../../runtime/mesh/state-op.js';
 import { connectAs, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
@@ -104,5 +106,20 @@ describe('shared state with authors', () => {
       && honest.every((n) => (n.mesh.shared.get('members', mallory.node.nodeId) as { note?: string } | undefined)?.note === 'renamed')
       && new Set([a, b, mallory].map((n) => n.mesh.state.canonical())).size === 1, 15_000, bed.status);
     expect(a.mesh.shared.canonical()).toBe(b.mesh.shared.canonical());
+  });
+
+  it('starts on a data dir with shared state of an older version (unsigned), which it leaves unused', async () => {
+    const dir = path.join(bed.dir(), 'old');
+    const old = new SharedState({ dir: path.join(dir, 'mesh', 'state'), counters: new Counters(), segmentBytes: 64 * 1024 });
+    await old.start();
+    await old.set('thresholds', 'swarming', 0.01);
+    await old.stop();
+    const node = await startMeshNode({ name: 'old', dir, trustedOwners: [await ownerKeyOf(dir)] });
+    bed.nodes.push(node);
+    expect(node.counters.get('mesh.state_legacy_ignored')).toBe(1);
+    expect(node.mesh.shared.get('thresholds', 'swarming')).toBeUndefined();
+    expect(node.mesh.shared.get('members', node.node.nodeId)).toMatchObject({ name: 'old' });
+    await node.mesh.setShared('thresholds', 'swarming', 0.7);
+    expect(node.mesh.shared.get('thresholds', 'swarming')).toBe(0.7);
   });
 });
