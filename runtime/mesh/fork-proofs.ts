@@ -16,8 +16,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Counters } from '../counters.js';
+import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
 import { decodeEntry, encodeEntry, entryHash, type FeedEntry } from './feed-entry.js';
+import type { MemberDirectory } from './member-directory.js';
+import type { MeshHeader } from './mesh-protocol.js';
 
 /** Proofs kept; each is two entries (at most 128 KiB), and only for trusted origins. */
 export const MAX_FORK_PROOFS = 64;
@@ -92,5 +95,59 @@ export class Quarantine {
     const text = `${JSON.stringify(this.all().map((p) => ({ origin: p.a.origin, a: encodeEntry(p.a).toString('utf8'), b: encodeEntry(p.b).toString('utf8') })), null, 1)}\n`;
     this.writing = this.writing.then(() => writeFileAtomic(this.options.file, text)).catch(() => this.options.counters.increment('mesh.quarantine_file_write_errors'));
     return true;
+  }
+}
+
+export interface ForkGossipOptions {
+  quarantine: Quarantine;
+  directory: MemberDirectory;
+  counters: Counters;
+  logger: Logger;
+  maxHops: number;
+  /** The peers this node has a link to. */
+  peers: () => Iterable<string>;
+  send: (peerId: string, header: MeshHeader, lines: readonly Buffer[]) => void;
+}
+
+/** How proofs travel: from the node that meets a fork to every peer, hop by hop, and to every peer that links later. */
+export class ForkGossip {
+  constructor(private readonly options: ForkGossipOptions) {}
+
+  /** The feed store met a fork: the entry it holds and the one received. */
+  found(held: FeedEntry, received: FeedEntry): void {
+    this.accept({ a: held, b: received }, undefined, 0);
+  }
+
+  /** A `fork` message from a peer (mesh-protocol.ts: exactly two entry lines, and maybe the origin's certificate). */
+  received(from: string, header: Extract<MeshHeader, { t: 'fork' }>, lines: readonly Buffer[], learn: (cert: unknown) => void): void {
+    const proof = decodeForkProof(lines[0] ?? Buffer.alloc(0), lines[1] ?? Buffer.alloc(0));
+    if (!proof) {
+      this.options.counters.increment('mesh.rejected.fork_proof_invalid');
+      return;
+    }
+    if (header.cert !== undefined) learn(header.cert);
+    this.accept(proof, from, header.hops + 1);
+  }
+
+  /** A link came up: the peer gets every proof this node holds. */
+  linked(peerId: string): void {
+    for (const proof of this.options.quarantine.all()) this.send(peerId, proof, 0);
+  }
+
+  /** Quarantines a (trusted) origin proven to have forked, and passes the proof on. */
+  private accept(proof: ForkProof, from: string | undefined, hops: number): void {
+    const { origin, key, seq } = proof.a;
+    if (this.options.directory.verdict(origin, key) !== 'trusted') {
+      this.options.counters.increment('mesh.rejected.fork_proof_untrusted');
+      return;
+    }
+    if (!this.options.quarantine.add(proof)) return;
+    this.options.logger.warn({ origin, seq, from }, 'a node signed two histories of its feed: quarantined, and the proof sent to every peer');
+    if (hops < this.options.maxHops) for (const peerId of this.options.peers()) if (peerId !== from) this.send(peerId, proof, hops);
+  }
+
+  private send(peerId: string, proof: ForkProof, hops: number): void {
+    const cert = this.options.directory.get(proof.a.origin);
+    this.options.send(peerId, { t: 'fork', hops, ...(cert ? { cert } : {}) }, [encodeEntry(proof.a), encodeEntry(proof.b)]);
   }
 }

@@ -23,7 +23,7 @@ import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
-import { decodeForkProof, Quarantine, type ForkProof } from './fork-proofs.js';
+import { ForkGossip, Quarantine } from './fork-proofs.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
 import { LateStarts } from './late-start.js';
@@ -84,6 +84,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly directory: MemberDirectory;
   /** Origins proven to have forked (fork-proofs.ts): refused here and on every node the proof reaches. */
   readonly quarantine: Quarantine;
+  private readonly forks: ForkGossip;
   /** The raw Yjs document (a set of signed ops); read it through `shared`. */
   readonly state: SharedState;
   /** The shared document as this node reads and writes it: signed edits, checked against the write rules. */
@@ -113,10 +114,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const { settings, counters } = options;
     this.store = new FeedStore({
       dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
-      onFork: (held, received) => this.onFork({ a: held, b: received }, undefined, 0),
+      onFork: (held, received) => this.forks.found(held, received),
     });
     this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
+    this.forks = new ForkGossip({
+      quarantine: this.quarantine, directory: this.directory, counters, logger: options.logger, maxHops: settings.maxHops,
+      peers: () => this.links.keys(), send: (peerId, header, lines) => this.send(peerId, header, lines),
+    });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
     this.state = new SharedState({ dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes, admit: (doc, update) => this.shared.admit(doc, update) });
     this.shared = new SharedDocument({
@@ -207,7 +212,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
-        for (const proof of this.quarantine.all()) this.sendForkProof(peerId, proof, 0);
+        this.forks.linked(peerId);
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
@@ -333,13 +338,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'entries':
         await this.onEntries(from, header, lines);
         return;
-      case 'fork': {
-        const proof = decodeForkProof(lines[0] as Buffer, lines[1] as Buffer);
-        if (proof && header.cert !== undefined) this.learnQuietly(header.cert);
-        if (proof) this.onFork(proof, from, header.hops + 1);
-        else counters.increment('mesh.rejected.fork_proof_invalid');
+      case 'fork':
+        this.forks.received(from, header, lines, (cert) => this.learnQuietly(cert));
         return;
-      }
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -414,23 +415,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } catch (err) {
       this.options.counters.increment(`mesh.rejected.certificate_${(err as { code?: string }).code === 'APIARY_PEER_UNTRUSTED' ? 'untrusted' : 'invalid'}`);
     }
-  }
-
-  /** A fork met here or proven by a peer: quarantine its (trusted) origin, and pass the proof on. */
-  private onFork(proof: ForkProof, from: string | undefined, hops: number): void {
-    const { origin, key, seq } = proof.a;
-    if (this.directory.verdict(origin, key) !== 'trusted') {
-      this.options.counters.increment('mesh.rejected.fork_proof_untrusted');
-      return;
-    }
-    if (!this.quarantine.add(proof)) return;
-    this.options.logger.warn({ origin, seq, from }, 'a node signed two histories of its feed: quarantined, and the proof sent to every peer');
-    if (hops < this.options.settings.maxHops) for (const peerId of this.links.keys()) if (peerId !== from) this.sendForkProof(peerId, proof, hops);
-  }
-
-  private sendForkProof(peerId: string, proof: ForkProof, hops: number): void {
-    const cert = this.directory.get(proof.a.origin);
-    this.send(peerId, { t: 'fork', hops, ...(cert ? { cert } : {}) }, [encodeEntry(proof.a), encodeEntry(proof.b)]);
   }
 
   private sendStateDiff(peerId: string, stateVector: string): void {
