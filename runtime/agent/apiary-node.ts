@@ -192,7 +192,7 @@ export class ApiaryNode {
       status: () => this.status(),
       injectSwarm: () => this.injectSwarm(),
       shared: meshParts && {
-        get: () => meshParts.mesh.state.toJSON(),
+        get: () => meshParts.mesh.shared.toJSON(),
         set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
       },
       publishModel: this.modelUpdates && ((dir) => (this.modelUpdates as ModelUpdates).publish(dir)),

@@ -30,6 +30,7 @@ interface StatusView {
     owner: string;
     feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number }[];
     peers: { nodeId: string; name?: string; link: string; url?: string; lastError?: string; lastSeen: string | null; announced: string | null; weLack: Record<string, number>; theyLack: Record<string, number> }[];
+    quarantined?: string[];
   };
 }
 
@@ -70,6 +71,7 @@ export function formatStatus(raw: unknown): string {
     }
     lines.push('  feeds held:');
     for (const f of s.mesh.feeds) lines.push(`    ${f.origin}  seq ${f.firstSeq}..${f.seq}  ${formatBytes(f.bytes).padStart(10)}${f.droppedByRetention ? `  dropped ${f.droppedByRetention} (retention)` : ''}`);
+    if (s.mesh.quarantined?.length) lines.push(`  quarantined (proven to have signed two histories): ${s.mesh.quarantined.join(', ')}`);
   }
   const counters = { ...(s.counters ?? {}), ...Object.fromEntries(Object.entries(s.deviceCounters ?? {}).map(([k, v]) => [`device.${k}`, v])) };
   if (Object.keys(counters).length > 0) {

@@ -121,4 +121,9 @@ mesh:                         # share with neighbouring nodes (see README, "The 
   tokenMaxSkew: 5m            # clock difference allowed for link tokens, and how far ahead a certificate may be dated
   linkProofTimeout: 10s       # a neighbour's broker must prove its node key on a new link within this
   acceptRelayedPlainLinks: false   # true: accept plain links through NAT, port forwarding or a TCP proxy (prefer TLS)
+  clockSkew: 60s              # entries and shared-state edits stamped further ahead of this clock are refused
+  sharedState:                # who may write each map of the shared document (members: always each node its own)
+    maps:                     # key-node | my-owner | any-trusted | [<owner key>, ...]; use the same rules on every node
+      capabilities: key-node
+    otherMaps: my-owner       # thresholds, catalogue, ...: nodes of this node's owner
 `;

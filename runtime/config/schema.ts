@@ -132,6 +132,13 @@ const nodeIdSchema = z.string().regex(/^[a-z2-7]{12}$/, { error: 'expected a 12-
 const publicKeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected a base64url Ed25519 public key of 43 characters (see `apiary id`)' });
 const streamNameSchema = z.enum(['readings', 'models', 'decisions'], { error: 'expected "readings", "models" or "decisions"' });
 
+/** Who may write a map of the shared document (runtime/mesh/shared-state-rules.ts). */
+const mapWritersSchema = z.union([
+  z.enum(['key-node', 'my-owner', 'any-trusted'], { error: 'expected "key-node", "my-owner", "any-trusted" or a list of owner keys' }),
+  z.array(publicKeySchema).min(1).max(64),
+]);
+const sharedMapName = z.string().regex(/^(?!members$)[a-z][a-z0-9-]{0,31}$/, { error: 'a map name: 1-32 lower-case letters, digits or dashes, not "members" (each node always writes only its own record)' });
+
 const meshSchema = z.strictObject({
   /** Share this node's feed and shared state with neighbours. Needs the embedded broker. */
   enabled: z.boolean().default(true),
@@ -193,6 +200,15 @@ const meshSchema = z.strictObject({
   linkProofTimeout: duration(500, 120_000).prefault('10s'),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
+  /** Feed entries and shared-state edits stamped further ahead of this board's clock are refused (counted). */
+  clockSkew: duration(1_000, 3_600_000).prefault('60s'),
+  /** Who may write each map of the shared document; every node should use the same rules to read the same document. */
+  sharedState: z.strictObject({
+    /** Per map: "key-node" (only the node the key names), "my-owner" (nodes of this node's owner), "any-trusted", or owner keys. */
+    maps: z.record(sharedMapName, mapWritersSchema).default({ capabilities: 'key-node' }),
+    /** Maps not listed (thresholds, catalogue, ...). */
+    otherMaps: mapWritersSchema.default('my-owner'),
+  }).prefault({}),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */
   uplink: z.strictObject({
     url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://broker.example.org:1883' }),

@@ -66,6 +66,8 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       backoff: { initialMs: 500, maxMs: 30_000 },
       maxSkewMs: settings.tokenMaxSkew,
       linkProofTimeoutMs: settings.linkProofTimeout,
+      clockSkewMs: settings.clockSkew,
+      sharedState: { maps: settings.sharedState.maps, otherMaps: settings.sharedState.otherMaps },
     },
     dataDir: nodeConfig.dataDir,
     identity,

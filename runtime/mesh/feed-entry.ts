@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { nodeIdFromPublicKey, verifySignature, type NodeIdentity } from '../identity/identity.js';
 import { isHlcTimestamp, type HlcTimestamp } from './hybrid-logical-clock.js';
+import { shownValue } from './shown-value.js';
 
 export const FEED_FORMAT_VERSION = 1;
 const SIGNING_CONTEXT = 'apiary-feed-v1\n';
@@ -94,7 +95,7 @@ export function parseEntry(bytes: Uint8Array): FeedEntry {
   const e = raw as Record<string, unknown>;
   const extra = Object.keys(e).filter((k) => !['v', 'origin', 'key', 'seq', 'prev', 'hlc', 'type', 'body', 'sig'].includes(k));
   if (extra.length > 0) throw invalid(`unknown field(s) ${extra.join(', ')}`);
-  if (e.v !== FEED_FORMAT_VERSION) throw invalid(`format version ${String(e.v)}, expected ${FEED_FORMAT_VERSION}`);
+  if (e.v !== FEED_FORMAT_VERSION) throw invalid(`format version ${shownValue(e.v)}, expected ${FEED_FORMAT_VERSION}`);
   if (typeof e.origin !== 'string' || !NODE_ID_PATTERN.test(e.origin)) throw invalid('origin is not a node id');
   if (typeof e.key !== 'string' || !HASH_PATTERN.test(e.key)) throw invalid('key is not a base64url Ed25519 public key');
   if (!Number.isSafeInteger(e.seq) || (e.seq as number) < 1) throw invalid('seq is not a whole number from 1');

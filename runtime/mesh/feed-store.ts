@@ -32,6 +32,8 @@ export interface FeedStoreOptions {
   /** Retention per origin: the oldest segments go first, counted. */
   maxBytesPerOrigin: number;
   maxAgeMs?: number;
+  /** An origin signed two histories: the entry held and the received one that conflicts with it (a proof). */
+  onFork?: (held: FeedEntry, received: FeedEntry) => void;
 }
 
 export interface FeedStats {
@@ -158,6 +160,7 @@ export class FeedStore {
     } else if (entry.seq > head.seq + 1) {
       return 'gap';
     } else if (entry.prev !== head.hash) {
+      for await (const record of feed.log.read(head.seq - 1, 1)) this.options.onFork?.(decodeEntry(record.payload), entry);
       return 'fork';
     }
     const logSeq = await feed.log.append(encodeEntry(entry));
@@ -171,7 +174,12 @@ export class FeedStore {
   /** A re-sent entry is a duplicate only if it is the very entry we hold. */
   private async sameAsStored(feed: Feed, entry: FeedEntry): Promise<boolean> {
     if (!feed.log) return true;
-    for await (const record of feed.log.read(entry.seq - 1, 1)) return entryHash(decodeEntry(record.payload)) === entryHash(entry);
+    for await (const record of feed.log.read(entry.seq - 1, 1)) {
+      const held = decodeEntry(record.payload);
+      if (entryHash(held) === entryHash(entry)) return true;
+      this.options.onFork?.(held, entry);
+      return false;
+    }
     return true; // dropped by retention: we cannot tell, and must not re-apply
   }
 

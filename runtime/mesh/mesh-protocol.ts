@@ -12,6 +12,7 @@
  *   want    {t, want, id?}        send me origin's entries from seq n
  *   entries {t, hops, reply, certs, starts, answers?}  + entry lines: new entries (gossip) or an answer to want `answers`
  *   state   {t, update, hops}     a shared-state (Yjs) update, base64
+ *   fork    {t, hops, cert?}      + exactly two entry lines: a proof that their origin signed two histories (fork-proofs.ts), and the origin's certificate
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -51,6 +52,7 @@ const headerSchema = z.discriminatedUnion('t', [
     answers: wantId.optional(),
   }),
   z.strictObject({ t: z.literal('state'), update: base64, hops: z.number().int().min(0).max(255) }),
+  z.strictObject({ t: z.literal('fork'), hops: z.number().int().min(0).max(255), cert: z.unknown().optional() }),
 ]);
 
 export type MeshHeader = z.infer<typeof headerSchema>;
@@ -82,7 +84,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
   if (!parsed.success) throw invalid(`bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || 't'}: ${i.message}`).join('; ')}`);
   const lines: Buffer[] = [];
   if (end >= 0) {
-    if (parsed.data.t !== 'entries') throw invalid(`a ${parsed.data.t} message has no body`);
+    if (parsed.data.t !== 'entries' && parsed.data.t !== 'fork') throw invalid(`a ${parsed.data.t} message has no body`);
     let start = end + 1;
     while (start < payload.length) {
       const next = payload.indexOf(0x0a, start);
@@ -91,6 +93,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
       start = stop + 1;
     }
   }
+  if (parsed.data.t === 'fork' && lines.length !== 2) throw invalid(`a fork proof is two entries, not ${lines.length}`);
   return { header: parsed.data, lines };
 }
 

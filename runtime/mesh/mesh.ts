@@ -23,8 +23,10 @@ import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
+import { ForkGossip, Quarantine } from './fork-proofs.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
+import { LateStarts } from './late-start.js';
 import { MemberDirectory, refusalCounter } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
@@ -37,6 +39,7 @@ import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { SharedState, type JsonValue } from './shared-state.js';
+import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
@@ -58,6 +61,9 @@ export interface MeshSettings {
   maxSkewMs?: number;
   /** How long a neighbour's broker has to prove its node key on a new link. */
   linkProofTimeoutMs?: number;
+  /** Entries and shared-state ops stamped further ahead of our clock are refused. */
+  clockSkewMs: number;
+  sharedState: SharedStateRules;
 }
 
 export interface MeshOptions {
@@ -84,10 +90,17 @@ export interface MeshEvents {
 export class Mesh extends EventEmitter<MeshEvents> {
   readonly store: FeedStore;
   readonly directory: MemberDirectory;
+  /** Origins proven to have forked (fork-proofs.ts): refused here and on every node the proof reaches. */
+  readonly quarantine: Quarantine;
+  private readonly forks: ForkGossip;
+  /** The raw Yjs document (a set of signed ops); read it through `shared`. */
   readonly state: SharedState;
-  private readonly hlc = new HybridLogicalClock(() => Date.now());
+  /** The shared document as this node reads and writes it: signed edits, checked against the write rules. */
+  readonly shared: SharedDocument;
+  private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
+  private readonly lateStarts = new LateStarts();
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
   private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
   private lastWantId = 0;
@@ -108,9 +121,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
-    this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
+    this.store = new FeedStore({
+      dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
+      onFork: (held, received) => this.forks.found(held, received),
+    });
+    this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
-    this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes });
+    this.forks = new ForkGossip({
+      quarantine: this.quarantine, directory: this.directory, counters, logger: options.logger, maxHops: settings.maxHops,
+      peers: () => this.links.keys(), send: (peerId, header, lines) => this.send(peerId, header, lines),
+    });
+    this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
+    this.state = new SharedState({ dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes, admit: (doc, update) => this.shared.admit(doc, update) });
+    this.shared = new SharedDocument({
+      state: this.state, identity: options.identity.node, directory: this.directory, owner: options.identity.certificate.owner,
+      rules: settings.sharedState, clock: () => this.hlc.now(), maxAheadMs: settings.clockSkewMs, now: () => Date.now(), counters,
+      quarantined: (origin) => this.quarantine.has(origin),
+    });
   }
 
   get nodeId(): string {
@@ -121,15 +148,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async start(broker: EmbeddedBroker): Promise<void> {
     const { prefix, settings } = this.options;
     this.broker = broker;
-    await mkdir(path.join(this.options.dataDir, 'mesh', 'state'), { recursive: true });
+    await mkdir(path.join(this.options.dataDir, 'mesh', 'state-v2'), { recursive: true });
+    await noteLegacySharedState(path.join(this.options.dataDir, 'mesh', 'state'), this.options.logger, this.options.counters);
     await this.directory.start();
+    await this.quarantine.start();
     await this.store.open();
     await this.state.start();
     this.state.on('update', (update, from) => { if (from === 'local') this.broadcast({ t: 'state', update: Buffer.from(update).toString('base64'), hops: 0 }); });
     // This node's member record in the shared document: written when it changes (a new name, key or owner).
     const cert = this.options.identity.certificate;
     const record: JsonValue = { name: cert.name, owner: cert.owner, key: cert.node, box: cert.box };
-    if (canonicalJson(this.state.get('members', this.nodeId)) !== canonicalJson(record)) await this.state.set('members', this.nodeId, record);
+    if (canonicalJson(this.shared.get('members', this.nodeId)) !== canonicalJson(record)) await this.shared.set('members', this.nodeId, record);
     this.running = true;
     this.deliver = (packet, done) => {
       const from = meshSender(prefix, packet.topic, this.nodeId);
@@ -174,6 +203,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.state.stop();
     await this.directory.stop();
     await this.options.replays?.stop();
+    await this.quarantine.stop();
   }
 
   /** Publishes a link proof on our broker (mesh-access.ts), retained so it is there when the peer subscribes. */
@@ -200,10 +230,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
           t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
+        this.forks.linked(peerId);
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
         for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
+        this.lateStarts.forgetPeer(peerId);
       },
     });
     this.links.set(peerId, link);
@@ -212,9 +244,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** Appends an entry to this node's own feed; it leaves the node once durable. */
   append(type: string, body: unknown): Promise<FeedEntry> {
+    return this.appendAt(type, () => body);
+  }
+
+  /** append(), with a body made for the seq it gets (a private box is bound to it). */
+  private appendAt(type: string, bodyFor: (seq: number) => unknown): Promise<FeedEntry> {
     const work = this.ownQueue.then(async () => {
       const head = this.store.head(this.nodeId);
-      const entry = signEntry(this.options.identity.node, { seq: head.seq + 1, prev: head.hash, hlc: this.hlc.now(), type, body });
+      const seq = head.seq + 1;
+      const entry = signEntry(this.options.identity.node, { seq, prev: head.hash, hlc: this.hlc.now(), type, body: bodyFor(seq) });
       const result = await this.store.apply(entry);
       if (result !== 'applied') throw new Error(`own feed: entry ${entry.seq} was ${result}`);
       this.uncommitted.push(entry);
@@ -233,7 +271,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   appendPrivate(type: string, body: unknown, recipients: readonly string[]): Promise<FeedEntry> {
     const { identity, counters } = this.options;
-    return this.append(PRIVATE_ENTRY_TYPE, sealPrivateBody(type, body, recipients, identity, this.directory, counters));
+    return this.appendAt(PRIVATE_ENTRY_TYPE, (seq) => sealPrivateBody(type, body, recipients, identity, this.directory, counters, seq));
   }
 
   /** Sets a fact in the shared document (durable here, then sent to every peer). */
@@ -245,7 +283,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   setShared(map: string, key: string, value: JsonValue): Promise<void> {
-    return this.state.set(map, key, value);
+    return this.shared.set(map, key, value);
   }
 
   members(): NodeCertificate[] {
@@ -264,6 +302,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return { name: this.directory.get(id)?.name, link: link && { state: link.state, url: link.url, lastError: link.lastError } };
       }) satisfies PeerStatus[],
       sharedState: { bytes: this.state.canonical().length },
+      /** Origins proven to have forked (fork-proofs.ts). */
+      quarantined: this.quarantine.all().map((proof) => proof.a.origin),
     };
   }
 
@@ -317,6 +357,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'entries':
         await this.onEntries(from, header, lines);
         return;
+      case 'fork':
+        this.forks.received(from, header, lines, (cert) => this.learnQuietly(cert));
+        return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -327,14 +370,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private async onEntries(from: string, header: Extract<MeshHeader, { t: 'entries' }>, lines: readonly Buffer[]): Promise<void> {
     const { counters, settings } = this.options;
-    for (const cert of header.certs) {
-      try {
-        this.directory.learn(cert);
-      } catch (err) {
-        counters.increment(`mesh.rejected.certificate_${refusalCounter(err)}`);
-      }
-    }
+    for (const cert of header.certs) this.learnQuietly(cert);
     const entries = decodeLines(lines, counters, (entry) => {
+      // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
+      if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
+      if (this.quarantine.has(entry.origin)) return 'quarantined';
       const verdict = this.directory.verdict(entry.origin, entry.key);
       return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
     }, (entry) => {
@@ -345,8 +385,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return true;
     });
     for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
-    const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
+    // A feed this node holds nothing of starts late only once every other linked holder was heard (late-start.ts).
+    const admitted = this.lateStarts.admit(from, header.starts, entries, (origin) => this.store.head(origin).seq > 0, (origin, seq) => this.holdersOf(origin, seq, from));
+    if (admitted.deferred.length > 0) {
+      counters.increment('feeds.late_start_deferred', admitted.deferred.length);
+      for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
+    }
+    const { outcome, applied } = await applyEntries(this.store, admitted.entries, admitted.starts);
     for (const entry of applied) {
+      this.lateStarts.started(entry.origin);
       try {
         this.hlc.receive(entry.hlc);
       } catch {
@@ -370,6 +417,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (outcome.gap > 0) this.requestMissing(from);
     }
     this.requestMissing(from);
+  }
+
+  /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
+  private holdersOf(origin: string, seq: number, except: string): string[] {
+    return [...this.links].filter(([id, link]) => {
+      const view = this.peers.get(id);
+      return id !== except && link.state === 'up' && (view.have[origin] ?? 0) >= seq && !view.stuck.has(origin);
+    }).map(([id]) => id);
+  }
+
+  /** Learns a certificate that came along with entries or a proof; one we refuse is counted. */
+  private learnQuietly(cert: unknown): void {
+    try {
+      this.directory.learn(cert);
+    } catch (err) {
+      this.options.counters.increment(`mesh.rejected.certificate_${refusalCounter(err)}`);
+    }
   }
 
   private sendStateDiff(peerId: string, stateVector: string): void {
@@ -467,9 +531,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(view.have)) {
       const head = this.store.head(origin).seq;
-      if (seq <= head || view.stuck.has(origin)) continue;
+      if (seq <= head || view.stuck.has(origin) || this.quarantine.has(origin)) continue;
       const asked = this.wants.get(origin);
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
+      if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
+      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       want[origin] = head + 1;
     }
     if (Object.keys(want).length === 0) return;

@@ -10,7 +10,9 @@
  *     appended to `ct`;
  *   - AAD = JSON.stringify(["apiary-private-v1", context, sorted recipient
  *     node ids]), so neither the recipient list nor the context can be
- *     swapped without the tag failing;
+ *     swapped without the tag failing; a v2 box also binds a `binding`
+ *     (for a feed entry: its origin and seq), appended to the context, so
+ *     the body cannot be re-used in another place (issue 10, finding 13);
  *   - the content key is wrapped for each recipient: shared = X25519(ephemeral
  *     private, recipient box key) (RFC 7748), wrapping key = HKDF-SHA256
  *     (RFC 5869) with salt = epk || recipient public key and info =
@@ -18,14 +20,17 @@
  *     nonce and the same AAD.
  *
  * Wire shape (all binary base64url without padding):
- *   {v:1, alg:"x25519-hkdf-sha256-chacha20poly1305", epk, nonce, ct,
+ *   {v:1|2, alg:"x25519-hkdf-sha256-chacha20poly1305", epk, nonce, ct,
  *    recipients: {[nodeId]: {nonce, key}}}
+ * v1 (no binding) is what nodes sealed before v2; it still opens, the caller
+ * deciding where that is safe (private-entries.ts).
  * Authenticity of the sender comes from the feed entry's signature, not from
  * the box: this only provides confidentiality and integrity.
  */
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { rawX25519PublicKey, type BoxKeyPair } from './mesh-identity.js';
+import { shownValue } from './shown-value.js';
 
 export const PRIVATE_BOX_ALG = 'x25519-hkdf-sha256-chacha20poly1305';
 const LABEL = 'apiary-private-v1';
@@ -50,7 +55,8 @@ export interface WrappedKey {
 }
 
 export interface SealedBox {
-  readonly v: 1;
+  /** 1: context only; 2: context and binding in the AAD and key derivation. */
+  readonly v: 1 | 2;
   readonly alg: typeof PRIVATE_BOX_ALG;
   readonly epk: string;
   readonly nonce: string;
@@ -82,6 +88,15 @@ function decode(value: unknown, field: string, minBytes: number, maxBytes = minB
 
 function checkContext(context: string): void {
   if (typeof context !== 'string' || Buffer.byteLength(context) > MAX_CONTEXT_BYTES) throw invalid(`context is not a string of at most ${MAX_CONTEXT_BYTES} bytes`);
+}
+
+/** The context a box of version `v` is sealed under: v2 appends the binding (a different AAD and HKDF info than v1's). */
+function boundContext(v: 1 | 2, context: string, binding: string | undefined): string {
+  if (v === 1) return context;
+  if (binding === undefined) throw invalid('a v2 box needs the binding it was sealed with');
+  const bound = `${context}\nbound:${binding}`;
+  checkContext(bound);
+  return bound;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -119,8 +134,11 @@ function decrypt(key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffe
   return Buffer.concat([decipher.update(body), decipher.final()]);
 }
 
-export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { nodeId: string }, recipients: readonly BoxRecipient[], context: string): SealedBox {
-  checkContext(context);
+/** Seals `plaintext`; with a `binding` (v2) it opens only where the same binding is given back. */
+export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { nodeId: string }, recipients: readonly BoxRecipient[], baseContext: string, binding?: string): SealedBox {
+  checkContext(baseContext);
+  const v = binding === undefined ? 1 : 2;
+  const context = boundContext(v, baseContext, binding);
   if (plaintext.length > MAX_PLAINTEXT_BYTES) throw invalid(`plaintext is ${plaintext.length} bytes, more than ${MAX_PLAINTEXT_BYTES}`);
   const boxes = new Map<string, Buffer>();
   for (const r of [{ nodeId: sender.nodeId, box: sender.publicKey }, ...recipients]) {
@@ -146,15 +164,17 @@ export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { node
     wrapped[id] = { nonce: wrapNonce.toString('base64url'), key: key.toString('base64url') };
   }
   contentKey.fill(0);
-  return { v: 1, alg: PRIVATE_BOX_ALG, epk: epk.toString('base64url'), nonce: nonce.toString('base64url'), ct: ct.toString('base64url'), recipients: wrapped };
+  return { v, alg: PRIVATE_BOX_ALG, epk: epk.toString('base64url'), nonce: nonce.toString('base64url'), ct: ct.toString('base64url'), recipients: wrapped };
 }
 
-export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, context: string): Buffer {
-  checkContext(context);
+/** Opens a box sealed for `me`; a v2 box needs the `binding` it was sealed with (a v1 box ignores it). */
+export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, baseContext: string, binding?: string): Buffer {
+  checkContext(baseContext);
   if (!isPlainObject(sealed)) throw invalid('not a JSON object');
   onlyFields(sealed, ['v', 'alg', 'epk', 'nonce', 'ct', 'recipients'], 'the box');
-  if (sealed.v !== 1) throw invalid(`version ${String(sealed.v)}, expected 1`);
-  if (sealed.alg !== PRIVATE_BOX_ALG) throw invalid(`algorithm ${String(sealed.alg)}, expected ${PRIVATE_BOX_ALG}`);
+  if (sealed.v !== 1 && sealed.v !== 2) throw invalid(`version ${shownValue(sealed.v)}, expected 1 or 2`);
+  const context = boundContext(sealed.v, baseContext, binding);
+  if (sealed.alg !== PRIVATE_BOX_ALG) throw invalid(`algorithm ${shownValue(sealed.alg)}, expected ${PRIVATE_BOX_ALG}`);
   const epk = decode(sealed.epk, 'epk', KEY_BYTES);
   const nonce = decode(sealed.nonce, 'nonce', NONCE_BYTES);
   if (typeof sealed.ct === 'string' && sealed.ct.length > MAX_CT_CHARS) throw invalid(`ct is ${sealed.ct.length} characters, more than ${MAX_CT_CHARS}`);

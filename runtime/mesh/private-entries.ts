@@ -2,6 +2,14 @@
  * Private entries: a feed entry whose body is a sealed box of {type, body}
  * (private-box.ts) for a list of recipients. Every node verifies, stores and
  * relays it like any entry; only the recipients (and the origin) can open it.
+ *
+ * The box is bound to its entry (v2: origin and seq in its AAD), so a node
+ * that copies a sealed body into its own feed does not get it read as its
+ * own words (issue 10, finding 13). Boxes sealed before that (v1) still
+ * open, but only in the feed of one of their recipients: the sender always
+ * seals for itself, so an honest v1 entry passes; a node that could not read
+ * the box cannot re-publish it; one that could (a co-recipient) gains
+ * nothing it could not do by sealing the plaintext itself.
  */
 import type { Counters } from '../counters.js';
 import type { FeedEntry } from './feed-entry.js';
@@ -24,32 +32,43 @@ export interface OpenedPrivateEntry {
  * Seals {type, body} for the recipients whose certificates this node knows.
  * A recipient not known yet cannot be sealed for: it is counted, and left out.
  */
-export function sealPrivateBody(type: string, body: unknown, recipients: readonly string[], identity: MeshIdentity, directory: MemberDirectory, counters: Counters): SealedBox {
+/** What a v2 box of a private entry is bound to: its place in the origin's feed. */
+function entryBinding(origin: string, seq: number): string {
+  return JSON.stringify([origin, seq]);
+}
+
+export function sealPrivateBody(type: string, body: unknown, recipients: readonly string[], identity: MeshIdentity, directory: MemberDirectory, counters: Counters, seq: number): SealedBox {
   const known = recipients.flatMap((nodeId) => {
     const cert = directory.get(nodeId);
     if (!cert) counters.increment('mesh.private_recipient_unknown');
     return cert ? [{ nodeId, box: cert.box }] : [];
   });
-  return sealForRecipients(Buffer.from(JSON.stringify({ type, body })), { ...identity.box, nodeId: identity.node.nodeId }, known, PRIVATE_CONTEXT);
+  const origin = identity.node.nodeId;
+  return sealForRecipients(Buffer.from(JSON.stringify({ type, body })), { ...identity.box, nodeId: origin }, known, PRIVATE_CONTEXT, entryBinding(origin, seq));
 }
 
 /** Opens a private entry addressed to this node; undefined (counted) when it is for others or malformed. */
 export function openPrivateEntry(entry: FeedEntry, identity: MeshIdentity, counters: Counters): OpenedPrivateEntry | undefined {
   const nodeId = identity.node.nodeId;
-  let sealed: { recipients?: Record<string, unknown> };
+  let sealed: { v?: unknown; recipients?: Record<string, unknown> };
   try {
     sealed = JSON.parse(entry.body) as typeof sealed;
   } catch {
     counters.increment('mesh.private_malformed');
     return undefined;
   }
-  if (!sealed.recipients || !Object.hasOwn(sealed.recipients, nodeId)) {
+  if (sealed === null || typeof sealed !== 'object' || !sealed.recipients || typeof sealed.recipients !== 'object' || !Object.hasOwn(sealed.recipients, nodeId)) {
     counters.increment('mesh.private_relayed'); // stored and passed on, unread
     return undefined;
   }
+  if (!Object.hasOwn(sealed.recipients, entry.origin)) {
+    counters.increment('mesh.rejected.private_unbound'); // the origin did not seal it: a copied body
+    return undefined;
+  }
   try {
-    const { type, body } = JSON.parse(openSealedBox(sealed, { nodeId, box: identity.box }, PRIVATE_CONTEXT).toString('utf8')) as { type: string; body: unknown };
-    counters.increment('mesh.private_opened');
+    const plaintext = openSealedBox(sealed, { nodeId, box: identity.box }, PRIVATE_CONTEXT, entryBinding(entry.origin, entry.seq));
+    const { type, body } = JSON.parse(plaintext.toString('utf8')) as { type: string; body: unknown };
+    counters.increment(sealed.v === 1 ? 'mesh.private_legacy_opened' : 'mesh.private_opened');
     return { origin: entry.origin, seq: entry.seq, type, body };
   } catch {
     counters.increment('mesh.private_malformed');

@@ -42,7 +42,14 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
   private queue: Promise<unknown> = Promise.resolve();
   private generation = 1;
 
-  constructor(private readonly options: { dir: string; counters: Counters; segmentBytes: number }) {
+  constructor(private readonly options: {
+    dir: string; counters: Counters; segmentBytes: number;
+    /**
+     * Checks a peer's update before it is applied (shared-state-rules.ts): a
+     * reason refuses it whole (counted mesh.rejected.state_<reason>).
+     */
+    admit?: (doc: Y.Doc, update: Uint8Array) => string | undefined;
+  }) {
     super();
   }
 
@@ -93,16 +100,26 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
     return this.doc.getMap<JsonValue>(map).get(key);
   }
 
-  /** Sets `map.key`, durably, then tells the peers (via the 'update' event). */
+  /** Sets `map.key` in the raw document, durably, then tells the peers (via the 'update' event). */
   set(map: string, key: string, value: JsonValue): Promise<void> {
+    return this.edit((doc) => doc.getMap<JsonValue>(map).set(key, value));
+  }
+
+  /** One local edit of the raw document (one transaction), durably, then told to the peers. */
+  edit(change: (doc: Y.Doc) => void): Promise<void> {
     return this.serial(async () => {
     let captured: Uint8Array | undefined;
     const capture = (update: Uint8Array) => { captured = update; };
     this.doc.once('update', capture);
-    this.doc.getMap<JsonValue>(map).set(key, value);
+    this.doc.transact(() => change(this.doc));
     this.doc.off('update', capture);
     if (captured) await this.persist(captured);
     });
+  }
+
+  /** Reads the raw document (the caller must not change it: edits go through edit()). */
+  read<R>(look: (doc: Y.Doc) => R): R {
+    return look(this.doc);
   }
 
   stateVector(): Uint8Array {
@@ -142,6 +159,11 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
       return false;
     }
     return this.serial(async () => {
+      const refusal = this.options.admit?.(this.doc, update);
+      if (refusal !== undefined) {
+        this.options.counters.increment(`mesh.rejected.state_${refusal}`);
+        return false;
+      }
       const before = this.stateVector();
       await this.persist(update);
       Y.applyUpdate(this.doc, update, from);

@@ -8,12 +8,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
+import { connectAsync, type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { EmbeddedBroker, type EmbeddedBrokerTls } from '../../runtime/broker/embedded-broker.js';
 import { configSchema, type ConfigInput } from '../../runtime/config/schema.js';
 import { Counters } from '../../runtime/counters.js';
 import { loadOrCreateIdentity, loadOrCreateKeyFile, type NodeIdentity } from '../../runtime/identity/identity.js';
 import { createMesh, type MeshParts } from '../../runtime/mesh/create-mesh.js';
+import { makeLinkToken } from '../../runtime/mesh/link-token.js';
 
 export interface TestMeshNode extends MeshParts {
   readonly name: string;
@@ -110,4 +112,16 @@ export async function freeUdpPort(): Promise<number> {
   const { port } = socket.address();
   await new Promise<void>((resolve) => socket.close(() => resolve()));
   return port;
+}
+
+/**
+ * An MQTT connection to `victim`'s broker as node `who` (a fresh link
+ * token): for tests that send what `who`'s own node would not. The caller
+ * ends it.
+ */
+export function connectAs(who: TestMeshNode, victim: TestMeshNode, clientId: string): Promise<MqttClient> {
+  return connectAsync(victim.broker.url, {
+    protocolVersion: 4, clientId, username: who.node.nodeId,
+    password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0,
+  });
 }

@@ -8,13 +8,15 @@ describe('two linked mesh nodes', () => {
   it('spread new entries at once, verified, and shared state both ways', async () => {
     const dirs = ['a', 'b'].map((n) => path.join(testDir(), n));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
-    const [a, b] = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners }))) as [TestMeshNode, TestMeshNode];
+    // One owner for both: thresholds are written by nodes of the reader's own owner (mesh.sharedState, default "my-owner").
+    const sameOwner = { owner: { keyFile: path.join(dirs[0] as string, 'owner.json') } };
+    const [a, b] = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners, mesh: sameOwner }))) as [TestMeshNode, TestMeshNode];
     nodes.push(a, b);
     a.mesh.link(a.broker.url.replace(String(a.broker.port), String(b.broker.port)), b.node.nodeId);
     b.mesh.link(`mqtt://127.0.0.1:${a.broker.port}`, a.node.nodeId);
     for (let i = 0; i < 5; i++) await a.mesh.append('reading', { i });
     await b.mesh.setShared('thresholds', 'swarming', 0.75);
-    await waitFor(() => b.mesh.store.head(a.node.nodeId).seq === 5 && a.mesh.state.get('thresholds', 'swarming') === 0.75, 10_000,
+    await waitFor(() => b.mesh.store.head(a.node.nodeId).seq === 5 && a.mesh.shared.get('thresholds', 'swarming') === 0.75, 10_000,
       () => JSON.stringify({ b: b.mesh.status(), counters: b.counters.snapshot() }));
     const got = [];
     for await (const e of b.mesh.store.read(a.node.nodeId)) got.push(JSON.parse(e.body) as { i: number });

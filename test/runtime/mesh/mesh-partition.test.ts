@@ -25,7 +25,8 @@ describe('five nodes through a partition', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-partition-'));
     const dirs = Array.from({ length: N }, (_, i) => path.join(dir, `node-${i}`));
     const owners = await Promise.all(dirs.map(ownerKeyOf));
-    nodes = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners, mesh: { acceptRelayedPlainLinks: true } })));
+    // The same write rules everywhere (any trusted node may set thresholds), so every node reads the same document.
+    nodes = await Promise.all(dirs.map((d, i) => startMeshNode({ name: `hive-${i}`, dir: d, trustedOwners: owners, mesh: { acceptRelayedPlainLinks: true, sharedState: { otherMaps: 'any-trusted' } } })));
     for (const [i, from] of nodes.entries()) {
       for (const [j, to] of nodes.entries()) {
         if (i === j) continue;
@@ -71,7 +72,7 @@ describe('five nodes through a partition', () => {
     for (const n of nodes) await n.mesh.append('reading', { node: n.name, after: true });
     const expected = 14;
     await waitFor(() => nodes.every((n) => nodes.every((o) => n.mesh.store.head(o.node.nodeId).seq === expected))
-      && new Set(nodes.map((n) => n.mesh.state.canonical())).size === 1, 60_000,
+      && new Set(nodes.map((n) => n.mesh.state.canonical())).size === 1 && new Set(nodes.map((n) => n.mesh.shared.canonical())).size === 1, 60_000,
       () => JSON.stringify({ states: nodes.map((n) => n.mesh.state.canonical()), sv: nodes.map((n) => Buffer.from(n.mesh.state.stateVector()).toString("hex")), counters: nodes.map((n) => n.counters.snapshot()) }));
 
     // Exactly once and identical: every node holds seqs 1..14 of every origin, the very same entries.
@@ -91,8 +92,9 @@ describe('five nodes through a partition', () => {
       }
       expect(n.counters.get('feeds.fork')).toBe(0);
     }
-    // One shared state, byte for byte; the concurrent edit resolved the same way everywhere.
-    const states = nodes.map((n) => n.mesh.state.canonical());
+    // One shared state, byte for byte (the signed ops, and the document read from them); the concurrent edit resolved the same way everywhere.
+    expect(new Set(nodes.map((n) => n.mesh.state.canonical())).size).toBe(1);
+    const states = nodes.map((n) => n.mesh.shared.canonical());
     expect(new Set(states).size).toBe(1);
     const doc = JSON.parse(states[0] as string) as { thresholds: { swarming: number }; members: Record<string, unknown> };
     expect([0.7, 0.9]).toContain(doc.thresholds.swarming);

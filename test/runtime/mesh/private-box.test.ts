@@ -108,7 +108,7 @@ describe('private boxes', () => {
       ['{}', /not a JSON object/],
       [[box], /not a JSON object/],
       [{ ...box, sender: alice.nodeId }, /unknown field\(s\) sender/],
-      [{ ...box, v: 2 }, /version 2/],
+      [{ ...box, v: 3 }, /version 3/],
       [{ ...box, alg: 'x25519-aes' }, /algorithm/],
       [{ ...box, recipients: many }, /65 recipients/],
       [{ ...box, recipients: {} }, /0 recipients/],
@@ -140,5 +140,14 @@ describe('private boxes', () => {
     expect(() => toSender(Buffer.alloc(MAX_PLAINTEXT_BYTES + 1), [bob])).toThrow(invalidBox(/plaintext is/));
     expect(() => toSender(plaintext, [bob, { nodeId: bob.nodeId, box: mallory.box }])).toThrow(invalidBox(/two different box keys/));
     expect(() => toSender(plaintext, [{ nodeId: 'Bob', box: bob.box }])).toThrow(invalidBox(/not a node id/));
+  });
+
+  it('a v2 box opens only with the binding it was sealed with, and cannot be turned into a v1 box', () => {
+    const bound = sealForRecipients(plaintext, { nodeId: alice.nodeId, ...alice.box }, [{ nodeId: bob.nodeId, box: bob.box.publicKey }], context, '["aaaaaaaaaaaa",5]');
+    expect(bound.v).toBe(2);
+    expect(openSealedBox(bound, bob, context, '["aaaaaaaaaaaa",5]')).toEqual(plaintext);
+    expect(() => openSealedBox(bound, bob, context, '["aaaaaaaaaaaa",6]')).toThrow(invalidBox(/fails authentication/));
+    expect(() => openSealedBox(bound, bob, context)).toThrow(invalidBox(/needs the binding/));
+    expect(() => openSealedBox({ ...bound, v: 1 }, bob, context, '["aaaaaaaaaaaa",5]')).toThrow(invalidBox(/fails authentication/));
   });
 });
