@@ -15,6 +15,7 @@ import { formatStatus } from './format-status.js';
 import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
 import type { AuditResult } from '../agent/decision-audit.js';
 import type { UpdateReport } from '../agent/model-updates.js';
+import type { ApiaryNode } from '../agent/apiary-node.js';
 import { requestNode } from './node-request.js';
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
@@ -65,9 +66,8 @@ function load(options: CommonOptions) {
 async function startCommand(options: CommonOptions): Promise<void> {
   const { config, file } = load(options);
   const logger = createLogger(config.log.level);
-  // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
-  const { ApiaryNode } = await import('../agent/apiary-node.js');
-  const node = new ApiaryNode(config, logger);
+  // Handled from here on, also while the node module loads and while it starts: a stop aborts the start cleanly.
+  const started: { node?: ApiaryNode } = {};
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
     if (stopping) {
@@ -75,19 +75,29 @@ async function startCommand(options: CommonOptions): Promise<void> {
       process.exit(130);
     }
     logger.info(`${signal}: shutting down`);
-    stopping = node.stop().then(() => process.exit(0), (err: unknown) => {
+    stopping = (started.node?.stop() ?? Promise.resolve()).then(() => {
+      if (!started.node) logger.info('Apiary node stopped');
+      process.exit(0);
+    }, (err: unknown) => {
       logger.error({ err: describeError(err) }, 'shutdown failed');
       process.exit(1);
     });
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
+  const { ApiaryNode: NodeClass } = await import('../agent/apiary-node.js');
+  if (stopping) return;
+  const node = new NodeClass(config, logger);
+  started.node = node;
   try {
     await node.start();
   } catch (err) {
+    if (stopping) return; // a signal stopped the start; the handler exits once the node is closed
     await node.stop().catch(() => undefined);
     throw err;
   }
+  if (stopping) return;
   const url = node.brokerUrl ?? '';
   const { hostname, port } = new URL(url);
   logger.info({ config: file ?? 'built-in defaults' }, 'configuration');

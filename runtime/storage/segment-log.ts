@@ -132,6 +132,7 @@ export class SegmentLog implements AppendOnlyStream {
   private totalBytes = 0;
   private droppedByRetention = 0;
   private droppedCorrupt = 0;
+  private droppedCorruptBytes = 0;
   /** Set when a failed write could not be rolled back: appending more would bury good frames behind garbage. */
   private broken: ApiaryError | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -214,6 +215,7 @@ export class SegmentLog implements AppendOnlyStream {
       await fh.truncate(valid.end);
       await fh.datasync();
       this.droppedCorrupt += dropped;
+      this.droppedCorruptBytes += size - valid.end;
       this.options.counters?.increment(`storage.${this.name}.dropped_corrupt`, dropped);
     }
     return { firstSeq, path: file, count: valid.count, bytes: valid.end, lastWriteAt: mtimeMs };
@@ -379,6 +381,7 @@ export class SegmentLog implements AppendOnlyStream {
       nextSeq: this.nextSeq,
       droppedByRetention: this.droppedByRetention,
       droppedCorrupt: this.droppedCorrupt,
+      droppedCorruptBytes: this.droppedCorruptBytes,
     };
   }
 
