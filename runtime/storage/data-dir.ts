@@ -36,7 +36,7 @@ export function dataDirError(dir: string, err: unknown, at: string = dir): Apiar
       case 'ENOENT':
       case 'EINVAL':
       case 'ENOSYS':
-        return [`${at} cannot be created there (a virtual filesystem such as /proc or /sys?)`, `choose a folder on a real disk: ${other}`];
+        return [`${at} cannot be created there (a virtual filesystem such as /proc or /sys?)`, 'choose a folder on a real disk with --data-dir (or node.dataDir in the config), e.g. ~/.apiary'];
       default:
         return [err instanceof Error ? err.message : String(err), other];
     }

@@ -113,8 +113,9 @@ describe('the data dir at start', () => {
     }
   });
 
-  it('makes the data dir owner-only (0700)', async () => {
+  it('makes the data dir owner-only (0700), also one that existed', async () => {
     const dataDir = path.join(dir, 'private');
+    await mkdir(dataDir, { mode: 0o755 });
     const node = await start(dataDir);
     expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
     node.child.kill('SIGTERM');

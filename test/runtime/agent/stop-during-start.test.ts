@@ -4,6 +4,7 @@
  * "stopped" is logged, no error lines, exit code 0, and the next start is a
  * clean one (no recovery warning, no fork).
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,13 +32,17 @@ const problems = (output: string) => lines(output).filter((l) => l.level >= 50 |
 describe('stop during start', () => {
   let dir: string;
   let config: string;
+  const children: ChildProcess[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-stop-start-'));
     config = path.join(dir, 'apiary.yaml');
     await writeFile(config, CONFIG);
   });
-  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('a SIGTERM at every phase of start-up (and at delays after its first) exits 0, logs "stopped", and leaves a clean data dir', async () => {
     const dataDir = path.join(dir, 'child');
@@ -48,6 +53,7 @@ describe('stop during start', () => {
     ];
     for (const { phase, delayMs } of triggers) {
       const node = spawnNodeProcess(args);
+      children.push(node.child);
       await node.waitFor(new RegExp(`"msg":"start-up: ${phase}"`));
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       node.child.kill('SIGTERM');
@@ -59,6 +65,7 @@ describe('stop during start', () => {
     }
     // Every stop above was clean: the next full start finds no crash, and its feed has no fork.
     const node = await startNodeProcess(args);
+    children.push(node.child);
     const reply = await requestNode({ url: `mqtt://127.0.0.1:${node.port}`, topicPrefix: 'apiary', command: 'status' });
     const counters = (reply.result as { counters: Record<string, number> }).counters;
     expect(counters['feeds.fork'] ?? 0).toBe(0);
