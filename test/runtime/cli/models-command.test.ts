@@ -95,6 +95,27 @@ describe('apiary models', () => {
     expect(existsSync(path.join(dir, 'data', 'models', 'hive-sound'))).toBe(false);
   });
 
+  it('install of a tampered unsigned copy names every reason, each with a fix for a model that is not shipped', async () => {
+    const model = await copyModel(path.join(dir, 'handed-over', 'hive-sound'));
+    const onnx = path.join(model, 'model.onnx');
+    const bytes = await readFile(onnx);
+    bytes[300] = (bytes[300] ?? 0) ^ 0xff;
+    await writeFile(onnx, bytes);
+    const refused = await apiary(['models', 'install', model], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('is refused for 2 reasons');
+    expect(refused.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_MISSING);
+    expect(refused.stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
+    expect(refused.stderr).toContain('fix: sign it with `apiary models sign');
+    expect(refused.stderr).toContain('fix: the model file is not the one the manifest names');
+    // Rebuilding the shipped models cannot fix a model from elsewhere.
+    expect(refused.stderr).not.toContain('models:build');
+    expect(existsSync(path.join(dir, 'data', 'models', 'hive-sound'))).toBe(false);
+    const verified = await apiary(['models', 'verify', model], dir);
+    expect(verified.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_MISSING);
+    expect(verified.stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
+  });
+
   it('install puts a trusted model in place and keeps the version it replaces', async () => {
     const model = await copyModel(path.join(dir, 'release', 'hive-sound'));
     expect((await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir)).code).toBe(0);
