@@ -6,8 +6,9 @@
  * The trust rule: models shipped inside the package are trusted like the
  * code beside them (no signature, but their hash must match). Any other
  * model (config `models.dir`, `apiary models install`) loads only if it is
- * signed by an owner this node trusts (its own owner, or one in
- * mesh.trust.owners) whose key is not revoked, and its hash matches.
+ * signed by an owner this node trusts for models (its own owner, or one in
+ * models.trust.owners; trusting an owner's data in mesh.trust is not enough)
+ * whose key is not revoked, and its hash matches.
  */
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +27,10 @@ export interface ModelTrust {
   readonly owners: ReadonlyMap<string, string>;
   /** Keys refused whatever else says. */
   readonly revoked: ReadonlySet<string>;
+  /** This node's own owner key: always trusted for models, and may reset another signer's version. */
+  readonly own?: string;
+  /** Model name -> the one signer accepted for it (models.trust.signers; else the first that installed it). */
+  readonly signers?: ReadonlyMap<string, string>;
 }
 
 export const NO_TRUST: ModelTrust = { owners: new Map(), revoked: new Set() };
@@ -89,7 +94,7 @@ export function trustedSignerName(owner: string, trust: ModelTrust, source: stri
   const name = trust.owners.get(owner);
   if (name === undefined) {
     throw new ApiaryError(ErrorCodes.MODEL_SIGNER_UNTRUSTED, `${source} is signed by owner ${owner}, whom this node does not trust`, {
-      hint: `if you trust that owner, add the owner key to mesh.trust.owners in the config: { name: <who>, publicKey: ${owner} }`,
+      hint: `if you trust that owner's models (not only its data), add the key to models.trust.owners in the config: { name: <who>, publicKey: ${owner} }`,
     });
   }
   return name;

@@ -26,7 +26,7 @@ import { CommandHandler } from './commands.js';
 import { ModelUpdates, pendingReleasesFile } from './model-updates.js';
 import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
-import { modelTrustFromConfig } from './model-trust.js';
+import { modelTrustFromConfig, releasePolicyFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
 import { acquireDataDir } from './node-preflight.js';
@@ -191,7 +191,7 @@ export class ApiaryNode {
       this.meshPart = meshParts.mesh;
       if (config.models.meshUpdates) {
         // Listening before the mesh starts, so no release that arrives early is missed; handled once the models are loaded.
-        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, counters, logger, pendingFile: pendingReleasesFile(config.node.dataDir) });
+        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, policy: releasePolicyFromConfig(config, trust), counters, logger, pendingFile: pendingReleasesFile(config.node.dataDir) });
         this.modelUpdates.start(modelsLoaded);
       }
       await meshParts.mesh.start(this.broker);
