@@ -308,6 +308,23 @@ withNodeOptions(models.command('publish'))
     if (r.status === 'rolled-back' || r.status === 'refused') process.exitCode = 1;
   });
 
+const feed = program.command('feed').description('the signed feeds this node holds, read from its data dir (read-only; works beside a running node)');
+withCommonOptions(feed.command('list'))
+  .description('per origin: seq range, entries, bytes, gaps, forks and invalid entries (every signature and chain link checked); exits 1 on any gap, fork or invalid entry')
+  .option('--json', 'print JSON')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    const { feedListCommand } = await import('./feed-command.js');
+    await feedListCommand(load(options).config, options);
+  });
+withCommonOptions(feed.command('export'))
+  .description('print the entries as JSON lines, signatures included, exactly as stored; verify them with the format in the README alone')
+  .option('--origin <nodeId>', "only this node's feed")
+  .addOption(new Option('--from-seq <n>', 'only entries from this seq on').argParser(integer('from-seq', 1, Number.MAX_SAFE_INTEGER)))
+  .action(async (options: CommonOptions & { origin?: string; fromSeq?: number }) => {
+    const { feedExportCommand } = await import('./feed-command.js');
+    await feedExportCommand(load(options).config, options);
+  });
+
 withCommonOptions(program.command('doctor'))
   .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; exits 1 if none works')
   .option('--json', 'print JSON')

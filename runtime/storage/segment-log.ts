@@ -49,7 +49,7 @@ interface FileScan {
   readonly stop: 'end' | 'incomplete' | 'corrupt';
 }
 
-const SEGMENT_NAME = /^(\d{20})\.seg$/;
+export const SEGMENT_NAME = /^(\d{20})\.seg$/;
 const SEGMENT_MODE = 0o600;
 /** Read size: large enough to amortise syscalls, small enough for a 512 MB board. */
 const READ_CHUNK = 64 * 1024;
@@ -75,7 +75,7 @@ function ioError(what: string, err: unknown): ApiaryError {
  * chunks so memory stays bounded by one chunk plus one frame; returns where
  * and why it stopped.
  */
-async function* readFrames(
+export async function* readFrames(
   fh: FileHandle,
   start: number,
   end: number,
