@@ -31,6 +31,8 @@ import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } f
 import { NodeStorage } from './node-storage.js';
 import { acquireDataDir } from './node-preflight.js';
 import { describeRecovery } from './recovery-report.js';
+import { restoreCounters, saveCountersPeriodically, savedCounters } from './persisted-counters.js';
+import { sharedDigest } from './shared-digest.js';
 import type { DataDirLock } from '../storage/data-dir-lock.js';
 import { packagePath } from '../package-root.js';
 import { createMesh, readBrokerTls } from '../mesh/create-mesh.js';
@@ -77,6 +79,7 @@ export class ApiaryNode {
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
+  private countersSince = 0;
   private modelsReady: Promise<unknown> = Promise.resolve();
   private onFirstReading: (() => void) | undefined;
   private running = false;
@@ -145,7 +148,10 @@ export class ApiaryNode {
       const recovery = describeRecovery(await this.storage.stats());
       logger.warn({ cut: recovery.streams }, `the last run did not shut down cleanly; ${recovery.text}`);
     }
-    await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; });
+    this.countersSince = restoreCounters(counters, previous);
+    const since = this.countersSince;
+    await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; s.counters = savedCounters(counters, since); });
+    this.stops.push(saveCountersPeriodically(this.storage, counters, since));
     this.rules = new RuleEngine(config.decisions, previous.rules);
     phase('identity and storage');
 
@@ -279,7 +285,8 @@ export class ApiaryNode {
     await Promise.allSettled([...this.inFlight]);
     if (this.storage && this.rules) {
       const rules = this.rules.snapshot();
-      await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
+      const counters = savedCounters(this.counters, this.countersSince);
+      await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; s.counters = counters; });
     }
     await this.uplink?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'uplink stop failed'));
     await this.modelUpdates?.stop();
@@ -311,9 +318,10 @@ export class ApiaryNode {
       activeDecisions: this.rules?.active() ?? [],
       storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
       counters: this.counters.snapshot(),
+      countersSince: new Date(this.countersSince).toISOString(),
       deviceCounters: this.device?.stats() ?? {},
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
-      mesh: this.meshPart ? { ...this.meshPart.status(), uplink: this.uplink?.status() } : undefined,
+      mesh: this.meshPart ? { ...this.meshPart.status(), shared: sharedDigest(this.meshPart.state), uplink: this.uplink?.status() } : undefined,
       inference: this.backend?.selection,
       models: {
         dir: this.inference?.modelsDir,
