@@ -268,8 +268,9 @@ export class ModelUpdates {
     try {
       const model = await host.reload(body.name);
       this.installedByUpdate.set(body.name, { sha256: model.sha256, release: base.release });
+      const report = await this.report({ ...base, status: 'installed', running: { version: model.manifest.version, sha256: model.sha256 } });
       await this.ctx.policy.recordInstalled(body.name, signer);
-      return this.report({ ...base, status: 'installed', running: { version: model.manifest.version, sha256: model.sha256 } });
+      return report;
     } catch (err) {
       if (!isApiaryError(err)) throw err;
       const running = await this.rollBack(body.name);

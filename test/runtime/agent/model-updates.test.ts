@@ -349,15 +349,18 @@ describe('model updates over the mesh', () => {
       await waitFor(() => receiver.mesh.counters.get('models.updates.refused') === 1, 20_000, status);
       expect(reportFor(receiver, '0.2.0')).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_SIGNER_UNTRUSTED' });
       expect(version(receiver)).toBe('0.1.0');
-      expect(receiver.mesh.mesh.store.have()[publisher.mesh.node.nodeId]).toBe(publisher.mesh.mesh.store.have()[publisher.mesh.node.nodeId]); // the data still flows
+      await publisher.mesh.mesh.append('reading', { after: 'refusal' });
+      const head = publisher.mesh.mesh.store.head(publisher.mesh.node.nodeId).seq;
+      await waitFor(() => receiver.mesh.mesh.store.head(publisher.mesh.node.nodeId).seq === head, 20_000, status); // the data still flows
       expect(owners.a).not.toBe(owners.b);
     });
 
     it('pins the first signer of a model: another trusted signer is refused until the config names it', async () => {
       const { publisher, receiver, keyOf, owners } = await publisherAndReceiver(() => ({}));
       await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '0.2.0', seed: 31 }));
-      await waitFor(() => version(receiver) === '0.2.0', 20_000, status);
-      expect(JSON.parse(await readFile(path.join(receiver.mesh.dir, 'model-signers.json'), 'utf8'))).toEqual({ version: 1, signers: { [SOUND_MODEL]: owners.a } });
+      const pins = path.join(receiver.mesh.dir, 'model-signers.json');
+      await waitFor(() => version(receiver) === '0.2.0' && existsSync(pins), 20_000, status);
+      expect(JSON.parse(await readFile(pins, 'utf8'))).toEqual({ version: 1, signers: { [SOUND_MODEL]: owners.a } });
       // m is trusted for models too, but a installed hive-sound first.
       await publisher.updates.publish(await makeRelease(testDir(), keyOf('m'), { version: '0.3.0', seed: 32 }));
       await waitFor(() => reportFor(receiver, '0.3.0') !== undefined, 20_000, status);
