@@ -63,7 +63,8 @@ export function holderAlive(holder: LockHolder): boolean {
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
-    if (value.version === 1 && Number.isSafeInteger(value.pid) && typeof value.nonce === 'string' && typeof value.hostname === 'string') return value as LockHolder;
+    // pid > 0: kill(0 or negative) would address a process group, not the holder.
+    if (value.version === 1 && Number.isSafeInteger(value.pid) && (value.pid ?? 0) > 0 && typeof value.nonce === 'string' && typeof value.hostname === 'string') return value as LockHolder;
   } catch {
     // falls through: unreadable
   }
