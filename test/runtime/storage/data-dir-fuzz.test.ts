@@ -60,7 +60,8 @@ describe('decoders of files in the data dir', () => {
       const feedDir = path.join(dataDir, 'mesh', 'feeds', identity.nodeId);
       await mkdir(feedDir, { recursive: true });
       const bytes = Buffer.concat(frames);
-      if (bytes.length > 0) bytes[flip % bytes.length] ^= 0x01;
+      const at = flip % Math.max(1, bytes.length);
+      if (bytes.length > 0) bytes[at] = (bytes[at] ?? 0) ^ 0x01;
       await writeFile(path.join(feedDir, segmentFileName(0)), bytes);
       const summary = await summariseFeed(parseConfig({ node: { dataDir } }), identity.nodeId);
       expect(summary.entries + summary.invalid).toBeLessThanOrEqual(frames.length);
