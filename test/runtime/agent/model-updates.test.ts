@@ -101,6 +101,17 @@ async function startUpdatingNode(name: string, dir: string, trustedOwners: strin
   };
 }
 
+/** Stops a node's updater and models, puts `release` in place by hand (no release checks, like `apiary models install`), and starts them again. */
+async function installByHandAndRestart(node: UpdatingNode, dir: string, release: string): Promise<{ inference: HiveInference; updates: ModelUpdates }> {
+  await node.updates.stop();
+  await node.inference.stop();
+  const models = path.join(dir, 'models');
+  const staged = await stagingDir(models, SOUND_MODEL);
+  await cp(release, staged, { recursive: true });
+  await swapInModel(models, SOUND_MODEL, staged);
+  return startUpdater(node.mesh, dir, [await ownerKeyOf(dir)]);
+}
+
 async function updateEntries(reader: TestMeshNode, origin: string): Promise<UpdateReport[]> {
   const got: UpdateReport[] = [];
   for await (const e of reader.mesh.store.read(origin)) if (e.type === MODEL_UPDATE_TYPE) got.push(JSON.parse(e.body) as UpdateReport);
@@ -258,13 +269,7 @@ describe('model updates over the mesh', () => {
     expect((await a.inference.onAudio({ t: 1, sampleRate: 2205, samples: loud })).output?.label).toBeDefined();
 
     // Installed again by hand, then a restart: this updater did not install it, and still rolls it back.
-    await a.updates.stop();
-    await a.inference.stop();
-    const models = path.join(dir, 'models');
-    const staged = await stagingDir(models, SOUND_MODEL);
-    await cp(release, staged, { recursive: true });
-    await swapInModel(models, SOUND_MODEL, staged);
-    const restarted = await startUpdater(a.mesh, dir, [await ownerKeyOf(dir)]);
+    const restarted = await installByHandAndRestart(a, dir, release);
     try {
       expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.2.0'); // it passes the self-test at start
       await expect(restarted.inference.onAudio({ t: 2, sampleRate: 2205, samples: loud })).rejects.toThrow(/expected a probability|sums to/);
@@ -415,13 +420,7 @@ describe('model updates over the mesh', () => {
       nodes.push(a.mesh);
       // Installed by hand (no release check): it reads a feature the node never computes; its self-test feeds the manifest's own features.
       const release = await makeRelease(testDir(), path.join(dir, 'owner.json'), { version: '0.2.0', seed: 61, edit: (m) => { const f = m.inputs[0]?.features[3]; if (f) f.name = 'made_up_feature'; } });
-      await a.updates.stop();
-      await a.inference.stop();
-      const models = path.join(dir, 'models');
-      const staged = await stagingDir(models, SOUND_MODEL);
-      await cp(release, staged, { recursive: true });
-      await swapInModel(models, SOUND_MODEL, staged);
-      const restarted = await startUpdater(a.mesh, dir, [await ownerKeyOf(dir)]);
+      const restarted = await installByHandAndRestart(a, dir, release);
       try {
         expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.2.0');
         const random = mulberry32(62);
