@@ -276,8 +276,11 @@ export class ApiaryNode {
     for (const stop of this.stops.splice(0)) stop();
     this.onFirstReading?.(); // a start() still waiting for its first reading goes on and sees the stop
     // Nothing is closed under a phase still running: start gives up at its next phase.
+    let refusedToStart = false;
     await this.starting?.catch((err: unknown) => {
-      if (!isApiaryError(err, ErrorCodes.START_ABORTED)) this.logger.debug({ err: describeError(err) }, 'start-up had failed');
+      if (isApiaryError(err, ErrorCodes.START_ABORTED)) return;
+      this.logger.debug({ err: describeError(err) }, 'start-up had failed');
+      refusedToStart = !this.dataDirLock; // it never took the data dir: nothing ran, nothing "stopped"
     });
     await this.modelsReady.catch(() => undefined);
     for (const stop of this.stops.splice(0)) stop();
@@ -299,7 +302,7 @@ export class ApiaryNode {
     this.device = undefined;
     this.bus = undefined;
     this.broker = undefined;
-    if (this.starting) this.logger.info('Apiary node stopped');
+    if (this.starting && !refusedToStart) this.logger.info('Apiary node stopped');
   }
 
   async status(): Promise<Record<string, unknown>> {

@@ -47,6 +47,7 @@ describe('the data dir at start', () => {
     expect(second.stderr).toContain('APIARY_DATA_DIR_LOCKED');
     expect(second.stderr).toContain(`process ${first.child.pid}`);
     expect(second.stderr).toContain('fix:');
+    expect(second.stdout).not.toContain('Apiary node stopped'); // it never ran
     // The first node is untouched: nothing of it was "recovered", and it stops cleanly and releases the lock.
     first.child.kill('SIGTERM');
     expect((await first.exited).code).toBe(0);
