@@ -42,6 +42,20 @@ describe('decoders of files in the data dir', () => {
     }), { numRuns: 100 });
   });
 
+  it('two starters racing for one stale lock: exactly one takes the data dir', async () => {
+    for (let round = 0; round < 20; round++) {
+      const dataDir = path.join(dir, `race-${round}`);
+      await mkdir(dataDir);
+      // A node that died (pid far above any pid_max in use) left its lock.
+      await writeFile(path.join(dataDir, LOCK_FILE), JSON.stringify({ version: 1, pid: 2 ** 22 + 11, startTime: '1', hostname: os.hostname(), startedAt: 'then', nonce: 'dead' }));
+      const outcomes = await Promise.allSettled([DataDirLock.acquire(dataDir), DataDirLock.acquire(dataDir), DataDirLock.acquire(dataDir)]);
+      const held = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      expect(held).toHaveLength(1);
+      for (const o of outcomes) if (o.status === 'rejected') expect(isApiaryError(o.reason, ErrorCodes.DATA_DIR_LOCKED)).toBe(true);
+      await held[0]?.release();
+    }
+  });
+
   it('any segment bytes: apiary feed counts entries, invalid ones and cut tails, and never throws', async () => {
     const { identity } = await loadOrCreateKeyFile(path.join(dir, 'key.json'));
     const good: FeedEntry[] = [];
