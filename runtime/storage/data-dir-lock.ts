@@ -15,7 +15,6 @@ import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiaryError, ErrorCodes } from '../errors.js';
-import { fsyncDir } from './atomic-json-file.js';
 import { dataDirError } from './data-dir.js';
 
 export const LOCK_FILE = 'node.lock';
@@ -89,10 +88,8 @@ export class DataDirLock {
     const text = `${JSON.stringify(holder)}\n`;
     for (let attempt = 0; attempt < ATTEMPTS; attempt += 1) {
       try {
-        if (await placeLock(file, text)) {
-          await fsyncDir(dataDir);
-          return new DataDirLock(file, holder);
-        }
+        // Not fsynced: a power cut that loses the lock also ended the process holding it.
+        if (await placeLock(file, text)) return new DataDirLock(file, holder);
       } catch (err) {
         throw dataDirError(dataDir, err);
       }
@@ -123,7 +120,6 @@ async function placeLock(file: string, text: string): Promise<boolean> {
   const fh = await open(temp, 'wx', 0o600);
   try {
     await fh.writeFile(text);
-    await fh.sync();
   } finally {
     await fh.close();
   }
@@ -150,7 +146,6 @@ async function writeExclusive(file: string, text: string): Promise<boolean> {
   }
   try {
     await fh.writeFile(text);
-    await fh.sync();
   } finally {
     await fh.close();
   }
