@@ -82,10 +82,12 @@ export async function modelsListCommand(config: ApiaryConfig, options: { json?: 
   for (const r of rows.filter((row) => !row.trusted)) process.stdout.write(`\n${r.dir}\n  refused: ${r.reason ?? ''}\n`);
 }
 
-/** Hash, signature and trust of one model folder, against this node's config; throws with the reason if refused. */
+/** Hash, signature, trust and pinned signer of one model folder, against this node's config; throws with the reason if refused. */
 export async function modelsVerifyCommand(config: ApiaryConfig, dir: string, options: { json?: boolean }): Promise<ModelVerdict> {
-  const verdict = await verifyModelDir(path.resolve(dir), await modelTrustFromConfig(config));
+  const trust = await modelTrustFromConfig(config);
+  const verdict = await verifyModelDir(path.resolve(dir), trust);
   const { name, version, sha256 } = verdict.manifest;
+  if (verdict.signer) await releasePolicyFromConfig(config, trust).checkSigner(name, verdict.signer.publicKey, path.resolve(dir));
   process.stdout.write(
     options.json
       ? `${JSON.stringify({ ok: true, name, version, sha256, shipped: verdict.shipped, signer: verdict.signer?.publicKey ?? null })}\n`

@@ -146,6 +146,7 @@ describe('apiary models', () => {
     await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir);
     expect((await apiary(['models', 'install', model, '--config', 'both.yaml'], dir)).code).toBe(0);
     await apiary(['models', 'sign', model, '--key-file', 'mallory.json'], dir);
+    expect((await apiary(['models', 'verify', model, '--config', 'both.yaml'], dir)).stderr).toContain(`pinned to signer ${alice}`);
     const refused = await apiary(['models', 'install', model, '--config', 'both.yaml'], dir);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`${ErrorCodes.MODEL_SIGNER_UNTRUSTED}`);
