@@ -6,13 +6,14 @@
  * The trust rule: models shipped inside the package are trusted like the
  * code beside them (no signature, but their hash must match). Any other
  * model (config `models.dir`, `apiary models install`) loads only if it is
- * signed by an owner this node trusts (its own owner, or one in
- * mesh.trust.owners) whose key is not revoked, and its hash matches.
+ * signed by an owner this node trusts for models (its own owner, or one in
+ * models.trust.owners; trusting an owner's data in mesh.trust is not enough)
+ * whose key is not revoked, and its hash matches.
  */
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { canonicalJson } from '../../runtime/canonical-json.js';
-import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
+import { ApiaryError, ErrorCodes, isApiaryError } from '../../runtime/errors.js';
 import { verifySignature } from '../../runtime/identity/identity.js';
 import { packagePath } from '../../runtime/package-root.js';
 import { loadManifestWithJson, verifyModelFile, MANIFEST_FILE, type ModelManifest, type VerifiedModelFile } from './manifest.js';
@@ -26,6 +27,10 @@ export interface ModelTrust {
   readonly owners: ReadonlyMap<string, string>;
   /** Keys refused whatever else says. */
   readonly revoked: ReadonlySet<string>;
+  /** This node's own owner key: always trusted for models, and may reset another signer's version. */
+  readonly own?: string;
+  /** Model name -> the one signer accepted for it (models.trust.signers; else the first that installed it). */
+  readonly signers?: ReadonlyMap<string, string>;
 }
 
 export const NO_TRUST: ModelTrust = { owners: new Map(), revoked: new Set() };
@@ -89,7 +94,7 @@ export function trustedSignerName(owner: string, trust: ModelTrust, source: stri
   const name = trust.owners.get(owner);
   if (name === undefined) {
     throw new ApiaryError(ErrorCodes.MODEL_SIGNER_UNTRUSTED, `${source} is signed by owner ${owner}, whom this node does not trust`, {
-      hint: `if you trust that owner, add the owner key to mesh.trust.owners in the config: { name: <who>, publicKey: ${owner} }`,
+      hint: `if you trust that owner's models (not only its data), add the key to models.trust.owners in the config: { name: <who>, publicKey: ${owner} }`,
     });
   }
   return name;
@@ -114,19 +119,49 @@ export interface ModelVerdict {
   readonly signer?: { readonly publicKey: string; readonly name: string };
 }
 
+/** For a model from elsewhere, rebuilding the shipped models (the generic hint) cannot help. */
+const NOT_SHIPPED_FILE_HINT = 'the model file is not the one the manifest names (damaged, or replaced after signing): get the model folder again from its signer; ' +
+  'if you changed the model yourself, put its new sha256 in manifest.json and sign it again with `apiary models sign`';
+
+/** One refusal that names every reason found, each with its own fix line. */
+export function combineRefusals(dir: string, problems: readonly ApiaryError[]): ApiaryError {
+  const [first] = problems;
+  if (first === undefined) throw new RangeError('no refusal to combine');
+  if (problems.length === 1) return first;
+  return new ApiaryError(first.code, `${dir} is refused for ${problems.length} reasons:\n${problems.map((p) => `  - ${p.code}: ${p.message}`).join('\n')}`, {
+    hint: [...new Set(problems.flatMap((p) => (p.hint ? [p.hint] : [])))].join('\n  fix: '),
+  });
+}
+
 /**
  * Everything a node checks before it runs a model: the manifest, then (unless
- * shipped) the signature and the signer's trust, then the model file's hash.
- * Throws an ApiaryError saying why a model is refused.
+ * shipped) the signature and the signer's trust, and the model file's hash.
+ * Throws an ApiaryError naming every reason a model is refused (a tampered
+ * unsigned copy: both the missing signature and the hash mismatch).
  */
 export async function verifyModelDir(dir: string, trust: ModelTrust): Promise<ModelVerdict> {
   const { manifest, json, file: source } = await loadManifestWithJson(dir);
   const shipped = await isShippedModelDir(dir);
+  const problems: ApiaryError[] = [];
+  const check = async <T>(step: () => T | Promise<T>): Promise<T | undefined> => {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isApiaryError(err)) throw err;
+      problems.push(err);
+      return undefined;
+    }
+  };
   let signer: ModelVerdict['signer'];
   if (!shipped) {
-    const publicKey = verifyManifestSignature(json, source);
-    signer = { publicKey, name: trustedSignerName(publicKey, trust, source) };
+    const publicKey = await check(() => verifyManifestSignature(json, source));
+    const name = publicKey === undefined ? undefined : await check(() => trustedSignerName(publicKey, trust, source));
+    if (publicKey !== undefined && name !== undefined) signer = { publicKey, name };
   }
-  const file = await verifyModelFile(dir, manifest);
+  const file = await check(() => verifyModelFile(dir, manifest).catch((err: unknown) => {
+    const fileProblem = isApiaryError(err, ErrorCodes.MODEL_HASH_MISMATCH) || isApiaryError(err, ErrorCodes.MODEL_NOT_FOUND);
+    throw shipped || !fileProblem ? err : new ApiaryError(err.code, err.message, { hint: NOT_SHIPPED_FILE_HINT, cause: err });
+  }));
+  if (problems.length > 0 || file === undefined) throw combineRefusals(dir, problems);
   return { dir, manifest, json: asObject(json, source), file, shipped, ...(signer ? { signer } : {}) };
 }

@@ -8,16 +8,17 @@
  * for the owner to look at.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../../runtime/storage/atomic-json-file.js';
+import { ensureDir } from '../../runtime/storage/data-dir.js';
 
 export const PREVIOUS_SUFFIX = '.previous';
 export const REJECTED_SUFFIX = '.rejected';
 
 /** A fresh staging folder beside the target (same filesystem, so the final rename is atomic). */
 export async function stagingDir(root: string, name: string): Promise<string> {
-  await mkdir(root, { recursive: true });
+  await ensureDir(root); // level by level: an impossible data dir fails at once, with a fix
   const dir = path.join(root, `.${name}.tmp-${process.pid}-${Date.now().toString(36)}`);
   await rm(dir, { recursive: true, force: true });
   return dir;

@@ -19,16 +19,21 @@ import { ScaledClock, type Clock } from '../clock.js';
 import type { ApiaryConfig } from '../config/schema.js';
 import { Counters } from '../counters.js';
 import { RuleEngine, type Decision } from '../decide/rule-engine.js';
-import { describeError } from '../errors.js';
+import { ApiaryError, ErrorCodes, describeError, isApiaryError } from '../errors.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
 import { ModelUpdates, pendingReleasesFile } from './model-updates.js';
 import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
-import { modelTrustFromConfig } from './model-trust.js';
+import { modelTrustFromConfig, releasePolicyFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
+import { acquireDataDir } from './node-preflight.js';
+import { describeRecovery } from './recovery-report.js';
+import { restoreCounters, saveCountersPeriodically, savedCounters } from './persisted-counters.js';
+import { sharedDigest } from './shared-digest.js';
+import type { DataDirLock } from '../storage/data-dir-lock.js';
 import { packagePath } from '../package-root.js';
 import { createMesh, publishRevocation, readBrokerTls } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
@@ -74,9 +79,15 @@ export class ApiaryNode {
   private readonly stops: (() => void)[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAtReal = 0;
+  private countersSince = 0;
   private modelsReady: Promise<unknown> = Promise.resolve();
   private onFirstReading: (() => void) | undefined;
   private running = false;
+  private dataDirLock: DataDirLock | undefined;
+  /** Set by stop(): start() gives up at its next phase, and stop() waits for that before closing anything. */
+  private stopRequested = false;
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
 
   constructor(private readonly config: ApiaryConfig, private readonly logger: Logger) {
     this.clock = new ScaledClock({ speed: config.device.kind === 'simulated-beehive' ? config.device.simulation.speed : 1 });
@@ -103,16 +114,28 @@ export class ApiaryNode {
     return this.config.bus.url ?? this.broker?.url;
   }
 
-  async start(): Promise<void> {
+  /** Starts the node; a stop() meanwhile makes it reject with START_ABORTED once the running phase is done. */
+  start(): Promise<void> {
+    if (this.starting) return Promise.reject(new Error('start() was already called'));
+    this.starting = this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<void> {
     const { config, logger, counters, clock } = this;
     this.startedAtReal = Date.now();
-    // Start-up phases at debug level: start-up time matters on a 1 GHz board.
+    // Start-up phases at debug level: start-up time matters on a 1 GHz board. Each is a point where a stop() takes effect.
     let phaseStart = performance.now();
     const phase = (name: string) => {
       const now = performance.now();
       logger.debug({ ms: Math.round(now - phaseStart) }, `start-up: ${name}`);
       phaseStart = now;
+      if (this.stopRequested) throw new ApiaryError(ErrorCodes.START_ABORTED, `start-up stopped after "${name}"`);
     };
+    phase('begin');
+    // Everything that can fail is checked before anything is written (no identity left by a failed start).
+    this.dataDirLock = await acquireDataDir(config, logger, counters);
+    phase('data dir locked, ports free');
     const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
     if (created) logger.info({ nodeId: identity.nodeId }, 'created a new node identity');
     const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
@@ -121,8 +144,14 @@ export class ApiaryNode {
     this.storage = new NodeStorage(config, counters);
     await this.storage.start();
     const previous = this.storage.state.get();
-    if (!previous.cleanShutdown) logger.warn('the last run did not shut down cleanly; stream logs were recovered');
-    await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; });
+    if (!previous.cleanShutdown) {
+      const recovery = describeRecovery(await this.storage.stats());
+      logger.warn({ cut: recovery.streams }, `the last run did not shut down cleanly; ${recovery.text}`);
+    }
+    this.countersSince = restoreCounters(counters, previous);
+    const since = this.countersSince;
+    await this.storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; s.counters = savedCounters(counters, since); });
+    this.stops.push(saveCountersPeriodically(this.storage, counters, since));
     this.rules = new RuleEngine(config.decisions, previous.rules);
     phase('identity and storage');
 
@@ -133,6 +162,7 @@ export class ApiaryNode {
     this.backend = new SelectedInferenceBackend({ preference: config.models.backend, dataDir: config.node.dataDir, logger, counters });
     // The mesh first: on a first start it creates the owner key, whose signed models this node trusts.
     const meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
+    phase('mesh created');
     const trust = await modelTrustFromConfig(config);
     const inference = new HiveInference(config.models, this.backend, {
       trust, logger, counters, dataDir: config.node.dataDir,
@@ -144,7 +174,12 @@ export class ApiaryNode {
       const fallback = setTimeout(resolve, 1_000);
       this.stops.push(() => clearTimeout(fallback));
     });
-    const modelsLoaded = firstReadingOut.then(() => inference.start()).then(() => phase('models loaded and verified'));
+    // Not loaded at all for a start that is being stopped.
+    const modelsLoaded = firstReadingOut.then(async () => {
+      if (this.stopRequested) return;
+      await inference.start();
+      logger.debug('start-up: models loaded and verified');
+    });
     this.modelsReady = modelsLoaded;
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
@@ -156,16 +191,18 @@ export class ApiaryNode {
       });
       await this.broker.start();
       logger.info({ url: this.broker.url, ...(tls ? { tlsPort: this.broker.tlsPort } : {}) }, 'MQTT broker listening');
+      phase('broker listening');
     }
     if (meshParts && this.broker) {
       this.meshPart = meshParts.mesh;
       if (config.models.meshUpdates) {
         // Listening before the mesh starts, so no release that arrives early is missed; handled once the models are loaded.
-        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, counters, logger, pendingFile: pendingReleasesFile(config.node.dataDir) });
+        this.modelUpdates = new ModelUpdates({ mesh: meshParts.mesh, host: inference, trust, policy: releasePolicyFromConfig(config, trust), counters, logger, pendingFile: pendingReleasesFile(config.node.dataDir) });
         this.modelUpdates.start(modelsLoaded);
       }
       await meshParts.mesh.start(this.broker);
       logger.info({ owner: meshParts.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
+      phase('mesh started');
       const uplinkConfig = config.mesh.uplink;
       if (uplinkConfig) {
         const uplink = new Uplink({
@@ -205,6 +242,7 @@ export class ApiaryNode {
       }),
     });
     await commands.start();
+    phase('commands');
 
     this.device = createDevice(config.device, clock);
     this.device.on('reading', (reading) => this.track(this.onReading(reading)));
@@ -213,6 +251,7 @@ export class ApiaryNode {
     await this.device.open();
     phase('device open');
     await modelsLoaded;
+    phase('models ready');
     this.checkRuleInputs();
     await this.publishInfo();
     await this.publishDiscovery();
@@ -226,16 +265,32 @@ export class ApiaryNode {
     logger.info({ nodeId: identity.nodeId, device: this.device.kind, speed: clock.speed, dataDir: config.node.dataDir }, 'Apiary node started');
   }
 
-  async stop(): Promise<void> {
-    const wasRunning = this.running;
+  /** Stops the node, or a start in progress (at its next phase); closes all start() opened. Calls after the first share its result. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.stopRequested = true;
     this.running = false;
     for (const stop of this.stops.splice(0)) stop();
     this.onFirstReading?.(); // a start() still waiting for its first reading goes on and sees the stop
+    // Nothing is closed under a phase still running: start gives up at its next phase.
+    let refusedToStart = false;
+    await this.starting?.catch((err: unknown) => {
+      if (isApiaryError(err, ErrorCodes.START_ABORTED)) return;
+      this.logger.debug({ err: describeError(err) }, 'start-up had failed');
+      refusedToStart = !this.dataDirLock; // it never took the data dir: nothing ran, nothing "stopped"
+    });
+    await this.modelsReady.catch(() => undefined);
+    for (const stop of this.stops.splice(0)) stop();
     await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
     await Promise.allSettled([...this.inFlight]);
     if (this.storage && this.rules) {
       const rules = this.rules.snapshot();
-      await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; });
+      const counters = savedCounters(this.counters, this.countersSince);
+      await this.storage.state.update((s) => { s.rules = rules; s.lastStopAt = this.clock.now(); s.cleanShutdown = true; s.counters = counters; });
     }
     await this.uplink?.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'uplink stop failed'));
     await this.modelUpdates?.stop();
@@ -244,10 +299,11 @@ export class ApiaryNode {
     await this.broker?.stop();
     await this.inference?.stop();
     await this.storage?.close();
+    await this.dataDirLock?.release();
     this.device = undefined;
     this.bus = undefined;
     this.broker = undefined;
-    if (wasRunning) this.logger.info('Apiary node stopped');
+    if (this.starting && !refusedToStart) this.logger.info('Apiary node stopped');
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -266,9 +322,10 @@ export class ApiaryNode {
       activeDecisions: this.rules?.active() ?? [],
       storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
       counters: this.counters.snapshot(),
+      countersSince: new Date(this.countersSince).toISOString(),
       deviceCounters: this.device?.stats() ?? {},
       broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
-      mesh: this.meshPart ? { ...this.meshPart.status(), uplink: this.uplink?.status() } : undefined,
+      mesh: this.meshPart ? { ...this.meshPart.status(), shared: sharedDigest(this.meshPart.state), uplink: this.uplink?.status() } : undefined,
       inference: this.backend?.selection,
       models: {
         dir: this.inference?.modelsDir,

@@ -258,8 +258,8 @@ export class HiveInference {
     try {
       prediction = await model.predict(features);
     } catch (err) {
-      // Bad outputs from a model that passed its checks at load: whoever installed it decides (mesh updates roll back).
-      if (isApiaryError(err) && err.code === ErrorCodes.MODEL_OUTPUT_INVALID) this.options.onInvalidOutput?.(model, err);
+      // Inputs refused or bad outputs from a model that passed its checks at load: whoever installed it decides (mesh updates roll back).
+      if (isApiaryError(err) && (err.code === ErrorCodes.MODEL_OUTPUT_INVALID || err.code === ErrorCodes.MODEL_INPUT_INVALID)) this.options.onInvalidOutput?.(model, err);
       throw err;
     }
     return {

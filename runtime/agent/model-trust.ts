@@ -1,9 +1,10 @@
 /**
  * The owners whose signed models this node runs: its own owner (the key in
  * mesh.owner.keyFile, default <dataDir>/owner.json, or the owner of
- * mesh.owner.certificateFile) and the owners in mesh.trust.owners; keys in
- * mesh.trust.revoked are refused. Shipped models need no signer (see
- * models/registry/manifest-signature.ts).
+ * mesh.owner.certificateFile) and the owners in models.trust.owners, NOT
+ * those of mesh.trust.owners: accepting an owner's data must not let it
+ * replace this node's models. Keys in mesh.trust.revoked are refused.
+ * Shipped models need no signer (see models/registry/manifest-signature.ts).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import type { ApiaryConfig } from '../config/schema.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateKeyFile } from '../identity/identity.js';
 import { decodeCertificate } from '../mesh/certificate.js';
+import { ModelReleasePolicy } from './model-release-policy.js';
 
 /** This node's own owner key, if it has one yet (never creates one). */
 export async function ownOwnerKey(config: ApiaryConfig): Promise<string | undefined> {
@@ -30,8 +32,22 @@ export async function ownOwnerKey(config: ApiaryConfig): Promise<string | undefi
 }
 
 export async function modelTrustFromConfig(config: ApiaryConfig): Promise<ModelTrust> {
-  const owners = new Map<string, string>(config.mesh.trust.owners.map((o) => [o.publicKey, o.name]));
+  const owners = new Map<string, string>(config.models.trust.owners.map((o) => [o.publicKey, o.name]));
   const own = await ownOwnerKey(config);
   if (own !== undefined) owners.set(own, 'this node\'s owner');
-  return { owners, revoked: new Set(config.mesh.trust.revoked) };
+  return {
+    owners,
+    revoked: new Set(config.mesh.trust.revoked),
+    signers: new Map(Object.entries(config.models.trust.signers)),
+    ...(own === undefined ? {} : { own }),
+  };
+}
+
+/** The release rules of this node: signer pins (recorded in <dataDir>/model-signers.json), the labels its rules watch. */
+export function releasePolicyFromConfig(config: ApiaryConfig, trust: ModelTrust): ModelReleasePolicy {
+  return new ModelReleasePolicy({
+    file: path.join(config.node.dataDir, 'model-signers.json'),
+    trust,
+    ruleLabels: ModelReleasePolicy.ruleLabels(config.decisions.map((rule) => rule.input)),
+  });
 }

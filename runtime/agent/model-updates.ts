@@ -11,7 +11,6 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import semver from 'semver';
 import { z } from 'zod';
 import { PREVIOUS_SUFFIX, rollBackModel, stagingDir, swapInModel } from '../../models/registry/model-install.js';
 import { verifyManifestSignature, verifyModelDir, trustedSignerName, type ModelTrust } from '../../models/registry/manifest-signature.js';
@@ -24,6 +23,7 @@ import type { Logger } from '../log.js';
 import type { FeedEntry } from '../mesh/feed-entry.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { AtomicJsonFile } from '../storage/atomic-json-file.js';
+import type { ModelReleasePolicy } from './model-release-policy.js';
 
 export const MODEL_UPDATE_TYPE = 'model-update';
 
@@ -65,6 +65,8 @@ export interface ModelUpdatesContext {
   readonly pendingFile: string;
   readonly host: ModelHost;
   readonly trust: ModelTrust;
+  /** Signer pins, fit with the node's features and rules, version steps (model-release-policy.ts). */
+  readonly policy: ModelReleasePolicy;
   readonly counters: Counters;
   readonly logger: Logger;
 }
@@ -193,11 +195,12 @@ export class ModelUpdates {
   }
 
   /**
-   * A model from the models folder (not shipped) gave invalid outputs in
-   * service: roll it back, whoever installed it, since the previous or
-   * shipped version is known to work.
+   * A model from the models folder (not shipped) refused its inputs or gave
+   * invalid outputs in service: roll it back, whoever installed it, since the
+   * previous or shipped version is known to work.
    */
   onInvalidOutput(model: VerifiedModel, err: Error): void {
+    const code = isApiaryError(err) ? err.code : ErrorCodes.MODEL_OUTPUT_INVALID;
     const name = model.manifest.name;
     if (model.signer === 'shipped' || this.rollingBack.has(model.sha256)) return;
     this.rollingBack.add(model.sha256);
@@ -206,7 +209,7 @@ export class ModelUpdates {
     this.enqueue(async () => {
       const running = await this.rollBack(name);
       this.rollingBack.delete(model.sha256);
-      return this.report({ name, version: model.manifest.version, sha256: model.sha256, ...(release ? { release } : {}), status: 'rolled-back', code: ErrorCodes.MODEL_OUTPUT_INVALID, reason: `in service: ${err.message}`, running });
+      return this.report({ name, version: model.manifest.version, sha256: model.sha256, ...(release ? { release } : {}), status: 'rolled-back', code, reason: `in service: ${err.message}`, running });
     }).catch(() => undefined); // logged by enqueue
   }
 
@@ -237,14 +240,15 @@ export class ModelUpdates {
     const base = { name: body.name, version: body.version, sha256: body.sha256, release: { origin: entry.origin, seq: entry.seq } };
     const { host } = this.ctx;
     if (!host.names().includes(body.name)) return this.report({ ...base, status: 'skipped', reason: `this node does not run a model named ${body.name}` }, { quiet: true });
+    let signer: string;
     try {
-      trustedSignerName(verifyManifestSignature(body.manifest, source), this.ctx.trust, source);
+      signer = verifyManifestSignature(body.manifest, source);
+      trustedSignerName(signer, this.ctx.trust, source);
       const current = host.loaded(body.name);
       // The manifest is part of the model (normalisation, labels): the same file under a new version is a new model.
       if (current?.sha256 === body.sha256 && current.manifest.version === body.version) return this.report({ ...base, status: 'skipped', reason: 'this version runs already' }, { quiet: true });
-      if (current && !semver.gt(body.version, current.manifest.version)) {
-        return this.report({ ...base, status: 'skipped', reason: `version ${body.version} is not newer than the running ${current.manifest.version} (no downgrades over the mesh)` });
-      }
+      const verdict = await this.ctx.policy.check({ manifest: release.manifest, signer }, current, source);
+      if (!verdict.install) return this.report({ ...base, status: 'skipped', reason: verdict.skip });
       // One pass over the publisher's log for all chunks, not one scan per chunk.
       const chunks = await readEntries(this.ctx.mesh, entry.origin, body.chunks.map((c) => c.seq));
       const bytes = await assembleModel(body, (seq) => {
@@ -264,7 +268,9 @@ export class ModelUpdates {
     try {
       const model = await host.reload(body.name);
       this.installedByUpdate.set(body.name, { sha256: model.sha256, release: base.release });
-      return this.report({ ...base, status: 'installed', running: { version: model.manifest.version, sha256: model.sha256 } });
+      const report = await this.report({ ...base, status: 'installed', running: { version: model.manifest.version, sha256: model.sha256 } });
+      await this.ctx.policy.recordInstalled(body.name, signer);
+      return report;
     } catch (err) {
       if (!isApiaryError(err)) throw err;
       const running = await this.rollBack(body.name);

@@ -13,6 +13,7 @@ import type { RuleState } from '../decide/rule-engine.js';
 import { LowdbStateStore } from '../storage/lowdb-state-store.js';
 import { SegmentLog } from '../storage/segment-log.js';
 import type { AppendOnlyStream, StreamStats } from '../storage/stream-store.js';
+import type { SavedCounters } from './persisted-counters.js';
 
 export interface NodeState {
   version: 1;
@@ -22,6 +23,8 @@ export interface NodeState {
   /** False while running: a start that finds it false knows the last run crashed. */
   cleanShutdown: boolean;
   rules: Record<string, RuleState>;
+  /** Counters of the last run and when counting began (persisted-counters.ts); absent in data dirs from before. */
+  counters?: SavedCounters;
 }
 
 const DEFAULT_STATE: NodeState = { version: 1, boots: 0, lastStartAt: null, lastStopAt: null, cleanShutdown: true, rules: {} };

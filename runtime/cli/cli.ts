@@ -15,6 +15,7 @@ import { formatStatus } from './format-status.js';
 import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
 import type { AuditResult } from '../agent/decision-audit.js';
 import type { UpdateReport } from '../agent/model-updates.js';
+import type { ApiaryNode } from '../agent/apiary-node.js';
 import { requestNode } from './node-request.js';
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
@@ -65,9 +66,8 @@ function load(options: CommonOptions) {
 async function startCommand(options: CommonOptions): Promise<void> {
   const { config, file } = load(options);
   const logger = createLogger(config.log.level);
-  // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
-  const { ApiaryNode } = await import('../agent/apiary-node.js');
-  const node = new ApiaryNode(config, logger);
+  // Handled from here on, also while the node module loads and while it starts: a stop aborts the start cleanly.
+  const started: { node?: ApiaryNode } = {};
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
     if (stopping) {
@@ -75,19 +75,29 @@ async function startCommand(options: CommonOptions): Promise<void> {
       process.exit(130);
     }
     logger.info(`${signal}: shutting down`);
-    stopping = node.stop().then(() => process.exit(0), (err: unknown) => {
+    stopping = (started.node?.stop() ?? Promise.resolve()).then(() => {
+      if (!started.node) logger.info('Apiary node stopped');
+      process.exit(0);
+    }, (err: unknown) => {
       logger.error({ err: describeError(err) }, 'shutdown failed');
       process.exit(1);
     });
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
+  const { ApiaryNode: NodeClass } = await import('../agent/apiary-node.js');
+  if (stopping) return;
+  const node = new NodeClass(config, logger);
+  started.node = node;
   try {
     await node.start();
   } catch (err) {
+    if (stopping) return; // a signal stopped the start; the handler exits once the node is closed
     await node.stop().catch(() => undefined);
     throw err;
   }
+  if (stopping) return;
   const url = node.brokerUrl ?? '';
   const { hostname, port } = new URL(url);
   logger.info({ config: file ?? 'built-in defaults' }, 'configuration');
@@ -333,6 +343,23 @@ withNodeOptions(models.command('publish'))
       : `node ${reply.nodeId}: published ${r.name} ${r.version} as feed entry #${r.release?.seq ?? '?'}; here it is ${r.status}${r.reason ? ` (${r.reason})` : ''}\n` +
         '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`\n');
     if (r.status === 'rolled-back' || r.status === 'refused') process.exitCode = 1;
+  });
+
+const feed = program.command('feed').description('the signed feeds this node holds, read from its data dir (read-only; works beside a running node)');
+withCommonOptions(feed.command('list'))
+  .description('per origin: seq range, entries, bytes, gaps, forks and invalid entries (every signature and chain link checked); exits 1 on any gap, fork or invalid entry')
+  .option('--json', 'print JSON')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    const { feedListCommand } = await import('./feed-command.js');
+    await feedListCommand(load(options).config, options);
+  });
+withCommonOptions(feed.command('export'))
+  .description('print the entries as JSON lines, signatures included, exactly as stored; verify them with the format in the README alone')
+  .option('--origin <nodeId>', "only this node's feed")
+  .addOption(new Option('--from-seq <n>', 'only entries from this seq on').argParser(integer('from-seq', 1, Number.MAX_SAFE_INTEGER)))
+  .action(async (options: CommonOptions & { origin?: string; fromSeq?: number }) => {
+    const { feedExportCommand } = await import('./feed-command.js');
+    await feedExportCommand(load(options).config, options);
   });
 
 withCommonOptions(program.command('doctor'))

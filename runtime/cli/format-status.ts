@@ -24,10 +24,12 @@ interface StatusView {
   };
   storage?: { dataDir: string; bytes: number; streams: { name: string; bytes: number; nextSeq: number; droppedByRetention: number; droppedCorrupt: number }[] };
   counters?: Record<string, number>;
+  countersSince?: string;
   deviceCounters?: Record<string, number>;
   broker?: { url: string; clients: number };
   mesh?: {
     owner: string;
+    shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
     feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number }[];
     peers: { nodeId: string; name?: string; link: string; url?: string; lastError?: string; lastSeen: string | null; announced: string | null; weLack: Record<string, number>; theyLack: Record<string, number> }[];
     quarantined?: string[];
@@ -65,6 +67,8 @@ export function formatStatus(raw: unknown): string {
   }
   if (s.mesh) {
     lines.push('', `Mesh (owner ${s.mesh.owner}):`);
+    const shared = s.mesh.shared;
+    if (shared) lines.push(`  shared document sha256 ${shared.sha256.slice(0, 16)} (${formatBytes(shared.bytes)}), state vector ${Object.entries(shared.stateVector).map(([c, n]) => `${c}:${n}`).join(' ') || 'empty'}`);
     for (const p of s.mesh.peers) {
       const lack = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
       lines.push(`  ${(p.name ?? p.nodeId).padEnd(16)} ${p.nodeId}  link ${p.link.padEnd(10)} announced ${(p.announced ?? '?').padEnd(7)} last seen ${p.lastSeen ?? 'never'}  we lack ${lack(p.weLack)}, they lack ${lack(p.theyLack)}${p.lastError ? `  (${p.lastError})` : ''}`);
@@ -75,7 +79,7 @@ export function formatStatus(raw: unknown): string {
   }
   const counters = { ...(s.counters ?? {}), ...Object.fromEntries(Object.entries(s.deviceCounters ?? {}).map(([k, v]) => [`device.${k}`, v])) };
   if (Object.keys(counters).length > 0) {
-    lines.push('', 'Counters:');
+    lines.push('', `Counters${s.countersSince ? ` (since ${s.countersSince.replace('T', ' ').slice(0, 19)}, across restarts)` : ''}:`);
     for (const [name, value] of Object.entries(counters)) lines.push(`  ${name.padEnd(36)} ${value}`);
   }
   return lines.join('\n');

@@ -10,7 +10,7 @@ import { cp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadManifestWithJson, verifyModelFile, MANIFEST_FILE } from '../../models/registry/manifest.js';
 import { signManifestJson, verifyModelDir, type ModelTrust, type ModelVerdict } from '../../models/registry/manifest-signature.js';
-import { modelTrustFromConfig } from '../agent/model-trust.js';
+import { modelTrustFromConfig, releasePolicyFromConfig } from '../agent/model-trust.js';
 import type { ApiaryConfig } from '../config/schema.js';
 import { ApiaryError, ErrorCodes, isApiaryError } from '../errors.js';
 import { loadOrCreateKeyFile } from '../identity/identity.js';
@@ -82,10 +82,12 @@ export async function modelsListCommand(config: ApiaryConfig, options: { json?: 
   for (const r of rows.filter((row) => !row.trusted)) process.stdout.write(`\n${r.dir}\n  refused: ${r.reason ?? ''}\n`);
 }
 
-/** Hash, signature and trust of one model folder, against this node's config; throws with the reason if refused. */
+/** Hash, signature, trust and pinned signer of one model folder, against this node's config; throws with the reason if refused. */
 export async function modelsVerifyCommand(config: ApiaryConfig, dir: string, options: { json?: boolean }): Promise<ModelVerdict> {
-  const verdict = await verifyModelDir(path.resolve(dir), await modelTrustFromConfig(config));
+  const trust = await modelTrustFromConfig(config);
+  const verdict = await verifyModelDir(path.resolve(dir), trust);
   const { name, version, sha256 } = verdict.manifest;
+  if (verdict.signer) await releasePolicyFromConfig(config, trust).checkSigner(name, verdict.signer.publicKey, path.resolve(dir));
   process.stdout.write(
     options.json
       ? `${JSON.stringify({ ok: true, name, version, sha256, shipped: verdict.shipped, signer: verdict.signer?.publicKey ?? null })}\n`
@@ -128,6 +130,9 @@ export async function modelsInstallCommand(config: ApiaryConfig, dir: string): P
       hint: 'to install a copy, sign it first (`apiary models sign`) from a folder outside the package',
     });
   }
+  // A model's signer is pinned by its first install, here as over the mesh.
+  const policy = releasePolicyFromConfig(config, trust);
+  if (verdict.signer) await policy.checkSigner(name, verdict.signer.publicKey, source);
   const root = path.join(config.node.dataDir, 'models');
   const temp = await stagingDir(root, name);
   let target: string;
@@ -140,6 +145,7 @@ export async function modelsInstallCommand(config: ApiaryConfig, dir: string): P
     await rm(temp, { recursive: true, force: true });
     throw err;
   }
+  if (verdict.signer) await policy.recordInstalled(name, verdict.signer.publicKey);
   const previous = target + PREVIOUS_SUFFIX;
   const configured = config.models.dir === undefined || path.resolve(config.models.dir) === path.resolve(root);
   process.stdout.write(

@@ -51,6 +51,9 @@ device:
 models:
   # dir: ./models             # default: <dataDir>/models; a model not there comes from the shipped set
   meshUpdates: true           # install newer versions a trusted owner publishes to the mesh (rolled back if they fail)
+  trust:                      # whose models run here: your own owner, plus these (mesh.trust is for data only)
+    owners: []                # - { name: Ana, publicKey: <43-char owner key> }
+    signers: {}               # hive-sound: <owner key>  (else the first signer that installed a model is pinned)
   backend: auto               # auto | onnxruntime-node | onnxruntime-web (WASM); auto probes the native one once per platform
   thermal:                    # hive-thermal: "is this a strong colony?", over 24 h of readings
     enabled: true

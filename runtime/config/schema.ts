@@ -60,6 +60,8 @@ const deviceSchema = z.strictObject({
   simulation: simulationSchema.prefault({}),
 });
 
+const publicKeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected a base64url Ed25519 public key of 43 characters (see `apiary id`)' });
+
 const modelsSchema = z.strictObject({
   /**
    * Folder holding one sub-folder per model (model.onnx + manifest.json), where
@@ -69,6 +71,15 @@ const modelsSchema = z.strictObject({
   dir: z.string().min(1).optional(),
   /** Install newer versions that a trusted owner publishes to the mesh (see runtime/agent/model-updates.ts). */
   meshUpdates: z.boolean().default(true),
+  /**
+   * Whose signed models this node runs, apart from its own owner: separate
+   * from mesh.trust (trusting an owner's data is not trusting its models).
+   */
+  trust: z.strictObject({
+    owners: z.array(z.strictObject({ name: z.string().min(1).max(64), publicKey: publicKeySchema })).max(256).default([]),
+    /** Model name -> the only signer accepted for it; without an entry, the first signer that installed it is pinned. */
+    signers: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/), publicKeySchema).default({}),
+  }).prefault({}),
   /**
    * Which ONNX runtime runs the models. auto: onnxruntime-node if a probe in a
    * child process shows it works on this CPU (run once per platform, cached in
@@ -129,7 +140,6 @@ export const DEFAULT_RULES: z.input<typeof ruleSchema>[] = [
 ];
 
 const nodeIdSchema = z.string().regex(/^[a-z2-7]{12}$/, { error: 'expected a 12-character node id (see `apiary id` on that node)' });
-const publicKeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected a base64url Ed25519 public key of 43 characters (see `apiary id`)' });
 const streamNameSchema = z.enum(['readings', 'models', 'decisions'], { error: 'expected "readings", "models" or "decisions"' });
 
 /** Who may write a map of the shared document (runtime/mesh/shared-state-rules.ts). */

@@ -4,10 +4,11 @@
  * is stable, short, and cannot be claimed by another key.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
+import { ensureDir } from '../storage/data-dir.js';
 
 export const IDENTITY_FILE = 'identity.json';
 /** RFC 4648 base32 alphabet, lower-cased: safe in MQTT topics, file names and DNS labels. */
@@ -103,8 +104,8 @@ export async function loadOrCreateKeyFile(file: string): Promise<{ identity: Nod
   }
   if (text !== undefined) return { identity: parseIdentity(text, file), created: false };
 
-  // The data dir holds the private key: owner-only, like ~/.ssh.
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  // The data dir holds the private key: owner-only, like ~/.ssh. Level by level: an impossible path fails at once.
+  await ensureDir(path.dirname(file), 0o700);
   const { privateKey } = generateKeyPairSync('ed25519');
   const identity = toIdentity(privateKey);
   const stored: IdentityFile = {

@@ -168,7 +168,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await broker.subscribe(`${prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
     this.liveness = (packet, done) => {
       const id = packet.topic.split('/')[1] ?? '';
-      if (id !== this.nodeId && this.peers.has(id)) this.peers.get(id).announced = Buffer.from(packet.payload).toString('utf8').slice(0, 16);
+      if (id !== this.nodeId && this.peers.has(id)) this.peers.announce(id, Buffer.from(packet.payload).toString('utf8').slice(0, 16));
       done();
     };
     await broker.subscribe(`${prefix}/+/state`, this.liveness);

@@ -9,8 +9,10 @@ import type { LinkState } from './peer-link.js';
 export interface PeerView {
   have: HaveVector;
   lastSeen: number | undefined;
-  /** online/offline as last published under the peer's state topic on our broker. */
+  /** online/offline as last published under the peer's state topic on our broker (by anyone allowed to: not proof). */
   announced: string | undefined;
+  /** When that was seen here. */
+  announcedAt: number | undefined;
   /** Certificates already sent on the current link, so each travels once per link-up. */
   certsSent: Set<string>;
   /** Origins this peer could not serve from where we are (both sides dropped them). */
@@ -42,10 +44,17 @@ export class PeerTable {
   get(id: string): PeerView {
     let view = this.views.get(id);
     if (!view) {
-      view = { have: {}, lastSeen: undefined, announced: undefined, certsSent: new Set(), stuck: new Set() };
+      view = { have: {}, lastSeen: undefined, announced: undefined, announcedAt: undefined, certsSent: new Set(), stuck: new Set() };
       this.views.set(id, view);
     }
     return view;
+  }
+
+  /** Notes an online/offline published under the peer's state topic (a retained one arrives at subscribe). */
+  announce(id: string, value: string): void {
+    const view = this.get(id);
+    view.announced = value;
+    view.announcedAt = Date.now();
   }
 
   /** Takes a have-vector the peer stated; an origin whose seq moved is no longer stuck. */
@@ -77,10 +86,22 @@ export class PeerTable {
         url: link?.url,
         lastError: link?.lastError,
         lastSeen: view.lastSeen === undefined ? null : new Date(view.lastSeen).toISOString(),
-        announced: view.announced ?? null,
+        announced: liveness(view, link?.state),
         weLack,
         theyLack,
       };
     });
   }
+}
+
+/**
+ * What status reports as the peer's liveness. A retained `offline` under its
+ * state topic is only what someone last published there (a stale will, or
+ * anyone allowed to publish it): a link to the peer that is up now, or a
+ * signed message heard from it since, outweighs it.
+ */
+function liveness(view: PeerView, link: LinkState | undefined): string | null {
+  if (link === 'up') return 'online';
+  if (view.announcedAt !== undefined && view.lastSeen !== undefined && view.lastSeen >= view.announcedAt) return 'online';
+  return view.announced ?? null;
 }

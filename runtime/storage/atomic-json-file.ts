@@ -6,6 +6,8 @@
  * old. Here every write is temp file -> fsync -> rename -> fsync directory,
  * so the target always holds either the old or the new content, durably.
  */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Adapter } from 'lowdb';
@@ -42,10 +44,20 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** The temp name for a target; per process so two writers never share one. */
+/**
+ * The temp name for a target: random, so no one can plant a link at it in
+ * advance (the old `<file>.tmp-<pid>` was predictable), and never shared by two writers.
+ */
 function tempPath(file: string): string {
-  return `${file}.tmp-${process.pid}`;
+  return `${file}.tmp-${randomBytes(8).toString('hex')}`;
 }
+
+/**
+ * Create-only, never through a link: O_EXCL fails on any existing name, a
+ * symbolic link included (POSIX open(2)); O_NOFOLLOW says so again where the
+ * platform has it.
+ */
+const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 /** Writes `data` to `file` atomically and durably (temp, fsync, rename, fsync dir). */
 export async function writeFileAtomic(
@@ -56,11 +68,9 @@ export async function writeFileAtomic(
   const mode = options.mode ?? DEFAULT_FILE_MODE;
   const tmp = tempPath(file);
   try {
-    const fh = await open(tmp, 'w', mode);
+    const fh = await open(tmp, CREATE_EXCLUSIVE, mode);
     try {
-      // open() applies the mode only when it creates the file; a stale temp
-      // left by a crashed process with the same pid keeps its old mode.
-      await fh.chmod(mode);
+      await fh.chmod(mode); // exact, whatever the umask
       await fh.writeFile(data);
       await fh.sync();
     } finally {
@@ -86,7 +96,8 @@ async function removeStaleTemps(file: string): Promise<void> {
     throw ioError(`could not list ${dir}`, err);
   }
   for (const name of names) {
-    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) {
+    // Digits: the old per-pid names; 16 hex digits: the random ones.
+    if (name.startsWith(prefix) && /^(\d+|[0-9a-f]{16})$/.test(name.slice(prefix.length))) {
       await unlink(path.join(dir, name)).catch(() => undefined);
     }
   }

@@ -49,7 +49,7 @@ interface FileScan {
   readonly stop: 'end' | 'incomplete' | 'corrupt';
 }
 
-const SEGMENT_NAME = /^(\d{20})\.seg$/;
+export const SEGMENT_NAME = /^(\d{20})\.seg$/;
 const SEGMENT_MODE = 0o600;
 /** Read size: large enough to amortise syscalls, small enough for a 512 MB board. */
 const READ_CHUNK = 64 * 1024;
@@ -75,7 +75,7 @@ function ioError(what: string, err: unknown): ApiaryError {
  * chunks so memory stays bounded by one chunk plus one frame; returns where
  * and why it stopped.
  */
-async function* readFrames(
+export async function* readFrames(
   fh: FileHandle,
   start: number,
   end: number,
@@ -132,6 +132,7 @@ export class SegmentLog implements AppendOnlyStream {
   private totalBytes = 0;
   private droppedByRetention = 0;
   private droppedCorrupt = 0;
+  private droppedCorruptBytes = 0;
   /** Set when a failed write could not be rolled back: appending more would bury good frames behind garbage. */
   private broken: ApiaryError | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -214,6 +215,7 @@ export class SegmentLog implements AppendOnlyStream {
       await fh.truncate(valid.end);
       await fh.datasync();
       this.droppedCorrupt += dropped;
+      this.droppedCorruptBytes += size - valid.end;
       this.options.counters?.increment(`storage.${this.name}.dropped_corrupt`, dropped);
     }
     return { firstSeq, path: file, count: valid.count, bytes: valid.end, lastWriteAt: mtimeMs };
@@ -379,6 +381,7 @@ export class SegmentLog implements AppendOnlyStream {
       nextSeq: this.nextSeq,
       droppedByRetention: this.droppedByRetention,
       droppedCorrupt: this.droppedCorrupt,
+      droppedCorruptBytes: this.droppedCorruptBytes,
     };
   }
 

@@ -24,6 +24,8 @@ export interface StreamStats {
   readonly droppedByRetention: number;
   /** Torn or corrupt records discarded during recovery. */
   readonly droppedCorrupt: number;
+  /** Bytes those records took (the torn tail cut off at recovery). */
+  readonly droppedCorruptBytes: number;
 }
 
 export interface AppendOnlyStream {

@@ -94,7 +94,7 @@ describe('model manifest signatures', () => {
       const model = await modelCopy(dir, mallory);
       const untrusted = await expectApiaryError(() => verifyModelDir(model, trusting(alice.publicKey)), ErrorCodes.MODEL_SIGNER_UNTRUSTED);
       expect(untrusted.message).toContain(mallory.publicKey);
-      expect(untrusted.hint).toContain('mesh.trust.owners');
+      expect(untrusted.hint).toContain('models.trust.owners');
       const revoked: ModelTrust = { owners: new Map([[mallory.publicKey, 'mallory']]), revoked: new Set([mallory.publicKey]) };
       expect((await expectApiaryError(() => verifyModelDir(model, revoked), ErrorCodes.MODEL_SIGNER_UNTRUSTED)).message).toContain('revoked');
     });

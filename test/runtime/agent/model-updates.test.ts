@@ -18,6 +18,8 @@ import { MODEL_CHUNK_TYPE } from '../../../models/registry/model-release.js';
 import { stagingDir, swapInModel } from '../../../models/registry/model-install.js';
 import { mulberry32 } from '../../../models/training/softmax-regression.js';
 import { HiveInference, SOUND_MODEL } from '../../../runtime/agent/hive-inference.js';
+import { modelTrustFromConfig } from '../../../runtime/agent/model-trust.js';
+import { ModelReleasePolicy } from '../../../runtime/agent/model-release-policy.js';
 import { MODEL_UPDATE_TYPE, ModelUpdates, pendingReleasesFile, type UpdateReport } from '../../../runtime/agent/model-updates.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
 import { loadOrCreateKeyFile } from '../../../runtime/identity/identity.js';
@@ -36,7 +38,7 @@ interface UpdatingNode {
  * (ONNX metadata) so it needs several chunks; `outputs` 1 makes a model that
  * loads but gives one value for three labels.
  */
-async function makeRelease(dir: string, ownerFile: string, options: { version: string; seed: number; padding?: number; outputs?: number; garbage?: boolean }): Promise<string> {
+async function makeRelease(dir: string, ownerFile: string, options: { version: string; seed: number; padding?: number; outputs?: number; garbage?: boolean; edit?: (manifest: TestManifest) => void }): Promise<string> {
   const random = mulberry32(options.seed);
   const k = options.outputs ?? 3;
   const bytes = options.garbage
@@ -48,8 +50,9 @@ async function makeRelease(dir: string, ownerFile: string, options: { version: s
       modelVersion: options.version,
       metadata: options.padding ? { padding: 'x'.repeat(options.padding) } : {},
     });
-  const manifest = JSON.parse(await readFile(path.join(HIVE_SOUND_DIR, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-  const out = path.join(dir, `release-${options.version}`);
+  const manifest = JSON.parse(await readFile(path.join(HIVE_SOUND_DIR, 'manifest.json'), 'utf8')) as TestManifest;
+  options.edit?.(manifest);
+  const out = path.join(dir, `release-${options.version}-${options.seed}`);
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'model.onnx'), bytes);
   const { identity: owner } = await loadOrCreateKeyFile(ownerFile);
@@ -58,30 +61,55 @@ async function makeRelease(dir: string, ownerFile: string, options: { version: s
   return out;
 }
 
+type TestManifest = Record<string, unknown> & { inputs: { features: { name: string; mean: number }[] }[]; outputs: { labels: string[] }[] };
+
+/** The rules of a default config (model.hive-sound.swarm), as a node's release policy sees them. */
+const DEFAULT_RULE_LABELS = ModelReleasePolicy.ruleLabels(parseConfig({}).decisions.map((r) => r.input));
+
+function policyFor(dir: string, trust: ModelTrust): ModelReleasePolicy {
+  return new ModelReleasePolicy({ file: path.join(dir, 'model-signers.json'), trust, ruleLabels: DEFAULT_RULE_LABELS });
+}
+
+interface TrustOptions { own?: string; signers?: Record<string, string>; trust?: ModelTrust }
+
 /** A HiveInference (sound model only) and a ModelUpdates on a mesh node, as ApiaryNode wires them. */
-async function startUpdater(mesh: TestMeshNode, dir: string, trustedOwners: string[]): Promise<{ inference: HiveInference; updates: ModelUpdates }> {
-  const trust: ModelTrust = { owners: new Map(trustedOwners.map((key, i) => [key, `owner-${i}`])), revoked: new Set() };
+async function startUpdater(mesh: TestMeshNode, dir: string, trustedOwners: string[], options: TrustOptions = {}): Promise<{ inference: HiveInference; updates: ModelUpdates }> {
+  const trust: ModelTrust = options.trust ?? {
+    owners: new Map(trustedOwners.map((key, i) => [key, `owner-${i}`])), revoked: new Set(),
+    signers: new Map(Object.entries(options.signers ?? {})), ...(options.own ? { own: options.own } : {}),
+  };
   const logger = pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' });
   const holder: { updates?: ModelUpdates } = {};
   const inference = new HiveInference(parseConfig({ models: { thermal: { enabled: false } } }).models, new OnnxRuntimeNodeBackend(), {
     trust, logger, counters: mesh.counters, dataDir: dir, onInvalidOutput: (model, err) => holder.updates?.onInvalidOutput(model, err),
   });
   await inference.start();
-  const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, counters: mesh.counters, logger, pendingFile: pendingReleasesFile(dir) });
+  const updates = new ModelUpdates({ mesh: mesh.mesh, host: inference, trust, policy: policyFor(dir, trust), counters: mesh.counters, logger, pendingFile: pendingReleasesFile(dir) });
   holder.updates = updates;
   updates.start();
   return { inference, updates };
 }
 
-async function startUpdatingNode(name: string, dir: string, trustedOwners: string[], neighbour?: TestMeshNode): Promise<UpdatingNode> {
+async function startUpdatingNode(name: string, dir: string, trustedOwners: string[], neighbour?: TestMeshNode, options: TrustOptions = {}): Promise<UpdatingNode> {
   const mesh = await startMeshNode({ name, dir, trustedOwners, ...(neighbour ? { mesh: { neighbours: [{ url: neighbour.broker.url, nodeId: neighbour.node.nodeId }] } } : {}) });
-  const { inference, updates } = await startUpdater(mesh, dir, trustedOwners);
+  const { inference, updates } = await startUpdater(mesh, dir, trustedOwners, options);
   const stopMesh = mesh.stop.bind(mesh); // the original: mesh.stop is replaced below
   return {
     mesh: Object.assign(mesh, { stop: async () => { await updates.stop(); await inference.stop(); await stopMesh(); } }),
     inference,
     updates,
   };
+}
+
+/** Stops a node's updater and models, puts `release` in place by hand (no release checks, like `apiary models install`), and starts them again. */
+async function installByHandAndRestart(node: UpdatingNode, dir: string, release: string): Promise<{ inference: HiveInference; updates: ModelUpdates }> {
+  await node.updates.stop();
+  await node.inference.stop();
+  const models = path.join(dir, 'models');
+  const staged = await stagingDir(models, SOUND_MODEL);
+  await cp(release, staged, { recursive: true });
+  await swapInModel(models, SOUND_MODEL, staged);
+  return startUpdater(node.mesh, dir, [await ownerKeyOf(dir)]);
 }
 
 async function updateEntries(reader: TestMeshNode, origin: string): Promise<UpdateReport[]> {
@@ -199,7 +227,7 @@ describe('model updates over the mesh', () => {
     await b.updates.stop();
     const trust: ModelTrust = { owners: new Map(owners.map((k) => [k, k])), revoked: new Set() };
     const logger = pino({ level: 'silent' });
-    const doomed = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, counters: b.mesh.counters, logger, pendingFile: pendingReleasesFile(dirs[1] as string) });
+    const doomed = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, policy: policyFor(dirs[1] as string, trust), counters: b.mesh.counters, logger, pendingFile: pendingReleasesFile(dirs[1] as string) });
     doomed.start(new Promise(() => undefined));
     const published = await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 9 }));
     const pendingFile = pendingReleasesFile(dirs[1] as string);
@@ -208,7 +236,7 @@ describe('model updates over the mesh', () => {
     expect(version(b)).toBe('0.1.0');
 
     // The next start finds it on disk, reads the release from the feed store, installs it and clears the list.
-    const restarted = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, counters: b.mesh.counters, logger, pendingFile });
+    const restarted = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust, policy: policyFor(dirs[1] as string, trust), counters: b.mesh.counters, logger, pendingFile });
     restarted.start();
     try {
       await waitFor(() => version(b) === '0.2.0', 10_000, status);
@@ -241,13 +269,7 @@ describe('model updates over the mesh', () => {
     expect((await a.inference.onAudio({ t: 1, sampleRate: 2205, samples: loud })).output?.label).toBeDefined();
 
     // Installed again by hand, then a restart: this updater did not install it, and still rolls it back.
-    await a.updates.stop();
-    await a.inference.stop();
-    const models = path.join(dir, 'models');
-    const staged = await stagingDir(models, SOUND_MODEL);
-    await cp(release, staged, { recursive: true });
-    await swapInModel(models, SOUND_MODEL, staged);
-    const restarted = await startUpdater(a.mesh, dir, [await ownerKeyOf(dir)]);
+    const restarted = await installByHandAndRestart(a, dir, release);
     try {
       expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.2.0'); // it passes the self-test at start
       await expect(restarted.inference.onAudio({ t: 2, sampleRate: 2205, samples: loud })).rejects.toThrow(/expected a probability|sums to/);
@@ -288,7 +310,8 @@ describe('model updates over the mesh', () => {
     nodes.push(c.mesh);
     expect(b.mesh.counters.get('models.updates.refused')).toBe(0);
     await b.updates.stop(); // restart B's updater with a model trust that leaves A's owner out
-    const narrow = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust: { owners: new Map([[ownerB, 'b']]), revoked: new Set() }, counters: b.mesh.counters, logger: pino({ level: 'silent' }), pendingFile: pendingReleasesFile(dirs[1] as string) });
+    const narrowTrust: ModelTrust = { owners: new Map([[ownerB, 'b']]), revoked: new Set() };
+    const narrow = new ModelUpdates({ mesh: b.mesh.mesh, host: b.inference, trust: narrowTrust, policy: policyFor(dirs[1] as string, narrowTrust), counters: b.mesh.counters, logger: pino({ level: 'silent' }), pendingFile: pendingReleasesFile(dirs[1] as string) });
     narrow.start();
     try {
       await a.updates.publish(await makeRelease(testDir(), path.join(dirs[0] as string, 'owner.json'), { version: '0.2.0', seed: 5 }));
@@ -299,5 +322,117 @@ describe('model updates over the mesh', () => {
     } finally {
       await narrow.stop();
     }
+  });
+
+  describe('model trust is not mesh trust (finding 10)', () => {
+    /** A publisher node that trusts every owner given, and a receiver b with its own model trust, linked to it. */
+    async function publisherAndReceiver(receiverTrust: (owners: { a: string; m: string; b: string }) => TrustOptions) {
+      const dirs = ['a', 'b', 'm'].map((n) => path.join(testDir(), n));
+      const [a, b, m] = (await Promise.all(dirs.map(ownerKeyOf))) as [string, string, string];
+      const publisher = await startUpdatingNode('a', dirs[0] as string, [a, b, m]);
+      nodes.push(publisher.mesh);
+      const receiver = await startUpdatingNode('b', dirs[1] as string, [a, b, m], publisher.mesh, { own: b, ...receiverTrust({ a, m, b }) });
+      nodes.push(receiver.mesh);
+      const keyOf = (who: 'a' | 'b' | 'm') => path.join(testDir(), who, 'owner.json');
+      return { publisher, receiver, keyOf, owners: { a, b, m } };
+    }
+    const reportFor = (node: UpdatingNode, v: string) => node.updates.recent.find((r) => r.version === v);
+
+    it('trusting an owner in mesh.trust does not let it replace my models (models.trust: my own owner by default)', async () => {
+      const dir = path.join(testDir(), 'cfg');
+      const other = await ownerKeyOf(path.join(testDir(), 'other'));
+      const own = await ownerKeyOf(dir);
+      const config = parseConfig({ node: { dataDir: dir }, mesh: { trust: { owners: [{ name: 'neighbour', publicKey: other }] } } });
+      const trust = await modelTrustFromConfig(config);
+      expect([...trust.owners.keys()]).toEqual([own]);
+      const widened = await modelTrustFromConfig(parseConfig({ node: { dataDir: dir }, models: { trust: { owners: [{ name: 'neighbour', publicKey: other }] } } }));
+      expect([...widened.owners.keys()].sort()).toEqual([other, own].sort());
+
+      // On a real mesh: b accepts a's data (mesh.trust) but runs a's model release only if models.trust says so.
+      const { publisher, receiver, keyOf, owners } = await publisherAndReceiver(({ b }) => ({ trust: { owners: new Map([[b, 'me']]), revoked: new Set(), own: b } }));
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '0.2.0', seed: 21 }));
+      await waitFor(() => receiver.mesh.counters.get('models.updates.refused') === 1, 20_000, status);
+      expect(reportFor(receiver, '0.2.0')).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_SIGNER_UNTRUSTED' });
+      expect(version(receiver)).toBe('0.1.0');
+      await publisher.mesh.mesh.append('reading', { after: 'refusal' });
+      const head = publisher.mesh.mesh.store.head(publisher.mesh.node.nodeId).seq;
+      await waitFor(() => receiver.mesh.mesh.store.head(publisher.mesh.node.nodeId).seq === head, 20_000, status); // the data still flows
+      expect(owners.a).not.toBe(owners.b);
+    });
+
+    it('pins the first signer of a model: another trusted signer is refused until the config names it', async () => {
+      const { publisher, receiver, keyOf, owners } = await publisherAndReceiver(() => ({}));
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '0.2.0', seed: 31 }));
+      const pins = path.join(receiver.mesh.dir, 'model-signers.json');
+      await waitFor(() => version(receiver) === '0.2.0' && existsSync(pins), 20_000, status);
+      expect(JSON.parse(await readFile(pins, 'utf8'))).toEqual({ version: 1, signers: { [SOUND_MODEL]: owners.a } });
+      // m is trusted for models too, but a installed hive-sound first.
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('m'), { version: '0.3.0', seed: 32 }));
+      await waitFor(() => reportFor(receiver, '0.3.0') !== undefined, 20_000, status);
+      expect(reportFor(receiver, '0.3.0')).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_SIGNER_UNTRUSTED' });
+      expect(reportFor(receiver, '0.3.0')?.reason).toContain(`pinned to signer ${owners.a}`);
+      expect(version(receiver)).toBe('0.2.0');
+      // The owner hands the model over in the config: m's next release installs.
+      await receiver.updates.stop();
+      await receiver.inference.stop();
+      const restarted = await startUpdater(receiver.mesh, receiver.mesh.dir, [owners.a, owners.b, owners.m], { own: owners.b, signers: { [SOUND_MODEL]: owners.m } });
+      try {
+        await publisher.updates.publish(await makeRelease(testDir(), keyOf('m'), { version: '0.4.0', seed: 33 }));
+        await waitFor(() => restarted.inference.loaded(SOUND_MODEL)?.manifest.version === '0.4.0', 20_000, status);
+      } finally {
+        await restarted.updates.stop();
+        await restarted.inference.stop();
+      }
+    });
+
+    it('refuses a release whose features or labels do not fit the node, and counts it', async () => {
+      const { publisher, receiver, keyOf } = await publisherAndReceiver(() => ({}));
+      const renamedLabel = await makeRelease(testDir(), keyOf('a'), { version: '0.2.0', seed: 41, edit: (m) => { m.outputs[0]?.labels.splice(2, 1, 'swarming'); } });
+      const newFeature = await makeRelease(testDir(), keyOf('a'), { version: '0.2.1', seed: 42, edit: (m) => { const f = m.inputs[0]?.features[0]; if (f) f.name = 'made_up_feature'; } });
+      await publisher.updates.publish(renamedLabel).catch(() => undefined);
+      await publisher.updates.publish(newFeature).catch(() => undefined);
+      await waitFor(() => receiver.mesh.counters.get('models.updates.refused') === 2, 20_000, status);
+      expect(reportFor(receiver, '0.2.0')).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_UPDATE_INVALID' });
+      expect(reportFor(receiver, '0.2.0')?.reason).toContain('no label swarm, which decision rules here watch');
+      expect(reportFor(receiver, '0.2.1')?.reason).toContain('reads features this node does not compute (made_up_feature)');
+      expect(version(receiver)).toBe('0.1.0');
+      // An honest release still installs afterwards.
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '0.3.0', seed: 43 }));
+      await waitFor(() => version(receiver) === '0.3.0', 20_000, status);
+    });
+
+    it('a huge version number does not lock out later genuine updates; the owner can reset another signer\'s version', async () => {
+      const { publisher, receiver, keyOf } = await publisherAndReceiver(() => ({}));
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '999.0.0', seed: 51 }));
+      await waitFor(() => reportFor(receiver, '999.0.0') !== undefined, 20_000, status);
+      expect(reportFor(receiver, '999.0.0')).toMatchObject({ status: 'refused', code: 'APIARY_MODEL_UPDATE_INVALID' });
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('a'), { version: '1.0.0', seed: 52 }));
+      await waitFor(() => version(receiver) === '1.0.0', 20_000, status);
+      // The receiver's own owner puts back an older version over a's: a reset, accepted from it alone.
+      await publisher.updates.publish(await makeRelease(testDir(), keyOf('b'), { version: '0.5.0', seed: 53 }));
+      await waitFor(() => version(receiver) === '0.5.0', 20_000, status);
+      expect(receiver.mesh.counters.get('models.updates.refused')).toBe(1);
+    });
+
+    it('rolls back a model that refuses its inputs in service, as one that gives invalid outputs', async () => {
+      const dir = path.join(testDir(), 'a');
+      const a = await startUpdatingNode('a', dir, [await ownerKeyOf(dir)]);
+      nodes.push(a.mesh);
+      // Installed by hand (no release check): it reads a feature the node never computes; its self-test feeds the manifest's own features.
+      const release = await makeRelease(testDir(), path.join(dir, 'owner.json'), { version: '0.2.0', seed: 61, edit: (m) => { const f = m.inputs[0]?.features[3]; if (f) f.name = 'made_up_feature'; } });
+      const restarted = await installByHandAndRestart(a, dir, release);
+      try {
+        expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.2.0');
+        const random = mulberry32(62);
+        const frame = { t: 0, sampleRate: 2205, samples: Float32Array.from({ length: 2205 }, () => random() * 0.2 - 0.1) };
+        await expect(restarted.inference.onAudio(frame)).rejects.toMatchObject({ code: 'APIARY_MODEL_INPUT_INVALID' });
+        await waitFor(() => a.mesh.counters.get('models.updates.rolled_back') === 1, 10_000, status);
+        expect(restarted.inference.loaded(SOUND_MODEL)?.manifest.version).toBe('0.1.0');
+        expect(restarted.updates.recent.at(-1)).toMatchObject({ status: 'rolled-back', code: 'APIARY_MODEL_INPUT_INVALID', running: { version: '0.1.0' } });
+      } finally {
+        await restarted.updates.stop();
+        await restarted.inference.stop();
+      }
+    });
   });
 });

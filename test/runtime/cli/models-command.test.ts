@@ -27,7 +27,7 @@ describe('apiary models', () => {
     alice = await ownerKey(dir, 'alice.json');
     await ownerKey(dir, 'mallory.json');
     // This node trusts alice (and its own owner key, which it does not have yet).
-    await writeFile(path.join(dir, 'apiary.yaml'), `node: { dataDir: data }\nmesh: { trust: { owners: [ { name: alice, publicKey: ${alice} } ] } }\n`);
+    await writeFile(path.join(dir, 'apiary.yaml'), `node: { dataDir: data }\nmodels: { trust: { owners: [ { name: alice, publicKey: ${alice} } ] } }\n`);
   });
   afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
 
@@ -90,9 +90,30 @@ describe('apiary models', () => {
     const untrusted = await apiary(['models', 'verify', model], dir);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toContain(ErrorCodes.MODEL_SIGNER_UNTRUSTED);
-    expect(untrusted.stderr).toContain('mesh.trust.owners');
+    expect(untrusted.stderr).toContain('models.trust.owners');
     expect((await apiary(['models', 'install', model], dir)).code).toBe(1);
     expect(existsSync(path.join(dir, 'data', 'models', 'hive-sound'))).toBe(false);
+  });
+
+  it('install of a tampered unsigned copy names every reason, each with a fix for a model that is not shipped', async () => {
+    const model = await copyModel(path.join(dir, 'handed-over', 'hive-sound'));
+    const onnx = path.join(model, 'model.onnx');
+    const bytes = await readFile(onnx);
+    bytes[300] = (bytes[300] ?? 0) ^ 0xff;
+    await writeFile(onnx, bytes);
+    const refused = await apiary(['models', 'install', model], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('is refused for 2 reasons');
+    expect(refused.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_MISSING);
+    expect(refused.stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
+    expect(refused.stderr).toContain('fix: sign it with `apiary models sign');
+    expect(refused.stderr).toContain('fix: the model file is not the one the manifest names');
+    // Rebuilding the shipped models cannot fix a model from elsewhere.
+    expect(refused.stderr).not.toContain('models:build');
+    expect(existsSync(path.join(dir, 'data', 'models', 'hive-sound'))).toBe(false);
+    const verified = await apiary(['models', 'verify', model], dir);
+    expect(verified.stderr).toContain(ErrorCodes.MODEL_SIGNATURE_MISSING);
+    expect(verified.stderr).toContain(ErrorCodes.MODEL_HASH_MISMATCH);
   });
 
   it('install puts a trusted model in place and keeps the version it replaces', async () => {
@@ -115,5 +136,24 @@ describe('apiary models', () => {
 
     const rows = JSON.parse((await apiary(['models', 'list', '--json'], dir)).stdout) as { source: string; name: string; version: string; trusted: boolean }[];
     expect(rows.filter((r) => r.source === 'installed').map((r) => [r.name, r.version, r.trusted])).toEqual([['hive-sound', '9.9.9', true]]);
+  });
+
+  it('install pins the first signer of a model: another trusted signer is refused until the config names it (finding 10)', async () => {
+    const mallory = (JSON.parse((await apiary(['owner', 'show', '--key-file', 'mallory.json', '--json'], dir)).stdout) as { ownerKey: string }).ownerKey;
+    const both = `node: { dataDir: pinned }\nmodels: { trust: { owners: [ { name: alice, publicKey: ${alice} }, { name: mallory, publicKey: ${mallory} } ] } }\n`;
+    await writeFile(path.join(dir, 'both.yaml'), both);
+    const model = await copyModel(path.join(dir, 'pin', 'hive-sound'));
+    await apiary(['models', 'sign', model, '--key-file', 'alice.json'], dir);
+    expect((await apiary(['models', 'install', model, '--config', 'both.yaml'], dir)).code).toBe(0);
+    await apiary(['models', 'sign', model, '--key-file', 'mallory.json'], dir);
+    expect((await apiary(['models', 'verify', model, '--config', 'both.yaml'], dir)).stderr).toContain(`pinned to signer ${alice}`);
+    const refused = await apiary(['models', 'install', model, '--config', 'both.yaml'], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${ErrorCodes.MODEL_SIGNER_UNTRUSTED}`);
+    expect(refused.stderr).toContain(`pinned to signer ${alice}`);
+    expect(refused.stderr).toContain(`models: { trust: { signers: { hive-sound: ${mallory} } } }`);
+    await writeFile(path.join(dir, 'both.yaml'), `${both.trimEnd().replace(/ \] } }$/, ' ], signers: { hive-sound: ' + mallory + ' } } }')}\n`);
+    const handedOver = await apiary(['models', 'install', model, '--config', 'both.yaml'], dir);
+    expect(handedOver.code, handedOver.stderr).toBe(0);
   });
 });

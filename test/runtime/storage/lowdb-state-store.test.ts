@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -149,5 +149,23 @@ describe('AtomicJsonFile', () => {
     await writeFileAtomic(target, 'two', { mode: 0o600 });
     expect(await readFile(target, 'utf8')).toBe('two');
     expect(await readdir(dir)).toEqual(['identity.json']);
+  });
+
+  it('writeFileAtomic never writes through a link planted at a temp path (finding 14)', async () => {
+    // A local process that can write in the folder plants links where the old code put its temp file.
+    const elsewhere = path.join(dir, 'elsewhere.txt');
+    await writeFile(elsewhere, 'precious');
+    const target = path.join(dir, 'state.json');
+    await writeFileAtomic(target, '{"v":0}');
+    for (const suffix of [`.tmp-${process.pid}`, '.tmp', '.tmp-0']) await symlink(elsewhere, target + suffix);
+    await writeFileAtomic(target, '{"v":1}');
+    expect(await readFile(elsewhere, 'utf8')).toBe('precious');
+    expect((await lstat(target)).isSymbolicLink()).toBe(false);
+    expect(await readFile(target, 'utf8')).toBe('{"v":1}');
+    // The temp name is not guessable from the pid, and each write uses a fresh one.
+    const adapter = new AtomicJsonFile<{ v: number }>(target);
+    await adapter.write({ v: 2 });
+    expect(await readFile(elsewhere, 'utf8')).toBe('precious');
+    expect(await adapter.read()).toEqual({ v: 2 });
   });
 });

@@ -54,7 +54,7 @@ describe('SegmentLog', () => {
     expect(records.map((r) => r.payload)).toEqual([0, 1, 2, 3, 4].map(payload));
     expect((await collect(log.read(2, 2))).map((r) => r.seq)).toEqual([2, 3]);
     expect(await collect(log.read(5))).toEqual([]);
-    expect(log.stats()).toEqual({ name: 'readings', bytes: 5 * FRAME, segments: 1, firstSeq: 0, nextSeq: 5, droppedByRetention: 0, droppedCorrupt: 0 });
+    expect(log.stats()).toEqual({ name: 'readings', bytes: 5 * FRAME, segments: 1, firstSeq: 0, nextSeq: 5, droppedByRetention: 0, droppedCorrupt: 0, droppedCorruptBytes: 0 });
   });
 
   it('rotates into several segments named by their first seq and reads across them', async () => {
@@ -75,7 +75,7 @@ describe('SegmentLog', () => {
     await appendRange(log, 0, 50);
     // Over 2500 bytes at seqs 25, 35 and 45: segments 0, 10 and 20 go, 10 records each.
     expect(await segFiles()).toEqual([segmentFileName(30), segmentFileName(40)]);
-    expect(log.stats()).toEqual({ name: 'readings', bytes: 2000, segments: 2, firstSeq: 30, nextSeq: 50, droppedByRetention: 30, droppedCorrupt: 0 });
+    expect(log.stats()).toEqual({ name: 'readings', bytes: 2000, segments: 2, firstSeq: 30, nextSeq: 50, droppedByRetention: 30, droppedCorrupt: 0, droppedCorruptBytes: 0 });
     expect(counters.get('storage.readings.dropped_retention')).toBe(30);
     const records = await collect(log.read());
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 30 + i));
