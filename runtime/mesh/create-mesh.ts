@@ -11,6 +11,7 @@ import type { Counters } from '../counters.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import type { TrustPolicy } from './certificate.js';
+import { localTopicRulesFor } from '../broker/topic-acl.js';
 import { MeshAccessPolicy } from './mesh-access.js';
 import { loadMeshIdentity, type MeshIdentity } from './mesh-identity.js';
 import { Mesh } from './mesh.js';
@@ -77,6 +78,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     maxSkewMs: settings.tokenMaxSkew,
     peerAddresses,
     now: () => Date.now(),
+    localTopics: localTopicRulesFor(config, node.nodeId, counters),
   });
   return { identity, mesh, access };
 }
