@@ -270,7 +270,7 @@ export class ApiaryNode {
       storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
       counters: this.counters.snapshot(),
       deviceCounters: this.device?.stats() ?? {},
-      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
+      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients, connections: this.broker.openConnections } : undefined,
       mesh: this.meshPart ? { ...this.meshPart.status(), uplink: this.uplink?.status() } : undefined,
       inference: this.backend?.selection,
       models: {

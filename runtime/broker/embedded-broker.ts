@@ -169,6 +169,11 @@ export class EmbeddedBroker {
     return this.aedes?.connectedClients ?? 0;
   }
 
+  /** Sockets open now, authenticated or not (bounded by maxConnections). */
+  get openConnections(): number {
+    return this.connectionLimits.connections;
+  }
+
   /** What waits in the broker for its clients (the outboxes), summed over connections. */
   outgoing(): BrokerOutgoing {
     let waitingClients = 0, queuedMessages = 0, queuedBytes = 0, unacknowledged = 0;
