@@ -151,10 +151,10 @@ export class ApiaryNode {
     if (config.broker.enabled) {
       const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous, localTopicRulesFor(config, identity.nodeId, counters));
       const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout, connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2 } = config.broker;
-      const { maxRetainedPerClient, maxRetainedBytesPerClient, maxRetained, maxRetainedBytes } = config.broker;
+      const { maxRetainedPerClient, maxRetainedBytesPerClient, maxRetained, maxRetainedBytes, maxOfflineQueuedBytes, maxSubscriptionsPerClient } = config.broker;
       this.broker = new EmbeddedBroker({
         host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout,
-        connectTimeoutMs: connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2,
+        connectTimeoutMs: connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2, maxOfflineQueuedBytes, maxSubscriptionsPerClient,
         retained: { perClientMessages: maxRetainedPerClient, perClientBytes: maxRetainedBytesPerClient, totalMessages: maxRetained, totalBytes: maxRetainedBytes },
         ...(tls ? { tlsListener: { host: tls.host ?? host, port: tls.port, tls: await readBrokerTls(tls) } } : {}),
       });

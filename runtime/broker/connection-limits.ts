@@ -8,6 +8,7 @@
  * CONNECT in time is closed by the connect timeout.)
  */
 import type net from 'node:net';
+import { checkWholeNumbers } from './client-budgets.js';
 
 export interface ConnectionLimitOptions {
   /** Open sockets over all listeners, TLS handshakes in progress included. 0 = no limit. */
@@ -27,9 +28,7 @@ export class ConnectionLimits {
   private readonly perAddress = new Map<string, number>();
 
   constructor(private readonly limits: ConnectionLimitOptions) {
-    for (const [name, value] of Object.entries(limits)) {
-      if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`EmbeddedBroker ${name} must be a whole number ≥ 0, got ${String(value)}`);
-    }
+    checkWholeNumbers(limits);
   }
 
   /** Sockets open now. */

@@ -30,7 +30,8 @@ import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { AnnouncementKeeper } from './announcement-keeper.js';
 import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type BrokerRefusal } from './broker-access.js';
-import { boundIncomingQos2, CLIENT_BUDGET_DEFAULTS, RetainedBudget, type IncomingStore, type RetainedLimits, type RetainedRefusal } from './client-budgets.js';
+import { boundIncomingQos2, boundOfflineQueues, CLIENT_BUDGET_DEFAULTS, RetainedBudget, SubscriptionBudget } from './client-budgets.js';
+import type { IncomingStore, OutgoingQueueStore, RetainedLimits, RetainedRefusal, SubscriptionRefusal } from './client-budgets.js';
 import { CONNECTION_LIMIT_DEFAULTS, ConnectionLimits, type ConnectionRefusal } from './connection-limits.js';
 import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
 import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
@@ -38,7 +39,7 @@ import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
 
 /** The suffixes of the `broker.rejected.*` counters. */
-export type BrokerRejection = GuardReason | 'identifier' | BrokerRefusal['refused'] | 'publish' | 'subscribe' | 'connect-timeout' | 'tls-handshake' | ConnectionRefusal | RetainedRefusal;
+export type BrokerRejection = GuardReason | 'identifier' | BrokerRefusal['refused'] | 'publish' | 'subscribe' | 'connect-timeout' | 'tls-handshake' | ConnectionRefusal | RetainedRefusal | SubscriptionRefusal;
 
 export interface EmbeddedBrokerTls {
   key: Buffer | string;
@@ -71,6 +72,10 @@ export interface EmbeddedBrokerOptions {
   maxInflightQos2?: number;
   /** Retained messages (count and bytes) one client may hold, and all clients together; the node's own are not counted. */
   retained?: Partial<RetainedLimits>;
+  /** Topic filters one connection may hold; one more gets SUBACK 0x80 (`broker.rejected.subscriptions-client`). 0 = no limit. Default 1000. */
+  maxSubscriptionsPerClient?: number;
+  /** Payload bytes queued for all persistent sessions whose clients are away (each one also within maxQueuedMessages and maxQueuedBytes). 0 = no limit. Default 32 MiB. */
+  maxOfflineQueuedBytes?: number;
   tls?: EmbeddedBrokerTls;
   /** A second listener, with TLS, beside the plain one (broker.tls): local tools stay plain on loopback, neighbours use TLS. */
   tlsListener?: { host: string; port: number; tls: EmbeddedBrokerTls };
@@ -134,6 +139,7 @@ export class EmbeddedBroker {
   private readonly connectionLimits: ConnectionLimits;
   private readonly retainedBudget: RetainedBudget;
   private readonly announcements: AnnouncementKeeper;
+  private readonly subscriptionBudget: SubscriptionBudget;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.access = options.access ?? openLoopbackPolicy();
@@ -142,6 +148,7 @@ export class EmbeddedBroker {
       maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? CONNECTION_LIMIT_DEFAULTS.maxConnectionsPerAddress,
     });
     this.retainedBudget = new RetainedBudget({ ...CLIENT_BUDGET_DEFAULTS.retained, ...options.retained });
+    this.subscriptionBudget = new SubscriptionBudget(options.maxSubscriptionsPerClient ?? CLIENT_BUDGET_DEFAULTS.maxSubscriptionsPerClient);
     this.announcements = new AnnouncementKeeper((topic, payload) => this.publish(topic, payload, { retain: true, qos: 1 }), options.counters, options.logger);
   }
 
@@ -220,7 +227,10 @@ export class EmbeddedBroker {
       },
       authorizeSubscribe: (client, sub, done) => {
         const principal = this.principals.get(client);
-        if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) return done(null, sub);
+        if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) {
+          if (this.subscriptionBudget.admit(client, sub.topic)) return done(null, sub);
+          this.reject('subscriptions-client', { client: client.id, filter: sub.topic });
+        }
         this.reject('subscribe', { client: client.id, filter: sub.topic });
         done(null, null); // null = SUBACK 0x80 for this filter [MQTT-3.9.3-2]
       },
@@ -247,7 +257,13 @@ export class EmbeddedBroker {
     Object.assign(aedes, { publish: guardedRoute });
     this.aedes = aedes;
     this.persistence = (aedes as unknown as { persistence?: OutgoingStore }).persistence;
-    boundIncomingQos2((aedes as unknown as { persistence: IncomingStore }).persistence, this.options.maxInflightQos2 ?? CLIENT_BUDGET_DEFAULTS.maxInflightQos2, counters);
+    const store = (aedes as unknown as { persistence: IncomingStore & OutgoingQueueStore }).persistence;
+    boundIncomingQos2(store, this.options.maxInflightQos2 ?? CLIENT_BUDGET_DEFAULTS.maxInflightQos2, counters);
+    boundOfflineQueues(store, {
+      perClientMessages: outgoing.maxQueuedMessages, perClientBytes: outgoing.maxQueuedBytes,
+      totalBytes: this.options.maxOfflineQueuedBytes ?? CLIENT_BUDGET_DEFAULTS.maxOfflineQueuedBytes,
+    }, counters);
+    aedes.on('unsubscribe', (filters, client) => this.subscriptionBudget.removed(client, filters));
     aedes.on('clientError', (client, err) => {
       counters.increment('broker.client_errors');
       logger.debug({ client: client.id, err: err.message }, 'MQTT client error');

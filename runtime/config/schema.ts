@@ -214,7 +214,7 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65_535).default(1883),
     /** Clients without credentials: from this machine only (default), never, or from anywhere (a trusted LAN). */
     anonymous: z.enum(['loopback', 'never', 'any'], { error: 'expected "loopback", "never" or "any"' }).default('loopback'),
-    /** Messages held for one subscriber that has stopped reading; beyond this they are dropped and counted (mosquitto's max_queued_messages). 0 = no limit. */
+    /** Messages held for one subscriber that has stopped reading, or for a persistent session while its client is away; beyond this they are dropped and counted (mosquitto's max_queued_messages). 0 = no limit. */
     maxQueuedMessages: z.number().int().min(0).max(1_000_000).default(1000),
     /** Bytes held for one such subscriber (mosquitto's max_queued_bytes). 0 = no limit. */
     maxQueuedBytes: size(0, 1024 ** 3).prefault('4MiB'),
@@ -230,6 +230,10 @@ export const configSchema = z.strictObject({
     maxConnectionsPerAddress: z.number().int().min(0).max(100_000).default(32),
     /** QoS 2 messages one client may have awaiting its PUBREL; one more closes its connection (counted). 0 = no limit. */
     maxInflightQos2: z.number().int().min(0).max(65_535).default(100),
+    /** Topic filters one client connection may hold; one more is refused (SUBACK 0x80) and counted. 0 = no limit. */
+    maxSubscriptionsPerClient: z.number().int().min(0).max(1_000_000).default(1000),
+    /** Bytes queued for all persistent sessions whose clients are away (each session also within maxQueuedMessages and maxQueuedBytes); more are dropped and counted. 0 = no limit. */
+    maxOfflineQueuedBytes: size(0, 4 * 1024 ** 3).prefault('32MiB'),
     /** Retained messages one client may keep on this broker (a peer: all its connections), and all clients together; the node's own are not counted. */
     maxRetainedPerClient: z.number().int().min(0).max(1_000_000).default(1000),
     maxRetainedBytesPerClient: size(0, 1024 ** 3).prefault('4MiB'),

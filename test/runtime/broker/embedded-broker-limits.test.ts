@@ -170,4 +170,53 @@ describe('per-client budgets after authentication (finding 3)', () => {
     await expect.poll(() => retained.length).toBe(15);
     expect(retained.filter((m) => !m.startsWith('r/node/')).sort()).toEqual(['r/a/1=a1 again', 'r/a/2=a2', 'r/a/4=a4', 'r/b/1=b1', 'r/b/2=b2']);
   });
+
+  it('bounds what waits for a persistent session while its client is away, per client and in total', async () => {
+    await startBroker({ maxQueuedMessages: 10, maxOfflineQueuedBytes: 15 * 100 });
+    // First the per-client bound alone: 'solo' is away, 30 messages, 10 kept.
+    const solo = await client({ clientId: 'solo', clean: false });
+    await solo.subscribeAsync('solo/#', { qos: 1 });
+    await solo.endAsync();
+    const first = await client({ clientId: 'first-pub' });
+    for (let n = 0; n < 30; n++) await first.publishAsync(`solo/${n}`, '', { qos: 1 }); // empty: no bytes towards the total below
+    expect(counters.get('broker.dropped.offline_queue_full')).toBe(20);
+    const soloBack = await client({ clientId: 'solo', clean: false });
+    const soloGot: string[] = [];
+    soloBack.on('message', (topic) => soloGot.push(topic));
+    await expect.poll(() => soloGot.length).toBe(10);
+    expect(soloGot).toEqual(Array.from({ length: 10 }, (_, n) => `solo/${n}`));
+    await soloBack.endAsync(true);
+    const away = await client({ clientId: 'away', clean: false });
+    await away.subscribeAsync('q/#', { qos: 1 });
+    const other = await client({ clientId: 'other', clean: false });
+    await other.subscribeAsync('q/#', { qos: 1 });
+    await away.endAsync();
+    await other.endAsync();
+    const pub = await client({ clientId: 'pub' });
+    for (let n = 0; n < 30; n++) await pub.publishAsync(`q/${n}`, Buffer.alloc(100, 0x61), { qos: 1 });
+    // Both queue each message until the 1500-byte total is held (15 messages: 'away' 8, 'other' 7); the rest is dropped and counted.
+    expect(counters.get('broker.dropped.offline_queue_full')).toBe(20 + 45);
+    const back = await client({ clientId: 'away', clean: false });
+    const got: string[] = [];
+    back.on('message', (topic) => got.push(topic));
+    await expect.poll(() => got.length).toBe(8);
+    expect(got).toEqual(Array.from({ length: 8 }, (_, n) => `q/${n}`));
+    // Delivered and acknowledged: room again for the next.
+    await pub.publishAsync('q/after', 'x', { qos: 1 });
+    await expect.poll(() => got.at(-1)).toBe('q/after');
+  });
+
+  it('bounds the topic filters one connection holds; unsubscribing frees room', async () => {
+    await startBroker({ maxSubscriptionsPerClient: 5 });
+    const greedy = await client({ clientId: 'greedy' });
+    const filters = Object.fromEntries(Array.from({ length: 8 }, (_, n) => [`s/${n}`, { qos: 0 as const }]));
+    const refusal = (await greedy.subscribeAsync(filters).catch((err: unknown) => err)) as { packet?: { granted: number[] } };
+    expect(refusal.packet?.granted).toEqual([0, 0, 0, 0, 0, 0x80, 0x80, 0x80]);
+    expect(counters.get('broker.rejected.subscriptions-client')).toBe(3);
+    await greedy.subscribeAsync('s/0'); // held already: no more room needed
+    await greedy.unsubscribeAsync('s/1');
+    expect((await greedy.subscribeAsync('s/7'))[0]?.qos).toBe(0);
+    expect(greedy.connected).toBe(true);
+    await expectStillServing();
+  });
 });
