@@ -194,9 +194,10 @@ export interface OutgoingQueueStore {
  * cannot queue without bound: a message for a client id over its bound, or
  * over the total, is not queued for it (`broker.dropped.offline_queue_full`).
  * The queue of a connected client is already bounded by its outbox, so
- * messages for it are counted but never refused here.
+ * messages for it are counted but never refused here (refusing would close
+ * it: aedes sends a persistent session's messages from this queue).
  */
-export function boundOfflineQueues(store: OutgoingQueueStore, limits: OfflineQueueLimits, counters: Counters): void {
+export function boundOfflineQueues(store: OutgoingQueueStore, limits: OfflineQueueLimits, counters: Counters, isConnected: (clientId: string) => boolean): void {
   checkWholeNumbers(limits);
   const queued = new Map<string, Holding>();
   let totalBytes = 0;
@@ -229,7 +230,8 @@ export function boundOfflineQueues(store: OutgoingQueueStore, limits: OfflineQue
   store.outgoingEnqueueCombi = async (subs, packet) => {
     const bytes = size(packet);
     const admitted = subs.filter((sub) => {
-      if (!fits(sub.clientId, bytes)) return false;
+      // aedes queues here for connected persistent sessions too (then sends from the queue): their outbox bounds them.
+      if (!isConnected(sub.clientId) && !fits(sub.clientId, bytes)) return false;
       add(sub.clientId, 1, bytes);
       return true;
     });

@@ -262,7 +262,10 @@ export class EmbeddedBroker {
     boundOfflineQueues(store, {
       perClientMessages: outgoing.maxQueuedMessages, perClientBytes: outgoing.maxQueuedBytes,
       totalBytes: this.options.maxOfflineQueuedBytes ?? CLIENT_BUDGET_DEFAULTS.maxOfflineQueuedBytes,
-    }, counters);
+    }, counters, (clientId) => {
+      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
+      return client !== undefined && !client.closed;
+    });
     aedes.on('unsubscribe', (filters, client) => this.subscriptionBudget.removed(client, filters));
     aedes.on('clientError', (client, err) => {
       counters.increment('broker.client_errors');
@@ -456,7 +459,7 @@ export class EmbeddedBroker {
   /** A retained PUBLISH was routed (and stored, or cleared): charge it, and restore the node's announcement if a client cleared it. */
   private retainedRouted(publisher: Client | null, packet: PublishPacket): void {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    this.retainedBudget.stored(publisher ? this.ownerOf(publisher) : undefined, packet.topic, payload.length === 0 ? 0 : retainedBytes(packet));
+    this.retainedBudget.stored(publisher ? this.ownerOf(publisher) : undefined, packet.topic, retainedBytes(packet));
     this.announcements.routed(packet.topic, payload, publisher === null);
   }
 
@@ -478,9 +481,10 @@ export class EmbeddedBroker {
   }
 }
 
-/** What a retained message costs: its payload and topic. */
+/** What a retained message costs: its payload and topic; 0 for an empty payload, which clears the topic [MQTT-3.3.1-10]. */
 function retainedBytes(packet: PublishPacket): number {
-  return Buffer.byteLength(packet.payload) + Buffer.byteLength(packet.topic);
+  const payload = Buffer.byteLength(packet.payload);
+  return payload === 0 ? 0 : payload + Buffer.byteLength(packet.topic);
 }
 
 /** aedes sets `conn.client` when it takes a connection. */
