@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { MqttGuard } from '../../../runtime/broker/mqtt-guard.js';
+import { remainingLength } from '../../bench/mqtt-load.js';
 
 const MAX_CONNECT = 2048;
 
@@ -15,17 +16,7 @@ const MAX_CONNECT = 2048;
 const hostileStart = fc.tuple(
   fc.integer({ min: 0, max: 268_435_455 }),
   fc.uint8Array({ maxLength: 64 }),
-).map(([remaining, rest]) => {
-  const header = [0x10];
-  let n = remaining;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    header.push(byte);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from(header), Buffer.from(rest)]);
-});
+).map(([remaining, rest]) => Buffer.concat([Buffer.from([0x10]), remainingLength(remaining), Buffer.from(rest)]));
 /** Well-formed CONNECTs of any size around the cap (explicit lengths: fast-check's arrays lean small). */
 const validConnect = fc.tuple(fc.integer({ min: 0, max: 4000 }), fc.integer({ min: 0, max: 255 })).map(([length, fill]) =>
   mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'c', keepalive: 0, username: 'u', password: Buffer.alloc(length, fill) }));
