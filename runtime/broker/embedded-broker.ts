@@ -140,9 +140,12 @@ export class EmbeddedBroker {
   private readonly retainedBudget: RetainedBudget;
   private readonly announcements: AnnouncementKeeper;
   private readonly subscriptionBudget: SubscriptionBudget;
+  /** The policy's canRead, bound once: it runs for every message delivered. */
+  private readonly readCheck: ((principal: BrokerPrincipal, topic: string) => boolean) | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.access = options.access ?? openLoopbackPolicy();
+    this.readCheck = this.access.canRead?.bind(this.access);
     this.connectionLimits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? CONNECTION_LIMIT_DEFAULTS.maxConnections,
       maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? CONNECTION_LIMIT_DEFAULTS.maxConnectionsPerAddress,
@@ -442,9 +445,9 @@ export class EmbeddedBroker {
     return this.ask(() => this.access.canPublish(principal, topic));
   }
 
-  /** Asked per message delivered to a client (canRead counts what it withholds). */
+  /** Asked per message delivered to a client (canRead counts what it withholds); a policy without canRead costs nothing here. */
   private mayRead(client: Client, topic: string): boolean {
-    const canRead = this.access.canRead?.bind(this.access);
+    const canRead = this.readCheck;
     if (!canRead) return true;
     const principal = this.principals.get(client);
     return principal !== undefined && this.ask(() => canRead(principal, topic));
