@@ -10,6 +10,7 @@ import type { AudioFrame, Device, Reading } from '../../devices/device.js';
 import { createDevice } from '../../devices/create-device.js';
 import { SelectedInferenceBackend } from '../../models/inference/select-backend.js';
 import { EmbeddedBroker } from '../broker/embedded-broker.js';
+import { localTopicRulesFor } from '../broker/topic-acl.js';
 import type { Bus } from '../bus/bus.js';
 import { EmbeddedBus } from '../bus/embedded-bus.js';
 import { MqttBus } from '../bus/mqtt-bus.js';
@@ -183,10 +184,13 @@ export class ApiaryNode {
     this.modelsReady = modelsLoaded;
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
-      const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous);
-      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout } = config.broker;
+      const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous, localTopicRulesFor(config, identity.nodeId, counters));
+      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout, connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2 } = config.broker;
+      const { maxRetainedPerClient, maxRetainedBytesPerClient, maxRetained, maxRetainedBytes, maxOfflineQueuedBytes, maxSubscriptionsPerClient } = config.broker;
       this.broker = new EmbeddedBroker({
         host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout,
+        connectTimeoutMs: connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2, maxOfflineQueuedBytes, maxSubscriptionsPerClient,
+        retained: { perClientMessages: maxRetainedPerClient, perClientBytes: maxRetainedBytesPerClient, totalMessages: maxRetained, totalBytes: maxRetainedBytes },
         ...(tls ? { tlsListener: { host: tls.host ?? host, port: tls.port, tls: await readBrokerTls(tls) } } : {}),
       });
       await this.broker.start();
@@ -324,7 +328,7 @@ export class ApiaryNode {
       counters: this.counters.snapshot(),
       countersSince: new Date(this.countersSince).toISOString(),
       deviceCounters: this.device?.stats() ?? {},
-      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients } : undefined,
+      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients, connections: this.broker.openConnections } : undefined,
       mesh: this.meshPart ? { ...this.meshPart.status(), shared: sharedDigest(this.meshPart.state), uplink: this.uplink?.status() } : undefined,
       inference: this.backend?.selection,
       models: {

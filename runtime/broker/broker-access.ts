@@ -22,14 +22,16 @@ export interface BrokerConnectRequest {
   socket?: net.Socket;
 }
 
-/** CONNACK 0x04 and 0x05 (MQTT 3.1.1 §3.2.2.3). */
-export type BrokerRefusal = { refused: 'bad-credentials' | 'not-authorized' };
+/** CONNACK 0x02, 0x04 and 0x05 (MQTT 3.1.1 §3.2.2.3). */
+export type BrokerRefusal = { refused: 'identifier' | 'bad-credentials' | 'not-authorized' };
 
 export interface BrokerAccessPolicy {
   /** Called for every CONNECT. Returns the principal, or a refusal reason. */
   authenticate(request: BrokerConnectRequest): BrokerPrincipal | BrokerRefusal;
   canPublish(principal: BrokerPrincipal, topic: string): boolean;
   canSubscribe(principal: BrokerPrincipal, filter: string): boolean;
+  /** Asked for every message about to be delivered to a client (retained ones too); omitted = whatever its subscriptions match. */
+  canRead?(principal: BrokerPrincipal, topic: string): boolean;
 }
 
 const loopback = new net.BlockList();

@@ -14,6 +14,13 @@
  * is dropped, and a client whose socket takes nothing for stallTimeoutMs is
  * disconnected (outbox.ts). Every PUBLISH a client does not get is counted as
  * `broker.dropped.<reason>`, every client cut as `broker.disconnected.stalled`.
+ *
+ * Before a client has authenticated it can hold little: a capped number of
+ * sockets (in total and per address), a CONNECT of a few KiB, for a few
+ * seconds (connection-limits.ts). After, what it can make the broker keep is
+ * bounded per client (client-budgets.ts), what it may read is asked per
+ * message (BrokerAccessPolicy.canRead), and the node's retained announcements
+ * are restored if a client clears them (announcement-keeper.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -21,14 +28,18 @@ import type { Aedes, AedesPublishPacket, AuthenticateError, Client, ConnectPacke
 import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
+import { AnnouncementKeeper } from './announcement-keeper.js';
 import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type BrokerRefusal } from './broker-access.js';
+import { boundIncomingQos2, boundOfflineQueues, CLIENT_BUDGET_DEFAULTS, RetainedBudget, SubscriptionBudget } from './client-budgets.js';
+import type { IncomingStore, OutgoingQueueStore, RetainedLimits, RetainedRefusal, SubscriptionRefusal } from './client-budgets.js';
+import { CONNECTION_LIMIT_DEFAULTS, ConnectionLimits, type ConnectionRefusal } from './connection-limits.js';
 import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
 import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
 
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
 
 /** The suffixes of the `broker.rejected.*` counters. */
-export type BrokerRejection = GuardReason | 'identifier' | BrokerRefusal['refused'] | 'publish' | 'subscribe' | 'connect-timeout' | 'tls-handshake';
+export type BrokerRejection = GuardReason | 'identifier' | BrokerRefusal['refused'] | 'publish' | 'subscribe' | 'connect-timeout' | 'tls-handshake' | ConnectionRefusal | RetainedRefusal | SubscriptionRefusal;
 
 export interface EmbeddedBrokerTls {
   key: Buffer | string;
@@ -49,8 +60,22 @@ export interface EmbeddedBrokerOptions {
   access?: BrokerAccessPolicy;
   /** Largest packet accepted, fixed header included: 256 KiB of payload plus room for topic and header. */
   maxPacketBytes?: number;
-  /** A connection with no CONNECT within this time is closed (and a TLS handshake must finish within it). */
+  /** A connection with no (complete) CONNECT within this time is closed (and a TLS handshake must finish within it). Default 5 s. */
   connectTimeoutMs?: number;
+  /** Largest CONNECT accepted, refused from its header alone: a link token and a will fit in a few KiB. Default 16 KiB. */
+  maxConnectBytes?: number;
+  /** Open sockets over all listeners; one more is closed at once (`broker.rejected.connections-total`). 0 = no limit. */
+  maxConnections?: number;
+  /** Open sockets from one remote address (`broker.rejected.connections-per-address`). 0 = no limit. */
+  maxConnectionsPerAddress?: number;
+  /** QoS 2 messages received from one client id and awaiting its PUBREL; one more closes the connection (`broker.rejected.inflight-qos2`). 0 = no limit. */
+  maxInflightQos2?: number;
+  /** Retained messages (count and bytes) one client may hold, and all clients together; the node's own are not counted. */
+  retained?: Partial<RetainedLimits>;
+  /** Topic filters one connection may hold; one more gets SUBACK 0x80 (`broker.rejected.subscriptions-client`). 0 = no limit. Default 1000. */
+  maxSubscriptionsPerClient?: number;
+  /** Payload bytes queued for all persistent sessions whose clients are away (each one also within maxQueuedMessages and maxQueuedBytes). 0 = no limit. Default 32 MiB. */
+  maxOfflineQueuedBytes?: number;
   tls?: EmbeddedBrokerTls;
   /** A second listener, with TLS, beside the plain one (broker.tls): local tools stay plain on loopback, neighbours use TLS. */
   tlsListener?: { host: string; port: number; tls: EmbeddedBrokerTls };
@@ -91,6 +116,8 @@ interface OutgoingStore {
 type AedesPublish = (packet: PublishPacket, client?: Client | null | PublishDone, done?: PublishDone) => void;
 
 const CONNACK_CODE = { 'identifier': 2, 'bad-credentials': 4, 'not-authorized': 5 } as const;
+/** Defaults of the pre-authentication bounds (issue 10, finding 9). */
+export const CONNECT_DEFAULTS = { connectTimeoutMs: 5_000, maxConnectBytes: 16 * 1024 } as const;
 
 export class EmbeddedBroker {
   private aedes: Aedes | undefined;
@@ -109,9 +136,23 @@ export class EmbeddedBroker {
   private readonly connects = new WeakMap<Client, ConnectPacket>();
   /** Client PUBLISH packets the policy refused: acknowledged as usual, then never routed. */
   private readonly refused = new WeakSet<PublishPacket>();
+  private readonly connectionLimits: ConnectionLimits;
+  private readonly retainedBudget: RetainedBudget;
+  private readonly announcements: AnnouncementKeeper;
+  private readonly subscriptionBudget: SubscriptionBudget;
+  /** The policy's canRead, bound once: it runs for every message delivered. */
+  private readonly readCheck: ((principal: BrokerPrincipal, topic: string) => boolean) | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.access = options.access ?? openLoopbackPolicy();
+    this.readCheck = this.access.canRead?.bind(this.access);
+    this.connectionLimits = new ConnectionLimits({
+      maxConnections: options.maxConnections ?? CONNECTION_LIMIT_DEFAULTS.maxConnections,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? CONNECTION_LIMIT_DEFAULTS.maxConnectionsPerAddress,
+    });
+    this.retainedBudget = new RetainedBudget({ ...CLIENT_BUDGET_DEFAULTS.retained, ...options.retained });
+    this.subscriptionBudget = new SubscriptionBudget(options.maxSubscriptionsPerClient ?? CLIENT_BUDGET_DEFAULTS.maxSubscriptionsPerClient);
+    this.announcements = new AnnouncementKeeper((topic, payload) => this.publish(topic, payload, { retain: true, qos: 1 }), options.counters, options.logger);
   }
 
   get port(): number {
@@ -138,6 +179,11 @@ export class EmbeddedBroker {
     return this.aedes?.connectedClients ?? 0;
   }
 
+  /** Sockets open now, authenticated or not (bounded by maxConnections). */
+  get openConnections(): number {
+    return this.connectionLimits.connections;
+  }
+
   /** What waits in the broker for its clients (the outboxes), summed over connections. */
   outgoing(): BrokerOutgoing {
     let waitingClients = 0, queuedMessages = 0, queuedBytes = 0, unacknowledged = 0;
@@ -154,13 +200,16 @@ export class EmbeddedBroker {
   async start(): Promise<number> {
     const { logger, counters } = this.options;
     const maxPacketBytes = this.options.maxPacketBytes ?? 300_000;
-    const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? CONNECT_DEFAULTS.connectTimeoutMs;
+    const maxConnectBytes = this.options.maxConnectBytes ?? CONNECT_DEFAULTS.maxConnectBytes;
     const outgoing = outgoingLimits(this.options);
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker({
       connectTimeout: connectTimeoutMs,
       // authenticate() applies MQTT 3.1's 23-character limit itself, so that refusal is counted too.
       maxClientsIdLength: 65_535,
+      // boundIncomingQos2 (below) replaces aedes's per-socket bound with one per client id that keeps no payloads.
+      maxInflightInbound: 0,
       preConnect: (client, packet, done) => {
         this.connects.set(client, packet);
         done(null, true);
@@ -170,12 +219,21 @@ export class EmbeddedBroker {
         if (!this.mayPublish(client, packet.topic)) {
           this.reject('publish', { client: client?.id, topic: packet.topic });
           this.refused.add(packet);
+        } else if (packet.retain) {
+          const overBudget = this.retainedBudget.admit(this.ownerOf(client), packet.topic, retainedBytes(packet));
+          if (overBudget) {
+            this.reject(overBudget, { client: client?.id, topic: packet.topic });
+            this.refused.add(packet);
+          }
         }
         done(null);
       },
       authorizeSubscribe: (client, sub, done) => {
         const principal = this.principals.get(client);
-        if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) return done(null, sub);
+        if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) {
+          if (this.subscriptionBudget.admit(client, sub.topic)) return done(null, sub);
+          this.reject('subscriptions-client', { client: client.id, filter: sub.topic });
+        }
         this.reject('subscribe', { client: client.id, filter: sub.topic });
         done(null, null); // null = SUBACK 0x80 for this filter [MQTT-3.9.3-2]
       },
@@ -190,12 +248,28 @@ export class EmbeddedBroker {
     // (lib/handlers/publish.js passes the same packet object on).
     const route = aedes.publish.bind(aedes) as AedesPublish;
     const guardedRoute: AedesPublish = (packet, client, done) => {
-      if (!this.refused.has(packet)) return route(packet, client, done);
-      (typeof client === 'function' ? client : done)?.();
+      const callback = typeof client === 'function' ? client : done;
+      if (this.refused.has(packet)) return callback?.();
+      if (!packet.retain) return route(packet, client, done);
+      const publisher = typeof client === 'function' ? null : client ?? null;
+      route(packet, publisher, (err) => {
+        if (!err) this.retainedRouted(publisher, packet);
+        callback?.(err);
+      });
     };
     Object.assign(aedes, { publish: guardedRoute });
     this.aedes = aedes;
     this.persistence = (aedes as unknown as { persistence?: OutgoingStore }).persistence;
+    const store = (aedes as unknown as { persistence: IncomingStore & OutgoingQueueStore }).persistence;
+    boundIncomingQos2(store, this.options.maxInflightQos2 ?? CLIENT_BUDGET_DEFAULTS.maxInflightQos2, counters);
+    boundOfflineQueues(store, {
+      perClientMessages: outgoing.maxQueuedMessages, perClientBytes: outgoing.maxQueuedBytes,
+      totalBytes: this.options.maxOfflineQueuedBytes ?? CLIENT_BUDGET_DEFAULTS.maxOfflineQueuedBytes,
+    }, counters, (clientId) => {
+      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
+      return client !== undefined && !client.closed;
+    });
+    aedes.on('unsubscribe', (filters, client) => this.subscriptionBudget.removed(client, filters));
     aedes.on('clientError', (client, err) => {
       counters.increment('broker.client_errors');
       logger.debug({ client: client.id, err: err.message }, 'MQTT client error');
@@ -210,6 +284,7 @@ export class EmbeddedBroker {
     const serve = (socket: net.Socket): void => {
       const conn: GuardedConnection = new GuardedConnection(socket, {
         maxPacketBytes,
+        maxConnectBytes,
         onReject: (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail }),
         outgoing,
         onDropped: (reason, packets) => this.dropped(conn, reason, packets),
@@ -229,13 +304,20 @@ export class EmbeddedBroker {
   }
 
   private async listen(serve: (socket: net.Socket) => void, host: string, port: number, tlsOptions: EmbeddedBrokerTls | undefined): Promise<number> {
-    const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? CONNECT_DEFAULTS.connectTimeoutMs;
     const server = tlsOptions
       ? tls.createServer({ ...tlsOptions, rejectUnauthorized: tlsOptions.requestCert ?? false, handshakeTimeout: connectTimeoutMs }, serve)
       : net.createServer(serve);
     server.on('tlsClientError', (err: Error) => this.reject('tls-handshake', { err: err.message }));
     // The raw TCP sockets, TLS handshakes in progress included, so stop() can cut them all.
     server.on('connection', (socket: net.Socket) => {
+      // Over a cap: closed before a byte is read (for TLS, before the handshake).
+      const overLimit = this.connectionLimits.admit(socket);
+      if (overLimit) {
+        this.reject(overLimit, { remote: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
@@ -296,6 +378,7 @@ export class EmbeddedBroker {
    * stays in the session and is sent again when the client returns).
    */
   private forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (!this.mayRead(client, packet.topic)) return null;
     if (!client.closed) return packet;
     const conn = client.conn;
     if (!(conn instanceof GuardedConnection)) return packet;
@@ -362,6 +445,27 @@ export class EmbeddedBroker {
     return this.ask(() => this.access.canPublish(principal, topic));
   }
 
+  /** Asked per message delivered to a client (canRead counts what it withholds); a policy without canRead costs nothing here. */
+  private mayRead(client: Client, topic: string): boolean {
+    const canRead = this.readCheck;
+    if (!canRead) return true;
+    const principal = this.principals.get(client);
+    return principal !== undefined && this.ask(() => canRead(principal, topic));
+  }
+
+  /** Whom a client's retained messages are charged to: a peer by node id (whatever connection), a local client by client id. */
+  private ownerOf(client: Client | null): string {
+    const principal = client ? this.principals.get(client) : undefined;
+    return principal ? `${principal.kind}:${principal.id}` : `client:${client?.id ?? ''}`;
+  }
+
+  /** A retained PUBLISH was routed (and stored, or cleared): charge it, and restore the node's announcement if a client cleared it. */
+  private retainedRouted(publisher: Client | null, packet: PublishPacket): void {
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    this.retainedBudget.stored(publisher ? this.ownerOf(publisher) : undefined, packet.topic, retainedBytes(packet));
+    this.announcements.routed(packet.topic, payload, publisher === null);
+  }
+
   /** A policy that throws refuses, and is logged: it must not crash the broker. */
   private ask<T>(question: () => T, refusal: T): T;
   private ask(question: () => boolean): boolean;
@@ -378,6 +482,12 @@ export class EmbeddedBroker {
     this.options.counters.increment(`broker.rejected.${reason}`);
     this.options.logger.debug({ reason, ...details }, 'MQTT refused');
   }
+}
+
+/** What a retained message costs: its payload and topic; 0 for an empty payload, which clears the topic [MQTT-3.3.1-10]. */
+function retainedBytes(packet: PublishPacket): number {
+  const payload = Buffer.byteLength(packet.payload);
+  return payload === 0 ? 0 : payload + Buffer.byteLength(packet.topic);
 }
 
 /** aedes sets `conn.client` when it takes a connection. */

@@ -17,7 +17,7 @@ import { Outbox, type DropReason, type DroppedPublish, type OutboxLimits, type O
 
 export type GuardReason =
   | 'malformed' | 'oversized' | 'not-connect-first' | 'second-connect' | 'reserved-flags'
-  | 'bad-qos' | 'invalid-utf8' | 'invalid-topic' | 'protocol-version';
+  | 'bad-qos' | 'invalid-utf8' | 'invalid-topic' | 'protocol-version' | 'connect-oversized';
 
 export interface GuardRejection {
   reason: GuardReason;
@@ -177,7 +177,8 @@ export class MqttGuard {
   private expected: { type: number; flags: number; total: number; headerLength: number } | undefined;
   private sawConnect = false;
 
-  constructor(private readonly maxPacketBytes: number) {}
+  /** maxConnectBytes: the CONNECT is refused from its header alone past this (a link token fits in a few KiB): pre-auth memory stays small. */
+  constructor(private readonly maxPacketBytes: number, private readonly maxConnectBytes = maxPacketBytes) {}
 
   /** Returns the whole packets completed by `chunk`, or the first rule broken. */
   feed(chunk: Buffer): { packets: Buffer[]; rejection?: GuardRejection } {
@@ -227,6 +228,7 @@ export class MqttGuard {
       if ((byte & 0x80) === 0) {
         const total = i + 1 + remaining;
         if (total > this.maxPacketBytes) return reject('oversized', `${total} bytes declared, at most ${this.maxPacketBytes}`);
+        if (type === CONNECT && total > this.maxConnectBytes) return reject('connect-oversized', `CONNECT of ${total} bytes declared, at most ${this.maxConnectBytes}`);
         if (type === CONNECT) this.sawConnect = true;
         return { type, flags, total, headerLength: i + 1 };
       }
@@ -262,6 +264,8 @@ export class MqttGuard {
 export interface GuardedConnectionOptions {
   /** Largest packet accepted from the client, fixed header included. */
   maxPacketBytes: number;
+  /** Largest CONNECT accepted (default: maxPacketBytes). */
+  maxConnectBytes?: number;
   /** Called for the first rule the client breaks; the connection is then closed. */
   onReject: (rejection: GuardRejection) => void;
   /** Bounds on what waits for a client that does not read (see outbox.ts). */
@@ -291,7 +295,7 @@ export class GuardedConnection extends Duplex {
     super({ allowHalfOpen: false });
     this.remoteAddress = socket.remoteAddress;
     socket.setNoDelay(true); // MQTT packets are small and latency-bound, like mosquitto's writes
-    this.guard = new MqttGuard(options.maxPacketBytes);
+    this.guard = new MqttGuard(options.maxPacketBytes, options.maxConnectBytes);
     this.onReject = options.onReject;
     this.outbox = new Outbox(socket, options.outgoing, { dropped: options.onDropped, stalled: options.onStalled });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -26,7 +26,7 @@ interface StatusView {
   counters?: Record<string, number>;
   countersSince?: string;
   deviceCounters?: Record<string, number>;
-  broker?: { url: string; clients: number };
+  broker?: { url: string; clients: number; connections?: number };
   mesh?: {
     owner: string;
     shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
@@ -42,7 +42,9 @@ export function formatStatus(raw: unknown): string {
   const time = (t: number) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
   lines.push(`Node ${s.nodeId ?? '?'} "${s.name ?? ''}" (apiary ${s.version ?? '?'}), device ${s.device ?? '?'}${s.speed && s.speed !== 1 ? ` at ${s.speed}x` : ''}, up ${formatUptime(s.uptimeS ?? 0)}`);
   if (s.soundState) lines.push(`Simulated colony sound: ${s.soundState}`);
-  if (s.broker) lines.push(`Broker: ${s.broker.url}, ${s.broker.clients} client(s)`);
+  if (s.broker) lines.push(`Broker: ${s.broker.url}, ${s.broker.clients} client(s)${s.broker.connections === undefined ? '' : `, ${s.broker.connections} socket(s)`}`);
+  const guarded = brokerGuardSummary(s.counters ?? {});
+  if (guarded) lines.push(guarded);
   lines.push('', 'Last readings:');
   for (const [channel, r] of Object.entries(s.latest?.readings ?? {})) lines.push(`  ${channel.padEnd(14)} ${String(r.value).padStart(9)} ${r.unit.padEnd(5)} at ${time(r.t)}`);
   lines.push('', 'Last model outputs:');
@@ -83,6 +85,26 @@ export function formatStatus(raw: unknown): string {
     for (const [name, value] of Object.entries(counters)) lines.push(`  ${name.padEnd(36)} ${value}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The broker's refusals in one line, by kind (details in the counters below):
+ * connections refused before authentication, publishes and subscriptions
+ * refused, messages withheld from local clients, announcements restored.
+ */
+function brokerGuardSummary(counters: Record<string, number>): string | undefined {
+  const sum = (test: (name: string) => boolean) => Object.entries(counters).filter(([name]) => test(name)).reduce((total, [, n]) => total + n, 0);
+  const rejected = (suffixes: string[]) => sum((name) => suffixes.some((suffix) => name === `broker.rejected.${suffix}`));
+  const parts = [
+    ['refused connections', rejected(['connections-total', 'connections-per-address', 'connect-oversized', 'connect-timeout', 'identifier', 'bad-credentials', 'not-authorized'])],
+    ['refused publishes', rejected(['publish'])],
+    ['refused subscriptions', rejected(['subscribe'])],
+    ['over budget', rejected(['inflight-qos2', 'retained-client', 'retained-total'])],
+    ['withheld', sum((name) => name.startsWith('broker.withheld.'))],
+    ['announcements restored', counters['broker.restored.announcements'] ?? 0],
+  ] as const;
+  const shown = parts.filter(([, n]) => n > 0);
+  return shown.length === 0 ? undefined : `Broker guard: ${shown.map(([what, n]) => `${what} ${n}`).join(', ')}`;
 }
 
 function formatUptime(seconds: number): string {

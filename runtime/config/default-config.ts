@@ -18,9 +18,25 @@ broker:                       # the embedded MQTT broker (aedes)
   host: 127.0.0.1             # 0.0.0.0 to let neighbours (and other machines) connect
   port: 1883                  # 0 = any free port (printed at start)
   anonymous: loopback         # clients without credentials: loopback | never | any
-  maxQueuedMessages: 1000     # held for a subscriber that stopped reading; more are dropped and counted (0 = no limit)
+  maxQueuedMessages: 1000     # held for a subscriber that stopped reading, or is away with a persistent session; more are dropped and counted (0 = no limit)
   maxQueuedBytes: 4MiB
   stallTimeout: 30s           # a subscriber that reads nothing this long is cut, and what it missed counted (0 = never)
+  connectTimeout: 5s          # a socket that has not completed its CONNECT by then is closed
+  maxConnectBytes: 16KiB      # larger CONNECT packets are refused from their header (a link token is ~1 KiB)
+  maxConnections: 256         # open sockets in all; more are closed at accept and counted (0 = no limit)
+  maxConnectionsPerAddress: 32  # open sockets from one address, loopback included (0 = no limit)
+  maxInflightQos2: 100        # QoS 2 messages a client may leave awaiting PUBREL; one more closes it (0 = no limit)
+  maxSubscriptionsPerClient: 1000  # topic filters per connection; more are refused (SUBACK 0x80) and counted
+  maxOfflineQueuedBytes: 32MiB  # held for all persistent sessions whose clients are away
+  maxRetainedPerClient: 1000  # retained messages one client (a peer: all its links) may keep here
+  maxRetainedBytesPerClient: 4MiB
+  maxRetained: 10000          # retained messages of all clients together (the node's own not counted)
+  maxRetainedBytes: 16MiB
+  acl: []                     # topic rules for clients without credentials, first match decides, e.g.
+  #  - { action: deny, topic: 'secret/#' }                       # access: publish | subscribe | all (default)
+  #  - { action: allow, access: publish, topic: '{prefix}/{nodeId}/notes/#', clients: [my-tool] }
+  # Never opened by any rule: mesh topics and other nodes' namespaces. Default: the node's own
+  # namespace takes only commands (cmd/...) from clients, and its Home Assistant configs none.
   # tls: { port: 8883, certificateFile: broker-cert.pem, keyFile: broker-key.pem }   # a TLS listener for neighbours
   #   (with it, peersOnly: true accepts neighbours on the TLS listener only; the plain one stays for local tools)
 

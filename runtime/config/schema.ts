@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { duration, size } from './units.js';
+import { topicFilterProblem } from '../broker/mqtt-guard.js';
 import type { DeepReadonly } from '../deep-freeze.js';
 
 const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
@@ -248,12 +249,43 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65_535).default(1883),
     /** Clients without credentials: from this machine only (default), never, or from anywhere (a trusted LAN). */
     anonymous: z.enum(['loopback', 'never', 'any'], { error: 'expected "loopback", "never" or "any"' }).default('loopback'),
-    /** Messages held for one subscriber that has stopped reading; beyond this they are dropped and counted (mosquitto's max_queued_messages). 0 = no limit. */
+    /** Messages held for one subscriber that has stopped reading, or for a persistent session while its client is away; beyond this they are dropped and counted (mosquitto's max_queued_messages). 0 = no limit. */
     maxQueuedMessages: z.number().int().min(0).max(1_000_000).default(1000),
     /** Bytes held for one such subscriber (mosquitto's max_queued_bytes). 0 = no limit. */
     maxQueuedBytes: size(0, 1024 ** 3).prefault('4MiB'),
     /** A subscriber that takes nothing for this long while messages wait is disconnected, and what it missed counted. 0 = never. */
     stallTimeout: duration(0, 3_600_000).prefault('30s'),
+    /** A socket that has not completed its CONNECT this long after connecting is closed (TLS handshake included). */
+    connectTimeout: duration(100, 120_000).prefault('5s'),
+    /** Largest CONNECT packet (credentials and will included); refused from its header, before it is buffered. */
+    maxConnectBytes: size(1024, 256 * 1024).prefault('16KiB'),
+    /** Open connections, over all listeners; more are closed at once and counted. 0 = no limit. */
+    maxConnections: z.number().int().min(0).max(100_000).default(256),
+    /** Open connections from one address (loopback included); more are closed at once and counted. 0 = no limit. */
+    maxConnectionsPerAddress: z.number().int().min(0).max(100_000).default(32),
+    /** QoS 2 messages one client may have awaiting its PUBREL; one more closes its connection (counted). 0 = no limit. */
+    maxInflightQos2: z.number().int().min(0).max(65_535).default(100),
+    /** Topic filters one client connection may hold; one more is refused (SUBACK 0x80) and counted. 0 = no limit. */
+    maxSubscriptionsPerClient: z.number().int().min(0).max(1_000_000).default(1000),
+    /** Bytes queued for all persistent sessions whose clients are away (each session also within maxQueuedMessages and maxQueuedBytes); more are dropped and counted. 0 = no limit. */
+    maxOfflineQueuedBytes: size(0, 4 * 1024 ** 3).prefault('32MiB'),
+    /** Retained messages one client may keep on this broker (a peer: all its connections), and all clients together; the node's own are not counted. */
+    maxRetainedPerClient: z.number().int().min(0).max(1_000_000).default(1000),
+    maxRetainedBytesPerClient: size(0, 1024 ** 3).prefault('4MiB'),
+    maxRetained: z.number().int().min(0).max(10_000_000).default(10_000),
+    maxRetainedBytes: size(0, 4 * 1024 ** 3).prefault('16MiB'),
+    /**
+     * Topic access for clients without credentials (first matching rule decides). Never opens mesh
+     * topics or other nodes' namespaces; can open the node's own namespace beyond cmd/, or close any topic.
+     */
+    acl: z.array(z.strictObject({
+      action: z.enum(['allow', 'deny']),
+      access: z.enum(['publish', 'subscribe', 'all']).default('all'),
+      /** An MQTT topic filter; {prefix} and {nodeId} stand for bus.topicPrefix and this node's id. */
+      topic: z.string().min(1).max(1024).refine((t) => topicFilterProblem(t) === undefined, { error: 'expected an MQTT topic filter (+ for one level, # last)' }),
+      /** Client ids this rule is for; omitted = every client without credentials. */
+      clients: z.array(z.string().min(1).max(256)).min(1).max(1000).optional(),
+    })).max(256).default([]),
     /** A second listener with TLS, for links from other machines (neighbours pin its certificate). */
     tls: z.strictObject({
       port: z.number().int().min(0).max(65_535).default(8883),

@@ -11,6 +11,7 @@ import type { Counters } from '../counters.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import type { TrustPolicy } from './certificate.js';
+import { localTopicRulesFor } from '../broker/topic-acl.js';
 import { MeshAccessPolicy, type PeerAddress } from './mesh-access.js';
 import { loadMeshIdentity, type MeshIdentity } from './mesh-identity.js';
 import { Mesh } from './mesh.js';
@@ -92,11 +93,18 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
     replays,
     peersOverTlsOnly: config.broker.tls !== undefined && config.broker.tls.peersOnly,
     acceptRelayedPlainLinks: settings.acceptRelayedPlainLinks,
+    localTopics: localTopicRulesFor(config, node.nodeId, counters),
   });
   access.publishProof = (topic, proof) => mesh.publishLinkProof(topic, proof);
   // Revocations from the mesh (any trusted node's feed carries its owner's signed revocations).
   mesh.on('entry', (entry) => {
-    if (entry.type === REVOCATION_ENTRY_TYPE) applyRevocation(mesh, JSON.parse(entry.body) as unknown, counters, logger);
+    if (entry.type !== REVOCATION_ENTRY_TYPE) return;
+    // A trusted node's feed may still carry anything: a body that is no revocation is counted, never thrown.
+    try {
+      applyRevocation(mesh, JSON.parse(entry.body) as unknown, counters, logger);
+    } catch (err) {
+      if (err instanceof SyntaxError) counters.increment('mesh.rejected.revocation_invalid');
+    }
   });
   return { identity, mesh, access };
 }

@@ -240,7 +240,7 @@ export function quantile(values: readonly number[], q: number): number {
 
 // ---- a raw MQTT 3.1.1 subscriber, so "stops reading its socket" means exactly that ----
 
-function remainingLength(n: number): Buffer {
+export function remainingLength(n: number): Buffer {
   const bytes: number[] = [];
   do {
     let byte = n % 128;

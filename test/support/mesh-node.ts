@@ -34,7 +34,7 @@ export async function ownerKeyOf(dir: string): Promise<string> {
 export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; broker?: ConfigInput['broker']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
   const config = configSchema.parse({
     node: { name: options.name, dataDir: options.dir },
-    broker: { host: '127.0.0.1', port: options.port ?? 0, ...options.broker },
+    broker: { ...options.broker, host: '127.0.0.1', port: options.port ?? 0 },
     mesh: {
       commitInterval: '20ms',
       antiEntropyInterval: '2s',
@@ -116,12 +116,13 @@ export async function freeUdpPort(): Promise<number> {
 
 /**
  * An MQTT connection to `victim`'s broker as node `who` (a fresh link
- * token): for tests that send what `who`'s own node would not. The caller
- * ends it.
+ * token, and the node's own link client id, the only one its token is
+ * accepted with: it replaces `who`'s own link there): for tests that send
+ * what `who`'s own node would not. The caller ends it.
  */
-export function connectAs(who: TestMeshNode, victim: TestMeshNode, clientId: string): Promise<MqttClient> {
+export function connectAs(who: TestMeshNode, victim: TestMeshNode): Promise<MqttClient> {
   return connectAsync(victim.broker.url, {
-    protocolVersion: 4, clientId, username: who.node.nodeId,
+    protocolVersion: 4, clientId: `apiary-${who.node.nodeId}`, username: who.node.nodeId,
     password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0,
   });
 }

@@ -46,7 +46,7 @@ describe('a node fed random mesh messages', () => {
     }).length;
     expect(refused).toBeGreaterThan(100);
 
-    const client = await connectAs(peer, victim, 'fuzzer');
+    const client = await connectAs(peer, victim);
     try {
       const topic = meshTopic('apiary', peer.node.nodeId, victim.node.nodeId);
       for (const payload of payloads) await client.publishAsync(topic, payload, { qos: 1 });

@@ -34,10 +34,10 @@ describe('a mesh node under hostile input', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** An MQTT connection to the victim's broker as `who`, with a fresh link token. */
+  /** An MQTT connection to the victim's broker as `who`, with a fresh link token (and its link's client id: a new one replaces the last). */
   async function linkAs(who: TestMeshNode, extra: Partial<IClientOptions> = {}): Promise<MqttClient> {
     const client = await connectAsync(`mqtt://127.0.0.1:${victim.broker.port}`, {
-      protocolVersion: 4, clientId: `test-${who.name}-${clients.length}`, username: who.node.nodeId,
+      protocolVersion: 4, clientId: `apiary-${who.node.nodeId}`, username: who.node.nodeId,
       password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0, ...extra,
     });
     clients.push(client);
@@ -109,8 +109,8 @@ describe('a mesh node under hostile input', () => {
     const brokerRejects = Object.entries(c.snapshot()).filter(([k]) => k.startsWith('broker.rejected.') && !['broker.rejected.publish', 'broker.rejected.oversized', 'broker.rejected.bad-credentials', 'broker.rejected.not-authorized'].includes(k));
     expect(brokerRejects.length).toBeGreaterThan(0);
 
-    // Still serving: the next honest entry applies.
-    await sendEntries(client, sender, [encodeEntry(entryOf(sender, 2, entryHash(first), { value: 3 }))]);
+    // Still serving: the next honest entry applies (over a new link: each link above replaced the one before).
+    await sendEntries(await linkAs(sender), sender, [encodeEntry(entryOf(sender, 2, entryHash(first), { value: 3 }))]);
     await waitFor(() => victim.mesh.store.head(sender.node.nodeId).seq === 2, 5_000);
     expect(c.get('feeds.applied')).toBe(2);
   });

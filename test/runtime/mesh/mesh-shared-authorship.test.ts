@@ -46,7 +46,7 @@ describe('shared state with authors', () => {
 
     // Mallory's own link to each victim's broker, to send what its node would never send.
     const linkTo = async (victim: TestMeshNode) => {
-      const client = await connectAs(mallory, victim, `mallory-raw-${clients.length}`);
+      const client = await connectAs(mallory, victim);
       clients.push(client);
       return client;
     };

@@ -1,0 +1,22 @@
+/** `apiary status` shows the broker's guard at a glance: refusals by kind, beside the full counters. */
+import { describe, expect, it } from 'vitest';
+import { formatStatus } from '../../../runtime/cli/format-status.js';
+
+describe('formatStatus', () => {
+  it('sums the broker\'s refusals by kind in one line, and lists every counter', () => {
+    const text = formatStatus({
+      broker: { url: 'mqtt://127.0.0.1:1883', clients: 2, connections: 3 },
+      counters: {
+        'broker.rejected.connections-per-address': 4, 'broker.rejected.connect-oversized': 1, 'broker.rejected.publish': 2,
+        'broker.rejected.publish-mesh': 2, 'broker.rejected.retained-client': 1, 'broker.withheld.mesh': 5, 'broker.restored.announcements': 1,
+      },
+    });
+    expect(text).toContain('Broker: mqtt://127.0.0.1:1883, 2 client(s), 3 socket(s)');
+    expect(text).toContain('Broker guard: refused connections 5, refused publishes 2, over budget 1, withheld 5, announcements restored 1');
+    expect(text).toMatch(/broker\.rejected\.publish-mesh\s+2/);
+  });
+
+  it('shows no guard line when nothing was refused', () => {
+    expect(formatStatus({ broker: { url: 'mqtt://127.0.0.1:1883', clients: 0 }, counters: { 'bus.published': 3 } })).not.toContain('Broker guard');
+  });
+});
