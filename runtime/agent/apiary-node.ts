@@ -468,12 +468,14 @@ export class ApiaryNode {
       const log = decision.active ? this.logger.warn.bind(this.logger) : this.logger.info.bind(this.logger);
       log({ rule: decision.rule, reason: decision.reason }, `${decision.state}: ${decision.message}`);
       await this.storage?.append('decisions', record);
-      await this.share('decisions', record, { always: true });
-      await this.bus?.publishJson(this.ctx.topics.decision(decision.rule), record, { retain: true, qos: 1 });
+      // The rule state is saved before the decision is announced: whoever saw it
+      // can rely on a node killed right after to restart with it.
       if (this.storage && this.rules) {
         const rules = this.rules.snapshot();
         await this.storage.state.update((s) => { s.rules = rules; });
       }
+      await this.share('decisions', record, { always: true });
+      await this.bus?.publishJson(this.ctx.topics.decision(decision.rule), record, { retain: true, qos: 1 });
     }
   }
 

@@ -36,7 +36,7 @@ describe('a mesh node binds mesh messages and link ids to the authenticated node
 
   /** `who`'s link to victim, as peer-link.ts makes it: its own client id and a fresh token. */
   const linkAs = (victim: TestMeshNode, who: TestMeshNode, clientId = `apiary-${who.node.nodeId}`): Promise<MqttClient> =>
-    connect(victim, { clientId, clean: false, username: who.node.nodeId, password: makeLinkToken(who.identity, victim.node.nodeId, Date.now()) });
+    connect(victim, { clientId, clean: false, username: who.node.nodeId, password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password });
 
   const entryOf = (who: TestMeshNode, seq: number, prev: string | null): FeedEntry =>
     signEntry(who.node, { seq, prev, hlc: { l: Date.now(), c: 0 }, type: 'reading', body: { value: seq } });

@@ -18,17 +18,24 @@ describe('peer liveness', () => {
     await a.mesh.append('reading', { i: 1 });
     await waitFor(() => b.mesh.store.head(a.node.nodeId).seq === 1, 10_000, status);
 
-    // A local client (anonymous from loopback) plants a retained offline for b on a's broker.
+    // A local client (anonymous from loopback) tries to plant a retained offline for b on a's
+    // broker: the broker refuses it (no client writes another node's namespace) and counts it.
     const forger = await connectAsync(`mqtt://127.0.0.1:${a.broker.port}`, { clientId: 'forger' });
     try {
       await forger.publishAsync(`apiary/${b.node.nodeId}/state`, 'offline', { qos: 1, retain: true });
-      // Seen back by a subscriber: a's mesh has been handed the same message.
       const seen = new Promise<string>((resolve) => forger.once('message', (_topic, payload) => resolve(payload.toString())));
       await forger.subscribeAsync(`apiary/${b.node.nodeId}/state`, { qos: 1 });
-      expect(await seen).toBe('offline');
+      expect(await seen).toBe('online');
+      expect(a.counters.get('broker.rejected.publish-foreign-namespace')).toBe(1);
     } finally {
       await forger.endAsync();
     }
+    expect(peerB()).toMatchObject({ link: 'up', announced: 'online' });
+    // Had it got in by another path (here published inside a's process, past the broker's rules),
+    // status still believes the live link.
+    await a.broker.publish(`apiary/${b.node.nodeId}/state`, 'offline', { qos: 1, retain: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(peerB()).toMatchObject({ link: 'up', announced: 'online' });
     expect(peerB()).toMatchObject({ link: 'up', announced: 'online' });
     // And b keeps working with a.
     await a.mesh.append('reading', { i: 2 });
