@@ -13,6 +13,7 @@
  * so an aedes update cannot silently drop the fixes.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import process from 'node:process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 

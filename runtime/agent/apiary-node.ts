@@ -149,9 +149,9 @@ export class ApiaryNode {
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
       const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous);
-      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout } = config.broker;
+      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout, maxTopicLevels } = config.broker;
       this.broker = new EmbeddedBroker({
-        host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout,
+        host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout, maxTopicLevels,
         ...(tls ? { tlsListener: { host: tls.host ?? host, port: tls.port, tls: await readBrokerTls(tls) } } : {}),
       });
       await this.broker.start();

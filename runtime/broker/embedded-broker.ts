@@ -22,8 +22,10 @@ import type { Logger } from 'pino';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type BrokerRefusal } from './broker-access.js';
-import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
+import { SessionRegistry } from './connection-semantics.js';
+import { DEFAULT_MAX_TOPIC_LEVELS, GuardedConnection, type GuardReason } from './mqtt-guard.js';
 import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
+import { RetainedDelivery } from './retained-delivery.js';
 
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
 
@@ -49,6 +51,11 @@ export interface EmbeddedBrokerOptions {
   access?: BrokerAccessPolicy;
   /** Largest packet accepted, fixed header included: 256 KiB of payload plus room for topic and header. */
   maxPacketBytes?: number;
+  /**
+   * Deepest topic name or filter accepted, in levels (the spec sets no limit;
+   * mosquitto allows 200). Default DEFAULT_MAX_TOPIC_LEVELS; at most 1000, what aedes's matchers take.
+   */
+  maxTopicLevels?: number;
   /** A connection with no CONNECT within this time is closed (and a TLS handshake must finish within it). */
   connectTimeoutMs?: number;
   tls?: EmbeddedBrokerTls;
@@ -109,9 +116,16 @@ export class EmbeddedBroker {
   private readonly connects = new WeakMap<Client, ConnectPacket>();
   /** Client PUBLISH packets the policy refused: acknowledged as usual, then never routed. */
   private readonly refused = new WeakSet<PublishPacket>();
+  /** Persistent sessions, for Session Present and DUP on re-delivery (connection-semantics.ts). */
+  private readonly sessions: SessionRegistry;
+  /** Retained messages sent for a SUBSCRIBE: once, at the subscription's QoS (retained-delivery.ts). */
+  private readonly retained: RetainedDelivery;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.access = options.access ?? openLoopbackPolicy();
+    const { counters } = options;
+    this.sessions = new SessionRegistry(undefined, () => counters.increment('broker.sessions_forgotten'));
+    this.retained = new RetainedDelivery(() => counters.increment('broker.deduplicated'));
   }
 
   get port(): number {
@@ -156,11 +170,14 @@ export class EmbeddedBroker {
     const maxPacketBytes = this.options.maxPacketBytes ?? 300_000;
     const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const outgoing = outgoingLimits(this.options);
+    let maxTopicLevels = this.options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
+    if (!Number.isSafeInteger(maxTopicLevels) || maxTopicLevels < 1 || maxTopicLevels > 1000) throw new RangeError(`EmbeddedBroker maxTopicLevels must be a whole number from 1 to 1000, got ${String(maxTopicLevels)}`);
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker({
       connectTimeout: connectTimeoutMs,
       // authenticate() applies MQTT 3.1's 23-character limit itself, so that refusal is counted too.
       maxClientsIdLength: 65_535,
+      maxTopicLevels,
       preConnect: (client, packet, done) => {
         this.connects.set(client, packet);
         done(null, true);
@@ -174,6 +191,7 @@ export class EmbeddedBroker {
         done(null);
       },
       authorizeSubscribe: (client, sub, done) => {
+        this.retained.subscribing(client);
         const principal = this.principals.get(client);
         if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) return done(null, sub);
         this.reject('subscribe', { client: client.id, filter: sub.topic });
@@ -194,6 +212,12 @@ export class EmbeddedBroker {
       (typeof client === 'function' ? client : done)?.();
     };
     Object.assign(aedes, { publish: guardedRoute });
+    // Unpatched aedes (scripts/patch-aedes.mjs did not run) clamps the depth to 100: deeper topics would crash its matchers.
+    const aedesLevels = (aedes as unknown as { maxTopicLevels: number }).maxTopicLevels;
+    if (aedesLevels < maxTopicLevels) {
+      logger.warn({ maxTopicLevels, aedesLevels }, 'aedes is not patched: topics deeper than its limit are refused (fix: run `npm ci`, or `node scripts/patch-aedes.mjs`)');
+      maxTopicLevels = aedesLevels;
+    }
     this.aedes = aedes;
     this.persistence = (aedes as unknown as { persistence?: OutgoingStore }).persistence;
     aedes.on('clientError', (client, err) => {
@@ -210,6 +234,8 @@ export class EmbeddedBroker {
     const serve = (socket: net.Socket): void => {
       const conn: GuardedConnection = new GuardedConnection(socket, {
         maxPacketBytes,
+        maxTopicLevels,
+        semantics: this.sessions.connection(),
         onReject: (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail }),
         outgoing,
         onDropped: (reason, packets) => this.dropped(conn, reason, packets),
@@ -296,7 +322,7 @@ export class EmbeddedBroker {
    * stays in the session and is sent again when the client returns).
    */
   private forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    if (!client.closed) return packet;
+    if (!client.closed) return this.retained.forward(client, packet);
     const conn = client.conn;
     if (!(conn instanceof GuardedConnection)) return packet;
     const reason = conn.endReason ?? 'closed';
@@ -339,8 +365,9 @@ export class EmbeddedBroker {
     this.connects.delete(client);
     const clientId = connect?.clientId ?? client.id;
     const version = connect?.protocolVersion ?? client.version;
-    // [MQTT-3.1.3-8]: an empty client id needs clean session = 1. MQTT 3.1 wants 1–23 characters (as mosquitto does).
-    if ((clientId === '' && (!client.clean || version === 3)) || (version === 3 && clientId.length > 23)) {
+    // [MQTT-3.1.3-8]: an empty client id needs clean session = 1; MQTT 3.1 wants one in any case. Like mosquitto, the
+    // 3.1 limit of 23 characters is not applied: 3.1 clients commonly send longer ids, and 3.1.1 allows them.
+    if (clientId === '' && (!client.clean || version === 3)) {
       return this.refuseConnect(client, 'identifier', done);
     }
     const remoteAddress = client.conn instanceof GuardedConnection ? client.conn.remoteAddress : undefined;

@@ -21,6 +21,7 @@ broker:                       # the embedded MQTT broker (aedes)
   maxQueuedMessages: 1000     # held for a subscriber that stopped reading; more are dropped and counted (0 = no limit)
   maxQueuedBytes: 4MiB
   stallTimeout: 30s           # a subscriber that reads nothing this long is cut, and what it missed counted (0 = never)
+  maxTopicLevels: 200         # deepest topic a client may use (mosquitto's limit too); deeper is refused and counted (1-1000)
   # tls: { port: 8883, certificateFile: broker-cert.pem, keyFile: broker-key.pem }   # a TLS listener for neighbours
 
 bus:

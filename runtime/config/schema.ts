@@ -219,6 +219,8 @@ export const configSchema = z.strictObject({
     maxQueuedBytes: size(0, 1024 ** 3).prefault('4MiB'),
     /** A subscriber that takes nothing for this long while messages wait is disconnected, and what it missed counted. 0 = never. */
     stallTimeout: duration(0, 3_600_000).prefault('30s'),
+    /** Deepest topic (levels) a client may publish or subscribe to; deeper closes the connection, counted. MQTT sets no limit; mosquitto allows 200. */
+    maxTopicLevels: z.number().int().min(1).max(1000).default(200),
     /** A second listener with TLS, for links from other machines (neighbours pin its certificate). */
     tls: z.strictObject({
       port: z.number().int().min(0).max(65_535).default(8883),
