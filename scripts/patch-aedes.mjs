@@ -11,13 +11,17 @@
  * file that already holds the new text is left alone), checks the installed
  * versions, and fails loudly (exit 1) when a version or a hunk does not match,
  * so an aedes update cannot silently drop the fixes.
+ *
+ * `--reverse` restores the original files (to port the patch to a new
+ * version). PATCH_AEDES_ROOT names another package root (for its tests).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import process from 'node:process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = process.env.PATCH_AEDES_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const reverse = process.argv.includes('--reverse');
 const PATCH_FILE = path.join(root, 'patches', 'aedes-1.2.0.patch');
 /** The versions the patch was written for (package-lock.json pins them). */
 const VERSIONS = { aedes: '1.2.0', 'aedes-persistence': '11.0.0', mqemitter: '7.1.0' };
@@ -84,13 +88,15 @@ for (const { path: relative, hunks } of files) {
   const original = readFileSync(target, 'utf8');
   let content = original;
   for (const [i, { before, after }] of hunks.entries()) {
-    if (content.includes(after)) continue; // already applied
-    if (occurrences(content, before) !== 1) fail(`hunk ${i + 1} of ${relative} does not apply to ${target} (its text is not there exactly once)`);
-    content = content.replace(before, () => after);
+    if (content.includes(after) !== reverse) continue; // already applied (or already reversed)
+    const [from, to] = reverse ? [after, before] : [before, after];
+    if (occurrences(content, from) !== 1) fail(`hunk ${i + 1} of ${relative} does not apply to ${target} (its text is not there exactly once)`);
+    content = content.replace(from, () => to);
   }
   if (content !== original) {
     writeFileSync(target, content);
     changed += 1;
   }
 }
-process.stdout.write(`patch-aedes: ${changed === 0 ? 'already applied' : `patched ${changed} file(s)`} (aedes ${VERSIONS.aedes})\n`);
+const done = reverse ? 'restored' : 'patched';
+process.stdout.write(`patch-aedes: ${changed === 0 ? `already ${done}` : `${done} ${changed} file(s)`} (aedes ${VERSIONS.aedes})\n`);

@@ -123,6 +123,12 @@ export class ConnectionSemantics implements WireSemantics {
     return copy;
   }
 
+  /** A message the broker gave up on (the client was cut for not reading): it is no longer in flight, and never re-sent. */
+  forget(messageId: number): void {
+    this.inFlight.delete(messageId);
+    this.resent.delete(messageId);
+  }
+
   /** [MQTT-3.2.2-2]: Session Present once a persistent session resumes; the session's messages in flight come with it. */
   private connack(packet: Buffer): Buffer {
     const connect = this.connect;

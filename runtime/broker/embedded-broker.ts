@@ -347,6 +347,7 @@ export class EmbeddedBroker {
       if (persistent && qos > 0 && messageId !== undefined) {
         if (reason === 'closed') continue;
         persistence?.outgoingClearMessageId(client, { messageId }).catch(() => undefined);
+        conn.semantics?.forget(messageId);
       }
       count += 1;
     }

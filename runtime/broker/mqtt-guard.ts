@@ -301,6 +301,8 @@ export interface WireSemantics {
   inbound(packet: Buffer, version: number): Buffer | GuardRejection;
   /** A packet about to go on the wire to the client: what goes instead. */
   outbound(packet: Buffer): Buffer;
+  /** The broker gave up on this QoS 1/2 message (cleared from the session): no longer in flight. */
+  forget(messageId: number): void;
 }
 
 /**
@@ -315,7 +317,7 @@ export class GuardedConnection extends Duplex {
   private readonly guard: MqttGuard;
   private readonly outbox: Outbox;
   private readonly onReject: (rejection: GuardRejection) => void;
-  private readonly semantics: WireSemantics | undefined;
+  readonly semantics: WireSemantics | undefined;
 
   constructor(private readonly socket: net.Socket, options: GuardedConnectionOptions) {
     super({ allowHalfOpen: false });
