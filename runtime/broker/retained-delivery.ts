@@ -1,12 +1,16 @@
 /**
- * Retained messages sent in answer to a SUBSCRIBE, as MQTT 3.1.1 has them
- * and aedes 1.2 does not (applied in aedes's authorizeForward hook, which
- * sees every PUBLISH on its way to a client):
+ * Messages on their way to a client, retained ones sent in answer to a
+ * SUBSCRIBE above all, as MQTT 3.1.1 has them and aedes 1.2 does not
+ * (applied in aedes's authorizeForward hook, which sees every PUBLISH on its
+ * way to a client: live, retained, and re-sent from a persistent session):
  *
  * - At the QoS of the subscription when that is lower [MQTT-3.8.4-6] (§3.8.4,
  *   §3.3.5: the highest QoS granted to the client's subscriptions that match
  *   the topic). aedes lowers it only when the filter is the topic itself, so
- *   a QoS 1 retained message reached a QoS 0 wildcard subscription at QoS 1.
+ *   a QoS 1 retained message reached a QoS 0 wildcard subscription at QoS 1,
+ *   and a QoS 2 message a QoS 1 wildcard subscription at QoS 2.
+ * - RETAIN 0 on everything but the retained messages sent for a SUBSCRIBE
+ *   [MQTT-3.3.1-9]; aedes kept the publisher's flag on queued messages.
  * - Once. aedes handles the packets of one read concurrently: a retained
  *   PUBLISH followed by a SUBSCRIBE to its topic reached the client live (the
  *   subscription was in place before the message was routed) and then again
@@ -45,8 +49,11 @@ export class RetainedDelivery {
   }
 
   /**
-   * A PUBLISH on its way to `client`: the packet to send (QoS lowered for a
-   * retained one if need be), or null for a message it already got the other way.
+   * A PUBLISH on its way to `client`: the packet to send (QoS and RETAIN as
+   * above), or null for a message it already got the other way. The packet is
+   * changed in place: aedes makes one per client and delivery, and its re-send
+   * path (lib/handlers/connect.js emptyQueue) writes the packet it passed in,
+   * not the one returned.
    */
   forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     const window = this.windows.get(client);
@@ -61,9 +68,12 @@ export class RetainedDelivery {
       }
       mine.add(payload);
     }
-    if (!answersSubscribe || packet.qos === 0) return packet;
-    const granted = grantedQos(client, packet.topic);
-    return granted < packet.qos ? { ...packet, qos: granted } : packet;
+    if (!answersSubscribe) packet.retain = false;
+    if (packet.qos > 0) {
+      const granted = grantedQos(client, packet.topic);
+      if (granted < packet.qos) packet.qos = granted;
+    }
+    return packet;
   }
 }
 

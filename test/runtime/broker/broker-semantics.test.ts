@@ -171,7 +171,7 @@ describe.each(TARGETS)('MQTT 3.1.1 semantics on %s', (name) => {
     await expectServing(target);
   });
 
-  it('4. a QoS 1 retained message reaches a QoS 0 wildcard subscription at QoS 0, a QoS 1 one at QoS 1 [MQTT-3.8.4-6]', async () => {
+  it('4. a message reaches a wildcard subscription at the lower QoS of the two, retained, live or queued [MQTT-3.8.4-6]', async () => {
     const target = await start(name);
     const prefix = unique('retained/qos');
     const { client: publisher } = await connect(target);
@@ -184,6 +184,21 @@ describe.each(TARGETS)('MQTT 3.1.1 semantics on %s', (name) => {
     const toHigh = await high.next('publish');
     expect([toLow.qos, toLow.retain, toLow.payload.toString()]).toEqual([0, true, 'v']);
     expect([toHigh.qos, toHigh.retain]).toEqual([1, true]);
+    // Live, and queued for a persistent session: QoS 2 to a QoS 1 subscription arrives at QoS 1, RETAIN 0 [MQTT-3.3.1-9].
+    const clientId = unique('qos-away');
+    const { client: away } = await connect(target, { clientId, clean: false });
+    await subscribe(away, `${prefix}/+/q`, 1);
+    await away.disconnect();
+    await publish(publisher, { topic: `${prefix}/live/q`, payload: 'queued', qos: 2, retain: true });
+    await publish(publisher, { topic: `${prefix}/y`, payload: 'live', qos: 2, retain: false });
+    const live = await high.next('publish', (p) => p.payload.toString() === 'live');
+    expect(live.qos).toBe(1);
+    const { client: back } = await connect(target, { clientId, clean: false });
+    const queued = await back.next('publish');
+    expect([queued.payload.toString(), queued.qos, queued.retain]).toEqual(['queued', 1, false]);
+    back.send({ cmd: 'puback', messageId: queued.messageId });
+    await ping(back);
+    expect(back.open).toBe(true);
     await expectServing(target);
   });
 
