@@ -15,9 +15,12 @@
  *   PUBLISH followed by a SUBSCRIBE to its topic reached the client live (the
  *   subscription was in place before the message was routed) and then again
  *   from the retained store. mosquitto, handling packets in order, sends it
- *   once, as a retained message. A message delivered both ways since the
- *   client's last SUBSCRIBE is sent only the first time (counted as
- *   `broker.deduplicated`).
+ *   once, as a retained message. A retained message for a SUBSCRIBE that the
+ *   client already got live since that SUBSCRIBE is not sent again (counted
+ *   as `broker.deduplicated`). A live message is never held back: the other
+ *   order (a message stored while the retained lookup ran) is ruled out by
+ *   the lookup taking the store as it is when the subscription starts
+ *   (patches/aedes-1.2.0.patch).
  *
  * The same message is recognised by its payload buffer: aedes stores the
  * retained message and routes it live with the very same Buffer object
@@ -27,11 +30,8 @@
  */
 import type { AedesPublishPacket, Client } from 'aedes';
 
-/** What one client was sent since its last SUBSCRIBE, by payload buffer. */
-interface SinceSubscribe {
-  live: WeakSet<Buffer>;
-  retained: WeakSet<Buffer>;
-}
+/** The messages one client was sent live since its last SUBSCRIBE, by payload buffer. */
+type LiveSinceSubscribe = WeakSet<Buffer>;
 
 /** The part of aedes's Client (untyped in aedes's definitions) that holds its subscriptions: filter → granted QoS. */
 interface ClientSubscriptions {
@@ -39,34 +39,33 @@ interface ClientSubscriptions {
 }
 
 export class RetainedDelivery {
-  private readonly windows = new WeakMap<Client, SinceSubscribe>();
+  private readonly windows = new WeakMap<Client, LiveSinceSubscribe>();
 
   constructor(private readonly onDuplicate: () => void = () => undefined) {}
 
   /** The client subscribes (aedes's authorizeSubscribe, before it looks up retained messages). */
   subscribing(client: Client): void {
-    this.windows.set(client, { live: new WeakSet(), retained: new WeakSet() });
+    this.windows.set(client, new WeakSet());
   }
 
   /**
    * A PUBLISH on its way to `client`: the packet to send (QoS and RETAIN as
-   * above), or null for a message it already got the other way. The packet is
+   * above), or null for a retained copy of a message it already got live. The packet is
    * changed in place: aedes makes one per client and delivery, and its re-send
    * path (lib/handlers/connect.js emptyQueue) writes the packet it passed in,
    * not the one returned.
    */
   forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    const window = this.windows.get(client);
+    const live = this.windows.get(client);
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : undefined;
     // aedes marks a retained message sent for a SUBSCRIBE by retain = true and no broker id (lib/handlers/subscribe.js).
     const answersSubscribe = packet.retain && !packet.brokerId;
-    if (window && payload) {
-      const [mine, other] = answersSubscribe ? [window.retained, window.live] : [window.live, window.retained];
-      if (other.has(payload)) {
+    if (live && payload) {
+      if (!answersSubscribe) live.add(payload);
+      else if (live.has(payload)) {
         this.onDuplicate();
         return null;
       }
-      mine.add(payload);
     }
     if (!answersSubscribe) packet.retain = false;
     if (packet.qos > 0) {

@@ -171,6 +171,24 @@ describe.each(TARGETS)('MQTT 3.1.1 semantics on %s', (name) => {
     await expectServing(target);
   });
 
+  it('3b. a retained message published once the SUBACK is in reaches the client once, live (RETAIN 0), while the retained ones stream', async () => {
+    const target = await start(name);
+    const prefix = unique('retained/many');
+    const { client: publisher } = await connect(target);
+    const topics = Array.from({ length: 1000 }, (_, i) => `${prefix}/${i}`);
+    publisher.send(...topics.map((topic) => ({ cmd: 'publish' as const, topic, payload: 'old', qos: 0 as const, retain: true, dup: false })));
+    await ping(publisher);
+    const { client } = await connect(target);
+    await subscribe(client, `${prefix}/#`, 1);
+    const last = topics[topics.length - 1] as string;
+    await publish(publisher, { topic: last, payload: 'new', qos: 1, retain: true }); // QoS 1: aedes looks up offline sessions between storing and routing
+    await client.next('publish', (p) => p.topic === last && p.payload.toString() === 'new');
+    await ping(client);
+    const copies = client.publishes(last).filter((p) => p.payload.toString() === 'new');
+    expect(copies.map((p) => p.retain)).toEqual([false]);
+    await expectServing(target);
+  });
+
   it('4. a message reaches a wildcard subscription at the lower QoS of the two, retained, live or queued [MQTT-3.8.4-6]', async () => {
     const target = await start(name);
     const prefix = unique('retained/qos');

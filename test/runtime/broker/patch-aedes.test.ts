@@ -5,9 +5,11 @@
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -42,6 +44,32 @@ function run(root: string, ...args: string[]): Promise<{ code: number; stdout: s
 }
 
 const read = (root: string): string[] => FILES.map((f) => readFileSync(path.join(root, 'node_modules', f), 'utf8'));
+
+/** The retained store of aedes's in-memory persistence, as installed (patched), used directly. */
+interface RetainedStore {
+  storeRetained(packet: { topic: string; payload: Buffer; qos: number; retain: boolean }): Promise<void>;
+  createRetainedStreamCombi(patterns: string[]): Readable;
+}
+const MemoryPersistence = createRequire(path.join(repo, 'node_modules', 'aedes', 'aedes.js'))('aedes-persistence/asyncPersistence.js') as new () => RetainedStore;
+
+async function topicsOf(stream: Readable): Promise<string[]> {
+  const found: string[] = [];
+  for await (const packet of stream) found.push(`${(packet as { topic: string }).topic}=${(packet as { payload: Buffer }).payload.toString()}`);
+  return found;
+}
+
+describe('the installed aedes persistence, patched', () => {
+  it('matches + against an empty level, takes 1000 levels, and looks retained messages up as they are when asked', async () => {
+    const store = new MemoryPersistence();
+    const deep = Array.from({ length: 1000 }, (_, i) => `l${i}`).join('/');
+    for (const topic of ['a//b', 'a/x/b', deep]) await store.storeRetained({ topic, payload: Buffer.from('old'), qos: 0, retain: true });
+    expect(await topicsOf(store.createRetainedStreamCombi(['a/+/b']))).toEqual(['a//b=old', 'a/x/b=old']);
+    expect(await topicsOf(store.createRetainedStreamCombi([deep.replace('/l500/', '/+/')]))).toEqual([`${deep}=old`]);
+    const stream = store.createRetainedStreamCombi(['a/+/b']);
+    await store.storeRetained({ topic: 'a/x/b', payload: Buffer.from('new'), qos: 0, retain: true }); // after the lookup: reaches subscribers live
+    expect(await topicsOf(stream)).toEqual(['a//b=old', 'a/x/b=old']);
+  });
+});
 
 describe('patch-aedes (postinstall)', () => {
   it('applies the patch once, is idempotent, and can be reversed', async () => {
