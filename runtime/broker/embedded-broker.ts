@@ -6,7 +6,11 @@
  *
  * It is as strict about MQTT 3.1.1 as Debian's mosquitto: a wire guard
  * (mqtt-guard.ts) checks every packet before aedes parses it, and aedes's
- * hooks apply the access policy (broker-access.ts). Every refusal is counted
+ * hooks apply the access policy (broker-access.ts). Session and retained
+ * message rules aedes 1.2 gets wrong are applied on the wire
+ * (connection-semantics.ts, mqtt31.ts) and in its forward hook
+ * (retained-delivery.ts); the rest by a small patch of aedes at install
+ * (patches/aedes-1.2.0.patch). Every refusal is counted
  * as `broker.rejected.<reason>`; none of them can take the process down.
  *
  * A client that does not read never holds up the others: what waits for it
@@ -175,7 +179,7 @@ export class EmbeddedBroker {
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker({
       connectTimeout: connectTimeoutMs,
-      // authenticate() applies MQTT 3.1's 23-character limit itself, so that refusal is counted too.
+      // No 23-character limit for MQTT 3.1 client ids (mosquitto applies none); authenticate() refuses an empty one, counted.
       maxClientsIdLength: 65_535,
       maxTopicLevels,
       preConnect: (client, packet, done) => {
