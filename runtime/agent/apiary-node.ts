@@ -185,10 +185,10 @@ export class ApiaryNode {
     modelsLoaded.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
     if (config.broker.enabled) {
       const access = meshParts?.access ?? anonymousPolicy(config.broker.anonymous, localTopicRulesFor(config, identity.nodeId, counters));
-      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout, connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2 } = config.broker;
+      const { host, port, tls, maxQueuedMessages, maxQueuedBytes, stallTimeout, connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2, maxTopicLevels } = config.broker;
       const { maxRetainedPerClient, maxRetainedBytesPerClient, maxRetained, maxRetainedBytes, maxOfflineQueuedBytes, maxSubscriptionsPerClient } = config.broker;
       this.broker = new EmbeddedBroker({
-        host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout,
+        host, port, logger, counters, access, maxQueuedMessages, maxQueuedBytes, stallTimeoutMs: stallTimeout, maxTopicLevels,
         connectTimeoutMs: connectTimeout, maxConnectBytes, maxConnections, maxConnectionsPerAddress, maxInflightQos2, maxOfflineQueuedBytes, maxSubscriptionsPerClient,
         retained: { perClientMessages: maxRetainedPerClient, perClientBytes: maxRetainedBytesPerClient, totalMessages: maxRetained, totalBytes: maxRetainedBytes },
         ...(tls ? { tlsListener: { host: tls.host ?? host, port: tls.port, tls: await readBrokerTls(tls) } } : {}),

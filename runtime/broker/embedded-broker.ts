@@ -6,7 +6,11 @@
  *
  * It is as strict about MQTT 3.1.1 as Debian's mosquitto: a wire guard
  * (mqtt-guard.ts) checks every packet before aedes parses it, and aedes's
- * hooks apply the access policy (broker-access.ts). Every refusal is counted
+ * hooks apply the access policy (broker-access.ts). Session and retained
+ * message rules aedes 1.2 gets wrong are applied on the wire
+ * (connection-semantics.ts, mqtt31.ts) and in its forward hook
+ * (retained-delivery.ts); the rest by a small patch of aedes at install
+ * (patches/aedes-1.2.0.patch). Every refusal is counted
  * as `broker.rejected.<reason>`; none of them can take the process down.
  *
  * A client that does not read never holds up the others: what waits for it
@@ -33,8 +37,10 @@ import { openLoopbackPolicy, type BrokerAccessPolicy, type BrokerPrincipal, type
 import { boundIncomingQos2, boundOfflineQueues, CLIENT_BUDGET_DEFAULTS, RetainedBudget, SubscriptionBudget } from './client-budgets.js';
 import type { IncomingStore, OutgoingQueueStore, RetainedLimits, RetainedRefusal, SubscriptionRefusal } from './client-budgets.js';
 import { CONNECTION_LIMIT_DEFAULTS, ConnectionLimits, type ConnectionRefusal } from './connection-limits.js';
-import { GuardedConnection, type GuardReason } from './mqtt-guard.js';
+import { SessionRegistry } from './connection-semantics.js';
+import { DEFAULT_MAX_TOPIC_LEVELS, GuardedConnection, type GuardReason } from './mqtt-guard.js';
 import type { DropReason, DroppedPublish, OutboxLimits } from './outbox.js';
+import { RetainedDelivery } from './retained-delivery.js';
 
 export type InProcessDeliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
 
@@ -60,6 +66,11 @@ export interface EmbeddedBrokerOptions {
   access?: BrokerAccessPolicy;
   /** Largest packet accepted, fixed header included: 256 KiB of payload plus room for topic and header. */
   maxPacketBytes?: number;
+  /**
+   * Deepest topic name or filter accepted, in levels (the spec sets no limit;
+   * mosquitto allows 200). Default DEFAULT_MAX_TOPIC_LEVELS; at most 1000, what aedes's matchers take.
+   */
+  maxTopicLevels?: number;
   /** A connection with no (complete) CONNECT within this time is closed (and a TLS handshake must finish within it). Default 5 s. */
   connectTimeoutMs?: number;
   /** Largest CONNECT accepted, refused from its header alone: a link token and a will fit in a few KiB. Default 16 KiB. */
@@ -142,9 +153,16 @@ export class EmbeddedBroker {
   private readonly subscriptionBudget: SubscriptionBudget;
   /** The policy's canRead, bound once: it runs for every message delivered. */
   private readonly readCheck: ((principal: BrokerPrincipal, topic: string) => boolean) | undefined;
+  /** Persistent sessions, for Session Present and DUP on re-delivery (connection-semantics.ts). */
+  private readonly sessions: SessionRegistry;
+  /** Retained messages sent for a SUBSCRIBE: once, at the subscription's QoS (retained-delivery.ts). */
+  private readonly retained: RetainedDelivery;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.access = options.access ?? openLoopbackPolicy();
+    const { counters } = options;
+    this.sessions = new SessionRegistry(undefined, () => counters.increment('broker.sessions_forgotten'));
+    this.retained = new RetainedDelivery(() => counters.increment('broker.deduplicated'));
     this.readCheck = this.access.canRead?.bind(this.access);
     this.connectionLimits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? CONNECTION_LIMIT_DEFAULTS.maxConnections,
@@ -203,13 +221,16 @@ export class EmbeddedBroker {
     const connectTimeoutMs = this.options.connectTimeoutMs ?? CONNECT_DEFAULTS.connectTimeoutMs;
     const maxConnectBytes = this.options.maxConnectBytes ?? CONNECT_DEFAULTS.maxConnectBytes;
     const outgoing = outgoingLimits(this.options);
+    let maxTopicLevels = this.options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
+    if (!Number.isSafeInteger(maxTopicLevels) || maxTopicLevels < 1 || maxTopicLevels > 1000) throw new RangeError(`EmbeddedBroker maxTopicLevels must be a whole number from 1 to 1000, got ${String(maxTopicLevels)}`);
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker({
       connectTimeout: connectTimeoutMs,
-      // authenticate() applies MQTT 3.1's 23-character limit itself, so that refusal is counted too.
+      // No 23-character limit for MQTT 3.1 client ids (mosquitto applies none); authenticate() refuses an empty one, counted.
       maxClientsIdLength: 65_535,
       // boundIncomingQos2 (below) replaces aedes's per-socket bound with one per client id that keeps no payloads.
       maxInflightInbound: 0,
+      maxTopicLevels,
       preConnect: (client, packet, done) => {
         this.connects.set(client, packet);
         done(null, true);
@@ -229,6 +250,7 @@ export class EmbeddedBroker {
         done(null);
       },
       authorizeSubscribe: (client, sub, done) => {
+        this.retained.subscribing(client);
         const principal = this.principals.get(client);
         if (principal && this.ask(() => this.access.canSubscribe(principal, sub.topic))) {
           if (this.subscriptionBudget.admit(client, sub.topic)) return done(null, sub);
@@ -258,6 +280,12 @@ export class EmbeddedBroker {
       });
     };
     Object.assign(aedes, { publish: guardedRoute });
+    // Unpatched aedes (scripts/patch-aedes.mjs did not run) clamps the depth to 100: deeper topics would crash its matchers.
+    const aedesLevels = (aedes as unknown as { maxTopicLevels: number }).maxTopicLevels;
+    if (aedesLevels < maxTopicLevels) {
+      logger.warn({ maxTopicLevels, aedesLevels }, 'aedes is not patched: topics deeper than its limit are refused (fix: run `npm ci`, or `node scripts/patch-aedes.mjs`)');
+      maxTopicLevels = aedesLevels;
+    }
     this.aedes = aedes;
     this.persistence = (aedes as unknown as { persistence?: OutgoingStore }).persistence;
     const store = (aedes as unknown as { persistence: IncomingStore & OutgoingQueueStore }).persistence;
@@ -285,6 +313,8 @@ export class EmbeddedBroker {
       const conn: GuardedConnection = new GuardedConnection(socket, {
         maxPacketBytes,
         maxConnectBytes,
+        maxTopicLevels,
+        semantics: this.sessions.connection(),
         onReject: (r) => this.reject(r.reason, { remote: socket.remoteAddress, detail: r.detail }),
         outgoing,
         onDropped: (reason, packets) => this.dropped(conn, reason, packets),
@@ -379,7 +409,7 @@ export class EmbeddedBroker {
    */
   private forward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (!this.mayRead(client, packet.topic)) return null;
-    if (!client.closed) return packet;
+    if (!client.closed) return this.retained.forward(client, packet);
     const conn = client.conn;
     if (!(conn instanceof GuardedConnection)) return packet;
     const reason = conn.endReason ?? 'closed';
@@ -404,6 +434,7 @@ export class EmbeddedBroker {
       if (persistent && qos > 0 && messageId !== undefined) {
         if (reason === 'closed') continue;
         persistence?.outgoingClearMessageId(client, { messageId }).catch(() => undefined);
+        conn.semantics?.forget(messageId);
       }
       count += 1;
     }
@@ -422,8 +453,9 @@ export class EmbeddedBroker {
     this.connects.delete(client);
     const clientId = connect?.clientId ?? client.id;
     const version = connect?.protocolVersion ?? client.version;
-    // [MQTT-3.1.3-8]: an empty client id needs clean session = 1. MQTT 3.1 wants 1–23 characters (as mosquitto does).
-    if ((clientId === '' && (!client.clean || version === 3)) || (version === 3 && clientId.length > 23)) {
+    // [MQTT-3.1.3-8]: an empty client id needs clean session = 1; MQTT 3.1 wants one in any case. Like mosquitto, the
+    // 3.1 limit of 23 characters is not applied: 3.1 clients commonly send longer ids, and 3.1.1 allows them.
+    if (clientId === '' && (!client.clean || version === 3)) {
       return this.refuseConnect(client, 'identifier', done);
     }
     const conn = client.conn instanceof GuardedConnection ? client.conn : undefined;

@@ -17,7 +17,7 @@ import { Outbox, type DropReason, type DroppedPublish, type OutboxLimits, type O
 
 export type GuardReason =
   | 'malformed' | 'oversized' | 'not-connect-first' | 'second-connect' | 'reserved-flags'
-  | 'bad-qos' | 'invalid-utf8' | 'invalid-topic' | 'protocol-version' | 'connect-oversized';
+  | 'bad-qos' | 'invalid-utf8' | 'invalid-topic' | 'protocol-version' | 'connect-oversized' | 'wrong-ack';
 
 export interface GuardRejection {
   reason: GuardReason;
@@ -30,8 +30,12 @@ const CONNECT = 1, PUBLISH = 3, PUBACK = 4, PUBREC = 5, PUBREL = 6, PUBCOMP = 7;
 const SUBSCRIBE = 8, UNSUBSCRIBE = 10, PINGREQ = 12, DISCONNECT = 14;
 /** Packet types a client may send (§2.2.1); 0 and 15 are reserved, the rest flow server → client. */
 const FROM_CLIENT = new Set([CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT]);
-/** aedes's qlobber refuses deeper topics by closing the connection; we name it. */
-const MAX_TOPIC_LEVELS = 100;
+/**
+ * The deepest topic (levels) accepted by default. The spec sets no limit
+ * (§4.7); mosquitto allows 200. A bound keeps matching cost in check; aedes's
+ * matchers allow up to 1000 (patches/aedes-1.2.0.patch).
+ */
+export const DEFAULT_MAX_TOPIC_LEVELS = 200;
 
 const reject = (reason: GuardReason, detail: string, connack?: number): GuardRejection => (connack === undefined ? { reason, detail } : { reason, detail, connack });
 
@@ -51,18 +55,18 @@ export function mqttString(bytes: Buffer): string | undefined {
 }
 
 /** A topic name: not empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2] [MQTT-4.7.1-1]. */
-export function topicNameProblem(topic: string): string | undefined {
+export function topicNameProblem(topic: string, maxLevels = DEFAULT_MAX_TOPIC_LEVELS): string | undefined {
   if (topic.length === 0) return 'empty topic';
   if (topic.includes('+') || topic.includes('#')) return 'wildcard in a topic name';
-  if (topic.split('/').length > MAX_TOPIC_LEVELS) return 'too many topic levels';
+  if (topic.split('/').length > maxLevels) return 'too many topic levels';
   return undefined;
 }
 
 /** A topic filter: not empty [MQTT-4.7.3-1]; '#' alone and last [MQTT-4.7.1-2]; '+' a whole level [MQTT-4.7.1-3]. */
-export function topicFilterProblem(filter: string): string | undefined {
+export function topicFilterProblem(filter: string, maxLevels = DEFAULT_MAX_TOPIC_LEVELS): string | undefined {
   if (filter.length === 0) return 'empty topic filter';
   const levels = filter.split('/');
-  if (levels.length > MAX_TOPIC_LEVELS) return 'too many topic levels';
+  if (levels.length > maxLevels) return 'too many topic levels';
   for (const [i, level] of levels.entries()) {
     if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return "'#' not alone in the last level";
     if (level.includes('+') && level !== '+') return "'+' not alone in its level";
@@ -95,7 +99,7 @@ class FieldReader {
   }
 }
 
-function checkConnect(body: Buffer): GuardRejection | undefined {
+function checkConnect(body: Buffer, maxTopicLevels: number): GuardRejection | undefined {
   const r = new FieldReader(body);
   const name = r.field()?.toString('latin1');
   const level = r.u8();
@@ -106,11 +110,13 @@ function checkConnect(body: Buffer): GuardRejection | undefined {
   // [MQTT-3.1.2-2]: an unsupported level gets CONNACK 0x01, then the close. aedes speaks 3.1 and 3.1.1 (0x80 = bridge bit).
   const version = level & 0x7f;
   if (!((name === 'MQIsdp' && version === 3) || (name === 'MQTT' && version === 4))) return reject('protocol-version', `${name} level ${level}`, 0x01);
-  if (flags & 0x01) return reject('malformed', 'CONNECT reserved flag set'); // [MQTT-3.1.2-3]
+  // 3.1.1-only rules: MQTT 3.1 leaves these bits unused (mosquitto ignores them there too; mqtt31.ts clears them for aedes).
+  const v311 = version === 4;
+  if (v311 && flags & 0x01) return reject('malformed', 'CONNECT reserved flag set'); // [MQTT-3.1.2-3]
   const will = (flags & 0x04) !== 0;
   const willQos = (flags >> 3) & 0x03;
-  if (!will && (willQos !== 0 || (flags & 0x20) !== 0)) return reject('malformed', 'will QoS/retain without a will'); // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
-  if (willQos === 3) return reject('malformed', 'will QoS 3'); // [MQTT-3.1.2-14]
+  if (v311 && !will && (willQos !== 0 || (flags & 0x20) !== 0)) return reject('malformed', 'will QoS/retain without a will'); // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+  if (will && willQos === 3) return reject('malformed', 'will QoS 3'); // [MQTT-3.1.2-14]
   const hasUser = (flags & 0x80) !== 0;
   const hasPassword = (flags & 0x40) !== 0;
   if (hasPassword && !hasUser) return reject('malformed', 'password without a user name'); // [MQTT-3.1.2-22]
@@ -122,7 +128,7 @@ function checkConnect(body: Buffer): GuardRejection | undefined {
     if (topic === undefined || r.field() === undefined) return reject('malformed', 'truncated will');
     const text = mqttString(topic);
     if (text === undefined) return reject('invalid-utf8', 'will topic'); // [MQTT-3.1.3-10]
-    const problem = topicNameProblem(text);
+    const problem = topicNameProblem(text, maxTopicLevels);
     if (problem) return reject('invalid-topic', `will topic: ${problem}`);
   }
   if (hasUser) {
@@ -135,21 +141,21 @@ function checkConnect(body: Buffer): GuardRejection | undefined {
   return undefined;
 }
 
-function checkPublish(flags: number, body: Buffer): GuardRejection | undefined {
+function checkPublish(flags: number, body: Buffer, version: number, maxTopicLevels: number): GuardRejection | undefined {
   const qos = (flags >> 1) & 0x03;
-  if (qos === 0 && flags & 0x08) return reject('malformed', 'DUP set on QoS 0'); // [MQTT-3.3.1-2]
+  if (version === 4 && qos === 0 && flags & 0x08) return reject('malformed', 'DUP set on QoS 0'); // [MQTT-3.3.1-2], 3.1.1 only
   const r = new FieldReader(body);
   const topic = r.field();
   if (topic === undefined) return reject('malformed', 'truncated topic');
   const text = mqttString(topic);
   if (text === undefined) return reject('invalid-utf8', 'PUBLISH topic'); // [MQTT-3.3.2-1]
-  const problem = topicNameProblem(text);
+  const problem = topicNameProblem(text, maxTopicLevels);
   if (problem) return reject('invalid-topic', problem);
   if (qos > 0 && !r.u16()) return reject('malformed', 'missing or zero packet id'); // [MQTT-2.3.1-1]
   return undefined;
 }
 
-function checkFilters(type: number, body: Buffer): GuardRejection | undefined {
+function checkFilters(type: number, body: Buffer, maxTopicLevels: number): GuardRejection | undefined {
   const r = new FieldReader(body);
   if (!r.u16()) return reject('malformed', 'missing or zero packet id'); // [MQTT-2.3.1-1]
   if (r.left === 0) return reject('malformed', 'no topic filter'); // [MQTT-3.8.3-3] [MQTT-3.10.3-2]
@@ -163,7 +169,7 @@ function checkFilters(type: number, body: Buffer): GuardRejection | undefined {
     }
     const text = mqttString(filter);
     if (text === undefined) return reject('invalid-utf8', 'topic filter'); // [MQTT-3.8.3-1] [MQTT-3.10.3-1]
-    const problem = topicFilterProblem(text);
+    const problem = topicFilterProblem(text, maxTopicLevels);
     if (problem) return reject('invalid-topic', problem);
   }
   return undefined;
@@ -176,9 +182,16 @@ export class MqttGuard {
   /** Total size (fixed header included) of the packet being collected, once its header is read. */
   private expected: { type: number; flags: number; total: number; headerLength: number } | undefined;
   private sawConnect = false;
+  /** The protocol level of the CONNECT: 4 (3.1.1) until then, 3 for an MQTT 3.1 client. */
+  private level = 4;
 
   /** maxConnectBytes: the CONNECT is refused from its header alone past this (a link token fits in a few KiB): pre-auth memory stays small. */
-  constructor(private readonly maxPacketBytes: number, private readonly maxConnectBytes = maxPacketBytes) {}
+  constructor(private readonly maxPacketBytes: number, private readonly maxConnectBytes = maxPacketBytes, private readonly maxTopicLevels = DEFAULT_MAX_TOPIC_LEVELS) {}
+
+  /** 3 for an MQTT 3.1 (MQIsdp) client, 4 for 3.1.1. */
+  get version(): number {
+    return this.level;
+  }
 
   /** Returns the whole packets completed by `chunk`, or the first rule broken. */
   feed(chunk: Buffer): { packets: Buffer[]; rejection?: GuardRejection } {
@@ -216,7 +229,8 @@ export class MqttGuard {
     if (this.sawConnect && type === CONNECT) return reject('second-connect', 'second CONNECT'); // [MQTT-3.1.0-2]
     if (type === PUBLISH) {
       if (((flags >> 1) & 0x03) === 3) return reject('bad-qos', 'PUBLISH with QoS 3'); // [MQTT-3.3.1-4]
-    } else if (flags !== (type === PUBREL || type === SUBSCRIBE || type === UNSUBSCRIBE ? 0x02 : 0x00)) {
+    } else if (this.level === 4 && flags !== (type === PUBREL || type === SUBSCRIBE || type === UNSUBSCRIBE ? 0x02 : 0x00)) {
+      // 3.1.1 only: MQTT 3.1 sets DUP on a re-sent SUBSCRIBE/UNSUBSCRIBE/PUBREL and reserves nothing else (mosquitto checks neither).
       return reject('reserved-flags', `packet type ${type} with flags ${flags}`); // [MQTT-2.2.2-1] [MQTT-2.2.2-2]
     }
     // Remaining Length (§2.2.3): at most four bytes of 7 bits each.
@@ -238,13 +252,16 @@ export class MqttGuard {
 
   private checkBody(type: number, flags: number, body: Buffer): GuardRejection | undefined {
     switch (type) {
-      case CONNECT:
-        return checkConnect(body);
+      case CONNECT: {
+        const rejection = checkConnect(body, this.maxTopicLevels);
+        if (!rejection) this.level = (body[2 + body.readUInt16BE(0)] as number) & 0x7f;
+        return rejection;
+      }
       case PUBLISH:
-        return checkPublish(flags, body);
+        return checkPublish(flags, body, this.level, this.maxTopicLevels);
       case SUBSCRIBE:
       case UNSUBSCRIBE:
-        return checkFilters(type, body);
+        return checkFilters(type, body, this.maxTopicLevels);
       case PINGREQ:
       case DISCONNECT:
         return body.length === 0 ? undefined : reject('malformed', `packet type ${type} with a body`); // §3.12.1, §3.14.1
@@ -266,6 +283,10 @@ export interface GuardedConnectionOptions {
   maxPacketBytes: number;
   /** Largest CONNECT accepted (default: maxPacketBytes). */
   maxConnectBytes?: number;
+  /** Deepest topic name or filter accepted (levels). Default DEFAULT_MAX_TOPIC_LEVELS. */
+  maxTopicLevels?: number;
+  /** Session rules aedes gets wrong, applied to each checked packet both ways (connection-semantics.ts). */
+  semantics?: WireSemantics;
   /** Called for the first rule the client breaks; the connection is then closed. */
   onReject: (rejection: GuardRejection) => void;
   /** Bounds on what waits for a client that does not read (see outbox.ts). */
@@ -277,6 +298,16 @@ export interface GuardedConnectionOptions {
 }
 
 type WriteCallback = (error: Error | null | undefined) => void;
+
+/** Sees every packet both ways once the guard checked it; may rewrite it, or refuse one from the client. */
+export interface WireSemantics {
+  /** A checked packet from the client, with the client's protocol level: what aedes gets instead, or the rule it breaks. */
+  inbound(packet: Buffer, version: number): Buffer | GuardRejection;
+  /** A packet about to go on the wire to the client: what goes instead. */
+  outbound(packet: Buffer): Buffer;
+  /** The broker gave up on this QoS 1/2 message (cleared from the session): no longer in flight. */
+  forget(messageId: number): void;
+}
 
 /**
  * The stream aedes sees instead of the socket: reads are only the packets
@@ -290,14 +321,16 @@ export class GuardedConnection extends Duplex {
   private readonly guard: MqttGuard;
   private readonly outbox: Outbox;
   private readonly onReject: (rejection: GuardRejection) => void;
+  readonly semantics: WireSemantics | undefined;
 
   constructor(readonly socket: net.Socket, options: GuardedConnectionOptions) {
     super({ allowHalfOpen: false });
     this.remoteAddress = socket.remoteAddress;
     socket.setNoDelay(true); // MQTT packets are small and latency-bound, like mosquitto's writes
-    this.guard = new MqttGuard(options.maxPacketBytes, options.maxConnectBytes);
+    this.guard = new MqttGuard(options.maxPacketBytes, options.maxConnectBytes, options.maxTopicLevels);
     this.onReject = options.onReject;
-    this.outbox = new Outbox(socket, options.outgoing, { dropped: options.onDropped, stalled: options.onStalled });
+    this.semantics = options.semantics;
+    this.outbox = new Outbox(socket, options.outgoing, { dropped: options.onDropped, stalled: options.onStalled, onWire: options.semantics && ((p) => options.semantics?.outbound(p) ?? p) });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
@@ -364,8 +397,14 @@ export class GuardedConnection extends Duplex {
 
   private onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    const { packets, rejection } = this.guard.feed(chunk);
-    for (const packet of packets) {
+    const fed = this.guard.feed(chunk);
+    let rejection = fed.rejection;
+    for (const checked of fed.packets) {
+      const packet = this.semantics ? this.semantics.inbound(checked, this.guard.version) : checked;
+      if (!Buffer.isBuffer(packet)) {
+        rejection = packet;
+        break;
+      }
       const type = (packet[0] as number) >> 4;
       // PUBACK (QoS 1) or PUBREC (QoS 2): the client has this PUBLISH; a stall cut no longer counts it.
       if (type === PUBACK || type === PUBREC) this.outbox.acknowledged(packet.readUInt16BE(2));

@@ -44,6 +44,8 @@ export interface OutboxEvents {
   dropped(reason: DropReason, packets: readonly DroppedPublish[]): void;
   /** The socket was cut for not reading; `dropped('stalled', ...)` has been reported. */
   stalled(): void;
+  /** Each packet as it goes on the wire (not when queued): what is written instead (connection-semantics.ts). */
+  onWire?: (packet: Buffer) => Buffer;
 }
 
 export interface OutboxStats {
@@ -247,6 +249,7 @@ export class Outbox {
 
   /** Hands a packet to the socket; false once the socket wants no more until it drains. */
   private put(packet: Buffer, type: number): boolean {
+    if (this.events.onWire) packet = this.events.onWire(packet);
     if (type === PUBLISH && (packet[0] as number) & 0x06) {
       const { messageId } = publishInfo(packet);
       if (messageId !== undefined) {

@@ -21,6 +21,7 @@ broker:                       # the embedded MQTT broker (aedes)
   maxQueuedMessages: 1000     # held for a subscriber that stopped reading, or is away with a persistent session; more are dropped and counted (0 = no limit)
   maxQueuedBytes: 4MiB
   stallTimeout: 30s           # a subscriber that reads nothing this long is cut, and what it missed counted (0 = never)
+  maxTopicLevels: 200         # deepest topic a client may use (mosquitto's limit too); deeper is refused and counted (1-1000)
   connectTimeout: 5s          # a socket that has not completed its CONNECT by then is closed
   maxConnectBytes: 16KiB      # larger CONNECT packets are refused from their header (a link token is ~1 KiB)
   maxConnections: 256         # open sockets in all; more are closed at accept and counted (0 = no limit)

@@ -286,6 +286,8 @@ export const configSchema = z.strictObject({
       /** Client ids this rule is for; omitted = every client without credentials. */
       clients: z.array(z.string().min(1).max(256)).min(1).max(1000).optional(),
     })).max(256).default([]),
+    /** Deepest topic (levels) a client may publish or subscribe to; deeper closes the connection, counted. MQTT sets no limit; mosquitto allows 200. */
+    maxTopicLevels: z.number().int().min(1).max(1000).default(200),
     /** A second listener with TLS, for links from other machines (neighbours pin its certificate). */
     tls: z.strictObject({
       port: z.number().int().min(0).max(65_535).default(8883),

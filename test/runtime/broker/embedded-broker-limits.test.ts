@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker, type EmbeddedBrokerOptions } from '../../../runtime/broker/embedded-broker.js';
 import { Counters } from '../../../runtime/counters.js';
-import { CONNACK_ACCEPTED, connectPacket, PINGREQ, PINGRESP, rawSocket, type RawSocket } from '../../support/raw-mqtt.js';
+import { CONNACK_ACCEPTED, connectPacket, PINGREQ, PINGRESP, rawSocket, type RawSocket } from '../../support/raw-socket.js';
 
 const logger = pino({ level: 'silent' });
 let counters: Counters;

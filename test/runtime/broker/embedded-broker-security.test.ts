@@ -259,11 +259,15 @@ describe('EmbeddedBroker MQTT 3.1.1 strictness', () => {
     await expectStillServing();
   });
 
-  it('refuses an MQTT 3.1 client id over 23 characters with CONNACK 0x02, and an unknown protocol level with 0x01', async () => {
+  it('refuses an empty MQTT 3.1 client id with CONNACK 0x02 (one longer than the 23 characters of 3.1 is accepted, as mosquitto does), and an unknown protocol level with 0x01', async () => {
     await startBroker();
     const raw = await rawSocket();
-    raw.socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'x'.repeat(24), keepalive: 0 }));
+    raw.socket.write(Buffer.concat([Buffer.from([0x10, 14, 0, 6]), Buffer.from('MQIsdp'), Buffer.from([3, 0x02, 0, 0, 0, 0])]));
     expect(await raw.closed).toEqual(connack(2));
+    const long = await rawSocket();
+    long.socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'x'.repeat(24), keepalive: 0 }));
+    await long.received(4);
+    long.socket.destroy();
     expect(counters.get('broker.rejected.identifier')).toBe(1);
     const level6 = Buffer.from(CONNECT);
     level6[8] = 6;
