@@ -117,5 +117,12 @@ mesh:                         # share with neighbouring nodes (see README, "The 
   retention:
     maxBytesPerOrigin: 16MiB
     maxAge: 30d
+  budgets:                    # what trusted peers may make this node hold (refusals counted in apiary status)
+    originsPerOwner: 64       # feeds kept per owner key
+    maxFeedBytes: 1GiB        # all other origins' feeds together (own feed never evicted)
+    sharedKeys: 4096          # keys of the shared document
+    sharedBytes: 2MiB         # encoded size of the shared document
+    wantsPerSecond: 20        # catch-up requests answered per peer and second
+    wantBurst: 40
   tokenMaxSkew: 5m
 `;

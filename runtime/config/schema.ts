@@ -182,6 +182,23 @@ const meshSchema = z.strictObject({
     maxBytesPerOrigin: size(64 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
     maxAge: duration(60_000).prefault('30d'),
   }).prefault({}),
+  /**
+   * What trusted peers may make this node store or do (every refusal counted in `apiary status`).
+   * Own feed and own edits are never refused or evicted by these.
+   */
+  budgets: z.strictObject({
+    /** Feeds (node ids) kept per owner key: an owner minting node ids cannot multiply its share of the disk. */
+    originsPerOwner: z.number().int().min(1).max(65_536).default(64),
+    /** All feeds of other origins together; past it the oldest entries of the owner (then origin) using the most go first. */
+    maxFeedBytes: size(1024 ** 2, 1024 ** 4).prefault('1GiB'),
+    /** Keys (over all maps) of the shared document; updates that would add more are refused. */
+    sharedKeys: z.number().int().min(16).max(1_000_000).default(4096),
+    /** Encoded size of the shared document; updates that would grow it past this are refused. */
+    sharedBytes: size(16 * 1024, 256 * 1024 ** 2).prefault('2MiB'),
+    /** Catch-up requests (wants) answered per peer and second, with this burst: each costs up to one batch of disk reads. */
+    wantsPerSecond: z.number().min(0.1).max(10_000).default(20),
+    wantBurst: z.number().int().min(1).max(100_000).default(40),
+  }).prefault({}),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */

@@ -21,7 +21,8 @@ import { Counters } from '../counters.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
-import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
+import { encodeEntry, entryHash, parseEntry, signEntry, type FeedEntry } from './feed-entry.js';
+import { certificateToSend, messageBudget, splitIntoMessages } from './entry-batches.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
@@ -31,10 +32,13 @@ import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } fro
 import { MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
 import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
+import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-origins.js';
 import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { SharedState, type JsonValue } from './shared-state.js';
+import { SharedStateBudget } from './shared-state-budget.js';
+import { WantRateLimit } from './want-rate-limit.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
@@ -51,7 +55,18 @@ export interface MeshSettings {
   maxBytesPerOrigin: number;
   maxAgeMs: number;
   segmentBytes: number;
+  budgets: MeshBudgets;
   backoff: { initialMs: number; maxMs: number };
+}
+
+/** mesh.budgets: what trusted peers may make this node hold or do (replication-budget.ts, want-rate-limit.ts, shared-state-budget.ts). */
+export interface MeshBudgets {
+  originsPerOwner: number;
+  maxFeedBytes: number;
+  sharedKeys: number;
+  sharedBytes: number;
+  wantsPerSecond: number;
+  wantBurst: number;
 }
 
 export interface MeshOptions {
@@ -83,6 +98,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
   private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
   private lastWantId = 0;
+  private readonly wantLimit: WantRateLimit;
+  private readonly probes: OriginProbes;
   private ownQueue: Promise<unknown> = Promise.resolve();
   private uncommitted: FeedEntry[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
@@ -99,9 +116,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
-    this.store = new FeedStore({ dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs });
+    const { budgets } = settings;
+    this.store = new FeedStore({
+      dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
+      self: this.nodeId, ownerOf: (origin) => this.directory.get(origin)?.owner, budget: budgets,
+    });
+    this.wantLimit = new WantRateLimit({ perSecond: budgets.wantsPerSecond, burst: budgets.wantBurst });
+    this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate });
-    this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes });
+    this.state = new SharedState({ dir: path.join(dir, 'state'), counters, segmentBytes: settings.segmentBytes, budget: new SharedStateBudget(budgets, counters) });
   }
 
   get nodeId(): string {
@@ -176,6 +199,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
         view.certsSent.clear();
+        view.certsHeld.clear();
         view.stuck.clear();
         const { port, tls, tlsCert } = advertisedListener(this.broker);
         this.send(peerId, {
@@ -278,8 +302,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
-        view.have = { ...header.have };
+        view.have = {};
+        view.certsHeld.clear();
         view.stuck.clear();
+        this.takeHave(from, header.have);
         if (!this.links.has(from)) this.dialBack(from, header);
         this.sendStateDiff(from, header.sv);
         // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
@@ -288,7 +314,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return;
       case 'have':
         if (header.answers !== undefined) this.answered(from, header.answers);
-        this.peers.mergeHave(from, header.have);
+        this.takeHave(from, header.have);
         if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
         this.requestMissing(from);
         return;
@@ -325,8 +351,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.peers.raise(from, entry.origin, entry.seq);
       return true;
     });
-    for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
-    const { outcome, applied } = await applyEntries(this.store, entries, header.starts);
+    const view = this.peers.get(from);
+    for (const entry of entries) {
+      this.peers.raise(from, entry.origin, entry.seq);
+      view.certsHeld.add(entry.origin); // it sent them: it holds their certificate
+    }
+    const { outcome, applied, refused } = await applyEntries(this.store, entries, header.starts);
+    // Over a replication budget here: asking this peer again gets the same answer until it has more.
+    for (const origin of refused) view.stuck.add(origin);
     for (const entry of applied) {
       try {
         this.hlc.receive(entry.hlc);
@@ -339,6 +371,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     if (header.reply) {
       if (header.answers !== undefined) this.answered(from, header.answers);
+      if (header.answers !== undefined && header.answers === view.probing?.id) this.releaseCutOffProbes(view.probing.origins, lines);
       else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
@@ -379,7 +412,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   private async answerWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
-    const batch = await collectBatch(this.store, want, this.options.settings.batchBytes);
+    const { counters, settings } = this.options;
+    // The answer goes out on our link to the peer: without one, build nothing (finding 11).
+    if (this.links.get(from)?.state !== 'up') {
+      counters.increment('mesh.rejected.want_no_link');
+      return;
+    }
+    if (!this.wantLimit.take(from)) {
+      counters.increment('mesh.rejected.want_rate');
+      return;
+    }
+    const batch = await collectBatch(this.store, want, messageBudget(this.certificatesFor(from, Date.now()), settings.batchBytes));
     if (batch.entries.length === 0) {
       this.send(from, { t: 'have', have: this.store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
       return;
@@ -422,6 +465,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private requestMissing(peerId: string): void {
     if (!this.peers.has(peerId) || this.links.get(peerId)?.state !== 'up') return;
     const view = this.peers.get(peerId);
+    // Origins it named whose certificates have come since (with their entries): now known, their stated seqs count.
+    const nowKnown = Object.fromEntries(Object.entries(view.unknown).filter(([origin]) => this.directory.get(origin)));
+    for (const origin of Object.keys(nowKnown)) delete view.unknown[origin];
+    this.peers.mergeHave(peerId, nowKnown);
     const now = Date.now();
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(view.have)) {
@@ -431,10 +478,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
       want[origin] = head + 1;
     }
+    const asked = Object.keys(want);
+    // Origins it holds that we have no certificate for: a few, now and then (peer-origins.ts); their entries bring the certificate.
+    const probed = this.probes.pick(Object.keys(view.unknown));
+    for (const origin of probed) want[origin] = this.store.head(origin).seq + 1;
     if (Object.keys(want).length === 0) return;
     // Only a want that went out blocks asking another peer for the same origin.
     const id = ++this.lastWantId;
-    if (this.send(peerId, { t: 'want', want, id })) for (const origin of Object.keys(want)) this.wants.set(origin, { peer: peerId, at: now, id });
+    if (!this.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
+    for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
+    if (probed.length > 0) view.probing = { id, origins: probed };
   }
 
   private async commit(): Promise<void> {
@@ -461,18 +514,46 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
   }
 
+  /** Sends entries in as many messages as the peer's limits need (entry-batches.ts); a reply's `answers` goes with the last. */
   private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number>; answers?: number }): void {
     const view = this.peers.get(peerId);
-    const certs: NodeCertificate[] = [];
-    for (const origin of new Set(entries.map((e) => e.origin))) {
-      const cert = this.directory.get(origin);
-      if (cert && !view.certsSent.has(origin)) certs.push(cert);
+    const now = Date.now();
+    const certOf = this.certificatesFor(peerId, now);
+    const messages = splitIntoMessages(entries, messageBudget(certOf, this.options.settings.batchBytes));
+    for (const [i, part] of messages.entries()) {
+      const origins = [...new Set(part.map((e) => e.origin))];
+      const certs = origins.flatMap((origin) => certOf(origin) ?? []);
+      const starts = Object.fromEntries(Object.entries(meta.starts).filter(([origin]) => origins.includes(origin)));
+      const { answers, ...rest } = meta;
+      const last = i === messages.length - 1;
+      if (!this.send(peerId, { t: 'entries', ...rest, starts, certs, ...(last && answers !== undefined ? { answers } : {}) }, part.map(encodeEntry))) return;
+      for (const cert of certs) view.certsSent.set(certificateNodeId(cert), now);
+      for (const e of part) this.peers.raise(peerId, e.origin, e.seq);
     }
-    const sent = this.send(peerId, { t: 'entries', ...meta, certs }, entries.map(encodeEntry));
-    if (sent) {
-      for (const cert of certs) view.certsSent.add(certificateNodeId(cert));
-      for (const e of entries) this.peers.raise(peerId, e.origin, e.seq);
+  }
+
+  /** Probed origins after the last one a full answer reached (collectBatch goes in origin order) may be asked again at once. */
+  private releaseCutOffProbes(origins: readonly string[], lines: readonly Buffer[]): void {
+    let last: string | undefined;
+    try {
+      last = lines.length > 0 ? parseEntry(lines[lines.length - 1] as Buffer).origin : undefined;
+    } catch {
+      return; // counted where the lines are decoded
     }
+    if (last !== undefined) this.probes.release(origins.filter((origin) => origin > last));
+  }
+
+  /** Which certificate (if any) a message to `peerId` carries for an origin (entry-batches.ts). */
+  private certificatesFor(peerId: string, now: number): (origin: string) => NodeCertificate | undefined {
+    const view = this.peers.get(peerId);
+    return (origin) => certificateToSend(view, origin, this.directory.get(origin), now, this.options.settings.wantTimeoutMs);
+  }
+
+  /** A have-vector the peer stated: origins we hold certificates for are kept, a bounded few others are candidates to ask for. */
+  private takeHave(from: string, have: Record<string, number>): void {
+    const stated = splitHave(have, (origin) => this.directory.get(origin) !== undefined, this.options.counters);
+    this.peers.mergeHave(from, stated.known);
+    this.peers.get(from).unknown = stated.unknown;
   }
 
   private broadcast(header: MeshHeader, except?: string): void {

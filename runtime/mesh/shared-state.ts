@@ -22,6 +22,7 @@ import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
 import { SegmentLog } from '../storage/segment-log.js';
+import type { SharedStateBudget } from './shared-state-budget.js';
 
 /** One update on the wire or on disk; a member's whole record is far smaller. */
 export const MAX_STATE_UPDATE_BYTES = 256 * 1024;
@@ -42,7 +43,7 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
   private queue: Promise<unknown> = Promise.resolve();
   private generation = 1;
 
-  constructor(private readonly options: { dir: string; counters: Counters; segmentBytes: number }) {
+  constructor(private readonly options: { dir: string; counters: Counters; segmentBytes: number; budget?: SharedStateBudget }) {
     super();
   }
 
@@ -101,7 +102,10 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
     this.doc.once('update', capture);
     this.doc.getMap<JsonValue>(map).set(key, value);
     this.doc.off('update', capture);
-    if (captured) await this.persist(captured);
+    if (captured) {
+      this.options.budget?.noteApplied(captured.length);
+      await this.persist(captured);
+    }
     });
   }
 
@@ -142,9 +146,12 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
       return false;
     }
     return this.serial(async () => {
+      // Checked before it is written ahead or applied (shared-state-budget.ts): the part over the budget is refused, counted there.
+      const admitted = this.options.budget ? this.options.budget.admit(this.doc, update) : update;
+      if (!admitted) return false;
       const before = this.stateVector();
-      await this.persist(update);
-      Y.applyUpdate(this.doc, update, from);
+      await this.persist(admitted);
+      Y.applyUpdate(this.doc, admitted, from);
       return Buffer.compare(Buffer.from(before), Buffer.from(this.stateVector())) !== 0;
     });
   }

@@ -292,20 +292,45 @@ export class SegmentLog implements AppendOnlyStream {
       const maxAge = this.options.maxAgeMs;
       const tooOld = (segment: Segment) => maxAge !== undefined && segment.lastWriteAt < Date.now() - maxAge;
       while (this.segments.length > 1 && (this.totalBytes > this.options.maxBytes || tooOld(this.segments[0] as Segment))) {
-        const oldest = this.segments[0] as Segment;
-        await unlink(oldest.path).catch((err: unknown) => {
-          if (errno(err) !== 'ENOENT') throw err;
-        });
-        this.segments.shift();
+        await this.deleteOldest();
         deleted = true;
-        this.totalBytes -= oldest.bytes;
-        this.droppedByRetention += oldest.count;
-        this.options.counters?.increment(`storage.${this.name}.dropped_retention`, oldest.count);
       }
       if (deleted) await fsyncDir(this.options.dir);
     } catch {
       this.options.counters?.increment(`storage.${this.name}.retention_errors`);
     }
+  }
+
+  private async deleteOldest(): Promise<number> {
+    const oldest = this.segments[0] as Segment;
+    await unlink(oldest.path).catch((err: unknown) => {
+      if (errno(err) !== 'ENOENT') throw err;
+    });
+    this.segments.shift();
+    this.totalBytes -= oldest.bytes;
+    this.droppedByRetention += oldest.count;
+    this.options.counters?.increment(`storage.${this.name}.dropped_retention`, oldest.count);
+    return oldest.count;
+  }
+
+  /**
+   * Deletes the oldest sealed segment now (a budget over several streams
+   * needs room), never the active one; resolves to the records dropped (0:
+   * nothing to drop). Seqs stay as they are: the stream just starts later.
+   */
+  dropOldestSegment(): Promise<number> {
+    if (this.state !== 'open') return Promise.resolve(0);
+    return this.enqueue(async () => {
+      if (this.segments.length <= 1) return 0;
+      const dropped = await this.deleteOldest();
+      await fsyncDir(this.options.dir);
+      return dropped;
+    });
+  }
+
+  /** Bytes in sealed segments: what dropOldestSegment could free, one segment at a time. */
+  sealedBytes(): number {
+    return this.totalBytes - this.activeSegment().bytes;
   }
 
   /** Applies the bounds now (the age bound matters for a stream nobody writes to). */
