@@ -270,6 +270,25 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return { name: this.directory.get(id)?.name, link: link && { state: link.state, url: link.url, lastError: link.lastError } };
       }) satisfies PeerStatus[],
       sharedState: { bytes: this.state.canonical().length },
+      budgets: this.budgetStatus(feeds),
+    };
+  }
+
+  /** Use of each budget (refusals are the feeds.refused.*, mesh.rejected.state_*, mesh.rejected.want_* counters). */
+  private budgetStatus(feeds: readonly FeedStats[]): Record<string, { used: number; max: number }> {
+    const { budgets } = this.options.settings;
+    const others = feeds.filter((f) => f.origin !== this.nodeId);
+    const perOwner = new Map<string, number>();
+    for (const f of others) {
+      const owner = this.directory.get(f.origin)?.owner ?? f.origin;
+      perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1);
+    }
+    const doc = this.state.toJSON();
+    return {
+      feedBytes: { used: others.reduce((sum, f) => sum + f.bytes, 0), max: budgets.maxFeedBytes },
+      originsOfBusiestOwner: { used: Math.max(0, ...perOwner.values()), max: budgets.originsPerOwner },
+      sharedKeys: { used: Object.values(doc).reduce<number>((n, map) => n + 1 + Object.keys(map as object).length, 0), max: budgets.sharedKeys },
+      sharedBytes: { used: this.state.canonical().length, max: budgets.sharedBytes },
     };
   }
 
