@@ -15,6 +15,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Counters } from '../counters.js';
+import { FRAME_HEADER_BYTES } from '../storage/record-frame.js';
 import { SegmentLog } from '../storage/segment-log.js';
 import { encodeEntry, entryHash, parseEntry, type FeedEntry } from './feed-entry.js';
 import { admitsOrigin, chooseEviction, type FeedBudgetSettings } from './replication-budget.js';
@@ -163,7 +164,7 @@ export class FeedStore {
     if (!feed.log && entry.seq > 1 && !startsFeed) return 'gap';
     if (!feed.log && !feed.admitted && !this.admitOrigin(feed)) return 'refused';
     const bytes = encodeEntry(entry);
-    if (feed.origin !== this.options.self && !(await this.makeRoom(bytes.length + 8))) return 'refused';
+    if (feed.origin !== this.options.self) await this.makeRoom(bytes.length + FRAME_HEADER_BYTES);
     if (!feed.log) {
       // A newly met origin: its feed starts here, even midway (earlier entries are gone everywhere we could ask).
       // Assigned only once open: a flush() meanwhile must not meet a log that is not open yet.
@@ -207,23 +208,26 @@ export class FeedStore {
     return true;
   }
 
-  /** maxFeedBytes: drops the oldest segments other origins hold (fairly, replication-budget.ts) until `bytes` more fit. */
-  private async makeRoom(bytes: number): Promise<boolean> {
+  /**
+   * maxFeedBytes: drops the oldest segments other origins hold (fairly,
+   * replication-budget.ts) until `bytes` more fit. Only sealed segments can
+   * go; when none is left the entry is still taken, into its feed's active
+   * segment (at most segmentBytes per origin) or by sealing it, which makes
+   * it droppable next time: refusing would stop every feed for good.
+   */
+  private async makeRoom(bytes: number): Promise<void> {
     const { budget, self, ownerOf } = this.options;
-    if (!budget) return true;
+    if (!budget) return;
     for (;;) {
       const others = [...this.feeds.values()].filter((f) => f.log && f.origin !== self);
       const used = others.reduce((sum, f) => sum + (f.log as SegmentLog).stats().bytes, 0);
-      if (used + bytes <= budget.maxFeedBytes) return true;
+      if (used + bytes <= budget.maxFeedBytes) return;
       const victim = chooseEviction(others.map((f) => {
         const log = f.log as SegmentLog;
         return { origin: f.origin, owner: ownerOf?.(f.origin), bytes: log.stats().bytes, droppable: log.sealedBytes() };
       }));
       const dropped = victim === undefined ? 0 : await this.feeds.get(victim)?.log?.dropOldestSegment() ?? 0;
-      if (dropped === 0) {
-        this.options.counters.increment('feeds.refused.feed_bytes');
-        return false;
-      }
+      if (dropped === 0) return;
       this.options.counters.increment('feeds.evicted_for_budget', dropped);
     }
   }
