@@ -389,8 +389,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (opened) this.emit('private', opened);
     }
     if (header.reply) {
-      if (header.answers !== undefined) this.answered(from, header.answers);
       if (header.answers !== undefined && header.answers === view.probing?.id) this.releaseCutOffProbes(view.probing.origins, lines);
+      if (header.answers !== undefined) this.answered(from, header.answers);
       else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
