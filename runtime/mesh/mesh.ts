@@ -460,6 +460,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.options.counters.increment('mesh.one_sided_links');
       return;
     }
+    // Each link back is a client kept retrying for good: an owner minting node ids gets no more of them than of feeds.
+    const owner = this.directory.get(peerId)?.owner;
+    let sameOwner = 0;
+    for (const id of this.links.keys()) if (this.directory.get(id)?.owner === owner) sameOwner++;
+    if (sameOwner >= this.options.settings.budgets.originsPerOwner) {
+      this.options.counters.increment('mesh.rejected.dial_back_budget');
+      return;
+    }
     this.options.counters.increment('mesh.dial_backs');
     const target = dialBackTarget(address, { port, tls, tlsCert });
     if (target.badCertificate) this.options.counters.increment('mesh.rejected.hello_tls_certificate');

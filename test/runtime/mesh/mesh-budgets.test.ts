@@ -9,6 +9,10 @@ import { describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../../runtime/config/schema.js';
 import { loadOrCreateKeyFile } from '../../../runtime/identity/identity.js';
 import { encodeEntry, signEntry } from '../../../runtime/mesh/feed-entry.js';
+import { connectAsync } from 'mqtt';
+import { makeLinkToken } from '../../../runtime/mesh/link-token.js';
+import type { MeshIdentity } from '../../../runtime/mesh/mesh-identity.js';
+import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
 import { sendOverLink } from '../../support/hostile-link.js';
 import { mintCertifiedNode, mintIdentity } from '../../support/minted-nodes.js';
 import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
@@ -51,6 +55,26 @@ describe('mesh budgets against one trusted peer', () => {
     for (let i = 0; i < 5; i++) await h.mesh.append('reading', { i });
     await waitFor(() => v.mesh.store.head(h.node.nodeId).seq === 5, 10_000, status);
     expect(v.mesh.store.stats().length).toBeLessThanOrEqual(64 + 2); // x's owner's 64, h, v
+  });
+
+  it('dial-backs: an owner linking in as many node ids gets at most originsPerOwner links back', async () => {
+    const { v, x } = await startThree({ budgets: { originsPerOwner: 4 } });
+    const xOwner = (await loadOrCreateKeyFile(path.join(dir(), 'x', 'owner.json'))).identity;
+    for (let i = 0; i < 8; i++) {
+      const { identity, cert } = mintCertifiedNode(xOwner, `sybil-${i}`);
+      const mesh = { node: identity, certificate: cert, box: { publicKey: cert.box } } as unknown as MeshIdentity;
+      const client = await connectAsync(`mqtt://127.0.0.1:${v.broker.port}`, {
+        protocolVersion: 4, clientId: `apiary-${identity.nodeId}`, username: identity.nodeId, password: makeLinkToken(mesh, v.node.nodeId, Date.now()), reconnectPeriod: 0,
+      });
+      // Each says where its broker listens, so that v would link back (here: x's broker, for all of them).
+      await client.publishAsync(meshTopic('apiary', identity.nodeId, v.node.nodeId), encodeMeshMessage({ t: 'hello', cert, have: {}, sv: 'AA==', port: x.broker.port }), { qos: 1 });
+      await client.endAsync();
+    }
+    await waitFor(() => v.counters.get('mesh.received.hello') >= 2 + 8, 10_000, status);
+    const linksOfXOwner = (v.mesh.status().peers as { nodeId: string; link: string }[])
+      .filter((p) => p.link !== 'none' && v.mesh.directory.get(p.nodeId)?.owner === xOwner.publicKey);
+    expect(linksOfXOwner).toHaveLength(4); // x and three of its minted ids
+    expect(v.counters.get('mesh.rejected.dial_back_budget')).toBe(5);
   });
 
   it('maxFeedBytes: one origin flooding takes the eviction, not the quiet origins or our own feed', async () => {
