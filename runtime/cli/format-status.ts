@@ -33,6 +33,7 @@ interface StatusView {
     feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number }[];
     peers: { nodeId: string; name?: string; link: string; url?: string; lastError?: string; lastSeen: string | null; announced: string | null; weLack: Record<string, number>; theyLack: Record<string, number> }[];
     quarantined?: string[];
+    budgets?: Record<string, { used: number; max: number }>;
   };
 }
 
@@ -74,6 +75,15 @@ export function formatStatus(raw: unknown): string {
     for (const p of s.mesh.peers) {
       const lack = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
       lines.push(`  ${(p.name ?? p.nodeId).padEnd(16)} ${p.nodeId}  link ${p.link.padEnd(10)} announced ${(p.announced ?? '?').padEnd(7)} last seen ${p.lastSeen ?? 'never'}  we lack ${lack(p.weLack)}, they lack ${lack(p.theyLack)}${p.lastError ? `  (${p.lastError})` : ''}`);
+    }
+    const b = s.mesh.budgets;
+    if (b) {
+      const of = (name: string, bytes = false) => {
+        const use = b[name];
+        return use ? (bytes ? `${formatBytes(use.used)} of ${formatBytes(use.max)}` : `${use.used} of ${use.max}`) : '?';
+      };
+      const refused = Object.entries(s.counters ?? {}).filter(([k]) => /^(feeds\.refused\.|mesh\.rejected\.(state_|want_|have_))/.test(k)).reduce((n, [, v]) => n + v, 0);
+      lines.push(`  budgets: other feeds ${of('feedBytes', true)}, busiest owner ${of('originsOfBusiestOwner')} origins, shared document ${of('sharedKeys')} keys and ${of('sharedBytes', true)}; ${refused} refused (counters below)`);
     }
     lines.push('  feeds held:');
     for (const f of s.mesh.feeds) lines.push(`    ${f.origin}  seq ${f.firstSeq}..${f.seq}  ${formatBytes(f.bytes).padStart(10)}${f.droppedByRetention ? `  dropped ${f.droppedByRetention} (retention)` : ''}`);

@@ -146,4 +146,11 @@ mesh:                         # share with neighbouring nodes (see README, "The 
     maps:                     # key-node | my-owner | any-trusted | [<owner key>, ...]; use the same rules on every node
       capabilities: key-node
     otherMaps: my-owner       # thresholds, catalogue, ...: nodes of this node's owner
+  budgets:                    # what trusted peers may make this node hold (refusals counted in apiary status)
+    originsPerOwner: 64       # feeds kept per owner key
+    maxFeedBytes: 1GiB        # all other origins' feeds together (own feed never evicted)
+    sharedKeys: 4096          # keys of the shared document
+    sharedBytes: 2MiB         # encoded size of the shared document
+    wantsPerSecond: 20        # catch-up requests answered per peer and second
+    wantBurst: 40
 `;

@@ -209,6 +209,23 @@ const meshSchema = z.strictObject({
   acceptRelayedPlainLinks: z.boolean().default(false),
   /** A link counts as up only once the neighbour's broker proves its node key; a link without that proof by then is closed and counted. */
   linkProofTimeout: duration(500, 120_000).prefault('10s'),
+  /**
+   * What trusted peers may make this node store or do (every refusal counted in `apiary status`).
+   * Own feed and own edits are never refused or evicted by these.
+   */
+  budgets: z.strictObject({
+    /** Feeds (node ids) kept per owner key: an owner minting node ids cannot multiply its share of the disk. */
+    originsPerOwner: z.number().int().min(1).max(65_536).default(64),
+    /** All feeds of other origins together; past it the oldest entries of the owner (then origin) using the most go first. */
+    maxFeedBytes: size(1024 ** 2, 1024 ** 4).prefault('1GiB'),
+    /** Keys (over all maps) of the shared document; updates that would add more are refused. */
+    sharedKeys: z.number().int().min(16).max(1_000_000).default(4096),
+    /** Encoded size of the shared document; updates that would grow it past this are refused. */
+    sharedBytes: size(16 * 1024, 256 * 1024 ** 2).prefault('2MiB'),
+    /** Catch-up requests (wants) answered per peer and second, with this burst: each costs up to one batch of disk reads. */
+    wantsPerSecond: z.number().min(0.1).max(10_000).default(20),
+    wantBurst: z.number().int().min(1).max(100_000).default(40),
+  }).prefault({}),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),
   /** Feed entries and shared-state edits stamped further ahead of this board's clock are refused (counted). */

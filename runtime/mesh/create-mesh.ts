@@ -64,6 +64,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       maxBytesPerOrigin: settings.retention.maxBytesPerOrigin,
       maxAgeMs: settings.retention.maxAge,
       segmentBytes: config.storage.segmentBytes,
+      budgets: settings.budgets,
       backoff: { initialMs: 500, maxMs: 30_000 },
       maxSkewMs: settings.tokenMaxSkew,
       linkProofTimeoutMs: settings.linkProofTimeout,

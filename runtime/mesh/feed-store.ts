@@ -15,10 +15,13 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Counters } from '../counters.js';
+import { FRAME_HEADER_BYTES } from '../storage/record-frame.js';
 import { SegmentLog } from '../storage/segment-log.js';
-import { decodeEntry, encodeEntry, entryHash, type FeedEntry } from './feed-entry.js';
+import { encodeEntry, entryHash, parseEntry, type FeedEntry } from './feed-entry.js';
+import { admitsOrigin, chooseEviction, type FeedBudgetSettings } from './replication-budget.js';
 
-export type ApplyResult = 'applied' | 'duplicate' | 'gap' | 'fork';
+/** refused: over a replication budget (replication-budget.ts), counted as feeds.refused.<budget>. */
+export type ApplyResult = 'applied' | 'duplicate' | 'gap' | 'fork' | 'refused';
 
 export interface FeedHead {
   readonly seq: number;
@@ -34,6 +37,11 @@ export interface FeedStoreOptions {
   maxAgeMs?: number;
   /** An origin signed two histories: the entry held and the received one that conflicts with it (a proof). */
   onFork?: (held: FeedEntry, received: FeedEntry) => void;
+  /** This node's own origin: never refused or evicted by `budget`. */
+  self?: string;
+  /** The owner key of an origin (from its certificate), for the per-owner budgets. */
+  ownerOf?: (origin: string) => string | undefined;
+  budget?: FeedBudgetSettings;
 }
 
 export interface FeedStats {
@@ -54,6 +62,8 @@ interface Feed {
   recent: Map<number, string>;
   /** Serialises applies to one feed: the head check and the append are one step. */
   queue: Promise<unknown>;
+  /** Counted against its owner's originsPerOwner from admission on, before its log is open. */
+  admitted: boolean;
 }
 
 const ORIGIN_DIR = /^[a-z2-7]{12}$/;
@@ -124,7 +134,11 @@ export class FeedStore {
   async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
     const log = this.feeds.get(origin)?.log;
     if (!log) return;
-    for await (const record of log.read(Math.max(0, fromSeq - 1), limit)) yield decodeEntry(record.payload);
+    // Verified on the way in (or signed here), and CRC-checked on disk: parsed, not verified again.
+    for await (const record of log.read(Math.max(0, fromSeq - 1), limit)) {
+      this.options.counters.increment('feeds.disk_entries_read');
+      yield parseEntry(record.payload);
+    }
   }
 
   async close(): Promise<void> {
@@ -150,6 +164,9 @@ export class FeedStore {
     const { head } = feed;
     if (entry.seq <= head.seq) return (await this.sameAsStored(feed, entry)) ? 'duplicate' : 'fork';
     if (!feed.log && entry.seq > 1 && !startsFeed) return 'gap';
+    if (!feed.log && !feed.admitted && !this.admitOrigin(feed)) return 'refused';
+    const bytes = encodeEntry(entry);
+    if (feed.origin !== this.options.self) await this.makeRoom(bytes.length + FRAME_HEADER_BYTES);
     if (!feed.log) {
       // A newly met origin: its feed starts here, even midway (earlier entries are gone everywhere we could ask).
       // Assigned only once open: a flush() meanwhile must not meet a log that is not open yet.
@@ -160,10 +177,10 @@ export class FeedStore {
     } else if (entry.seq > head.seq + 1) {
       return 'gap';
     } else if (entry.prev !== head.hash) {
-      for await (const record of feed.log.read(head.seq - 1, 1)) this.options.onFork?.(decodeEntry(record.payload), entry);
+      for await (const record of feed.log.read(head.seq - 1, 1)) this.options.onFork?.(parseEntry(record.payload), entry);
       return 'fork';
     }
-    const logSeq = await feed.log.append(encodeEntry(entry));
+    const logSeq = await feed.log.append(bytes);
     if (logSeq !== entry.seq - 1) throw new Error(`feed ${entry.origin}: log position ${logSeq} for seq ${entry.seq}`);
     feed.head = { seq: entry.seq, hash: entryHash(entry) };
     feed.recent.set(entry.seq, feed.head.hash as string);
@@ -175,12 +192,52 @@ export class FeedStore {
   private async sameAsStored(feed: Feed, entry: FeedEntry): Promise<boolean> {
     if (!feed.log) return true;
     for await (const record of feed.log.read(entry.seq - 1, 1)) {
-      const held = decodeEntry(record.payload);
+      const held = parseEntry(record.payload);
       if (entryHash(held) === entryHash(entry)) return true;
       this.options.onFork?.(held, entry);
       return false;
     }
     return true; // dropped by retention: we cannot tell, and must not re-apply
+  }
+
+  /** originsPerOwner: a feed not held yet is admitted (and counted at once) only if its owner has room. */
+  private admitOrigin(feed: Feed): boolean {
+    const { budget, ownerOf, self } = this.options;
+    if (budget && ownerOf && feed.origin !== self) {
+      const owner = ownerOf(feed.origin);
+      let held = 0;
+      for (const other of this.feeds.values()) if (other.admitted && other.origin !== self && ownerOf(other.origin) === owner) held++;
+      if (owner !== undefined && !admitsOrigin(held, budget)) {
+        this.options.counters.increment('feeds.refused.origins_per_owner');
+        return false;
+      }
+    }
+    feed.admitted = true;
+    return true;
+  }
+
+  /**
+   * maxFeedBytes: drops the oldest segments other origins hold (fairly,
+   * replication-budget.ts) until `bytes` more fit. Only sealed segments can
+   * go; when none is left the entry is still taken, into its feed's active
+   * segment (at most segmentBytes per origin) or by sealing it, which makes
+   * it droppable next time: refusing would stop every feed for good.
+   */
+  private async makeRoom(bytes: number): Promise<void> {
+    const { budget, self, ownerOf } = this.options;
+    if (!budget) return;
+    for (;;) {
+      const others = [...this.feeds.values()].filter((f) => f.log && f.origin !== self);
+      const used = others.reduce((sum, f) => sum + (f.log as SegmentLog).stats().bytes, 0);
+      if (used + bytes <= budget.maxFeedBytes) return;
+      const victim = chooseEviction(others.map((f) => {
+        const log = f.log as SegmentLog;
+        return { origin: f.origin, owner: ownerOf?.(f.origin), bytes: log.stats().bytes, droppable: log.sealedBytes() };
+      }));
+      const dropped = victim === undefined ? 0 : await this.feeds.get(victim)?.log?.dropOldestSegment() ?? 0;
+      if (dropped === 0) return;
+      this.options.counters.increment('feeds.evicted_for_budget', dropped);
+    }
   }
 
   private feed(origin: string): Promise<Feed> {
@@ -216,7 +273,7 @@ export class FeedStore {
       const stats = log.stats();
       if (stats.nextSeq > stats.firstSeq) {
         for await (const record of log.read(stats.nextSeq - 1, 1)) {
-          const last = decodeEntry(record.payload);
+          const last = parseEntry(record.payload);
           head = { seq: last.seq, hash: entryHash(last) };
         }
       } else {
@@ -226,7 +283,7 @@ export class FeedStore {
         log = undefined;
       }
     }
-    const feed: Feed = { origin, log, head, recent: new Map(head.hash === null ? [] : [[head.seq, head.hash]]), queue: Promise.resolve() };
+    const feed: Feed = { origin, log, head, recent: new Map(head.hash === null ? [] : [[head.seq, head.hash]]), queue: Promise.resolve(), admitted: log !== undefined };
     this.feeds.set(origin, feed);
     return feed;
   }

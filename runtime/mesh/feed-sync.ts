@@ -6,13 +6,15 @@
  * next is derived again from the peer's latest have-vector and the disk.
  */
 import type { Counters } from '../counters.js';
+import { MAX_ENTRIES_MESSAGE_BYTES } from './mesh-protocol.js';
 import { encodeEntry, parseEntry, verifyEntry, type FeedEntry } from './feed-entry.js';
+import { BatchBuilder, messageBudget, type MessageBudget } from './entry-batches.js';
 import type { ApplyResult, FeedStore } from './feed-store.js';
 
 export type HaveVector = Record<string, number>;
 
-/** Bytes of entries per batch: one MQTT message stays well under the broker's limits. */
-export const DEFAULT_BATCH_BYTES = 256 * 1024;
+/** Bytes of a batch message: one MQTT message stays under the broker's limits. */
+export const DEFAULT_BATCH_BYTES = MAX_ENTRIES_MESSAGE_BYTES;
 
 /** Origins and seqs the peer lacks, as [origin, fromSeq] pairs. */
 export function missingRanges(mine: HaveVector, theirs: HaveVector): [string, number][] {
@@ -31,25 +33,23 @@ export interface Batch {
 
 /**
  * Entries answering `want` (origin -> first seq wanted), oldest first per
- * origin, at most `maxBytes` (but at least one entry).
+ * origin, in one message the peer accepts: `budget` (entry-batches.ts) counts
+ * the header and certificates too; a number is the byte limit alone.
  */
-export async function collectBatch(store: FeedStore, want: Readonly<Record<string, number>>, maxBytes = DEFAULT_BATCH_BYTES): Promise<Batch> {
-  const entries: FeedEntry[] = [];
+export async function collectBatch(store: FeedStore, want: Readonly<Record<string, number>>, budget: number | MessageBudget = DEFAULT_BATCH_BYTES): Promise<Batch> {
+  const builder = new BatchBuilder(typeof budget === 'number' ? messageBudget(undefined, budget) : budget);
   const starts: Record<string, number> = {};
-  let bytes = 0;
+  const done = () => ({ entries: builder.entries, starts, bytes: builder.entryBytes });
   for (const origin of Object.keys(want).sort()) {
     const fromSeq = want[origin] ?? 1;
     let first = true;
     for await (const entry of store.read(origin, fromSeq)) {
-      const size = encodeEntry(entry).length;
-      if (entries.length > 0 && bytes + size > maxBytes) return { entries, starts, bytes };
+      if (!builder.add(entry)) return done();
       if (first && entry.seq > fromSeq) starts[origin] = entry.seq;
       first = false;
-      entries.push(entry);
-      bytes += size;
     }
   }
-  return { entries, starts, bytes };
+  return done();
 }
 
 /** The next batch of entries a peer with have-vector `theirs` lacks. */
@@ -99,16 +99,19 @@ export function decodeLines(
 export type BatchOutcome = Record<ApplyResult | 'rejected', number>;
 
 /** Applies verified entries per origin in seq order (a batch that arrived shuffled still applies whole). */
-export async function applyEntries(store: FeedStore, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[] }> {
-  const outcome: BatchOutcome = { applied: 0, duplicate: 0, gap: 0, fork: 0, rejected: 0 };
+export async function applyEntries(store: FeedStore, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[]; refused: Set<string> }> {
+  const outcome: BatchOutcome = { applied: 0, duplicate: 0, gap: 0, fork: 0, refused: 0, rejected: 0 };
   const applied: FeedEntry[] = [];
+  /** Origins with an entry over a replication budget: not worth asking the sender again until it has more. */
+  const refused = new Set<string>();
   const sorted = [...entries].sort((a, b) => (a.origin === b.origin ? a.seq - b.seq : a.origin.localeCompare(b.origin)));
   for (const entry of sorted) {
     const result = await store.apply(entry, starts[entry.origin] === entry.seq);
     outcome[result]++;
     if (result === 'applied') applied.push(entry);
+    if (result === 'refused') refused.add(entry.origin);
   }
-  return { outcome, applied };
+  return { outcome, applied, refused };
 }
 
 /** Verifies and applies a received batch (encodeBatch's format). */

@@ -19,6 +19,14 @@ import { ApiaryError, ErrorCodes } from '../errors.js';
 
 /** Largest mesh message accepted: a catch-up batch (256 KiB of entries) plus headers and certificates. */
 export const MAX_MESH_MESSAGE_BYTES = 512 * 1024;
+/**
+ * Largest `entries` message a node builds: under the broker's packet limit
+ * (embedded-broker maxPacketBytes, 300 000 by default) with room for the
+ * MQTT fixed header, topic and packet id (MQTT 3.1.1 section 3.3).
+ */
+export const MAX_ENTRIES_MESSAGE_BYTES = 256 * 1024;
+/** Certificates in one `entries` message (one per origin it newly carries). */
+export const MAX_CERTS_PER_MESSAGE = 256;
 /** An entry is forwarded at most this many hops from its origin. */
 export const DEFAULT_MAX_HOPS = 8;
 
@@ -45,7 +53,7 @@ const headerSchema = z.discriminatedUnion('t', [
     hops: z.number().int().min(0).max(255),
     /** An answer to a want (true), or new entries spreading (false). */
     reply: z.boolean(),
-    certs: z.array(z.unknown()).max(256),
+    certs: z.array(z.unknown()).max(MAX_CERTS_PER_MESSAGE),
     /** Origins whose entries here start later than wanted: the earlier ones are gone at the sender. */
     starts: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)),
     /** For a reply: the id of the want it answers (a batch holds at most 256 KiB, so maybe not all of it). */

@@ -21,7 +21,8 @@ import { Counters } from '../counters.js';
 import { ApiaryError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
-import { encodeEntry, entryHash, signEntry, type FeedEntry } from './feed-entry.js';
+import { encodeEntry, entryHash, parseEntry, signEntry, type FeedEntry } from './feed-entry.js';
+import { certificateToSend, messageBudget, splitIntoMessages } from './entry-batches.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
 import { ForkGossip, Quarantine } from './fork-proofs.js';
 import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
@@ -35,11 +36,14 @@ import { verifyLinkProof } from './link-token.js';
 import type { PeerAddress } from './mesh-access.js';
 import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
+import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-origins.js';
 import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
+import { SharedStateBudget } from './shared-state-budget.js';
+import { WantRateLimit } from './want-rate-limit.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
@@ -56,6 +60,7 @@ export interface MeshSettings {
   maxBytesPerOrigin: number;
   maxAgeMs: number;
   segmentBytes: number;
+  budgets: MeshBudgets;
   backoff: { initialMs: number; maxMs: number };
   /** How far ahead of our clock a certificate (or link token) may be dated. */
   maxSkewMs?: number;
@@ -64,6 +69,16 @@ export interface MeshSettings {
   /** Entries and shared-state ops stamped further ahead of our clock are refused. */
   clockSkewMs: number;
   sharedState: SharedStateRules;
+}
+
+/** mesh.budgets: what trusted peers may make this node hold or do (replication-budget.ts, want-rate-limit.ts, shared-state-budget.ts). */
+export interface MeshBudgets {
+  originsPerOwner: number;
+  maxFeedBytes: number;
+  sharedKeys: number;
+  sharedBytes: number;
+  wantsPerSecond: number;
+  wantBurst: number;
 }
 
 export interface MeshOptions {
@@ -104,6 +119,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
   private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
   private lastWantId = 0;
+  private readonly wantLimit: WantRateLimit;
+  private readonly probes: OriginProbes;
   private ownQueue: Promise<unknown> = Promise.resolve();
   private uncommitted: FeedEntry[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
@@ -121,10 +138,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
+    const { budgets } = settings;
     this.store = new FeedStore({
       dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
       onFork: (held, received) => this.forks.found(held, received),
+      self: this.nodeId, ownerOf: (origin) => this.directory.get(origin)?.owner, budget: budgets,
     });
+    this.wantLimit = new WantRateLimit({ perSecond: budgets.wantsPerSecond, burst: budgets.wantBurst });
+    this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters });
     this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
     this.forks = new ForkGossip({
@@ -132,7 +153,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       peers: () => this.links.keys(), send: (peerId, header, lines) => this.send(peerId, header, lines),
     });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
-    this.state = new SharedState({ dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes, admit: (doc, update) => this.shared.admit(doc, update) });
+    this.state = new SharedState({
+      dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
+      admit: (doc, update) => this.shared.admit(doc, update), budget: new SharedStateBudget(budgets, counters),
+    });
     this.shared = new SharedDocument({
       state: this.state, identity: options.identity.node, directory: this.directory, owner: options.identity.certificate.owner,
       rules: settings.sharedState, clock: () => this.hlc.now(), maxAheadMs: settings.clockSkewMs, now: () => Date.now(), counters,
@@ -224,6 +248,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
         view.certsSent.clear();
+        view.certsHeld.clear();
         view.stuck.clear();
         const { port, tls, tlsCert } = advertisedListener(this.broker);
         this.send(peerId, {
@@ -304,6 +329,25 @@ export class Mesh extends EventEmitter<MeshEvents> {
       sharedState: { bytes: this.state.canonical().length },
       /** Origins proven to have forked (fork-proofs.ts). */
       quarantined: this.quarantine.all().map((proof) => proof.a.origin),
+      budgets: this.budgetStatus(feeds),
+    };
+  }
+
+  /** Use of each budget (refusals are the feeds.refused.*, mesh.rejected.state_*, mesh.rejected.want_* counters). */
+  private budgetStatus(feeds: readonly FeedStats[]): Record<string, { used: number; max: number }> {
+    const { budgets } = this.options.settings;
+    const others = feeds.filter((f) => f.origin !== this.nodeId);
+    const perOwner = new Map<string, number>();
+    for (const f of others) {
+      const owner = this.directory.get(f.origin)?.owner ?? f.origin;
+      perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1);
+    }
+    const doc = this.state.toJSON();
+    return {
+      feedBytes: { used: others.reduce((sum, f) => sum + f.bytes, 0), max: budgets.maxFeedBytes },
+      originsOfBusiestOwner: { used: Math.max(0, ...perOwner.values()), max: budgets.originsPerOwner },
+      sharedKeys: { used: Object.values(doc).reduce<number>((n, map) => n + 1 + Object.keys(map as object).length, 0), max: budgets.sharedKeys },
+      sharedBytes: { used: this.state.canonical().length, max: budgets.sharedBytes },
     };
   }
 
@@ -337,8 +381,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
-        view.have = { ...header.have };
+        view.have = {};
+        view.certsHeld.clear();
         view.stuck.clear();
+        this.takeHave(from, header.have);
         if (!this.links.has(from)) this.dialBack(from, header);
         this.sendStateDiff(from, header.sv);
         // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
@@ -347,7 +393,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return;
       case 'have':
         if (header.answers !== undefined) this.answered(from, header.answers);
-        this.peers.mergeHave(from, header.have);
+        this.takeHave(from, header.have);
         if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
         this.requestMissing(from);
         return;
@@ -384,14 +430,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.peers.raise(from, entry.origin, entry.seq);
       return true;
     });
-    for (const entry of entries) this.peers.raise(from, entry.origin, entry.seq);
+    const view = this.peers.get(from);
+    for (const entry of entries) {
+      this.peers.raise(from, entry.origin, entry.seq);
+      view.certsHeld.add(entry.origin); // it sent them: it holds their certificate
+    }
     // A feed this node holds nothing of starts late only once every other linked holder was heard (late-start.ts).
     const admitted = this.lateStarts.admit(from, header.starts, entries, (origin) => this.store.head(origin).seq > 0, (origin, seq) => this.holdersOf(origin, seq, from));
     if (admitted.deferred.length > 0) {
       counters.increment('feeds.late_start_deferred', admitted.deferred.length);
       for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
     }
-    const { outcome, applied } = await applyEntries(this.store, admitted.entries, admitted.starts);
+    const { outcome, applied, refused } = await applyEntries(this.store, admitted.entries, admitted.starts);
+    // Over a replication budget here: asking this peer again gets the same answer until it has more.
+    for (const origin of refused) view.stuck.add(origin);
     for (const entry of applied) {
       this.lateStarts.started(entry.origin);
       try {
@@ -404,6 +456,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (opened) this.emit('private', opened);
     }
     if (header.reply) {
+      if (header.answers !== undefined && header.answers === view.probing?.id) this.releaseCutOffProbes(view.probing.origins, lines);
       if (header.answers !== undefined) this.answered(from, header.answers);
       else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
@@ -423,7 +476,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private holdersOf(origin: string, seq: number, except: string): string[] {
     return [...this.links].filter(([id, link]) => {
       const view = this.peers.get(id);
-      return id !== except && link.state === 'up' && (view.have[origin] ?? 0) >= seq && !view.stuck.has(origin);
+      // A claim made before we held the origin's certificate (view.unknown) counts too: it is known by now.
+      const stated = Math.max(view.have[origin] ?? 0, view.unknown[origin] ?? 0);
+      return id !== except && link.state === 'up' && stated >= seq && !view.stuck.has(origin);
     }).map(([id]) => id);
   }
 
@@ -462,7 +517,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   private async answerWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
-    const batch = await collectBatch(this.store, want, this.options.settings.batchBytes);
+    const { counters, settings } = this.options;
+    // The answer goes out on our link to the peer: without one, build nothing (finding 11).
+    if (this.links.get(from)?.state !== 'up') {
+      counters.increment('mesh.rejected.want_no_link');
+      return;
+    }
+    if (!this.wantLimit.take(from)) {
+      counters.increment('mesh.rejected.want_rate');
+      return;
+    }
+    const batch = await collectBatch(this.store, want, messageBudget(this.certificatesFor(from, Date.now()), settings.batchBytes));
     if (batch.entries.length === 0) {
       this.send(from, { t: 'have', have: this.store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
       return;
@@ -487,6 +552,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return;
     }
     const address = heard.address;
+    // Each link back is a client kept retrying for good: an owner minting node ids gets no more of them than of feeds.
+    const owner = this.directory.get(peerId)?.owner;
+    let sameOwner = 0;
+    for (const id of this.links.keys()) if (this.directory.get(id)?.owner === owner) sameOwner++;
+    if (sameOwner >= this.options.settings.budgets.originsPerOwner) {
+      this.options.counters.increment('mesh.rejected.dial_back_budget');
+      return;
+    }
     this.options.counters.increment('mesh.dial_backs');
     const target = dialBackTarget(address, { port, tls, tlsCert });
     if (target.badCertificate) this.options.counters.increment('mesh.rejected.hello_tls_certificate');
@@ -527,6 +600,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private requestMissing(peerId: string): void {
     if (!this.peers.has(peerId) || this.links.get(peerId)?.state !== 'up') return;
     const view = this.peers.get(peerId);
+    // Origins it named whose certificates have come since (with their entries): now known, their stated seqs count.
+    const nowKnown = Object.fromEntries(Object.entries(view.unknown).filter(([origin]) => this.directory.get(origin)));
+    for (const origin of Object.keys(nowKnown)) delete view.unknown[origin];
+    this.peers.mergeHave(peerId, nowKnown);
     const now = Date.now();
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(view.have)) {
@@ -538,10 +615,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       want[origin] = head + 1;
     }
+    const asked = Object.keys(want);
+    // Origins it holds that we have no certificate for: a few, now and then (peer-origins.ts); their entries bring the certificate.
+    const probed = this.probes.pick(Object.keys(view.unknown));
+    for (const origin of probed) want[origin] = this.store.head(origin).seq + 1;
     if (Object.keys(want).length === 0) return;
     // Only a want that went out blocks asking another peer for the same origin.
     const id = ++this.lastWantId;
-    if (this.send(peerId, { t: 'want', want, id })) for (const origin of Object.keys(want)) this.wants.set(origin, { peer: peerId, at: now, id });
+    if (!this.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
+    for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
+    if (probed.length > 0) view.probing = { id, origins: probed };
   }
 
   private async commit(): Promise<void> {
@@ -568,18 +651,46 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
   }
 
+  /** Sends entries in as many messages as the peer's limits need (entry-batches.ts); a reply's `answers` goes with the last. */
   private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number>; answers?: number }): void {
     const view = this.peers.get(peerId);
-    const certs: NodeCertificate[] = [];
-    for (const origin of new Set(entries.map((e) => e.origin))) {
-      const cert = this.directory.get(origin);
-      if (cert && !view.certsSent.has(origin)) certs.push(cert);
+    const now = Date.now();
+    const certOf = this.certificatesFor(peerId, now);
+    const messages = splitIntoMessages(entries, messageBudget(certOf, this.options.settings.batchBytes));
+    for (const [i, part] of messages.entries()) {
+      const origins = [...new Set(part.map((e) => e.origin))];
+      const certs = origins.flatMap((origin) => certOf(origin) ?? []);
+      const starts = Object.fromEntries(Object.entries(meta.starts).filter(([origin]) => origins.includes(origin)));
+      const { answers, ...rest } = meta;
+      const last = i === messages.length - 1;
+      if (!this.send(peerId, { t: 'entries', ...rest, starts, certs, ...(last && answers !== undefined ? { answers } : {}) }, part.map(encodeEntry))) return;
+      for (const cert of certs) view.certsSent.set(certificateNodeId(cert), now);
+      for (const e of part) this.peers.raise(peerId, e.origin, e.seq);
     }
-    const sent = this.send(peerId, { t: 'entries', ...meta, certs }, entries.map(encodeEntry));
-    if (sent) {
-      for (const cert of certs) view.certsSent.add(certificateNodeId(cert));
-      for (const e of entries) this.peers.raise(peerId, e.origin, e.seq);
+  }
+
+  /** Probed origins after the last one a full answer reached (collectBatch goes in origin order) may be asked again at once. */
+  private releaseCutOffProbes(origins: readonly string[], lines: readonly Buffer[]): void {
+    let last: string | undefined;
+    try {
+      last = lines.length > 0 ? parseEntry(lines[lines.length - 1] as Buffer).origin : undefined;
+    } catch {
+      return; // counted where the lines are decoded
     }
+    if (last !== undefined) this.probes.release(origins.filter((origin) => origin > last));
+  }
+
+  /** Which certificate (if any) a message to `peerId` carries for an origin (entry-batches.ts). */
+  private certificatesFor(peerId: string, now: number): (origin: string) => NodeCertificate | undefined {
+    const view = this.peers.get(peerId);
+    return (origin) => certificateToSend(view, origin, this.directory.get(origin), now, this.options.settings.wantTimeoutMs);
+  }
+
+  /** A have-vector the peer stated: origins we hold certificates for are kept, a bounded few others are candidates to ask for. */
+  private takeHave(from: string, have: Record<string, number>): void {
+    const stated = splitHave(have, (origin) => this.directory.get(origin) !== undefined, this.options.counters);
+    this.peers.mergeHave(from, stated.known);
+    this.peers.get(from).unknown = stated.unknown;
   }
 
   private broadcast(header: MeshHeader, except?: string): void {

@@ -13,10 +13,20 @@ export interface PeerView {
   announced: string | undefined;
   /** When that was seen here. */
   announcedAt: number | undefined;
-  /** Certificates already sent on the current link, so each travels once per link-up. */
-  certsSent: Set<string>;
+  /**
+   * Certificates sent on the current link and when: not sent again for a
+   * while, but counted as delivered only once the peer shows it holds that
+   * origin (certsHeld), since a message can be refused on the way.
+   */
+  certsSent: Map<string, number>;
+  /** Origins the peer showed it holds (stated in hello/have, or sent us entries of): it has their certificates. */
+  certsHeld: Set<string>;
+  /** Origins (and seqs) the peer last said it holds whose certificates we lacked then (bounded, peer-origins.ts). */
+  unknown: HaveVector;
   /** Origins this peer could not serve from where we are (both sides dropped them). */
   stuck: Set<string>;
+  /** The last want that asked this peer for unknown origins. */
+  probing: { id: number; origins: string[] } | undefined;
 }
 
 export interface PeerStatus {
@@ -44,7 +54,7 @@ export class PeerTable {
   get(id: string): PeerView {
     let view = this.views.get(id);
     if (!view) {
-      view = { have: {}, lastSeen: undefined, announced: undefined, announcedAt: undefined, certsSent: new Set(), stuck: new Set() };
+      view = { have: {}, lastSeen: undefined, announced: undefined, announcedAt: undefined, certsSent: new Map(), certsHeld: new Set(), stuck: new Set(), unknown: {}, probing: undefined };
       this.views.set(id, view);
     }
     return view;
@@ -57,10 +67,11 @@ export class PeerTable {
     view.announcedAt = Date.now();
   }
 
-  /** Takes a have-vector the peer stated; an origin whose seq moved is no longer stuck. */
+  /** Takes a have-vector the peer stated (only origins we know: peer-origins.ts); an origin whose seq moved is no longer stuck. */
   mergeHave(id: string, have: HaveVector): void {
     const view = this.get(id);
     for (const [origin, seq] of Object.entries(have)) {
+      if (seq > 0) view.certsHeld.add(origin);
       if (seq !== view.have[origin]) view.stuck.delete(origin);
       view.have[origin] = seq;
     }

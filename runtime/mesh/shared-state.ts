@@ -22,6 +22,7 @@ import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { writeFileAtomic } from '../storage/atomic-json-file.js';
 import { SegmentLog } from '../storage/segment-log.js';
+import type { SharedStateBudget } from './shared-state-budget.js';
 
 /** One update on the wire or on disk; a member's whole record is far smaller. */
 export const MAX_STATE_UPDATE_BYTES = 256 * 1024;
@@ -49,6 +50,8 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
      * reason refuses it whole (counted mesh.rejected.state_<reason>).
      */
     admit?: (doc: Y.Doc, update: Uint8Array) => string | undefined;
+    /** Keys and bytes of the document (shared-state-budget.ts): the part of an update over it is refused. */
+    budget?: SharedStateBudget;
   }) {
     super();
   }
@@ -113,7 +116,10 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
     this.doc.once('update', capture);
     this.doc.transact(() => change(this.doc));
     this.doc.off('update', capture);
-    if (captured) await this.persist(captured);
+    if (captured) {
+      this.options.budget?.noteApplied(captured.length);
+      await this.persist(captured);
+    }
     });
   }
 
@@ -164,9 +170,12 @@ export class SharedState extends EventEmitter<SharedStateEvents> {
         this.options.counters.increment(`mesh.rejected.state_${refusal}`);
         return false;
       }
+      // Checked before it is written ahead or applied (shared-state-budget.ts): the part over the budget is refused, counted there.
+      const admitted = this.options.budget ? this.options.budget.admit(this.doc, update) : update;
+      if (!admitted) return false;
       const before = this.stateVector();
-      await this.persist(update);
-      Y.applyUpdate(this.doc, update, from);
+      await this.persist(admitted);
+      Y.applyUpdate(this.doc, admitted, from);
       return Buffer.compare(Buffer.from(before), Buffer.from(this.stateVector())) !== 0;
     });
   }

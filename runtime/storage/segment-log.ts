@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Counters } from '../counters.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { fsyncDir } from './atomic-json-file.js';
-import { encodeRecord, scanFrames, type ScanOptions } from './record-frame.js';
+import { encodeRecord, FRAME_HEADER_BYTES, scanFrames, type ScanOptions } from './record-frame.js';
 import type { AppendOnlyStream, StoredRecord, StreamStats } from './stream-store.js';
 
 export interface SegmentLogOptions {
@@ -40,6 +40,8 @@ interface Segment {
   bytes: number;
   /** Wall time of the last write (the file's mtime after a restart), for the age bound. */
   lastWriteAt: number;
+  /** File offset of every INDEX_EVERY-th frame (0, N, 2N, ...): a read from the middle starts near its record. */
+  marks: number[];
 }
 
 interface FileScan {
@@ -53,6 +55,13 @@ export const SEGMENT_NAME = /^(\d{20})\.seg$/;
 const SEGMENT_MODE = 0o600;
 /** Read size: large enough to amortise syscalls, small enough for a 512 MB board. */
 const READ_CHUNK = 64 * 1024;
+/**
+ * Frames per index mark. A read from seq n skips at most this many frames
+ * (plus a chunk) instead of the whole segment before n (issue 10, finding 11:
+ * a small catch-up request cost a segment of reads); memory: one number per
+ * this many frames.
+ */
+const INDEX_EVERY = 64;
 
 export function segmentFileName(firstSeq: number): string {
   return `${String(firstSeq).padStart(20, '0')}.seg`;
@@ -80,6 +89,7 @@ export async function* readFrames(
   start: number,
   end: number,
   options: ScanOptions = {},
+  onRead: (bytes: number) => void = () => undefined,
 ): AsyncGenerator<Buffer, FileScan, undefined> {
   let buf = Buffer.alloc(0);
   let bufStart = start; // file offset of buf[0]
@@ -100,6 +110,7 @@ export async function* readFrames(
     const bytesRead = chunk ? (await fh.read(chunk, 0, want, readPos)).bytesRead : 0;
     if (!chunk || bytesRead === 0) return { end: bufStart, count, stop: buf.length === 0 ? 'end' : 'incomplete' };
     readPos += bytesRead;
+    onRead(bytesRead);
     const fresh = chunk.subarray(0, bytesRead);
     buf = buf.length === 0 ? fresh : Buffer.concat([buf, fresh]);
   }
@@ -185,7 +196,7 @@ export class SegmentLog implements AppendOnlyStream {
         const file = path.join(dir, segmentFileName(initialSeq));
         lastFh = await open(file, 'a+', SEGMENT_MODE);
         await fsyncDir(dir);
-        this.segments.push({ firstSeq: initialSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now() });
+        this.segments.push({ firstSeq: initialSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now(), marks: [] });
         this.nextSeq = initialSeq;
       } else {
         this.nextSeq = last.firstSeq + last.count;
@@ -205,7 +216,16 @@ export class SegmentLog implements AppendOnlyStream {
   /** Keeps the CRC-valid prefix of one segment, truncating and counting whatever follows it. */
   private async recover(fh: FileHandle, firstSeq: number, file: string, nextFirstSeq: number | undefined): Promise<Segment> {
     const { size, mtimeMs } = await fh.stat();
-    const valid = await scanFile(fh, 0, size);
+    const marks: number[] = [];
+    let offset = 0;
+    let frame = 0;
+    const frames = readFrames(fh, 0, size);
+    let step = await frames.next();
+    for (; !step.done; step = await frames.next(), frame++) {
+      if (frame % INDEX_EVERY === 0) marks.push(offset);
+      offset += FRAME_HEADER_BYTES + step.value.length;
+    }
+    const valid = step.value;
     if (valid.end < size) {
       // Count the frames behind the bad one by following their length fields
       // (a torn tail counts as one); between segments the seq gap is exact.
@@ -218,7 +238,7 @@ export class SegmentLog implements AppendOnlyStream {
       this.droppedCorruptBytes += size - valid.end;
       this.options.counters?.increment(`storage.${this.name}.dropped_corrupt`, dropped);
     }
-    return { firstSeq, path: file, count: valid.count, bytes: valid.end, lastWriteAt: mtimeMs };
+    return { firstSeq, path: file, count: valid.count, bytes: valid.end, lastWriteAt: mtimeMs, marks };
   }
 
   append(payload: Buffer): Promise<number> {
@@ -248,6 +268,7 @@ export class SegmentLog implements AppendOnlyStream {
       throw ioError(`could not append to stream ${this.name}`, err);
     }
     const seq = this.nextSeq;
+    if (segment.count % INDEX_EVERY === 0) segment.marks.push(segment.bytes);
     this.unsynced = true;
     this.nextSeq += 1;
     segment.count += 1;
@@ -278,7 +299,7 @@ export class SegmentLog implements AppendOnlyStream {
       throw ioError(`could not start a new segment for stream ${this.name}`, err);
     }
     await old.close().catch(() => undefined);
-    const segment: Segment = { firstSeq: this.nextSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now() };
+    const segment: Segment = { firstSeq: this.nextSeq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now(), marks: [] };
     this.segments.push(segment);
     return segment;
   }
@@ -294,20 +315,45 @@ export class SegmentLog implements AppendOnlyStream {
       const maxAge = this.options.maxAgeMs;
       const tooOld = (segment: Segment) => maxAge !== undefined && segment.lastWriteAt < Date.now() - maxAge;
       while (this.segments.length > 1 && (this.totalBytes > this.options.maxBytes || tooOld(this.segments[0] as Segment))) {
-        const oldest = this.segments[0] as Segment;
-        await unlink(oldest.path).catch((err: unknown) => {
-          if (errno(err) !== 'ENOENT') throw err;
-        });
-        this.segments.shift();
+        await this.deleteOldest();
         deleted = true;
-        this.totalBytes -= oldest.bytes;
-        this.droppedByRetention += oldest.count;
-        this.options.counters?.increment(`storage.${this.name}.dropped_retention`, oldest.count);
       }
       if (deleted) await fsyncDir(this.options.dir);
     } catch {
       this.options.counters?.increment(`storage.${this.name}.retention_errors`);
     }
+  }
+
+  private async deleteOldest(): Promise<number> {
+    const oldest = this.segments[0] as Segment;
+    await unlink(oldest.path).catch((err: unknown) => {
+      if (errno(err) !== 'ENOENT') throw err;
+    });
+    this.segments.shift();
+    this.totalBytes -= oldest.bytes;
+    this.droppedByRetention += oldest.count;
+    this.options.counters?.increment(`storage.${this.name}.dropped_retention`, oldest.count);
+    return oldest.count;
+  }
+
+  /**
+   * Deletes the oldest sealed segment now (a budget over several streams
+   * needs room), never the active one; resolves to the records dropped (0:
+   * nothing to drop). Seqs stay as they are: the stream just starts later.
+   */
+  dropOldestSegment(): Promise<number> {
+    if (this.state !== 'open') return Promise.resolve(0);
+    return this.enqueue(async () => {
+      if (this.segments.length <= 1) return 0;
+      const dropped = await this.deleteOldest();
+      await fsyncDir(this.options.dir);
+      return dropped;
+    });
+  }
+
+  /** Bytes in sealed segments: what dropOldestSegment could free, one segment at a time. */
+  sealedBytes(): number {
+    return this.totalBytes - this.activeSegment().bytes;
   }
 
   /** Applies the bounds now (the age bound matters for a stream nobody writes to). */
@@ -336,8 +382,11 @@ export class SegmentLog implements AppendOnlyStream {
         throw ioError(`could not read stream ${this.name}`, err);
       }
       try {
-        const frames = readFrames(fh, 0, segment.bytes);
-        let seq = segment.firstSeq;
+        // Start at the index mark at or before fromSeq: the frames before it are not read at all.
+        const mark = Math.min(Math.floor(Math.max(0, fromSeq - segment.firstSeq) / INDEX_EVERY), segment.marks.length - 1);
+        const skipped = mark > 0 ? mark * INDEX_EVERY : 0;
+        const frames = readFrames(fh, mark > 0 ? (segment.marks[mark] as number) : 0, segment.bytes, {}, (bytes) => this.options.counters?.increment('storage.read_bytes', bytes));
+        let seq = segment.firstSeq + skipped;
         let step = await frames.next();
         for (; !step.done; step = await frames.next()) {
           if (seq >= fromSeq) {
@@ -347,7 +396,7 @@ export class SegmentLog implements AppendOnlyStream {
           }
           seq += 1;
         }
-        if (step.value.stop !== 'end' || step.value.count !== segment.count) {
+        if (step.value.stop !== 'end' || step.value.count !== segment.count - skipped) {
           throw this.corrupt(`segment ${segment.path} changed on disk while open`);
         }
       } finally {

@@ -31,9 +31,10 @@ export async function ownerKeyOf(dir: string): Promise<string> {
   return (await loadOrCreateKeyFile(path.join(dir, 'owner.json'))).identity.publicKey;
 }
 
-export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; broker?: ConfigInput['broker']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
+export async function startMeshNode(options: { name: string; dir: string; trustedOwners: string[]; port?: number; mesh?: ConfigInput['mesh']; broker?: ConfigInput['broker']; storage?: ConfigInput['storage']; tls?: EmbeddedBrokerTls; tlsListener?: EmbeddedBrokerTls }): Promise<TestMeshNode> {
   const config = configSchema.parse({
     node: { name: options.name, dataDir: options.dir },
+    ...(options.storage ? { storage: options.storage } : {}),
     broker: { ...options.broker, host: '127.0.0.1', port: options.port ?? 0 },
     mesh: {
       commitInterval: '20ms',

@@ -119,6 +119,7 @@ describe('apiary CLI', () => {
       expect(status.stdout).toContain('Simulated colony sound: pre-swarm');
       expect(status.stdout).toContain('Last readings:');
       expect(status.stdout).toMatch(/temperature\s+[\d.]+ °C/);
+      expect(status.stdout).toMatch(/budgets: other feeds .+ of .+, busiest owner \d+ of 64 origins, shared document \d+ of 4096 keys and .+; \d+ refused/);
       const set = await apiary(['shared', 'set', 'thresholds', 'swarming', '0.75', '--port', String(node.port), '--data-dir', 'data'], dir);
       expect(set.stdout).toContain('thresholds.swarming = 0.75');
       const got = JSON.parse((await apiary(['shared', 'get', 'thresholds', '--port', String(node.port), '--data-dir', 'data'], dir)).stdout) as Record<string, unknown>;

@@ -193,3 +193,26 @@ describe('SegmentLog', () => {
     await expect(log.append(payload(0))).rejects.toMatchObject({ code: ErrorCodes.STORAGE_CLOSED });
   });
 });
+
+describe('reading from the middle of a segment', () => {
+  it('reads little more than what it returns (a sparse index of frame offsets), also after a restart', async () => {
+    const counters = new Counters();
+    const log = await openLog({ segmentBytes: 1024 * 1024, counters });
+    for (let i = 0; i < 5000; i++) await log.append(payload(i)); // 500 KB in one segment
+    const cost = async (target: SegmentLog, fromSeq: number) => {
+      const before = counters.get('storage.read_bytes');
+      const got = await collect(target.read(fromSeq, 10));
+      expect(got.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => fromSeq + i));
+      expect(got[0]?.payload.toString()).toBe(payload(fromSeq).toString());
+      return counters.get('storage.read_bytes') - before;
+    };
+    // A want near the end of a 500 KB segment reads one chunk (64 KiB) or two, not the whole segment.
+    expect(await cost(log, 4990)).toBeLessThanOrEqual(2 * 64 * 1024);
+    expect(await cost(log, 2500)).toBeLessThanOrEqual(2 * 64 * 1024);
+    await log.close();
+    logs.splice(logs.indexOf(log), 1);
+    const reopened = await openLog({ segmentBytes: 1024 * 1024, counters });
+    expect(await cost(reopened, 4990)).toBeLessThanOrEqual(2 * 64 * 1024);
+    expect(await cost(reopened, 0)).toBeLessThanOrEqual(2 * 64 * 1024);
+  });
+});
