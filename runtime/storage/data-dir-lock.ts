@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -20,7 +20,9 @@ import { dataDirError } from './data-dir.js';
 export const LOCK_FILE = 'node.lock';
 /** A lock file that does not parse (written without link(2)) is taken for "being written" this long. */
 const UNREADABLE_GRACE_MS = 5_000;
-const ATTEMPTS = 5;
+const ATTEMPTS = 50;
+/** A take-over mutex older than this was left by a starter that died in the middle: removed. */
+const TAKEOVER_STALE_MS = 10_000;
 
 export interface LockHolder {
   readonly version: 1;
@@ -100,7 +102,15 @@ export class DataDirLock {
       if (current === undefined) continue;
       const other = parseHolder(current);
       if (other ? holderAlive(other) : await youngerThan(file, UNREADABLE_GRACE_MS)) throw lockedError(dataDir, other);
-      if (await takeOverStale(file, current)) onStale?.(other);
+      const taken = await takeOverStale(file, current, text).catch((err: unknown) => {
+        throw dataDirError(dataDir, err, file);
+      });
+      if (taken === 'taken') {
+        onStale?.(other);
+        return new DataDirLock(file, holder);
+      }
+      // 'busy': another starter is taking it over; 'changed': the lock is no longer the stale one. Look again.
+      if (taken === 'busy') await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 20));
     }
     throw lockedError(dataDir, undefined);
   }
@@ -158,23 +168,35 @@ async function youngerThan(file: string, ms: number): Promise<boolean> {
 }
 
 /**
- * Moves a dead holder's lock aside under a unique name, then checks that what
- * it moved is the lock it judged stale: if another starter replaced it
- * meanwhile, that fresh lock is put back. So two starters that both saw the
- * stale lock cannot both end up holding the dir.
+ * Replaces a dead holder's lock with ours. Starters that all saw the same
+ * stale lock serialise on a take-over mutex (`node.lock.takeover`, created
+ * exclusively): the one holding it checks the lock is still the stale one,
+ * removes it and places its own, all before letting go. The others then find
+ * a live holder. So however many race, exactly one takes the dir.
  */
-async function takeOverStale(file: string, staleText: string): Promise<boolean> {
-  const aside = `${file}.stale-${randomBytes(8).toString('hex')}`;
+async function takeOverStale(file: string, staleText: string, ourText: string): Promise<'taken' | 'changed' | 'busy'> {
+  const mutex = `${file}.takeover`;
+  let fh;
   try {
-    await rename(file, aside);
+    fh = await open(mutex, 'wx', 0o600);
   } catch (err) {
-    if (errno(err) === 'ENOENT') return false;
-    throw err;
+    if (errno(err) !== 'EEXIST') throw err;
+    // Left by a starter that died while holding it: removed, and the next attempt goes on.
+    if (!(await youngerThan(mutex, TAKEOVER_STALE_MS))) await unlink(mutex).catch(() => undefined);
+    return 'busy';
   }
-  const moved = await readFile(aside, 'utf8').catch(() => undefined);
-  if (moved !== staleText) await link(aside, file).catch(() => undefined);
-  await unlink(aside).catch(() => undefined);
-  return moved === staleText;
+  try {
+    await fh.close();
+    const current = await readFile(file, 'utf8').catch((err: unknown) => {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (current !== staleText) return 'changed';
+    await unlink(file);
+    return (await placeLock(file, ourText)) ? 'taken' : 'changed';
+  } finally {
+    await unlink(mutex).catch(() => undefined);
+  }
 }
 
 function lockedError(dataDir: string, holder: LockHolder | undefined): ApiaryError {

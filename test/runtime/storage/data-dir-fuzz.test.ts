@@ -43,12 +43,12 @@ describe('decoders of files in the data dir', () => {
   });
 
   it('two starters racing for one stale lock: exactly one takes the data dir', async () => {
-    for (let round = 0; round < 20; round++) {
+    for (let round = 0; round < 50; round++) {
       const dataDir = path.join(dir, `race-${round}`);
       await mkdir(dataDir);
       // A node that died (pid far above any pid_max in use) left its lock.
       await writeFile(path.join(dataDir, LOCK_FILE), JSON.stringify({ version: 1, pid: 2 ** 22 + 11, startTime: '1', hostname: os.hostname(), startedAt: 'then', nonce: 'dead' }));
-      const outcomes = await Promise.allSettled([DataDirLock.acquire(dataDir), DataDirLock.acquire(dataDir), DataDirLock.acquire(dataDir)]);
+      const outcomes = await Promise.allSettled(Array.from({ length: 4 }, () => DataDirLock.acquire(dataDir)));
       const held = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
       expect(held).toHaveLength(1);
       for (const o of outcomes) if (o.status === 'rejected') expect(isApiaryError(o.reason, ErrorCodes.DATA_DIR_LOCKED)).toBe(true);
