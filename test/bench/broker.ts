@@ -6,12 +6,11 @@
  * Reports numbers and ✓/✗ against the targets; asserts nothing.
  */
 import type { MqttClient } from 'mqtt';
-import { OUTGOING_DEFAULTS } from '../../runtime/broker/embedded-broker.js';
+import type { Baseline } from './baseline.js';
 import { EmbeddedProcess, findMosquitto, idleNodeRss, MosquittoProcess, type BrokerProcess } from './brokers.js';
-import { connectClient, latency, publishMany, quantile, RawSubscriber, Sink, subscribe, throughput, PAYLOAD_BYTES, type QoS, type ThroughputRun } from './mqtt-load.js';
+import { connectClient, latency, publishMany, quantile, RawSubscriber, Sink, subscribe, throughput, type QoS, type ThroughputRun } from './mqtt-load.js';
 import { sleep, type Resources } from './processes.js';
-import { ratio, summarize, type Summary } from './stats.js';
-import { formatNumber } from './table.js';
+import { ratio } from './stats.js';
 
 export interface BrokerPlan {
   /** Messages per throughput run, and runs per broker and QoS. */
@@ -37,14 +36,14 @@ export const BROKER_FULL: BrokerPlan = { messages: 20_000, repeats: 5, roundTrip
 export const BROKER_QUICK: BrokerPlan = { messages: 5000, repeats: 3, roundTrips: 500, stallMessages: 15_000, stallPayloadBytes: 1024, stallMs: stallOverride ?? 3000, drainMs: 10_000 };
 
 /** Unacknowledged QoS 1 publishes (or unwritten QoS 0 ones) the publisher allows itself. */
-const PUBLISH_WINDOW = 100;
-const RUN_TIMEOUT_MS = 30_000;
+export const PUBLISH_WINDOW = 100;
+export const RUN_TIMEOUT_MS = 30_000;
 const WARMUP_ROUND_TRIPS = 200;
 const KiB_PER_MB = 1024;
-const QOS: readonly QoS[] = [0, 1];
-const TARGETS = { throughput: 0.6, p50: 1.5 } as const;
+export const QOS: readonly QoS[] = [0, 1];
+export const TARGETS = { throughput: 0.6, p50: 1.5 } as const;
 
-interface Run extends ThroughputRun {
+export interface Run extends ThroughputRun {
   /** Broker CPU (all threads) per delivered message, µs. */
   readonly cpuUsPerMsg: number;
 }
@@ -105,6 +104,8 @@ export interface StallResult {
 export interface BrokerResults {
   readonly plan: BrokerPlan;
   readonly mosquitto: string | undefined;
+  /** With --baseline: that checkout's label (its side and stall result are named 'baseline'). */
+  readonly baseline?: string;
   /** RSS of an idle `node -e` process, for scale. */
   readonly idleNodeMB: number;
   readonly sides: BrokerSide[];
@@ -157,10 +158,14 @@ async function compare(res: Resources, plan: BrokerPlan, brokers: readonly Broke
   const runs = brokers.map(() => ({ 0: [] as Run[], 1: [] as Run[] }));
   // Warm-up (JIT, socket buffers), not recorded.
   for (const qos of QOS) for (const [i, broker] of brokers.entries()) await throughput(pairs[i]!.pub, pairs[i]!.sink, `bench/${qos}/warmup-${broker.name}`, qos, Math.min(2000, plan.messages), PUBLISH_WINDOW, RUN_TIMEOUT_MS);
-  // The brokers take turns, so both see the same machine load.
+  // The brokers take turns, so both see the same machine load; with a baseline (the second broker),
+  // ours and it swap places every other repeat, so neither always runs right after the other.
+  const swapped = brokers[1]?.name === BASELINE;
   for (let r = 0; r < plan.repeats; r += 1) {
+    const turns = [...brokers.entries()];
+    if (swapped && r % 2 === 1) turns.splice(0, 2, turns[1]!, turns[0]!);
     for (const qos of QOS) {
-      for (const [i, broker] of brokers.entries()) {
+      for (const [i, broker] of turns) {
         const run = await measuredRun(broker, pairs[i]!, `bench/${qos}/run-${r}`, qos, plan.messages);
         runs[i]![qos].push(run);
         progress(`broker ${broker.name} QoS ${qos} run ${r + 1}/${plan.repeats}: ${run.delivered}/${plan.messages} delivered, ${run.msgsPerSecond.toFixed(0)} msg/s, ${run.cpuUsPerMsg.toFixed(1)} µs broker CPU/msg`);
@@ -331,7 +336,11 @@ async function stall(res: Resources, plan: BrokerPlan, broker: BrokerProcess, pr
   }
 }
 
-export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPlan, progress: Progress): Promise<BrokerResults> {
+/** The name of the baseline checkout's embedded broker, in client ids, sides and stall results. */
+export const BASELINE = 'baseline';
+
+/** `baseline`: another checkout's broker-server.js, measured beside ours (baseline.ts). */
+export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPlan, progress: Progress, baseline?: Baseline): Promise<BrokerResults> {
   const notes: string[] = [];
   const mosquittoBin = await findMosquitto();
   const mosquittoVersion = mosquittoBin ? await MosquittoProcess.version(mosquittoBin) : undefined;
@@ -342,12 +351,20 @@ export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPl
   const embedded = await EmbeddedProcess.start();
   res.add(() => embedded.stop());
   brokers.push(embedded);
+  const versions = ['embedded (aedes)'];
+  if (baseline) {
+    const before = await EmbeddedProcess.start(baseline.brokerServer, BASELINE);
+    res.add(() => before.stop());
+    brokers.push(before);
+    versions.push(`embedded (aedes) at ${baseline.label}`);
+  }
   if (mosquittoBin) {
     const mosquitto = await MosquittoProcess.start(mosquittoBin, tmp);
     res.add(() => mosquitto.stop());
     brokers.push(mosquitto);
+    versions.push(mosquittoVersion ?? 'mosquitto');
   }
-  const sides = await compare(res, plan, brokers, ['embedded (aedes)', mosquittoVersion ?? 'mosquitto'], progress, notes);
+  const sides = await compare(res, plan, brokers, versions, progress, notes);
   for (const broker of brokers) await broker.stop();
 
   // Fresh brokers for the stall, so RSS growth starts from a known base.
@@ -356,6 +373,12 @@ export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPl
   res.add(() => freshEmbedded.stop());
   stallResults.push(await stall(res, plan, freshEmbedded, progress));
   await freshEmbedded.stop();
+  if (baseline) {
+    const freshBefore = await EmbeddedProcess.start(baseline.brokerServer, BASELINE);
+    res.add(() => freshBefore.stop());
+    stallResults.push(await stall(res, plan, freshBefore, progress));
+    await freshBefore.stop();
+  }
   if (mosquittoBin) {
     const freshMosquitto = await MosquittoProcess.start(mosquittoBin, tmp, ['sys_interval 1']);
     res.add(() => freshMosquitto.stop());
@@ -363,122 +386,5 @@ export async function measureBrokers(res: Resources, tmp: string, plan: BrokerPl
     await freshMosquitto.stop();
   }
   const idleNodeMB = MB((await idleNodeRss()).rssKiB);
-  return { plan, mosquitto: mosquittoVersion, idleNodeMB, sides, stall: stallResults, notes };
-}
-
-// ---- report ----
-
-const mark = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? '✓' : '✗');
-
-function cell(s: Summary | undefined): string {
-  if (!s) return '—';
-  return s.n > 1 ? `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})` : formatNumber(s.median);
-}
-
-const count = (s: Summary | undefined) => (s ? String(Math.round(s.median)) : '—');
-
-interface CompareRow {
-  readonly metric: string;
-  readonly unit: string;
-  readonly embedded: Summary | undefined;
-  readonly mosquitto: Summary | undefined;
-  readonly target?: { readonly text: string; readonly met: (r: number) => boolean };
-  /** Counts: shown as integers, no ratio. */
-  readonly count?: boolean;
-}
-
-/** The comparison rows, also kept in bench-results.json. */
-export function brokerRows(results: BrokerResults): (CompareRow & { ratio: number | undefined; met: boolean | undefined })[] {
-  const [e, m] = [results.sides.find((s) => s.name === 'embedded'), results.sides.find((s) => s.name === 'mosquitto')];
-  const rows: CompareRow[] = [];
-  for (const qos of QOS) {
-    const tp = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.msgsPerSecond)) : undefined);
-    rows.push({ metric: `throughput, QoS ${qos}`, unit: 'msg/s', embedded: tp(e), mosquitto: tp(m), target: { text: `≥ ${TARGETS.throughput}x`, met: (r) => r >= TARGETS.throughput } });
-  }
-  for (const qos of QOS) {
-    const q = (side: BrokerSide | undefined, k: 'p50' | 'p99') => (side ? summarize([side.latency[qos][k]]) : undefined);
-    rows.push({ metric: `latency p50, QoS ${qos}`, unit: 'µs', embedded: q(e, 'p50'), mosquitto: q(m, 'p50'), target: { text: `≤ ${TARGETS.p50}x`, met: (r) => r <= TARGETS.p50 } });
-    rows.push({ metric: `latency p99, QoS ${qos}`, unit: 'µs', embedded: q(e, 'p99'), mosquitto: q(m, 'p99') });
-    const n = (side: BrokerSide | undefined) => (side ? summarize([side.latency[qos].n]) : undefined);
-    rows.push({ metric: `latency round trips timed, QoS ${qos} (${RUN_TIMEOUT_MS / 1000} s cap)`, unit: 'trips', embedded: n(e), mosquitto: n(m), count: true });
-  }
-  for (const qos of QOS) {
-    const lost = (side: BrokerSide | undefined) => (side ? summarize([side.throughput[qos].reduce((sum, r) => sum + r.published - r.delivered, 0)]) : undefined);
-    rows.push({ metric: `messages lost, QoS ${qos} (all ${results.plan.repeats} runs)`, unit: 'msgs', embedded: lost(e), mosquitto: lost(m), count: true });
-  }
-  for (const qos of QOS) {
-    const c = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.cpuUsPerMsg)) : undefined);
-    rows.push({ metric: `broker CPU per message, QoS ${qos}`, unit: 'µs', embedded: c(e), mosquitto: c(m) });
-  }
-  const rss = (side: BrokerSide | undefined, k: 'idleMB' | 'peakMB') => (side ? summarize([side.rss[k]]) : undefined);
-  for (const qos of QOS) {
-    const g = (side: BrokerSide | undefined) => (side ? summarize(side.throughput[qos].map((r) => r.loadGenCpuPct)) : undefined);
-    rows.push({ metric: `load generator CPU (pub + sub, one process), QoS ${qos}`, unit: '% core', embedded: g(e), mosquitto: g(m) });
-  }
-  rows.push({ metric: 'broker RSS, idle (2 clients)', unit: 'MB', embedded: rss(e, 'idleMB'), mosquitto: rss(m, 'idleMB') });
-  rows.push({ metric: 'broker peak RSS (VmHWM)', unit: 'MB', embedded: rss(e, 'peakMB'), mosquitto: rss(m, 'peakMB') });
-  rows.push({ metric: 'for scale: idle `node -e` process RSS', unit: 'MB', embedded: summarize([results.idleNodeMB]), mosquitto: undefined });
-  return rows.map((row) => {
-    const r = !row.count && row.embedded && row.mosquitto && row.mosquitto.median !== 0 ? row.embedded.median / row.mosquitto.median : undefined;
-    return { ...row, ratio: r, met: row.target && r !== undefined && Number.isFinite(r) ? row.target.met(r) : undefined };
-  });
-}
-
-function columns(header: readonly string[], lines: readonly (readonly string[])[], right: ReadonlySet<number>): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const render = (cells: readonly string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [render(header), '-'.repeat(widths.reduce((sum, w) => sum + w + 2, -2)), ...lines.map(render)];
-}
-
-function silentLossCell(r: StallResult): string {
-  if (r.silentLoss === 0) return '0 ✓';
-  if (r.silentLoss > 0) return `${r.silentLoss} unaccounted ✗`;
-  return `${r.silentLoss}: ${-r.silentLoss} counted as dropped yet read by the client (from its kernel buffer, after the cut)`;
-}
-
-export function renderBroker(results: BrokerResults): string {
-  const { plan } = results;
-  const out: string[] = [];
-  out.push('');
-  out.push(`[broker: embedded (aedes, own process) vs ${results.mosquitto ?? 'mosquitto'}; ${PAYLOAD_BYTES} B payloads, 1 publisher + 1 subscriber (MQTT.js, MQTT 3.1.1), loopback; median (min–max) of ${plan.repeats} x ${plan.messages} messages, latency over up to ${plan.roundTrips} one-in-flight round trips]`);
-  if (!results.mosquitto) out.push('mosquitto comparison SKIPPED: no mosquitto executable found (install it: apt-get install -y mosquitto, or set APIARY_BENCH_MOSQUITTO to its path); embedded broker figures only');
-  const rows = brokerRows(results);
-  out.push(...columns(
-    ['metric', 'unit', 'embedded', 'mosquitto', 'ratio', 'target', ''],
-    rows.map((r) => [r.metric, r.unit, r.count ? count(r.embedded) : cell(r.embedded), r.count ? count(r.mosquitto) : cell(r.mosquitto), r.ratio === undefined ? '—' : `${formatNumber(r.ratio)}x`, r.target?.text ?? '—', mark(r.met)]),
-    new Set([2, 3, 4]),
-  ));
-  out.push('');
-  out.push(`[stalled QoS 1 subscriber: stops reading its socket for ${plan.stallMs / 1000} s while ${plan.stallMessages} messages of ${plan.stallPayloadBytes} B are published (window ${PUBLISH_WINDOW}); a healthy QoS 1 subscriber on the same topic; fresh broker each; embedded with its defaults: at most ${OUTGOING_DEFAULTS.maxQueuedMessages} messages / ${OUTGOING_DEFAULTS.maxQueuedBytes / 2 ** 20} MiB waiting per client, cut after ${OUTGOING_DEFAULTS.stallTimeoutMs / 1000} s without reading]`);
-  const s = results.stall;
-  const col = (f: (r: StallResult) => string) => s.map(f);
-  const lines: string[][] = [
-    ['published (PUBACKed by the broker)', ...col((r) => `${r.published} of ${r.attempted}`)],
-    ['delivered to the stalled subscriber (read after it resumed)', ...col((r) => String(r.deliveredStalled))],
-    ['counted drops (broker-wide)', ...col((r) => `${r.drops} (${r.dropsByCounter ? Object.entries(r.dropsByCounter).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : r.dropsSource})`)],
-    ['silent loss: 2 x published - delivered to both - drops', ...col((r) => `${silentLossCell(r)}${r.drainTimedOut ? ' (drain timed out)' : ''}`)],
-    ['delivered to the healthy subscriber', ...col((r) => `${r.healthy} ${mark(r.healthy >= r.published)}`)],
-    ['healthy subscriber held up (longest wait for a message during the stall)', ...col((r) => `${(r.atStallEnd.healthyLongestWaitMs / 1000).toFixed(1)} s ${mark(r.atStallEnd.healthyLongestWaitMs < 1000)}`)],
-    ['during the stall: published, healthy got', ...col((r) => `${r.atStallEnd.published}, ${r.atStallEnd.healthy}${r.atStallEnd.stuck ? ' (stuck at the end of the stall)' : ''}`)],
-    ['stalled subscriber disconnected by the broker (stall timeout)', ...col((r) => (r.stalledCut === undefined ? '—' : r.stalledCut ? 'yes (broker.disconnected.stalled)' : 'no'))],
-    ['broker RSS: before → mid-stall → end of stall', ...col((r) => `${r.rss.baseMB.toFixed(1)} → ${r.rss.midStallMB.toFixed(1)} → ${r.rss.endStallMB.toFixed(1)} MB`)],
-    ['broker RSS growth, peak', ...col((r) => `+${(r.rss.peakMB - r.rss.baseMB).toFixed(1)} MB${r.rss.endStallMB - r.rss.midStallMB > 1 ? ' (still growing at end of stall)' : ''}`)],
-  ];
-  const emb = s.find((r) => r.broker === 'embedded');
-  if (emb?.heapAfterGcMB) {
-    const h = emb.heapAfterGcMB;
-    lines.push(['embedded: V8 heap after GC, before → end of stall → end', `${h.base.toFixed(1)} → ${h.endStall.toFixed(1)} → ${h.end.toFixed(1)} MB`]);
-  }
-  if (emb?.counters) {
-    const { before, after } = emb.counters;
-    const changed = Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => `${k} +${v - (before[k] ?? 0)}`);
-    lines.push(['embedded: counters changed', changed.length > 0 ? changed.join(', ') : 'none']);
-  }
-  if (emb) {
-    const a = emb.atStallEnd;
-    lines.push(['embedded at end of stall: clients, aedes queue, outbox, Node write buffers', `${a.brokerClients ?? '?'} connected, ${a.emitterQueue ?? '?'} publishes queued, ${a.outboxMessages ?? '?'} messages / ${a.outboxMB === undefined ? '?' : a.outboxMB.toFixed(2)} MB in outboxes, ${a.writeBufferedMB === undefined ? '?' : a.writeBufferedMB.toFixed(2)} MB`]);
-  }
-  out.push(...columns(['', ...s.map((r) => (r.broker === 'embedded' ? 'embedded' : 'mosquitto (reference, default limits)'))], lines, new Set()));
-  for (const note of results.notes) out.push(`note: ${note}`);
-  return out.join('\n');
+  return { plan, mosquitto: mosquittoVersion, ...(baseline ? { baseline: baseline.label } : {}), idleNodeMB, sides, stall: stallResults, notes };
 }

@@ -88,11 +88,12 @@ export abstract class BrokerProcess {
 
 /** EmbeddedBroker (aedes) alone in a Node.js process. */
 export class EmbeddedProcess extends BrokerProcess {
-  readonly name = 'embedded';
+  readonly name: string;
   private readonly replies: ((line: string) => void)[] = [];
 
-  private constructor(proc: ChildProcess, port: number, lines: AsyncIterator<string>) {
+  private constructor(proc: ChildProcess, port: number, lines: AsyncIterator<string>, name: string) {
     super(proc, port);
+    this.name = name;
     void (async () => {
       for (;;) {
         const next = await lines.next();
@@ -102,9 +103,13 @@ export class EmbeddedProcess extends BrokerProcess {
     })();
   }
 
-  static async start(): Promise<EmbeddedProcess> {
+  /**
+   * `server`: the broker-server.js to run, ours by default, or a baseline
+   * checkout's (baseline.ts); `name` tells them apart in client ids and rows.
+   */
+  static async start(server = BROKER_SERVER, name = 'embedded'): Promise<EmbeddedProcess> {
     // --expose-gc only defines global.gc, for "stats gc" (retained heap); nothing calls it otherwise.
-    const proc = spawn(process.execPath, ['--expose-gc', BROKER_SERVER], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--expose-gc', server], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString('utf8')).slice(-4000); });
     const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
@@ -112,8 +117,8 @@ export class EmbeddedProcess extends BrokerProcess {
       const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`broker-server exited (code ${String(code)}): ${stderr}`))));
       const first = await withTimeout(Promise.race([lines.next(), exited]), START_TIMEOUT_MS, 'the embedded broker to listen');
       const { port } = JSON.parse(first.done ? '{}' : first.value) as { port?: number };
-      if (typeof port !== 'number') throw new Error(`broker-server printed no port: ${stderr}`);
-      return new EmbeddedProcess(proc, port, lines);
+      if (typeof port !== 'number') throw new Error(`${server} printed no port: ${stderr}`);
+      return new EmbeddedProcess(proc, port, lines, name);
     } catch (err) {
       proc.kill('SIGKILL');
       throw err;

@@ -25,15 +25,16 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { TcpProxy } from '../../runtime/cli/demo/link-proxy.js';
 import type { ConfigInput } from '../../runtime/config/schema.js';
 import { ownerKeyOf } from '../support/mesh-node.js';
+import type { Baseline } from './baseline.js';
 import type { ShardData, ShardPoll, ShardReply, ShardRequest } from './catchup-shard.js';
 import { memory } from './proc.js';
 import { sleep, withTimeout, type Resources } from './processes.js';
 import { ratio, summarize } from './stats.js';
-import type { Row } from './table.js';
 
 export interface CatchupPlan {
   readonly sizes: readonly number[];
@@ -47,6 +48,8 @@ export interface CatchupPlan {
   readonly convergeTimeoutMs: number;
   /** After convergence (and every cross link back), trailing traffic still counted. */
   readonly settleMs: number;
+  /** Runs per size (and per checkout, with --baseline); 1 unless set (APIARY_BENCH_CATCHUP_REPEATS). */
+  readonly repeats?: number;
 }
 
 export const CATCHUP_FULL: CatchupPlan = { sizes: [5, 10, 20], partitionMs: 60_000, ratePerNode: 10, setupTimeoutMs: 90_000, halvesTimeoutMs: 30_000, convergeTimeoutMs: 180_000, settleMs: 2_000 };
@@ -56,9 +59,13 @@ export const CATCHUP_QUICK: CatchupPlan = { sizes: [5, 10], partitionMs: 10_000,
  * Mesh settings of every node: the shipped commit interval and hop limit;
  * anti-entropy out of the way; no dial-back, which would link straight to a
  * peer's broker (the address a link came from, the port its hello names),
- * around the proxies, so the partition would leak.
+ * around the proxies, so the partition would leak. Relayed plain links
+ * accepted: every link goes through a TcpProxy, so a link token bound to the
+ * proxy's address reaches the node from another connection (the default
+ * refuses it as mesh.rejected.link_unbound, and no link would come up);
+ * the token's signature and replay checks still run.
  */
-const MESH_SETTINGS = { commitInterval: '200ms', antiEntropyInterval: '1h', maxHops: 4, dialBack: false, discovery: { mdns: false } } satisfies ConfigInput['mesh'];
+const MESH_SETTINGS = { commitInterval: '200ms', antiEntropyInterval: '1h', maxHops: 4, dialBack: false, discovery: { mdns: false }, acceptRelayedPlainLinks: true } satisfies ConfigInput['mesh'];
 const CHILD_MAIN = fileURLToPath(new URL('./catchup-child.js', import.meta.url));
 const SHARD_MAIN = new URL('./catchup-shard.js', import.meta.url);
 const POLL_MS = 100;
@@ -72,7 +79,7 @@ const POLL_MS = 100;
  */
 const SETUP_ROUND_MS = 3_000;
 const STOP_TIMEOUT_MS = 15_000;
-const KiB = 1024;
+export const KiB = 1024;
 
 type Progress = (line: string) => void;
 
@@ -187,10 +194,15 @@ export interface CatchupRun {
   readonly rss?: { readonly beforeMB: number; readonly healMB: number; readonly convergedMB: number; readonly peakMB: number };
 }
 
+/** A run as the parent keeps it: which repeat of its size it was. */
+export type CatchupRunOf = CatchupRun & { readonly repeat: number };
+
 export interface CatchupResults {
   readonly plan: CatchupPlan;
   readonly mesh: typeof MESH_SETTINGS;
-  readonly runs: CatchupRun[];
+  readonly runs: CatchupRunOf[];
+  /** With --baseline: the same sizes run by that checkout's catchup-child.js, taking turns with ours. */
+  readonly baseline?: { readonly label: string; readonly runs: CatchupRunOf[] };
   readonly notes: string[];
 }
 
@@ -520,11 +532,21 @@ function childTimeoutMs(plan: CatchupPlan): number {
   return plan.setupTimeoutMs + plan.partitionMs * 2 + plan.halvesTimeoutMs + plan.convergeTimeoutMs + plan.settleMs + 2 * STOP_TIMEOUT_MS + 30_000;
 }
 
+/** Which catchup-child.js to run: ours, or a baseline checkout's (its label prefixes its progress lines). */
+interface ChildMain {
+  readonly main: string;
+  readonly label?: string;
+}
+
 /** Runs one size in its own process, so its RSS and CPU are the mesh's alone; killed if it overruns. */
-async function runChild(res: Resources, tmp: string, n: number, plan: CatchupPlan, progress: Progress): Promise<CatchupRun> {
-  const out = path.join(tmp, `catchup-${n}.json`);
+async function runChild(res: Resources, tmp: string, n: number, plan: CatchupPlan, progress: Progress, which: ChildMain = { main: CHILD_MAIN }, tag = ''): Promise<CatchupRun> {
+  const out = path.join(tmp, `catchup-${n}${tag}.json`);
   // stdin is a pipe the child watches: if this process dies, the child stops its nodes and exits.
-  const child = spawn(process.execPath, [CHILD_MAIN, String(n), JSON.stringify(plan), tmp, out], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [which.main, String(n), JSON.stringify(plan), tmp, out], { stdio: ['pipe', 'ignore', which.label ? 'pipe' : 'inherit'] });
+  if (which.label && child.stderr) {
+    const prefix = `[${which.label}] `;
+    createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`${line.replace(/^bench: /, `bench: ${prefix}`)}\n`));
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -550,66 +572,39 @@ async function runChild(res: Resources, tmp: string, n: number, plan: CatchupPla
   }
 }
 
-export async function measureCatchup(res: Resources, tmp: string, plan: CatchupPlan, progress: Progress): Promise<CatchupResults> {
-  progress(`catch-up: ${plan.sizes.join(', ')} nodes, each size in a fresh process; ${plan.partitionMs / 1000} s partition at ${plan.ratePerNode} entries/s per node; mesh ${JSON.stringify(MESH_SETTINGS)}`);
-  const runs: CatchupRun[] = [];
+/**
+ * Every size, `plan.repeats` times. With a baseline checkout, each repeat of
+ * a size runs ours and its catchup-child.js one after the other, the order
+ * swapped every other time, so the machine's drift touches both alike.
+ */
+export async function measureCatchup(res: Resources, tmp: string, plan: CatchupPlan, progress: Progress, baseline?: Baseline): Promise<CatchupResults> {
+  const repeats = plan.repeats ?? 1;
+  progress(`catch-up: ${plan.sizes.join(', ')} nodes${repeats > 1 ? `, ${repeats} runs each` : ''}${baseline ? `, ours and ${baseline.label}'s taking turns` : ''}, each run in a fresh process; ${plan.partitionMs / 1000} s partition at ${plan.ratePerNode} entries/s per node; mesh ${JSON.stringify(MESH_SETTINGS)}`);
+  const runs: CatchupRunOf[] = [];
+  const before: CatchupRunOf[] = [];
   let interrupted = false;
   res.add(() => { interrupted = true; }); // closeAll (Ctrl-C) ran: start no further size
+  let turn = 0;
   for (const n of plan.sizes) {
-    if (interrupted) break;
-    runs.push(await runChild(res, tmp, n, plan, progress));
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const ours = async () => { runs.push({ ...(await runChild(res, tmp, n, plan, progress, baseline ? { main: CHILD_MAIN, label: 'now' } : undefined, repeats > 1 ? `-${repeat}` : '')), repeat }); };
+      const theirs = baseline ? async () => { before.push({ ...(await runChild(res, tmp, n, plan, progress, { main: baseline.catchupChild, label: baseline.label }, `-before-${repeat}`)), repeat }); } : undefined;
+      for (const step of theirs && turn % 2 === 1 ? [theirs, ours] : [ours, ...(theirs ? [theirs] : [])]) {
+        if (interrupted) break;
+        await step();
+      }
+      turn += 1;
+    }
   }
   const notes: string[] = [];
-  for (const r of runs) {
-    if (!r.ok) notes.push(`catch-up, ${r.nodes} nodes: ${r.failure ?? 'failed'}`);
-    if (r.halvesConverged === false) notes.push(`catch-up, ${r.nodes} nodes: the halves had not settled at the heal; their own stragglers count as missing too`);
-    if (r.writing && r.writing.achievedPerNodePerS < plan.ratePerNode * 0.95) notes.push(`catch-up, ${r.nodes} nodes: writes fell behind (${r.writing.achievedPerNodePerS.toFixed(1)}/s per node, planned ${plan.ratePerNode})`);
-    if ((r.setupErrors ?? 0) > 0) notes.push(`catch-up, ${r.nodes} nodes: ${r.setupErrors ?? 0} mesh step(s) failed while the nodes first met (FeedStore.flush on a log still opening), so setup took ${r.setupRounds ?? '?'} rounds`);
-  }
-  return { plan, mesh: MESH_SETTINGS, runs, notes };
-}
-
-// ---- report ----
-
-const one = (value: number | undefined) => summarize(value === undefined ? [] : [value]);
-
-export function catchupRows(results: CatchupResults): Row[] {
-  const { plan } = results;
-  const rows: Row[] = [];
-  for (const r of results.runs) {
-    const t = r.topology;
-    const section = `mesh catch-up, ${r.nodes} nodes${r.threads && r.threads > 1 ? ` (${r.threads} threads)` : ''}, ${t.name}, split ${t.split}|${r.nodes - t.split} (${t.crossEdges} links cut), ${plan.partitionMs / 1000} s partition at ${plan.ratePerNode} entries/s per node`;
-    const missing = r.missing;
-    const c = r.catchup;
-    if (!missing || !c) {
-      rows.push({ section, metric: `FAILED before the heal: ${r.failure ?? 'unknown'}`.slice(0, 160), unit: '—', summary: undefined });
-      continue;
+  for (const [who, list] of [['', runs], [baseline ? ` (${baseline.label})` : '', before]] as const) {
+    for (const r of list) {
+      const at = `catch-up, ${r.nodes} nodes${who}`;
+      if (!r.ok) notes.push(`${at}: ${r.failure ?? 'failed'}`);
+      if (r.halvesConverged === false) notes.push(`${at}: the halves had not settled at the heal; their own stragglers count as missing too`);
+      if (r.writing && r.writing.achievedPerNodePerS < plan.ratePerNode * 0.95) notes.push(`${at}: writes fell behind (${r.writing.achievedPerNodePerS.toFixed(1)}/s per node, planned ${plan.ratePerNode})`);
+      if ((r.setupErrors ?? 0) > 0) notes.push(`${at}: ${r.setupErrors ?? 0} mesh step(s) failed while the nodes first met (FeedStore.flush on a log still opening), so setup took ${r.setupRounds ?? '?'} rounds`);
     }
-    const missingKiB = { label: 'KiB missing at heal', value: missing.bytes / KiB };
-    const seconds = (ms: number | null | undefined) => (ms === null || ms === undefined ? Number.NaN : ms / 1000);
-    const timeout = plan.convergeTimeoutMs / 1000;
-    const w = r.writing;
-    const pc = r.partition?.counters;
-    rows.push(
-      { section, metric: 'during the partition: entries written per node', unit: '/s', summary: one(w?.achievedPerNodePerS), reference: { label: '/s planned', value: plan.ratePerNode } },
-      { section, metric: 'during the partition: duplicate entries received per entry written (live gossip)', unit: 'x', summary: one(pc && w ? ratio(pc['feeds.duplicate'] ?? 0, w.written) : undefined) },
-      r.ok
-        ? { section, metric: 'converged: heal -> every node holds every entry', unit: 's', summary: one(seconds(r.convergeMs)), target: { on: 'median', max: timeout, text: `< ${timeout} s (timeout)` } }
-        : { section, metric: `NOT converged: ${r.failure ?? ''}`.slice(0, 120), unit: 's', summary: one(seconds(r.waitedMs)), target: { on: 'median', max: timeout, text: `< ${timeout} s (timeout)` } },
-      { section, metric: 'per node: heal -> holds every entry', unit: 's', summary: summarize((r.perNodeMs ?? []).map(seconds)) },
-      { section, metric: 'per cut link: heal -> first bytes through (reconnect backoff)', unit: 's', summary: summarize((r.reconnectMs ?? []).map(seconds)) },
-      { section, metric: 'heal -> first cut pair back both ways', unit: 's', summary: one(Number.isFinite(r.firstPairMs) ? seconds(r.firstPairMs) : undefined) },
-      { section, metric: 'catch-up payload sent (mesh.catchup_bytes_sent)', unit: 'KiB', summary: one(c.payloadBytes / KiB), reference: missingKiB, target: { on: 'ratio', max: 2, text: '≤ 2x missing' } },
-      { section, metric: 'all bytes through the link proxies (MQTT, both ways)', unit: 'KiB', summary: one(c.wireBytes / KiB), reference: missingKiB, target: { on: 'ratio', max: 2, text: '≤ 2x missing' } },
-      { section, metric: 'catch-up entries sent (mesh.catchup_entries_sent)', unit: 'entries', summary: one(c.entriesSent), reference: { label: 'entries missing', value: missing.entries } },
-      { section, metric: 'duplicate entries received (feeds.duplicate)', unit: 'entries', summary: one(c.duplicates) },
-      { section, metric: 'entries missing per node at heal', unit: 'entries', summary: summarize(missing.perNodeEntries) },
-      { section, metric: 'CPU (process running the nodes) from heal, per node', unit: 'ms', summary: one(r.cpuMs === undefined ? undefined : r.cpuMs / r.nodes) },
-      { section, metric: 'RSS of the process running all the nodes, at convergence', unit: 'MB', summary: one(r.rss?.convergedMB), reference: r.rss ? { label: 'MB before the nodes started', value: r.rss.beforeMB } : undefined },
-      { section, metric: 'per node: RSS / nodes', unit: 'MB', summary: one(r.rss ? r.rss.convergedMB / r.nodes : undefined) },
-      { section, metric: 'per node: (RSS - RSS before the nodes) / nodes', unit: 'MB', summary: one(r.rss ? (r.rss.convergedMB - r.rss.beforeMB) / r.nodes : undefined) },
-      { section, metric: 'peak RSS (VmHWM) of that process', unit: 'MB', summary: one(r.rss?.peakMB) },
-    );
   }
-  return rows;
+  return { plan, mesh: MESH_SETTINGS, runs, ...(baseline ? { baseline: { label: baseline.label, runs: before } } : {}), notes };
 }

@@ -2,7 +2,9 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference]`.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference] [--baseline <dir>]`.
+ * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another built checkout
+ * (baseline.ts), whose broker and catch-up child run beside ours, in turns.
  * Progress goes to stderr, the table to stdout, the details to
  * dist/bench-results.json. It reports; a missed target never fails the run
  * (exit 1 only when the harness itself cannot measure).
@@ -12,8 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
-import { BROKER_FULL, BROKER_QUICK, brokerRows, measureBrokers, renderBroker, type BrokerResults } from './broker.js';
-import { CATCHUP_FULL, CATCHUP_QUICK, catchupRows, measureCatchup, type CatchupPlan, type CatchupResults } from './catchup.js';
+import { resolveBaseline, UsageError, type Baseline } from './baseline.js';
+import { BROKER_FULL, BROKER_QUICK, measureBrokers, type BrokerResults } from './broker.js';
+import { brokerRows, renderBroker } from './broker-report.js';
+import { CATCHUP_FULL, CATCHUP_QUICK, measureCatchup, type CatchupPlan, type CatchupResults } from './catchup.js';
+import { catchupCompareRows, catchupRows, renderCatchupCompare } from './catchup-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { Resources } from './processes.js';
@@ -99,20 +104,25 @@ function seriesSpan(values: readonly number[]): number {
   return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
 }
 
-/** APIARY_BENCH_CATCHUP_SIZES=20 and APIARY_BENCH_CATCHUP_PARTITION_S=20: one size, a shorter partition (for looking into one case). */
+/**
+ * APIARY_BENCH_CATCHUP_SIZES=20 and APIARY_BENCH_CATCHUP_PARTITION_S=20: one size, a shorter partition (for looking into one case);
+ * APIARY_BENCH_CATCHUP_REPEATS=3: runs per size (and per checkout with --baseline), for a median and range.
+ */
 function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   const sizes = process.env.APIARY_BENCH_CATCHUP_SIZES?.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 3 && n <= 40);
   const seconds = Number(process.env.APIARY_BENCH_CATCHUP_PARTITION_S);
-  return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}) };
+  const repeats = Number(process.env.APIARY_BENCH_CATCHUP_REPEATS);
+  return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
 const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference'] as const;
 type Section = (typeof SECTIONS)[number];
-const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]]`;
+const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]] [--baseline <dir of another built checkout>]`;
 
-function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Section> } {
+function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Section>; baseline: string | undefined } {
   let quick = false;
   let sections = new Set<Section>(SECTIONS);
+  let baseline = process.env.APIARY_BENCH_BASELINE || undefined;
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] as string;
     if (arg === '--quick') quick = true;
@@ -120,15 +130,21 @@ function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Sec
       const value = arg === '--only' ? args[(i += 1)] : arg.slice('--only='.length);
       const names = (value ?? '').split(',').filter(Boolean);
       const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
-      if (names.length === 0 || bad.length > 0) throw new Error(`--only takes ${SECTIONS.join(', ')} (comma-separated); got ${value ?? 'nothing'}; ${USAGE}`);
+      if (names.length === 0 || bad.length > 0) throw new UsageError(`--only takes ${SECTIONS.join(', ')} (comma-separated); got ${value ?? 'nothing'}; ${USAGE}`);
       sections = new Set(names as Section[]);
-    } else throw new Error(`unknown argument ${arg}; ${USAGE}`);
+    } else if (arg === '--baseline' || arg.startsWith('--baseline=')) {
+      baseline = arg === '--baseline' ? args[(i += 1)] : arg.slice('--baseline='.length);
+      if (!baseline) throw new UsageError(`--baseline takes the folder of another built checkout of Apiary; ${USAGE}`);
+    } else throw new UsageError(`unknown argument ${arg}; ${USAGE}`);
   }
-  return { quick, sections };
+  return { quick, sections, baseline };
 }
 
 async function main(): Promise<void> {
-  const { quick, sections } = parseArgs(process.argv.slice(2));
+  const { quick, sections, baseline: baselineDir } = parseArgs(process.argv.slice(2));
+  // Checked before anything runs: a wrong path fails at once, naming the path and the fix.
+  const baseline: Baseline | undefined = baselineDir ? await resolveBaseline(baselineDir) : undefined;
+  if (baseline && !sections.has('broker') && !sections.has('catchup')) progress(`--baseline ${baseline.dir}: only the broker and catchup sections compare with it; none of them runs`);
   const plan = quick ? QUICK : FULL;
   const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
   const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
@@ -151,16 +167,18 @@ async function main(): Promise<void> {
       ...(sections.has('inference') ? ['inference per backend'] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
+    if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its broker-server.js and catchup-child.js, taking turns with ours)`);
     const startup = sections.has('startup') ? await measureStartup(res, tmp, configFile, plan.startRuns, progress) : undefined;
     const steady = sections.has('steady') ? await measureSteady(res, tmp, configFile, plan, progress) : undefined;
-    const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress) : undefined;
-    const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress) : undefined;
+    const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress, baseline) : undefined;
+    const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress, baseline) : undefined;
     const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
     const meshRows = catchup ? catchupRows(catchup).map(evaluate) : [];
     if (meshRows.length > 0) process.stdout.write(`${renderTable(meshRows)}\n`);
+    if (catchup?.baseline) process.stdout.write(`${renderCatchupCompare(catchup)}\n`);
     const modelRows = inference ? inferenceRows(inference).map(evaluate) : [];
     if (modelRows.length > 0) process.stdout.write(`${renderTable(modelRows)}\n`);
     const notes = [
@@ -178,6 +196,8 @@ async function main(): Promise<void> {
       rows,
       ...(broker ? { brokerRows: brokerRows(broker) } : {}),
       ...(catchup ? { catchupRows: meshRows } : {}),
+      ...(catchup?.baseline ? { catchupCompareRows: catchupCompareRows(catchup) } : {}),
+      ...(baseline ? { baseline } : {}),
       ...(inference ? { inferenceRows: modelRows } : {}),
       notes,
       raw: { startup, steady, broker, catchup, inference },
@@ -190,6 +210,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: harness failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(err instanceof UsageError ? `bench: ${err.message}\n` : `bench: harness failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exitCode = 1;
 });

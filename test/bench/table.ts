@@ -69,3 +69,10 @@ export function renderTable(rows: readonly RowResult[]): string {
   const rule = '-'.repeat(widths.reduce((sum, w) => sum + w + 2, -2));
   return [render(header), rule, ...lines.map((l, j) => (sections.includes(j) ? l[0] ?? '' : render(l)))].join('\n');
 }
+
+/** Plain columns: a header, a rule, the lines; `right`: the columns aligned right. */
+export function columns(header: readonly string[], lines: readonly (readonly string[])[], right: ReadonlySet<number>): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const render = (cells: readonly string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [render(header), '-'.repeat(widths.reduce((sum, w) => sum + w + 2, -2)), ...lines.map(render)];
+}

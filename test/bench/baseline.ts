@@ -1,0 +1,58 @@
+/**
+ * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another, already built
+ * checkout of Apiary, e.g. a git worktree at the commit before a change. The
+ * broker and catch-up sections then also run that checkout's own
+ * broker-server.js and catchup-child.js, taking turns with ours in the same
+ * run, so the machine's drift touches both alike. Its code runs with the
+ * node_modules its checkout resolves (for a worktree whose node_modules is a
+ * link to this one's: the same, patched, dependencies).
+ */
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface Baseline {
+  readonly dir: string;
+  /** What the rows call it: the checkout's short commit, else its folder name. */
+  readonly label: string;
+  readonly brokerServer: string;
+  readonly catchupChild: string;
+}
+
+/** A wrong argument or path: reported as its message alone, without a stack. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const FILES = { brokerServer: 'dist/test/bench/broker-server.js', catchupChild: 'dist/test/bench/catchup-child.js' } as const;
+
+async function kind(file: string): Promise<'file' | 'dir' | 'other' | 'missing'> {
+  try {
+    const s = await stat(file);
+    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
+  } catch {
+    return 'missing';
+  }
+}
+
+function shortCommit(dir: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined));
+  });
+}
+
+/** Checks the checkout and names its files; throws with the path and the fix when it is not usable. */
+export async function resolveBaseline(given: string): Promise<Baseline> {
+  const dir = path.resolve(given);
+  const found = await kind(dir);
+  if (found !== 'dir') {
+    throw new UsageError(`--baseline ${given}: ${dir} ${found === 'missing' ? 'does not exist' : 'is not a directory'}; give the folder of another checkout of Apiary (e.g. \`git worktree add ../apiary-before <commit>\`), then build it with \`npm run build\` in that checkout`);
+  }
+  const missing: string[] = [];
+  for (const rel of Object.values(FILES)) if ((await kind(path.join(dir, rel))) !== 'file') missing.push(path.join(dir, rel));
+  if (missing.length > 0) {
+    throw new UsageError(`--baseline ${given}: not a built checkout of Apiary: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing; build it with \`npm run build\` in that checkout (cd ${dir} && npm run build; run npm install there first if it has no node_modules)`);
+  }
+  const label = (await shortCommit(dir)) ?? path.basename(dir);
+  return { dir, label, brokerServer: path.join(dir, FILES.brokerServer), catchupChild: path.join(dir, FILES.catchupChild) };
+}
