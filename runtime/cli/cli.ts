@@ -2,7 +2,7 @@
  * The `apiary` command. Each sub-command loads the same validated config, so
  * `apiary status` finds the node that `apiary start` runs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -17,6 +17,7 @@ import type { AuditResult } from '../agent/decision-audit.js';
 import type { UpdateReport } from '../agent/model-updates.js';
 import type { ApiaryNode } from '../agent/apiary-node.js';
 import { requestNode } from './node-request.js';
+import { packagePath } from '../package-root.js';
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
 
@@ -172,7 +173,17 @@ function withNodeOptions(command: Command): Command {
 
 const program = new Command('apiary')
   .description('Apiary: an open agent runtime for small boards. Senses, infers, decides and shares, offline-first.')
+  .version((JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, '-V, --version', 'print the version of apiary')
   .showHelpAfterError('(run with --help for usage)');
+
+// commander suggests by edit distance, which turns `stat` into `start`: a command the word begins is the better guess.
+program.on('command:*', (operands: string[]) => {
+  const typed = operands[0] ?? '';
+  const names = program.commands.map((c) => c.name());
+  const guess = names.filter((name) => name.startsWith(typed));
+  process.stderr.write(`apiary: unknown command '${typed}'${guess.length > 0 ? ` (did you mean ${guess.join(' or ')}?)` : ''}\n  commands: ${names.join(', ')}\n(run with --help for usage)\n`);
+  process.exit(1);
+});
 
 withCommonOptions(program.command('start'))
   .description('run a node: device, models, decisions, storage and the MQTT broker')

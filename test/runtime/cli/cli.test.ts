@@ -26,6 +26,16 @@ describe('apiary CLI', () => {
     }
   });
 
+  it('prints its version, and suggests the command a mistyped word begins (stat is status, not start)', async () => {
+    const version = await apiary(['--version'], dir);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toBe((JSON.parse(await readFile(path.join(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string }).version);
+    const stat = await apiary(['stat'], dir);
+    expect(stat.code).toBe(1);
+    expect(stat.stderr).toContain("unknown command 'stat' (did you mean status?)");
+    expect(stat.stderr).toContain('commands: start, init, id, status');
+  });
+
   it('init writes a commented config that validates, and will not overwrite it', async () => {
     expect((await apiary(['init'], dir)).code).toBe(0);
     const text = await readFile(path.join(dir, 'apiary.yaml'), 'utf8');
