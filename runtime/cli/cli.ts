@@ -102,12 +102,15 @@ async function startCommand(options: CommonOptions): Promise<void> {
   const url = node.brokerUrl ?? '';
   const { hostname, port } = new URL(url);
   logger.info({ config: file ?? 'built-in defaults' }, 'configuration');
+  // Started through npm (`npm start`), the command is reachable as `npx apiary`; the flags are the ones that find this node.
+  const cli = process.env.npm_lifecycle_event ? 'npx apiary' : 'apiary';
+  const find = `${options.config ? ` --config ${options.config}` : ''}${options.dataDir ? ` --data-dir ${options.dataDir}` : ''}${options.port !== undefined ? ` --port ${port}` : ''}`;
   process.stdout.write(
     `\nApiary node ${node.nodeId} is running (${config.device.kind}${node.clock.speed !== 1 ? `, ${node.clock.speed}x speed` : ''}).\n` +
       `  MQTT broker:  ${url}   (broker port ${port})\n` +
       `  watch it:     mosquitto_sub -h ${hostname} -p ${port} -t '${config.bus.topicPrefix}/#' -v\n` +
-      `  status:       apiary status${options.config ? ` --config ${options.config}` : ''}${options.port !== undefined ? ` --port ${port}` : ''}\n` +
-      (config.device.kind === 'simulated-beehive' ? `  demo swarm:   apiary sim swarm${options.port !== undefined ? ` --port ${port}` : ''}\n` : '') +
+      `  status:       ${cli} status${find}\n` +
+      (config.device.kind === 'simulated-beehive' ? `  demo swarm:   ${cli} sim swarm${find}\n` : '') +
       `  stop:         Ctrl-C\n\n`,
   );
 }
