@@ -103,7 +103,7 @@ async function startCommand(options: CommonOptions): Promise<void> {
   const { hostname, port } = new URL(url);
   logger.info({ config: file ?? 'built-in defaults' }, 'configuration');
   // Started through npm (`npm start`), the command is reachable as `npx apiary`; the flags are the ones that find this node.
-  const cli = process.env.npm_lifecycle_event ? 'npx apiary' : 'apiary';
+  const cli = process.env.npm_lifecycle_event === 'start' ? 'npx apiary' : 'apiary';
   const find = `${options.config ? ` --config ${options.config}` : ''}${options.dataDir ? ` --data-dir ${options.dataDir}` : ''}${options.port !== undefined ? ` --port ${port}` : ''}`;
   process.stdout.write(
     `\nApiary node ${node.nodeId} is running (${config.device.kind}${node.clock.speed !== 1 ? `, ${node.clock.speed}x speed` : ''}).\n` +

@@ -116,7 +116,7 @@ describe('apiary CLI', () => {
     const node = await startNodeProcess(['--port', '0', '--data-dir', path.join(dir, 'data'), '--speed', '60']);
     try {
       // The banner names the flags that find this node again.
-      expect(node.output()).toContain(`status:       apiary status --data-dir ${path.join(dir, 'data')} --port ${node.port}`);
+      expect(node.output()).toContain(`apiary status --data-dir ${path.join(dir, 'data')} --port ${node.port}`);
       // Wait until the node has published a temperature, so status has one to show.
       const watcher = await connectAsync(`mqtt://127.0.0.1:${node.port}`);
       await new Promise<void>((resolve) => {
