@@ -69,9 +69,9 @@ export function nodeCommands(parts?: NodeCommandParts): CommandRegistry {
   registry.define('shared/set', {
     description: 'set one fact in the shared document; it spreads to every node, and concurrent edits merge the same way everywhere',
     args: z.strictObject({
-      map: z.string().regex(SHARED_MAP, { error: 'map: 1-32 lower-case letters, digits or dashes, not "members" (each node writes its own)' }),
-      key: z.string().min(1).max(128),
-      value: z.json(),
+      map: z.string().regex(SHARED_MAP, { error: 'map: 1-32 lower-case letters, digits or dashes, not "members" (each node writes its own)' }).describe('the map, like thresholds'),
+      key: z.string().min(1).max(128).describe('the key, like swarming'),
+      value: z.json().describe('any JSON value'),
     }),
     write: true,
     unavailable: () => (mesh ? undefined : `${MESH_OFF}, so it has no shared state`),
@@ -83,7 +83,7 @@ export function nodeCommands(parts?: NodeCommandParts): CommandRegistry {
   });
   registry.define('mesh/revoke', {
     description: 'apply an owner-signed revocation (from `apiary owner revoke`) and spread it to every node',
-    args: z.object({ revocation: z.unknown() }),
+    args: z.object({ revocation: z.unknown().describe('the revocation file\'s JSON, as written by `apiary owner revoke`') }),
     write: true,
     unavailable: () => (mesh ? undefined : MESH_OFF),
     handler: async ({ revocation }) => {
@@ -100,7 +100,7 @@ export function nodeCommands(parts?: NodeCommandParts): CommandRegistry {
   registry.define('models/publish', {
     description: "install a signed model folder on the node's machine and spread it over the mesh to every node that trusts the signer",
     args: z.strictObject({
-      dir: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'dir: an absolute path on the node\'s machine'),
+      dir: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'dir: an absolute path on the node\'s machine').describe('the model folder (manifest.json + model file), an absolute path on the node\'s machine'),
     }),
     write: true,
     unavailable: () => (parts?.modelUpdates ? undefined : 'this node does not take model updates: it needs mesh.enabled and models.meshUpdates'),
@@ -109,8 +109,8 @@ export function nodeCommands(parts?: NodeCommandParts): CommandRegistry {
   registry.define('decisions/audit', {
     description: "re-run the model behind each recent decision in the signed feeds this node holds, and check the recorded input and output",
     args: z.strictObject({
-      origin: z.string().regex(/^[a-z2-7]{12}$/, { error: 'origin: a 12-character node id' }).optional(),
-      limit: z.number().int().min(1).max(200).default(20),
+      origin: z.string().regex(/^[a-z2-7]{12}$/, { error: 'origin: a 12-character node id' }).optional().describe('only this node\'s feed'),
+      limit: z.number().int().min(1).max(200).default(20).describe('the newest this many decisions'),
     }),
     unavailable: () => (mesh ? undefined : `${MESH_OFF}, so it keeps no signed feed to audit`),
     handler: async (options) => {
