@@ -24,9 +24,9 @@ import { ApiaryError, ErrorCodes, describeError, isApiaryError } from '../errors
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import type { Logger } from '../log.js';
 import { CommandHandler } from './commands.js';
+import { nodeCommands } from './node-commands.js';
 import { ModelUpdates, pendingReleasesFile } from './model-updates.js';
-import { auditFeeds, type DecisionRecord, type ModelEvidence } from './decision-audit.js';
-import type { FeedEntry } from '../mesh/feed-entry.js';
+import type { DecisionRecord, ModelEvidence } from './decision-audit.js';
 import { modelTrustFromConfig, releasePolicyFromConfig } from './model-trust.js';
 import { HiveInference, SOUND_LEVEL_CHANNEL, THERMAL_MODEL, type ModelOutput } from './hive-inference.js';
 import { NodeStorage } from './node-storage.js';
@@ -36,13 +36,10 @@ import { restoreCounters, saveCountersPeriodically, savedCounters } from './pers
 import { sharedDigest } from './shared-digest.js';
 import type { DataDirLock } from '../storage/data-dir-lock.js';
 import { packagePath } from '../package-root.js';
-import { createMesh, publishRevocation, readBrokerTls } from '../mesh/create-mesh.js';
+import { createMesh, readBrokerTls } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { Uplink } from '../mesh/uplink.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
-
-/** Entries read back per feed by an audit: days of decisions, bounded work on a board. */
-const AUDIT_SCAN_ENTRIES = 20_000;
 
 export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
@@ -229,22 +226,10 @@ export class ApiaryNode {
       : new EmbeddedBus(this.broker, topics.state, counters);
     await this.bus.start();
     phase('broker and bus');
-    const commands = new CommandHandler(this.ctx, this.bus, {
-      status: () => this.status(),
-      injectSwarm: () => this.injectSwarm(),
-      shared: meshParts && {
-        get: () => meshParts.mesh.shared.toJSON(),
-        set: (map, key, value) => meshParts.mesh.setShared(map, key, value),
-      },
-      publishModel: this.modelUpdates && ((dir) => (this.modelUpdates as ModelUpdates).publish(dir)),
-      revoke: meshParts && ((revocation) => publishRevocation(meshParts.mesh, revocation, counters, logger)),
-      audit: meshParts && (async (options) => {
-        await this.modelsReady;
-        const { mesh } = meshParts;
-        const feed = { have: () => mesh.store.have(), read: (origin: string, from: number) => mesh.store.read(origin, from), readEntry: (e: FeedEntry) => mesh.readEntry(e) };
-        return auditFeeds(feed, (sha256, version) => inference.modelFor(sha256, version), { ...options, scan: AUDIT_SCAN_ENTRIES });
-      }),
-    });
+    const commands = new CommandHandler(this.ctx, this.bus, nodeCommands({
+      status: () => this.status(), injectSwarm: () => this.injectSwarm(), mesh: meshParts?.mesh, modelUpdates: this.modelUpdates,
+      modelFor: (sha256, version) => inference.modelFor(sha256, version), modelsReady: () => this.modelsReady, counters, logger,
+    }));
     await commands.start();
     phase('commands');
 

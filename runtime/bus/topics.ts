@@ -7,7 +7,7 @@
  *   <prefix>/<nodeId>/readings/<channel>     one reading: {"value","unit","t","time"}
  *   <prefix>/<nodeId>/models/<model>         one model output: {"label","probabilities",...}
  *   <prefix>/<nodeId>/decisions/<rule>       current decision of a rule (retained)
- *   <prefix>/<nodeId>/cmd/<command>          requests to the node: status, sim/swarm
+ *   <prefix>/<nodeId>/cmd/<command>          requests to the node: the commands of agent/node-commands.ts
  *   <prefix>/<nodeId>/reply/<requestId>      answers to requests that named this topic
  */
 export interface NodeTopics {

@@ -214,6 +214,14 @@ withNodeOptions(program.command('status'))
     process.stdout.write(options.json ? `${JSON.stringify(reply.result, null, 2)}\n` : `${formatStatus(reply.result)}\n`);
   });
 
+withCommonOptions(program.command('commands'))
+  .description("list the commands a node answers over MQTT, with their arguments (from the node's command registry; no node needs to run)")
+  .option('--json', 'print JSON: name, description, write, and the arguments as JSON Schema')
+  .action(async (options: CommonOptions & { json?: boolean }) => {
+    const { commandsCommand } = await import('./commands-command.js');
+    commandsCommand({ ...options, topicPrefix: load(options).config.bus.topicPrefix });
+  });
+
 const sim = program.command('sim').description('control a simulated beehive node');
 withNodeOptions(sim.command('swarm'))
   .description('make the simulated colony swarm: pre-swarm sound, then swarming, then the swarm leaves')
