@@ -27,6 +27,13 @@ export async function ownerShowCommand(options: OwnerKeyOptions & { create: bool
     throw new ApiaryError(ErrorCodes.OWNER_KEY_MISSING, `there is no owner key at ${file}`, { hint: 'make one with: apiary owner init --key-file <file> (keep it off the boards, and backed up)' });
   }
   const { identity, created } = await loadOrCreateKeyFile(file);
+  const workTree = created ? gitWorkTreeOf(path.dirname(file)) : undefined;
+  if (workTree !== undefined) {
+    process.stderr.write(
+      `warning: the owner key ${file} is inside the git work tree ${workTree}: one \`git add .\` would publish the key that certifies your nodes\n` +
+        `  fix: keep it elsewhere (--key-file ~/.config/apiary/owner.json), or list ${path.relative(workTree, file)} in ${path.join(workTree, '.gitignore')}\n`,
+    );
+  }
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ ownerKey: identity.publicKey, ownerId: identity.nodeId, keyFile: file, created })}\n`);
     return;
@@ -37,6 +44,14 @@ export async function ownerShowCommand(options: OwnerKeyOptions & { create: bool
       `  others trust your nodes with, in their config:\n` +
       `    mesh: { trust: { owners: [ { name: <you>, publicKey: ${identity.publicKey} } ] } }\n`,
   );
+}
+
+/** The git work tree a folder lies in (a `.git` beside it or above), if any. */
+function gitWorkTreeOf(dir: string): string | undefined {
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    if (existsSync(path.join(at, '.git'))) return at;
+    if (path.dirname(at) === at) return undefined;
+  }
 }
 
 export interface OwnerSignOptions extends OwnerKeyOptions {

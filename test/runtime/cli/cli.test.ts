@@ -36,6 +36,18 @@ describe('apiary CLI', () => {
     expect(stat.stderr).toContain('commands: start, init, id, status');
   });
 
+  it('owner init warns when the new owner key lands inside a git work tree, and not elsewhere', async () => {
+    const repo = path.join(dir, 'a-repo');
+    await mkdir(path.join(repo, '.git'), { recursive: true });
+    const inRepo = await apiary(['owner', 'init', '--key-file', 'a-repo/keys/owner.json'], dir);
+    expect(inRepo.code).toBe(0);
+    expect(inRepo.stderr).toContain(`is inside the git work tree ${repo}`);
+    expect(inRepo.stderr).toContain(`list keys/owner.json in ${path.join(repo, '.gitignore')}`);
+    const outside = await apiary(['owner', 'init', '--key-file', 'elsewhere/owner.json'], dir);
+    expect(outside.code).toBe(0);
+    expect(outside.stderr).toBe('');
+  });
+
   it('init writes a commented config that validates, and will not overwrite it', async () => {
     expect((await apiary(['init'], dir)).code).toBe(0);
     const text = await readFile(path.join(dir, 'apiary.yaml'), 'utf8');
