@@ -38,12 +38,14 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
     sw_version: input.version,
   };
   const availability = { availability_topic: topics.state, payload_available: 'online', payload_not_available: 'offline' };
+  // Which software published the discovery config (Home Assistant shows it and logs it with the entity).
+  const origin = { name: 'Apiary', sw_version: input.version };
   const messages: DiscoveryMessage[] = [];
   const entity = (component: string, objectId: string, config: Record<string, unknown>) => {
     const uniqueId = `${objectBase}_${objectId.replace(/[^a-zA-Z0-9_]/g, '_')}`;
     messages.push({
       topic: `${discoveryPrefix}/${component}/${objectBase}/${objectId.replace(/[^a-zA-Z0-9_-]/g, '_')}/config`,
-      config: { ...config, unique_id: uniqueId, device, ...availability },
+      config: { ...config, unique_id: uniqueId, device, origin, ...availability },
     });
   };
   for (const channel of input.channels) {
@@ -71,7 +73,8 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
   }
   for (const rule of input.rules) {
     entity('binary_sensor', rule.id, {
-      name: rule.message,
+      // A short name from the rule id: the whole message reads badly as an entity name; it stays in the attributes.
+      name: ruleName(rule.id),
       state_topic: topics.decision(rule.id),
       value_template: "{{ 'ON' if value_json.active else 'OFF' }}",
       json_attributes_topic: topics.decision(rule.id),
@@ -79,4 +82,10 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
     });
   }
   return messages;
+}
+
+/** "hive-overheating" -> "Hive overheating". */
+export function ruleName(id: string): string {
+  const words = id.replace(/[-_.]+/g, ' ').trim();
+  return words.length === 0 ? id : words[0]?.toUpperCase() + words.slice(1);
 }

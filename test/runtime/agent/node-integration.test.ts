@@ -184,6 +184,9 @@ describe('an Apiary node, end to end', () => {
     });
     expect(configs[`${base}/hive-sound_swarm/config`]).toMatchObject({ unique_id: `apiary_${node.nodeId}_hive_sound_swarm` });
     expect(configs[`homeassistant/binary_sensor/apiary_${node.nodeId}/swarming/config`]).toMatchObject({ device_class: 'problem', state_topic: `apiary/${node.nodeId}/decisions/swarming` });
+    // Short entity names (the rule's message stays in the attributes), and the origin of the config.
+    expect(configs[`homeassistant/binary_sensor/apiary_${node.nodeId}/hive-overheating/config`]).toMatchObject({ name: 'Hive overheating', origin: { name: 'Apiary' } });
+    expect(configs[`${base}/temperature/config`]?.origin).toMatchObject({ name: 'Apiary', sw_version: expect.any(String) as unknown });
     // 4 channels + 4 model outputs + 5 rules (the 4 defaults and the stale-label one)
     expect(Object.keys(configs)).toHaveLength(13);
   });
