@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes, isApiaryError, type ErrorCode } from '../errors.js';
+import { valueAt } from '../value-at.js';
 
 /** A command's arguments: always an object schema, so each argument is a named field. */
 export type CommandArgs = z.ZodObject;
@@ -118,15 +119,6 @@ function describeArgIssues(command: CommandSpec, issues: readonly z.core.$ZodIss
     return `field "${field}": got ${got}; ${issue.message}`;
   });
   return `bad arguments for "${command.name}": ${problems.join('; ')} (fix: ${command.name} takes ${describeArgs(command)}; see \`apiary commands\`)`;
-}
-
-function valueAt(raw: unknown, keys: readonly PropertyKey[]): unknown {
-  let current = raw;
-  for (const key of keys) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
 
 /** A refusal for a handler to throw: its code and message go into the reply. */

@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { deepFreeze } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { configSchema, type ApiaryConfig } from './schema.js';
+import { valueAt } from '../value-at.js';
 
 export const DEFAULT_CONFIG_FILE = 'apiary.yaml';
 
@@ -124,15 +125,6 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const value = valueAt(raw, issue.path);
   const got = value === undefined ? 'nothing (the field is missing)' : JSON.stringify(value);
   return `field "${field}": got ${got}; ${issue.message}`;
-}
-
-function valueAt(raw: unknown, keys: readonly PropertyKey[]): unknown {
-  let current = raw;
-  for (const key of keys) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -227,12 +227,14 @@ export class FeedStore {
     const { budget, self, ownerOf } = this.options;
     if (!budget) return;
     for (;;) {
-      const others = [...this.feeds.values()].filter((f) => f.log && f.origin !== self);
-      const used = others.reduce((sum, f) => sum + (f.log as SegmentLog).stats().bytes, 0);
+      // Runs for every entry received: a plain sum; the victim list is built only when over budget.
+      let used = 0;
+      for (const f of this.feeds.values()) if (f.log && f.origin !== self) used += f.log.bytes;
       if (used + bytes <= budget.maxFeedBytes) return;
+      const others = [...this.feeds.values()].filter((f) => f.log && f.origin !== self);
       const victim = chooseEviction(others.map((f) => {
         const log = f.log as SegmentLog;
-        return { origin: f.origin, owner: ownerOf?.(f.origin), bytes: log.stats().bytes, droppable: log.sealedBytes() };
+        return { origin: f.origin, owner: ownerOf?.(f.origin), bytes: log.bytes, droppable: log.sealedBytes() };
       }));
       const dropped = victim === undefined ? 0 : await this.feeds.get(victim)?.log?.dropOldestSegment() ?? 0;
       if (dropped === 0) return;

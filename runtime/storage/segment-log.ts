@@ -352,6 +352,11 @@ export class SegmentLog implements AppendOnlyStream {
   }
 
   /** Bytes in sealed segments: what dropOldestSegment could free, one segment at a time. */
+  /** Bytes on disk in all segments (what stats().bytes says, without building the stats). */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
   sealedBytes(): number {
     return this.totalBytes - this.activeSegment().bytes;
   }

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { EmbeddedBroker, type EmbeddedBrokerTls } from '../../runtime/broker/embedded-broker.js';
 import { configSchema, type ConfigInput } from '../../runtime/config/schema.js';
@@ -121,9 +121,10 @@ export async function freeUdpPort(): Promise<number> {
  * accepted with: it replaces `who`'s own link there): for tests that send
  * what `who`'s own node would not. The caller ends it.
  */
-export function connectAs(who: TestMeshNode, victim: TestMeshNode): Promise<MqttClient> {
+export function connectAs(who: TestMeshNode, victim: TestMeshNode, extra: Partial<IClientOptions> = {}): Promise<MqttClient> {
   return connectAsync(victim.broker.url, {
     protocolVersion: 4, clientId: `apiary-${who.node.nodeId}`, username: who.node.nodeId,
     password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0,
+    ...extra,
   });
 }

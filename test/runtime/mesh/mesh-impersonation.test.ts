@@ -8,9 +8,8 @@ import path from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeEntry, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
-import { makeLinkToken } from '../../../runtime/mesh/link-token.js';
 import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
-import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { connectAs, meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 describe('a mesh node binds mesh messages and link ids to the authenticated node', () => {
   const bed = meshTestBed('impersonation');
@@ -35,8 +34,11 @@ describe('a mesh node binds mesh messages and link ids to the authenticated node
   }
 
   /** `who`'s link to victim, as peer-link.ts makes it: its own client id and a fresh token. */
-  const linkAs = (victim: TestMeshNode, who: TestMeshNode, clientId = `apiary-${who.node.nodeId}`): Promise<MqttClient> =>
-    connect(victim, { clientId, clean: false, username: who.node.nodeId, password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password });
+  const linkAs = async (victim: TestMeshNode, who: TestMeshNode, clientId = `apiary-${who.node.nodeId}`): Promise<MqttClient> => {
+    const client = await connectAs(who, victim, { clientId, clean: false });
+    clients.push(client);
+    return client;
+  };
 
   const entryOf = (who: TestMeshNode, seq: number, prev: string | null): FeedEntry =>
     signEntry(who.node, { seq, prev, hlc: { l: Date.now(), c: 0 }, type: 'reading', body: { value: seq } });

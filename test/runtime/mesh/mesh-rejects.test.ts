@@ -6,12 +6,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { makeLinkToken } from '../../../runtime/mesh/link-token.js';
 import { encodeMeshMessage, meshTopic } from '../../../runtime/mesh/mesh-protocol.js';
-import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
+import { connectAs, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 
 describe('a mesh node under hostile input', () => {
   let dir: string;
@@ -36,10 +36,7 @@ describe('a mesh node under hostile input', () => {
 
   /** An MQTT connection to the victim's broker as `who`, with a fresh link token (and its link's client id: a new one replaces the last). */
   async function linkAs(who: TestMeshNode, extra: Partial<IClientOptions> = {}): Promise<MqttClient> {
-    const client = await connectAsync(`mqtt://127.0.0.1:${victim.broker.port}`, {
-      protocolVersion: 4, clientId: `apiary-${who.node.nodeId}`, username: who.node.nodeId,
-      password: makeLinkToken(who.identity, victim.node.nodeId, Date.now(), `tcp:127.0.0.1:${victim.broker.port}`).password, reconnectPeriod: 0, ...extra,
-    });
+    const client = await connectAs(who, victim, extra);
     clients.push(client);
     return client;
   }
