@@ -3,7 +3,7 @@
  * simulated beehive and which a Firmata board.
  */
 import type { Clock } from '../runtime/clock.js';
-import type { DeviceConfig } from '../runtime/config/schema.js';
+import type { DeviceConfig } from './config.js';
 import type { Device } from './device.js';
 import { BeehiveBoard } from './drivers/beehive-board.js';
 import { SimulatedBeehiveIO } from './io/simulated-beehive-io.js';
@@ -35,8 +35,12 @@ export function createDevice(config: DeviceConfig, clock: Clock): Device {
     io,
     audio: new SimulatedHiveAudio(simulation, sounds),
     simulation: {
-      injectSwarm: () => simulation.injectSwarm(),
-      soundState: () => simulation.soundStateAt(clock.now()),
+      events: ['swarm'],
+      inject: (event) => {
+        if (event !== 'swarm') throw new RangeError(`the simulated beehive plays only "swarm", not "${event}"`);
+        return { ...simulation.injectSwarm() };
+      },
+      state: () => ({ sound: simulation.soundStateAt(clock.now()) }),
     },
     prepare: () => replay.open(),
   });

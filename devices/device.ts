@@ -31,10 +31,14 @@ export interface AudioFrame {
   readonly samples: Float32Array;
 }
 
-/** Controls only a simulated device has (for demos and tests). */
+/** Controls only a simulated device has (for demos and tests); what they mean is the application's business. */
 export interface SimulationControl {
-  injectSwarm(): { preSwarmFrom: number; swarmFrom: number; swarmUntil: number };
-  soundState(): string;
+  /** Events the simulation can be made to play (`swarm` for the simulated beehive). */
+  readonly events: readonly string[];
+  /** Plays one of `events`; returns its schedule in node times (ms). */
+  inject(event: string): Record<string, number>;
+  /** What the simulation is doing now, for status (`{ sound: 'normal' }`). */
+  state(): Record<string, string>;
 }
 
 export interface DeviceEvents {

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { Board, Sensor } from 'johnny-five';
 import type { Clock } from '../../runtime/clock.js';
-import type { DeviceConfig } from '../../runtime/config/schema.js';
+import type { DeviceConfig } from '../config.js';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import type { AudioSource, ChannelSpec, Device, DeviceEvents, SimulationControl } from '../device.js';
 import { captureIntervals } from './j5-timers.js';

@@ -18,6 +18,8 @@ export interface Bus {
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void>;
   publishJson(topic: string, value: unknown, options?: PublishOptions): Promise<void>;
   subscribe(filter: string, handler: MessageHandler): Promise<void>;
+  /** Removes one subscribe(filter, handler); the handler gets nothing more. */
+  unsubscribe(filter: string, handler: MessageHandler): Promise<void>;
   /** Publishes "offline" (retained) and disconnects. */
   stop(): Promise<void>;
 }

@@ -10,7 +10,7 @@ import type { Counters } from '../counters.js';
 import type { Bus, MessageHandler, PublishOptions } from './bus.js';
 
 export class EmbeddedBus implements Bus {
-  private readonly subscriptions: { filter: string; deliver: (packet: { topic: string; payload: Buffer | string }, done: () => void) => void }[] = [];
+  private readonly subscriptions: { filter: string; handler: MessageHandler; deliver: (packet: { topic: string; payload: Buffer | string }, done: () => void) => void }[] = [];
   private started = false;
 
   constructor(private readonly broker: EmbeddedBroker, private readonly stateTopic: string, private readonly counters: Counters) {}
@@ -36,8 +36,14 @@ export class EmbeddedBus implements Bus {
       setImmediate(() => handler(packet.topic, Buffer.from(packet.payload)));
       done();
     };
-    this.subscriptions.push({ filter, deliver });
+    this.subscriptions.push({ filter, handler, deliver });
     await this.broker.subscribe(filter, deliver);
+  }
+
+  async unsubscribe(filter: string, handler: MessageHandler): Promise<void> {
+    const index = this.subscriptions.findIndex((s) => s.filter === filter && s.handler === handler);
+    const [subscription] = index >= 0 ? this.subscriptions.splice(index, 1) : [];
+    if (subscription) await this.broker.unsubscribe(filter, subscription.deliver);
   }
 
   async stop(): Promise<void> {

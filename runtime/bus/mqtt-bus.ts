@@ -75,6 +75,12 @@ export class MqttBus implements Bus {
     await this.client?.subscribeAsync(filter, { qos: 1 });
   }
 
+  async unsubscribe(filter: string, handler: MessageHandler): Promise<void> {
+    const index = this.handlers.findIndex((h) => h.filter === filter && h.handler === handler);
+    if (index >= 0) this.handlers.splice(index, 1);
+    if (!this.handlers.some((h) => h.filter === filter)) await this.client?.unsubscribeAsync(filter);
+  }
+
   /** Publishes "offline" (retained) and disconnects cleanly, so the will is not needed. */
   async stop(): Promise<void> {
     const client = this.client;

@@ -7,7 +7,8 @@
  *   <prefix>/<nodeId>/readings/<channel>     one reading: {"value","unit","t","time"}
  *   <prefix>/<nodeId>/models/<model>         one model output: {"label","probabilities",...}
  *   <prefix>/<nodeId>/decisions/<rule>       current decision of a rule (retained)
- *   <prefix>/<nodeId>/cmd/<command>          requests to the node: the commands of agent/node-commands.ts
+ *   <prefix>/<nodeId>/alerts/<rule>          ON | OFF: whether that rule is raised, from start on (retained; Home Assistant)
+ *   <prefix>/<nodeId>/cmd/<command>          requests to the node: every command of the registry (`apiary commands`)
  *   <prefix>/<nodeId>/reply/<requestId>      answers to requests that named this topic
  */
 export interface NodeTopics {
@@ -17,6 +18,8 @@ export interface NodeTopics {
   reading(channel: string): string;
   model(model: string): string;
   decision(ruleId: string): string;
+  /** `ON` or `OFF`, retained: whether a rule's decision is raised, from start on (Home Assistant's binary sensors). */
+  alert(ruleId: string): string;
   command(name: string): string;
   /** Wildcard subscription for every command. */
   readonly commands: string;
@@ -33,6 +36,7 @@ export function nodeTopics(prefix: string, nodeId: string): NodeTopics {
     reading: (channel) => `${base}/readings/${channel}`,
     model: (model) => `${base}/models/${model}`,
     decision: (ruleId) => `${base}/decisions/${ruleId}`,
+    alert: (ruleId) => `${base}/alerts/${ruleId}`,
     command: (name) => `${base}/cmd/${name}`,
     commands: `${base}/cmd/#`,
     reply: (requestId) => `${base}/reply/${requestId}`,

@@ -13,9 +13,9 @@ import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
 import { formatStatus } from './format-status.js';
 import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
-import type { AuditResult } from '../agent/decision-audit.js';
-import type { UpdateReport } from '../agent/model-updates.js';
-import type { ApiaryNode } from '../agent/apiary-node.js';
+import type { AuditResult } from '../extensions/decision-audit/decision-audit.js';
+import type { UpdateReport } from '../extensions/model-updates/model-updates.js';
+import type { ApiaryNode } from '../core/apiary-node.js';
 import { requestNode } from './node-request.js';
 import { packagePath } from '../package-root.js';
 
@@ -87,9 +87,9 @@ async function startCommand(options: CommonOptions): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   // Loaded here, not at the top, so `apiary --help` and `apiary id` stay fast.
-  const { ApiaryNode: NodeClass } = await import('../agent/apiary-node.js');
+  const { createNode } = await import('../apps/index.js');
   if (stopping) return;
-  const node = new NodeClass(config, logger);
+  const node = createNode(config, logger);
   started.node = node;
   try {
     await node.start();

@@ -4,7 +4,7 @@
  * to run. The same registry answers the MQTT command topics.
  */
 import { describeArgs, jsonSchemaOf } from '../commands/command-registry.js';
-import { nodeCommands } from '../agent/node-commands.js';
+import { nodeCommands } from '../apps/index.js';
 
 export function commandsCommand(options: { json?: boolean; topicPrefix: string }): void {
   const commands = nodeCommands().list();

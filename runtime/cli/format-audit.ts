@@ -1,5 +1,5 @@
 /** Renders a decision audit for a terminal: one line per decision, failures first in the summary. */
-import type { AuditResult, AuditVerdict } from '../agent/decision-audit.js';
+import type { AuditResult, AuditVerdict } from '../extensions/decision-audit/decision-audit.js';
 
 /** Verdicts that mean a record does not hold up (the command exits 1). */
 export const AUDIT_FAILURES: ReadonlySet<AuditVerdict> = new Set(['input-hash-mismatch', 'output-mismatch', 'value-mismatch', 'malformed']);

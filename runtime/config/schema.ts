@@ -8,58 +8,20 @@ import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { duration, size } from './units.js';
 import { topicFilterProblem } from '../broker/mqtt-guard.js';
 import type { DeepReadonly } from '../deep-freeze.js';
+import { deviceSchema } from '../../devices/config.js';
+import { hiveModelSections } from '../apps/beehive/config.js';
+import { BEEHIVE_NAME, DEFAULT_RULES } from '../apps/beehive/defaults.js';
+import { SENSOR_NODE_NAME, SENSOR_NODE_RULES } from '../apps/sensor-node/defaults.js';
+import { homeAssistantSchema } from '../extensions/home-assistant/config.js';
+import { rulesSchema, type RuleInput } from '../extensions/rules/config.js';
+import { uplinkSchema } from '../extensions/uplink/config.js';
 
-const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
-const idMessage = 'use 1-48 lower-case letters, digits or dashes, starting with a letter or digit';
+/** Each application's defaults: what a config that does not say gets. */
+const APP_DEFAULTS: Record<'beehive' | 'sensor-node', { name: string; rules: RuleInput[] }> = {
+  beehive: { name: BEEHIVE_NAME, rules: DEFAULT_RULES },
+  'sensor-node': { name: SENSOR_NODE_NAME, rules: SENSOR_NODE_RULES },
+};
 
-/** Inputs a rule can watch: `reading.<channel>` or `model.<model>.<label>`. */
-export const RULE_INPUT_PATTERN = /^(reading\.[a-z][a-z0-9_]*|model\.[a-z0-9][a-z0-9-]*\.[a-z][a-z0-9_-]*)$/;
-
-const sensorSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  interval: duration(100),
-});
-
-const weightSensorSchema = sensorSchema.extend({
-  /** Analog pin of the load-cell amplifier (10-bit ADC on Firmata boards). */
-  pin: z.string().regex(/^A\d{1,2}$/, { error: 'expected an analog pin name like "A0"' }).default('A0'),
-  /** Calibration: kg = offsetKg + count * kgPerCount (see devices/drivers/beehive-board.ts). */
-  kgPerCount: z.number().positive().max(10).default(0.1),
-  offsetKg: z.number().min(-1000).max(1000).default(0),
-});
-
-const soundSchema = sensorSchema.extend({
-  /** Seconds of audio captured per sound sample (the feature frame needs ~0.93 s at 2205 Hz). */
-  frameSeconds: z.number().min(1).max(10).default(1),
-});
-
-const simulationSchema = z.strictObject({
-  /** Simulation time factor: 60 runs one simulated minute per real second. */
-  speed: z.number().positive().max(100_000).default(1),
-  /** Seed of the simulator's random numbers, for repeatable runs. */
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
-  startWeightKg: z.number().min(5).max(150).default(38),
-  /** How long the colony sounds pre-swarm, then swarming, after `apiary sim swarm`. */
-  preSwarm: duration(1_000).prefault('10m'),
-  swarm: duration(1_000).prefault('5m'),
-});
-
-const deviceSchema = z.strictObject({
-  kind: z.enum(['simulated-beehive', 'firmata'], {
-    error: 'expected "simulated-beehive" (no hardware) or "firmata" (a Firmata board on a serial port)',
-  }).default('simulated-beehive'),
-  /** Serial port of a Firmata board; omitted = johnny-five auto-detects. */
-  port: z.string().min(1).optional(),
-  /** I2C address of the SHT31-D temperature/humidity sensor (datasheet: 0x44 or 0x45). */
-  sht31Address: z.union([z.literal(0x44), z.literal(0x45)], { error: 'expected 0x44 (68) or 0x45 (69), the SHT31-D addresses' }).default(0x44),
-  sensors: z.strictObject({
-    temperature: sensorSchema.prefault({ interval: '1m' }),
-    humidity: sensorSchema.prefault({ interval: '1m' }),
-    weight: weightSensorSchema.prefault({ interval: '1m' }),
-    sound: soundSchema.prefault({ interval: '10s' }),
-  }).prefault({}),
-  simulation: simulationSchema.prefault({}),
-});
 
 const publicKeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected a base64url Ed25519 public key of 43 characters (see `apiary id`)' });
 
@@ -89,56 +51,8 @@ const modelsSchema = z.strictObject({
   backend: z.enum(['auto', 'onnxruntime-node', 'onnxruntime-web'], {
     error: 'expected "auto" (probe, then native or WASM), "onnxruntime-node" (native) or "onnxruntime-web" (WASM)',
   }).default('auto'),
-  thermal: z.strictObject({
-    enabled: z.boolean().default(true),
-    /** How often the brood-temperature model runs, and over how much history. */
-    every: duration(1_000).prefault('15m'),
-    window: duration(60_000).prefault('24h'),
-    /** Fewest readings in the window before the model is asked at all. */
-    minReadings: z.number().int().min(2).max(100_000).default(4),
-  }).prefault({}),
-  sound: z.strictObject({
-    /** The hive-sound model runs on every sound sample. */
-    enabled: z.boolean().default(true),
-  }).prefault({}),
+  ...hiveModelSections,
 });
-
-const ruleSchema = z.strictObject({
-  id: z.string().regex(idPattern, { error: idMessage }),
-  input: z.string().regex(RULE_INPUT_PATTERN, {
-    error: 'expected "reading.<channel>" (like reading.temperature) or "model.<model>.<label>" (like model.hive-sound.swarm)',
-  }),
-  above: z.number().optional(),
-  below: z.number().optional(),
-  /** Hysteresis: once raised, the decision clears only when the value passes this level. */
-  clearAt: z.number().optional(),
-  /** The condition must hold this long before the decision is raised. */
-  for: duration(0).default(0),
-  severity: z.enum(['info', 'warning', 'critical']).default('warning'),
-  message: z.string().min(1).max(200),
-}).superRefine((rule, ctx) => {
-  if ((rule.above === undefined) === (rule.below === undefined)) {
-    ctx.addIssue({ code: 'custom', path: ['above'], message: 'give exactly one of "above" or "below"' });
-    return;
-  }
-  if (rule.clearAt !== undefined) {
-    const wrongSide = rule.above !== undefined ? rule.clearAt > rule.above : rule.clearAt < (rule.below ?? 0);
-    if (wrongSide) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['clearAt'],
-        message: `clearAt must be on the safe side of the threshold (${rule.above !== undefined ? 'at most "above"' : 'at least "below"'})`,
-      });
-    }
-  }
-});
-
-export const DEFAULT_RULES: z.input<typeof ruleSchema>[] = [
-  { id: 'swarming', input: 'model.hive-sound.swarm', above: 0.8, clearAt: 0.5, for: '30s', severity: 'critical', message: 'The colony sounds like it is swarming' },
-  { id: 'pre-swarm', input: 'model.hive-sound.pre-swarm', above: 0.8, clearAt: 0.5, for: '1m', severity: 'warning', message: 'The colony sounds like it is preparing to swarm' },
-  { id: 'colony-weak', input: 'model.hive-thermal.strong_colony', below: 0.3, clearAt: 0.6, for: '6h', severity: 'warning', message: 'The hive temperature looks like a weak colony: have a look inside' },
-  { id: 'hive-overheating', input: 'reading.temperature', above: 38, clearAt: 37, for: '10m', severity: 'critical', message: 'The hive is overheating' },
-];
 
 const nodeIdSchema = z.string().regex(/^[a-z2-7]{12}$/, { error: 'expected a 12-character node id (see `apiary id` on that node)' });
 const streamNameSchema = z.enum(['readings', 'models', 'decisions'], { error: 'expected "readings", "models" or "decisions"' });
@@ -238,21 +152,15 @@ const meshSchema = z.strictObject({
     otherMaps: mapWritersSchema.default('my-owner'),
   }).prefault({}),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */
-  uplink: z.strictObject({
-    url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://broker.example.org:1883' }),
-    username: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
-    /** Entry types to bridge. */
-    types: z.array(z.enum(['reading', 'model', 'decision'])).min(1).default(['reading', 'model', 'decision']),
-    /** This node's feed only, or every feed it holds (a gateway for the mesh). */
-    origins: z.enum(['own', 'all']).default('own'),
-  }).optional(),
+  uplink: uplinkSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
+  /** What the node is for: a bundle of extensions with its own defaults (runtime/apps). */
+  app: z.enum(['beehive', 'sensor-node'], { error: 'expected "beehive" (the hive models, rules and swarm simulation) or "sensor-node" (readings and rules, no models)' }).default('beehive'),
   node: z.strictObject({
-    /** A human name for this node, shown in Home Assistant. */
-    name: z.string().min(1).max(64).default('Apiary beehive'),
+    /** A human name for this node, shown in Home Assistant; default: the application's. */
+    name: z.string().min(1).max(64).optional(),
     dataDir: z.string().min(1).default('./.apiary'),
   }).prefault({}),
   log: z.strictObject({
@@ -321,10 +229,7 @@ export const configSchema = z.strictObject({
     url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://host:1883 or mqtts://host:8883' }).optional(),
     topicPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, { error: 'use letters, digits, _ or -: it becomes the first topic level' }).default('apiary'),
   }).prefault({}),
-  homeAssistant: z.strictObject({
-    enabled: z.boolean().default(true),
-    discoveryPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/).default('homeassistant'),
-  }).prefault({}),
+  homeAssistant: homeAssistantSchema.prefault({}),
   device: deviceSchema.prefault({}),
   models: modelsSchema.prefault({}),
   storage: z.strictObject({
@@ -334,11 +239,12 @@ export const configSchema = z.strictObject({
     /** How often appended records are forced to the SD card (fsync); 5 s matches ext4's default journal commit. */
     fsyncInterval: duration(0, 3_600_000).prefault('5s'),
   }).prefault({}),
-  decisions: z.array(ruleSchema).max(64).prefault(DEFAULT_RULES),
+  /** The rules the node decides by; default: the application's (runtime/apps/<app>/defaults.ts). */
+  decisions: rulesSchema.optional(),
   mesh: meshSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
-  config.decisions.forEach((rule, index) => {
+  (config.decisions ?? []).forEach((rule, index) => {
     if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['decisions', index, 'id'], message: `duplicate rule id "${rule.id}": ids must be unique` });
     seen.add(rule.id);
   });
@@ -359,10 +265,13 @@ export const configSchema = z.strictObject({
   if (config.mesh.enabled && !config.broker.enabled && config.mesh.neighbours.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'enabled'], message: 'the mesh needs the embedded broker (neighbours publish to it): set broker.enabled: true, or mesh.enabled: false' });
   }
+}).transform((config) => {
+  // The application's defaults, for what the file does not say.
+  const defaults = APP_DEFAULTS[config.app];
+  return { ...config, node: { ...config.node, name: config.node.name ?? defaults.name }, decisions: config.decisions ?? rulesSchema.parse(defaults.rules) };
 });
 
 export type ApiaryConfig = DeepReadonly<z.output<typeof configSchema>>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type RuleConfig = ApiaryConfig['decisions'][number];
-export type DeviceConfig = ApiaryConfig['device'];
-export type SensorName = keyof DeviceConfig['sensors'];
+export type { DeviceConfig, SensorName } from '../../devices/config.js';

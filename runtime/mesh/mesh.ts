@@ -164,20 +164,34 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
   }
 
+  private opened: Promise<void> | undefined;
+
   get nodeId(): string {
     return this.options.identity.node.nodeId;
+  }
+
+  /**
+   * Opens the local state (members, feeds, shared document) without going on
+   * the network: the node's extensions can then read it and listen for
+   * entries before the first one arrives. `start` calls it if not called.
+   */
+  open(): Promise<void> {
+    this.opened ??= (async () => {
+      await mkdir(path.join(this.options.dataDir, 'mesh', 'state-v2'), { recursive: true });
+      await noteLegacySharedState(path.join(this.options.dataDir, 'mesh', 'state'), this.options.logger, this.options.counters);
+      await this.directory.start();
+      await this.quarantine.start();
+      await this.store.open();
+      await this.state.start();
+    })();
+    return this.opened;
   }
 
   /** Starts on the node's own broker: neighbours' messages to us arrive there. */
   async start(broker: EmbeddedBroker): Promise<void> {
     const { prefix, settings } = this.options;
     this.broker = broker;
-    await mkdir(path.join(this.options.dataDir, 'mesh', 'state-v2'), { recursive: true });
-    await noteLegacySharedState(path.join(this.options.dataDir, 'mesh', 'state'), this.options.logger, this.options.counters);
-    await this.directory.start();
-    await this.quarantine.start();
-    await this.store.open();
-    await this.state.start();
+    await this.open();
     this.state.on('update', (update, from) => { if (from === 'local') this.broadcast({ t: 'state', update: Buffer.from(update).toString('base64'), hops: 0 }); });
     // This node's member record in the shared document: written when it changes (a new name, key or owner).
     const cert = this.options.identity.certificate;

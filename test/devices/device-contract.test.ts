@@ -78,8 +78,8 @@ describe.each(implementations)('Device contract: $name', ({ make }) => {
     const device = make();
     if (!device.simulation) return;
     await device.open();
-    device.simulation.injectSwarm();
-    expect(device.simulation.soundState()).toBe('pre-swarm');
+    device.simulation.inject('swarm');
+    expect(device.simulation.state().sound).toBe('pre-swarm');
     await device.close();
   });
 });

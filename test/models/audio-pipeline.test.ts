@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AudioFrame } from '../../devices/device.js';
 import { AUDIO_FEATURE_NAMES, AUDIO_SAMPLE_RATE, parseOsbhDat } from '../../models/features/audio-bands.js';
 import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-backend.js';
-import { HiveInference, SOUND_MODEL } from '../../runtime/agent/hive-inference.js';
+import { SOUND_MODEL } from '../../runtime/apps/beehive/hive-models.js';
+import { TestHive as HiveInference } from '../support/test-hive.js';
 import { parseConfig } from '../../runtime/config/load-config.js';
 import { HIVE_SOUND_DIR, OSBH_AUDIO_DIR, REPO_ROOT } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { OnnxRuntimeNodeBackend } from '../../models/inference/onnxruntime-node-
 import { isShippedModelDir, signManifestJson, verifyModelDir, NO_TRUST, type ModelTrust } from '../../models/registry/manifest-signature.js';
 import { canonicalJson } from '../../runtime/canonical-json.js';
 import { loadVerifiedModel } from '../../models/registry/model-runner.js';
-import { HiveInference } from '../../runtime/agent/hive-inference.js';
+import { TestHive as HiveInference } from '../support/test-hive.js';
 import { parseConfig } from '../../runtime/config/load-config.js';
 import { Counters } from '../../runtime/counters.js';
 import { ErrorCodes } from '../../runtime/errors.js';

@@ -65,7 +65,7 @@ export async function demoCommand(options: { nodes: number; speed: number; dataD
         }
         case 'swarm': {
           const n = nodeNumber(args[0]);
-          demo.nodes[n - 1]?.node.injectSwarm();
+          void demo.nodes[n - 1]?.node.commands.run('sim/swarm', {});
           out(`hive-${n}: swarm injected; its swarming decision will spread to every node`);
           break;
         }

@@ -7,7 +7,8 @@
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { ApiaryNode } from '../../agent/apiary-node.js';
+import type { ApiaryNode } from '../../core/apiary-node.js';
+import { createNode } from '../../apps/index.js';
 import { configSchema } from '../../config/schema.js';
 import { loadOrCreateIdentity, loadOrCreateKeyFile } from '../../identity/identity.js';
 import type { Logger } from '../../log.js';
@@ -78,7 +79,7 @@ export class MeshDemo {
           trust: { owners: ids.map((peer, j) => ({ name: `owner of hive-${j + 1}`, publicKey: peer.owner })) },
         },
       });
-      const node = new ApiaryNode(config, logger);
+      const node = createNode(config, logger);
       this.nodes.push({ name: `hive-${i + 1}`, nodeId: (ids[i] as (typeof ids)[number]).node.nodeId, node });
     }
     await Promise.all(this.nodes.map((n) => n.node.start()));

@@ -78,6 +78,20 @@ describe.each(implementations)('Bus contract: $name', ({ make }) => {
     await expect.poll(() => got).toEqual(['apiary/testnode/cmd/status=yes']);
   });
 
+  it('delivers nothing more to a handler once unsubscribed, and still to the others', async () => {
+    const gone: string[] = [];
+    const kept: string[] = [];
+    const goneHandler = (_topic: string, payload: Buffer) => gone.push(payload.toString());
+    await bus.subscribe('apiary/testnode/cmd/#', goneHandler);
+    await bus.subscribe('apiary/testnode/cmd/+', (_topic, payload) => kept.push(payload.toString()));
+    await outside.publishAsync('apiary/testnode/cmd/a', 'one', { qos: 1 });
+    await expect.poll(() => [gone, kept]).toEqual([['one'], ['one']]);
+    await bus.unsubscribe('apiary/testnode/cmd/#', goneHandler);
+    await outside.publishAsync('apiary/testnode/cmd/a', 'two', { qos: 1 });
+    await expect.poll(() => kept).toEqual(['one', 'two']);
+    expect(gone).toEqual(['one']);
+  });
+
   it('says offline (retained) when stopped', async () => {
     await bus.stop();
     const late = nextMessage(outside, STATE);

@@ -1,0 +1,344 @@
+/**
+ * The kernel: the one place that builds a node. It starts the core services
+ * in dependency order (data dir, identity, storage, mesh, broker, bus, model
+ * host, device), then the extensions (runtime/extensions, and the
+ * application's), and bridges the device to the node's typed events. Every
+ * feature is an extension; this file does not grow with them. Constructors
+ * only assign; `start()` and `stop()` do the work, and `stop()` closes
+ * everything `start()` opened, also when it arrives during start.
+ */
+import { readFileSync } from 'node:fs';
+import type { ChannelSpec, Device } from '../../devices/device.js';
+import { createDevice } from '../../devices/create-device.js';
+import { SelectedInferenceBackend } from '../../models/inference/select-backend.js';
+import { EmbeddedBroker } from '../broker/embedded-broker.js';
+import { localTopicRulesFor } from '../broker/topic-acl.js';
+import type { Bus } from '../bus/bus.js';
+import { EmbeddedBus } from '../bus/embedded-bus.js';
+import { MqttBus } from '../bus/mqtt-bus.js';
+import { nodeTopics, type NodeTopics } from '../bus/topics.js';
+import { ScaledClock, type Clock } from '../clock.js';
+import { CommandRegistry } from '../commands/command-registry.js';
+import type { ApiaryConfig } from '../config/schema.js';
+import { Counters } from '../counters.js';
+import { ApiaryError, ErrorCodes, describeError, isApiaryError } from '../errors.js';
+import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
+import type { Logger } from '../log.js';
+import { createMesh, type MeshParts } from '../mesh/create-mesh.js';
+import type { Mesh } from '../mesh/mesh.js';
+import { anonymousPolicy } from '../mesh/mesh-access.js';
+import { packagePath } from '../package-root.js';
+import type { DataDirLock } from '../storage/data-dir-lock.js';
+import { brokerOptions } from './broker-options.js';
+import { declareCoreCommands } from './core-commands.js';
+import type { ExtensionEntry } from './extension.js';
+import { ExtensionRunner } from './extension-runner.js';
+import { ModelHost } from './model-host.js';
+import { modelTrustFromConfig } from './model-trust.js';
+import type { LatestValues, NodeContext } from './node-context.js';
+import { NodeEvents } from './node-events.js';
+import { acquireDataDir } from './node-preflight.js';
+import { NodeStorage } from './node-storage.js';
+import { describeRecovery } from './recovery-report.js';
+import { restoreCounters, saveCountersPeriodically, savedCounters } from './persisted-counters.js';
+import { sharedDigest } from './shared-digest.js';
+
+export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+
+export type { LatestValues, NodeContext } from './node-context.js';
+
+export class ApiaryNode {
+  readonly counters = new Counters();
+  readonly clock: Clock;
+  readonly latest: LatestValues = { readings: {}, models: {}, decisions: {} };
+  readonly commands = new CommandRegistry();
+  private readonly events: NodeEvents;
+  private readonly extensions: ExtensionRunner;
+  private readonly abort = new AbortController();
+  private readonly timers: (() => void)[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private core: Omit<NodeContext, 'logger' | 'events' | 'track' | 'every'> | undefined;
+  private readonly derivedChannels: ChannelSpec[] = [];
+  private storage: NodeStorage | undefined;
+  private broker: EmbeddedBroker | undefined;
+  private bus: Bus | undefined;
+  private device: Device | undefined;
+  private models: ModelHost | undefined;
+  private backend: SelectedInferenceBackend | undefined;
+  private meshParts: MeshParts | undefined;
+  private dataDirLock: DataDirLock | undefined;
+  private startedAtReal = 0;
+  private countersSince = 0;
+  private modelsReady: Promise<unknown> = Promise.resolve();
+  private onFirstReading: (() => void) | undefined;
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly config: ApiaryConfig, private readonly logger: Logger, extensions: readonly ExtensionEntry[] = []) {
+    this.clock = new ScaledClock({ speed: config.device.kind === 'simulated-beehive' ? config.device.simulation.speed : 1 });
+    this.events = new NodeEvents(this.counters, logger);
+    this.extensions = new ExtensionRunner(extensions, config, this.counters, logger);
+  }
+
+  get nodeId(): string {
+    return this.ctx.identity.nodeId;
+  }
+
+  get identity(): NodeIdentity {
+    return this.ctx.identity;
+  }
+
+  get topics(): NodeTopics {
+    return this.ctx.topics;
+  }
+
+  /** The port the embedded broker listens on (useful with --port 0). */
+  get brokerPort(): number | undefined {
+    return this.broker?.port;
+  }
+
+  get brokerUrl(): string | undefined {
+    return this.config.bus.url ?? this.broker?.url;
+  }
+
+  /** The mesh, when enabled (tests and the demo look inside). */
+  get mesh(): Mesh | undefined {
+    return this.meshParts?.mesh;
+  }
+
+  /** Starts the node; a stop() meanwhile makes it reject with START_ABORTED once the running phase is done. */
+  start(): Promise<void> {
+    if (this.starting) return Promise.reject(new Error('start() was already called'));
+    this.starting = this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<void> {
+    const { config, logger, counters, clock } = this;
+    const signal = this.abort.signal;
+    this.startedAtReal = Date.now();
+    // Start-up phases at debug level: start-up time matters on a 1 GHz board. Each is a point where a stop() takes effect.
+    let phaseStart = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      logger.debug({ ms: Math.round(now - phaseStart) }, `start-up: ${name}`);
+      phaseStart = now;
+      if (signal.aborted) throw new ApiaryError(ErrorCodes.START_ABORTED, `start-up stopped after "${name}"`);
+    };
+    phase('begin');
+    // Everything that can fail is checked before anything is written (no identity left by a failed start).
+    this.dataDirLock = await acquireDataDir(config, logger, counters);
+    phase('data dir locked, ports free');
+    const { identity, created } = await loadOrCreateIdentity(config.node.dataDir);
+    if (created) logger.info({ nodeId: identity.nodeId }, 'created a new node identity');
+    const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
+    const storage = (this.storage = new NodeStorage(config, counters));
+    await storage.start();
+    const previous = storage.state.get();
+    if (!previous.cleanShutdown) {
+      const recovery = describeRecovery(await storage.stats());
+      logger.warn({ cut: recovery.streams }, `the last run did not shut down cleanly; ${recovery.text}`);
+    }
+    const since = (this.countersSince = restoreCounters(counters, previous));
+    await storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; s.counters = savedCounters(counters, since); });
+    this.timers.push(saveCountersPeriodically(storage, counters, since));
+    phase('identity and storage');
+
+    // Chosen at the first model load (probing onnxruntime-node in a child process if needed), so only when a model is used.
+    this.backend = new SelectedInferenceBackend({ preference: config.models.backend, dataDir: config.node.dataDir, logger, counters });
+    // The mesh first: on a first start it creates the owner key, whose signed models this node trusts.
+    this.meshParts = config.mesh.enabled && config.broker.enabled ? await createMesh(config, identity, counters, logger) : undefined;
+    phase('mesh created');
+    const models = (this.models = new ModelHost(this.backend, { dir: config.models.dir, trust: await modelTrustFromConfig(config), logger, counters, dataDir: config.node.dataDir }));
+    if (config.broker.enabled) {
+      const access = this.meshParts?.access ?? anonymousPolicy(config.broker.anonymous, localTopicRulesFor(config, identity.nodeId, counters));
+      this.broker = new EmbeddedBroker(await brokerOptions(config, logger, counters, access));
+      await this.broker.start();
+      logger.info({ url: this.broker.url, ...(config.broker.tls ? { tlsPort: this.broker.tlsPort } : {}) }, 'MQTT broker listening');
+      phase('broker listening');
+    }
+    const mesh = this.broker ? this.meshParts?.mesh : undefined;
+    await mesh?.open(); // local state only: on the network once the extensions listen
+    this.bus = config.bus.url !== undefined || !this.broker
+      ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
+      : new EmbeddedBus(this.broker, topics.state, counters);
+    await this.bus.start();
+    phase('broker and bus');
+
+    this.device = createDevice(config.device, clock);
+    // Models load once the first reading is out (or after a second): loading onnxruntime
+    // blocks the event loop for tens of ms, and the first reading is the user's first sign
+    // of life. Not loaded at all for a start that is being stopped.
+    const firstReadingOut = new Promise<void>((resolve) => {
+      this.onFirstReading = resolve;
+      const fallback = setTimeout(resolve, 1_000);
+      this.timers.push(() => clearTimeout(fallback));
+    });
+    this.modelsReady = firstReadingOut.then(async () => {
+      if (signal.aborted) return;
+      await models.start();
+      logger.debug('start-up: models loaded and verified');
+    });
+    this.modelsReady.catch(() => undefined); // awaited below; this only prevents an early unhandled-rejection crash
+    this.core = Object.freeze({
+      config, clock, counters, identity, topics, storage, models, mesh, commands: this.commands, latest: this.latest,
+      bus: this.bus, device: this.device, broker: this.broker, modelsReady: this.modelsReady,
+      channels: () => [...(this.device?.channels ?? []), ...this.derivedChannels],
+      addChannel: (channel: ChannelSpec) => { if (!this.derivedChannels.some((c) => c.name === channel.name)) this.derivedChannels.push(channel); },
+    });
+    declareCoreCommands(this.commands, { status: () => this.status(), mesh, counters, logger });
+    this.extensions.declareDisabled(this.commands);
+    this.listenForLatest();
+    await this.extensions.start((name) => this.contextFor(name), signal, (name) => this.events.removeAll(name));
+    phase('extensions');
+
+    if (mesh) {
+      mesh.on('entry', (entry) => this.track(this.events.emit('feed-entry', entry)));
+      await mesh.start(this.broker as EmbeddedBroker);
+      logger.info({ owner: this.meshParts?.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
+      phase('mesh started');
+    }
+    const device = this.device;
+    device.on('reading', (reading) => this.track(this.events.emit('reading', reading).then(() => this.firstReadingOut())));
+    device.on('audio', (frame) => this.track(this.events.emit('audio', frame)));
+    device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
+    await device.open();
+    phase('device open');
+    await this.modelsReady;
+    phase('models ready');
+    await this.publishInfo();
+    await this.events.emit('started');
+    phase('started');
+    logger.info({ nodeId: identity.nodeId, device: device.kind, speed: clock.speed, dataDir: config.node.dataDir }, 'Apiary node started');
+  }
+
+  /** Stops the node, or a start in progress (at its next phase); closes all start() opened. Calls after the first share its result. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.abort.abort();
+    for (const clear of this.timers.splice(0)) clear();
+    this.firstReadingOut(); // a start() still waiting for its first reading goes on and sees the stop
+    // Nothing is closed under a phase still running: start gives up at its next phase.
+    let refusedToStart = false;
+    await this.starting?.catch((err: unknown) => {
+      if (isApiaryError(err, ErrorCodes.START_ABORTED)) return;
+      this.logger.debug({ err: describeError(err) }, 'start-up had failed');
+      refusedToStart = !this.dataDirLock; // it never took the data dir: nothing ran, nothing "stopped"
+    });
+    await this.modelsReady.catch(() => undefined);
+    for (const clear of this.timers.splice(0)) clear();
+    await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
+    await this.settle();
+    await this.extensions.stop((name) => this.events.removeAll(name));
+    await this.settle();
+    if (this.storage && this.dataDirLock) {
+      const counters = savedCounters(this.counters, this.countersSince);
+      await this.storage.state.update((s) => { s.lastStopAt = this.clock.now(); s.cleanShutdown = true; s.counters = counters; });
+    }
+    await this.meshParts?.mesh.stop().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'mesh stop failed'));
+    await this.bus?.stop().catch(() => undefined);
+    await this.broker?.stop();
+    await this.models?.stop();
+    await this.storage?.close();
+    await this.dataDirLock?.release();
+    this.device = undefined;
+    this.bus = undefined;
+    this.broker = undefined;
+    if (this.starting && !refusedToStart) this.logger.info('Apiary node stopped');
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const streams = (await this.storage?.stats()) ?? [];
+    const mesh = this.meshParts?.mesh;
+    return this.extensions.status({
+      nodeId: this.ctx.identity.nodeId,
+      publicKey: this.ctx.identity.publicKey,
+      name: this.config.node.name,
+      app: this.config.app,
+      version: APIARY_VERSION,
+      device: this.device?.kind ?? this.config.device.kind,
+      speed: this.clock.speed,
+      uptimeS: Math.round((Date.now() - this.startedAtReal) / 1000),
+      nodeTime: this.clock.now(),
+      latest: this.latest,
+      storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
+      counters: this.counters.snapshot(),
+      countersSince: new Date(this.countersSince).toISOString(),
+      deviceCounters: this.device?.stats() ?? {},
+      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients, connections: this.broker.openConnections } : undefined,
+      mesh: mesh ? { ...mesh.status(), shared: sharedDigest(mesh.state) } : undefined,
+      inference: this.backend?.selection,
+      models: {
+        dir: this.models?.modelsDir,
+        loaded: this.models?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256, signer: m.signer })) ?? [],
+        refused: this.models?.refused ?? [],
+        updates: [],
+      },
+    });
+  }
+
+  private get ctx(): NonNullable<ApiaryNode['core']> {
+    if (!this.core) throw new Error('the node is not started');
+    return this.core;
+  }
+
+  /** An extension's view: its own logger, and listeners held under its name. */
+  private contextFor(name: string): NodeContext {
+    const events = this.events;
+    return Object.freeze({
+      ...this.ctx,
+      logger: this.logger.child({ ext: name }),
+      events: {
+        on: (event, listener) => events.on(name, event, listener),
+        emit: (event, ...args) => events.emit(event, ...args),
+      },
+      track: (work: Promise<unknown>) => this.track(work),
+      every: (intervalMs: number, fn: () => void) => { this.timers.push(this.clock.every(intervalMs, fn)); },
+    } satisfies NodeContext);
+  }
+
+  /** The kernel's own listeners, first in line: the latest values for status. */
+  private listenForLatest(): void {
+    this.events.on('kernel', 'reading', (reading) => { this.latest.readings[reading.channel] = reading; });
+    this.events.on('kernel', 'model-output', (output) => { this.latest.models[output.model] = output; });
+    this.events.on('kernel', 'decision', ({ time: _time, evidence: _evidence, ...decision }) => { this.latest.decisions[decision.rule] = decision; });
+  }
+
+  private firstReadingOut(): void {
+    this.onFirstReading?.();
+    this.onFirstReading = undefined;
+  }
+
+  /** Keeps hold of async work so stop() can wait for it; errors are counted, never thrown. */
+  private track(work: Promise<unknown>): void {
+    const tracked = work.catch((err: unknown) => {
+      this.counters.increment('node.pipeline_errors');
+      this.logger.error({ err: describeError(err) }, 'pipeline step failed');
+    });
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+  }
+
+  /** Waits until no tracked work is left (work may start more work). */
+  private async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Who this node is, retained: the application's models and rules included. */
+  private async publishInfo(): Promise<void> {
+    const { identity, topics } = this.ctx;
+    await this.bus?.publishJson(topics.info, {
+      nodeId: identity.nodeId,
+      publicKey: identity.publicKey,
+      name: this.config.node.name,
+      version: APIARY_VERSION,
+      device: this.config.device.kind,
+      models: this.models?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 })) ?? [],
+      rules: this.config.decisions.map((r) => ({ id: r.id, input: r.input, severity: r.severity, message: r.message })),
+    }, { retain: true, qos: 1 });
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The extension list: one line per capability. Each is imported only when
+ * enabled (RAM on a 512 MB board); `declareCommands` lists its commands
+ * without loading it. Order matters where `after` does not say: listeners run
+ * in start order, so the recorder stores a reading before the rules decide on it.
+ */
+import type { ExtensionEntry } from '../core/extension.js';
+import { declareAuditCommands } from './decision-audit/commands.js';
+import { declareModelUpdateCommands } from './model-updates/commands.js';
+
+export const EXTENSIONS: readonly ExtensionEntry[] = [
+  { name: 'recorder', enabled: () => true, load: async () => (await import('./recorder/index.js')).createRecorder },
+  { name: 'rules', after: ['recorder'], enabled: () => true, load: async () => (await import('./rules/index.js')).createRules },
+  {
+    name: 'model-updates',
+    enabled: (c) => c.mesh.enabled && c.broker.enabled && c.models.meshUpdates,
+    load: async () => (await import('./model-updates/index.js')).createModelUpdates,
+    declareCommands: (registry) => declareModelUpdateCommands(registry),
+  },
+  { name: 'decision-audit', enabled: () => true, load: async () => (await import('./decision-audit/index.js')).createDecisionAudit, declareCommands: (registry) => declareAuditCommands(registry) },
+  { name: 'uplink', enabled: (c) => c.mesh.enabled && c.broker.enabled && c.mesh.uplink !== undefined, load: async () => (await import('./uplink/index.js')).createUplink },
+  { name: 'home-assistant', after: ['rules'], enabled: (c) => c.homeAssistant.enabled, load: async () => (await import('./home-assistant/index.js')).createHomeAssistant },
+  { name: 'mqtt-commands', enabled: () => true, load: async () => (await import('./mqtt-commands/index.js')).createMqttCommands },
+];

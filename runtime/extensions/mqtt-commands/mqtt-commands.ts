@@ -1,0 +1,71 @@
+/**
+ * The MQTT view of the node's command registry (`<prefix>/<nodeId>/cmd/<name>`).
+ * Every payload is size-limited and parsed here; the registry validates the
+ * arguments and runs the command. A bad one is counted and answered with an
+ * error, never acted on. Answers go only to the node's own reply topics, so a
+ * request cannot make the node publish elsewhere.
+ */
+import { z } from 'zod';
+import type { MessageHandler } from '../../bus/bus.js';
+import type { NodeContext } from '../../core/node-context.js';
+
+export const MAX_COMMAND_BYTES = 4096;
+const requestSchema = z.strictObject({
+  requestId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+
+export class CommandHandler {
+  private listener: MessageHandler | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly ctx: NodeContext) {}
+
+  async start(): Promise<void> {
+    const prefix = `${this.ctx.topics.base}/cmd/`;
+    this.listener = (topic, payload) => {
+      const work = this.handle(topic.slice(prefix.length), payload).catch((err: unknown) => {
+        this.ctx.counters.increment('commands.errors');
+        this.ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'command failed');
+      });
+      this.inFlight.add(work);
+      void work.finally(() => this.inFlight.delete(work));
+    };
+    await this.ctx.bus.subscribe(this.ctx.topics.commands, this.listener);
+  }
+
+  /** Takes no more commands, and waits for those being answered. */
+  async stop(): Promise<void> {
+    if (this.listener) await this.ctx.bus.unsubscribe(this.ctx.topics.commands, this.listener);
+    this.listener = undefined;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async handle(name: string, payload: Buffer): Promise<void> {
+    const { counters, logger, topics } = this.ctx;
+    const request = this.parse(payload);
+    if (!request.ok) {
+      counters.increment('commands.rejected');
+      logger.warn({ command: name, error: request.error }, 'rejected a malformed command');
+      return;
+    }
+    const outcome = await this.ctx.commands.run(name, request.args);
+    if (!outcome.ok) counters.increment('commands.rejected');
+    else counters.increment('commands.handled');
+    if (request.requestId) await this.ctx.bus.publishJson(topics.reply(request.requestId), outcome, { qos: 1 });
+  }
+
+  private parse(payload: Buffer): { ok: true; requestId: string | undefined; args: Record<string, unknown> | undefined } | { ok: false; error: string } {
+    if (payload.length > MAX_COMMAND_BYTES) return { ok: false, error: `payload of ${payload.length} bytes exceeds ${MAX_COMMAND_BYTES}` };
+    let json: unknown = {};
+    if (payload.length > 0) {
+      try {
+        json = JSON.parse(payload.toString('utf8'));
+      } catch {
+        return { ok: false, error: 'payload is not JSON' };
+      }
+    }
+    const parsed = requestSchema.safeParse(json);
+    return parsed.success ? { ok: true, requestId: parsed.data.requestId, args: parsed.data.args } : { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
+  }
+}
