@@ -6,6 +6,10 @@ export const DEFAULT_CONFIG_YAML = `# Apiary node configuration. Every field is 
 # default shown here. Durations: 500ms, 30s, 15m, 24h. Sizes: 64KiB, 16MiB.
 # Relative paths are relative to this file.
 
+version: 1                    # the config format of this file, not Apiary's version (absent = 1).
+                              # A later Apiary migrates an older format as it reads it (the file stays
+                              # as it is; \`apiary config migrate\` updates it); an earlier one refuses a newer format.
+
 node:
   name: Apiary beehive        # shown in Home Assistant
   dataDir: ./.apiary          # identity key, state and stream logs live here

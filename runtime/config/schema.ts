@@ -8,6 +8,7 @@ import { nodeIdFromPublicKey } from '../identity/identity.js';
 import { duration, size } from './units.js';
 import { topicFilterProblem } from '../broker/mqtt-guard.js';
 import type { DeepReadonly } from '../deep-freeze.js';
+import { CONFIG_VERSION } from './migrations.js';
 
 const idPattern = /^[a-z0-9][a-z0-9-]{0,47}$/;
 const idMessage = 'use 1-48 lower-case letters, digits or dashes, starting with a letter or digit';
@@ -250,6 +251,8 @@ const meshSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /** The config format version: checked, and older files migrated, before the schema runs (migrations.ts). */
+  version: z.number().int().min(1).default(CONFIG_VERSION),
   node: z.strictObject({
     /** A human name for this node, shown in Home Assistant. */
     name: z.string().min(1).max(64).default('Apiary beehive'),
