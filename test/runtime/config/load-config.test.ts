@@ -5,9 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../../runtime/config/default-config.js';
 import { loadConfig, migrationNotes, parseConfig } from '../../../runtime/config/load-config.js';
-import { CONFIG_VERSION, type ConfigMigration } from '../../../runtime/config/migrations.js';
+import { CONFIG_VERSION } from '../../../runtime/config/migrations.js';
 import { ErrorCodes, isApiaryError, type ApiaryError } from '../../../runtime/errors.js';
 import { nodeIdFromPublicKey } from '../../../runtime/identity/identity.js';
+import { renameField } from '../../support/config-migrations.js';
 
 function configError(raw: unknown): ApiaryError {
   try {
@@ -117,19 +118,7 @@ describe('config', () => {
 
   it('migrates an older file in memory before validating it and before the CLI overrides, and leaves the file alone', async () => {
     // A made-up version 1 that called broker.port `listenPort`; this build (for the test) reads version 2.
-    const renamePort: ConfigMigration = {
-      from: 1,
-      to: 2,
-      describe: 'broker.listenPort renamed to broker.port',
-      migrate(raw) {
-        const broker = (raw as { broker?: Record<string, unknown> }).broker;
-        if (broker && 'listenPort' in broker) {
-          broker.port = broker.listenPort;
-          delete broker.listenPort;
-        }
-        return raw;
-      },
-    };
+    const renamePort = renameField('broker', 'listenPort', 'port');
     const file = path.join(dir, 'old.yaml');
     const text = 'node:\n  dataDir: data\nbroker:\n  listenPort: 1999\n';
     await writeFile(file, text);

@@ -5,21 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VERSION, MIGRATIONS, latestVersion, migrateConfig, type ConfigMigration } from '../../../runtime/config/migrations.js';
 import { ErrorCodes, isApiaryError, type ApiaryError } from '../../../runtime/errors.js';
+import { renameField } from '../../support/config-migrations.js';
 
 /** A made-up history: version 1 called the node's name `node.title`, version 2 calls it `node.name`. */
-const renameTitle: ConfigMigration = {
-  from: 1,
-  to: 2,
-  describe: 'node.title renamed to node.name',
-  migrate(raw) {
-    const doc = raw as { node?: Record<string, unknown> };
-    if (doc.node && 'title' in doc.node) {
-      doc.node.name = doc.node.title;
-      delete doc.node.title;
-    }
-    return doc;
-  },
-};
+const renameTitle = renameField('node', 'title', 'name');
 /** ...and version 3 moved `logLevel` into `log.level`. */
 const moveLogLevel: ConfigMigration = {
   from: 2,
