@@ -4,7 +4,7 @@
  * so the board's file matches the README and `apiary init` again.
  */
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_CONFIG_FILE, readConfigFile, validateConfig } from '../config/load-config.js';
@@ -41,19 +41,21 @@ export async function migrateConfigFile(options: ConfigMigrateOptions): Promise<
   if (applied.length === 0) return { file, from, to, applied };
   // The result must load before it is offered, let alone written over the original.
   validateConfig(raw, `${file} (migrated to version ${to})`);
-  const yaml = `# Migrated by \`apiary config migrate\` from config format version ${from} to ${to}.\n` +
-    `# Comments of the original are not carried over${options.write ? `; it is kept as ${path.basename(file)}.bak` : ''}.\n${stringify(raw)}`;
-  if (!options.write) return { file, from, to, applied, yaml };
-  const backup = `${file}.bak`;
+  const header = `# Migrated by \`apiary config migrate\` from config format version ${from} to ${to}.\n`;
+  if (!options.write) return { file, from, to, applied, yaml: `${header}# Comments of the original are not carried over.\n${stringify(raw)}` };
+  // A linked config is rewritten where it lives; the link stays a link.
+  const target = await realpath(file);
+  const backup = `${target}.bak`;
   if (existsSync(backup)) {
     throw new ApiaryError(ErrorCodes.USAGE_INVALID, `${backup} already exists; it would be overwritten by the copy of the original`, {
       hint: `move ${path.basename(backup)} away (or delete it if it is not needed), then run this again`,
     });
   }
-  const mode = (await stat(file)).mode & 0o777;
+  const yaml = `${header}# Comments of the original are not carried over; it is kept as ${path.basename(backup)}.\n${stringify(raw)}`;
+  const mode = (await stat(target)).mode & 0o777;
   // The copy is durable before the original is replaced, so a power cut leaves at least one of them whole.
-  await writeFileAtomic(backup, await readFile(file), { mode });
-  await writeFileAtomic(file, yaml, { mode });
+  await writeFileAtomic(backup, await readFile(target), { mode });
+  await writeFileAtomic(target, yaml, { mode });
   return { file, from, to, applied, yaml, backup };
 }
 

@@ -7,8 +7,9 @@ export const DEFAULT_CONFIG_YAML = `# Apiary node configuration. Every field is 
 # Relative paths are relative to this file.
 
 version: 1                    # the config format of this file, not Apiary's version (absent = 1).
-                              # A later Apiary migrates an older format as it reads it (the file stays
-                              # as it is; \`apiary config migrate\` updates it); an earlier one refuses a newer format.
+                              # A later Apiary migrates an older format as it reads it, leaving the
+                              # file as it is (\`apiary config migrate\` updates it); an earlier one
+                              # refuses a newer format.
 
 node:
   name: Apiary beehive        # shown in Home Assistant

@@ -4,7 +4,7 @@
  * while version 1 is the only format); the rest runs the built CLI.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ describe('apiary config migrate', () => {
   let dir: string;
   let file: string;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-config-cmd-'));
+    dir = await realpath(await mkdtemp(path.join(os.tmpdir(), 'apiary-config-cmd-')));
     file = path.join(dir, 'apiary.yaml');
   });
   afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
@@ -62,6 +62,18 @@ describe('apiary config migrate', () => {
       message: `${file}.bak already exists; it would be overwritten by the copy of the original`,
     });
     expect(await readFile(file, 'utf8')).toBe(OLD);
+  });
+
+  it('rewrites a linked config where it lives, and keeps the link', async () => {
+    await mkdir(path.join(dir, 'configs'));
+    const real = path.join(dir, 'configs', 'hive.yaml');
+    await writeFile(real, OLD);
+    await symlink(real, file);
+    const result = await migrateConfigFile({ cwd: dir, write: true, migrations: [renameTitle] });
+    expect(result.backup).toBe(`${real}.bak`);
+    expect((await lstat(file)).isSymbolicLink()).toBe(true);
+    expect(parse(await readFile(real, 'utf8'))).toEqual({ version: 2, node: { name: 'Hive 3', dataDir: 'data' } });
+    expect(await readFile(`${real}.bak`, 'utf8')).toBe(OLD);
   });
 
   it('writes nothing when the migrated config would not load', async () => {
