@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
-import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides } from '../config/load-config.js';
+import { DEFAULT_CONFIG_FILE, loadConfig, migrationNotes, type ConfigOverrides } from '../config/load-config.js';
 import { ApiaryError, describeError, isApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
@@ -60,13 +60,18 @@ function overrides(options: CommonOptions): ConfigOverrides {
   };
 }
 
-function load(options: CommonOptions) {
-  return loadConfig({ ...(options.config !== undefined ? { file: options.config } : {}), overrides: overrides(options) });
+/** Loads the config; says on stderr if it was migrated in memory (`start` logs that instead). */
+function load(options: CommonOptions, quiet = false) {
+  const loaded = loadConfig({ ...(options.config !== undefined ? { file: options.config } : {}), overrides: overrides(options) });
+  if (!quiet) for (const note of migrationNotes(loaded)) process.stderr.write(`apiary: ${note}\n`);
+  return loaded;
 }
 
 async function startCommand(options: CommonOptions): Promise<void> {
-  const { config, file } = load(options);
+  const loaded = load(options, true);
+  const { config, file } = loaded;
   const logger = createLogger(config.log.level);
+  for (const note of migrationNotes(loaded)) logger.info(note);
   // Handled from here on, also while the node module loads and while it starts: a stop aborts the start cleanly.
   const started: { node?: ApiaryNode } = {};
   let stopping: Promise<void> | undefined;
@@ -392,6 +397,15 @@ withCommonOptions(program.command('doctor'))
     await doctorCommand(load(options).config, options);
   });
 
+program.command('config').description('the config file: its format version, and carrying an older one forward').command('migrate')
+  .description('print the config file carried forward to the current config format (the file is left alone), or with --write rewrite it, keeping the original as <file>.bak')
+  .option('-c, --config <file>', `the config file (default: ./${DEFAULT_CONFIG_FILE})`)
+  .option('--write', 'replace the file (atomically) with the migrated config; the original is kept as <file>.bak')
+  .action(async (options: { config?: string; write?: boolean }) => {
+    const { configMigrateCommand } = await import('./config-command.js');
+    await configMigrateCommand(options);
+  });
+
 program.command('demo')
   .description('run several simulated beehive nodes on this machine as a mesh; cut and heal their links and watch them converge')
   .addOption(new Option('-n, --nodes <count>', 'how many nodes').argParser(integer('nodes', 2, 20)).default(5))
@@ -407,6 +421,6 @@ program.command('demo')
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`apiary: ${describeError(err)}\n`);
   if (process.env.APIARY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-  const configError = isApiaryError(err) && ([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND] as string[]).includes(err.code);
+  const configError = isApiaryError(err) && ([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND, ErrorCodes.CONFIG_VERSION_UNSUPPORTED] as string[]).includes(err.code);
   process.exit(configError ? EXIT_CONFIG : 1);
 });

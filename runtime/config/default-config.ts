@@ -6,8 +6,17 @@ export const DEFAULT_CONFIG_YAML = `# Apiary node configuration. Every field is 
 # default shown here. Durations: 500ms, 30s, 15m, 24h. Sizes: 64KiB, 16MiB.
 # Relative paths are relative to this file.
 
+version: 1                    # the config format of this file, not Apiary's version (absent = 1).
+                              # A later Apiary migrates an older format as it reads it, leaving the
+                              # file as it is (\`apiary config migrate\` updates it); an earlier one
+                              # refuses a newer format.
+
+app: beehive                  # what the node is for: beehive (hive models, swarm alerts, simulated
+                              # colony) | sensor-node (readings, dew point and rules, no models).
+                              # The app gives the defaults of node.name and decisions below.
+
 node:
-  name: Apiary beehive        # shown in Home Assistant
+  name: Apiary beehive        # shown in Home Assistant (default: the app's name)
   dataDir: ./.apiary          # identity key, state and stream logs live here
 
 log:
@@ -88,7 +97,7 @@ storage:
 # Decisions: a rule raises when its input stays past the threshold for "for",
 # and clears when the input passes "clearAt" (hysteresis).
 # input: reading.<channel> or model.<model>.<label>
-decisions:
+decisions:                    # default: the app's rules (these are the beehive's)
   - id: swarming
     input: model.hive-sound.swarm
     above: 0.8

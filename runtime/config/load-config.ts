@@ -1,7 +1,7 @@
 /**
- * Reads, validates and freezes the node's config. Every problem names the
- * field, the value found and what to write instead; the node does not start
- * with a config it does not understand.
+ * Reads, migrates, validates and freezes the node's config. Every problem
+ * names the field, the value found and what to write instead; the node does
+ * not start with a config it does not understand.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { deepFreeze } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { configSchema, type ApiaryConfig } from './schema.js';
+import { migrateConfig, type ConfigMigration } from './migrations.js';
 import { valueAt } from '../value-at.js';
 
 export const DEFAULT_CONFIG_FILE = 'apiary.yaml';
@@ -27,9 +28,22 @@ export interface LoadedConfig {
   readonly config: ApiaryConfig;
   /** The file read, or undefined when running on built-in defaults. */
   readonly file: string | undefined;
+  /**
+   * One line per migration applied to the file's contents, in memory only: the
+   * file on disk is unchanged. The caller logs them (`apiary config migrate` rewrites the file).
+   */
+  readonly migrated: readonly string[];
 }
 
-export function loadConfig(options: { file?: string; overrides?: ConfigOverrides; cwd?: string } = {}): LoadedConfig {
+export interface LoadConfigOptions {
+  file?: string;
+  overrides?: ConfigOverrides;
+  cwd?: string;
+  /** The migrations to apply; tests pass their own, everything else the real list. */
+  migrations?: readonly ConfigMigration[];
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
   let file: string | undefined;
   let raw: unknown = {};
@@ -43,13 +57,33 @@ export function loadConfig(options: { file?: string; overrides?: ConfigOverrides
   } else if (existsSync(path.resolve(cwd, DEFAULT_CONFIG_FILE))) {
     file = path.resolve(cwd, DEFAULT_CONFIG_FILE);
   }
-  if (file !== undefined) raw = parseYaml(readFileSync(file, 'utf8'), file);
-  const config = parseConfig(applyOverrides(raw, options.overrides ?? {}), file ?? 'built-in defaults');
-  return { config: resolvePaths(config, file ? path.dirname(file) : cwd), file };
+  let migrated: readonly string[] = [];
+  if (file !== undefined) {
+    // Migrated before the overrides, which are written in the current format.
+    const result = migrateConfig(readConfigFile(file), options.migrations, file);
+    raw = result.raw;
+    migrated = result.applied;
+  }
+  const config = validateConfig(applyOverrides(raw, options.overrides ?? {}), file ?? 'built-in defaults');
+  return { config: resolvePaths(config, file ? path.dirname(file) : cwd), file, migrated };
 }
 
-/** Validates an already-parsed config object; throws CONFIG_INVALID listing every problem. */
+/** What to log after loading: one line per migration applied, then that the file itself was left alone. */
+export function migrationNotes(loaded: LoadedConfig): string[] {
+  if (loaded.migrated.length === 0 || loaded.file === undefined) return [];
+  return [...loaded.migrated, `${loaded.file} is unchanged on disk: \`apiary config migrate --write\` rewrites it in the current format (keeping a .bak copy)`];
+}
+
+/**
+ * Migrates an already-parsed config object to the current format, then
+ * validates it; throws CONFIG_INVALID listing every problem.
+ */
 export function parseConfig(raw: unknown, source = 'config'): ApiaryConfig {
+  return validateConfig(migrateConfig(raw ?? {}, undefined, source).raw, source);
+}
+
+/** Schema validation only: `raw` must already be in the current format (migrateConfig). */
+export function validateConfig(raw: unknown, source: string): ApiaryConfig {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
     const problems = result.error.issues.map((issue) => describeIssue(issue, raw));
@@ -60,6 +94,11 @@ export function parseConfig(raw: unknown, source = 'config'): ApiaryConfig {
     );
   }
   return deepFreeze(result.data);
+}
+
+/** The document in a config file, as written: not migrated, not validated. */
+export function readConfigFile(file: string): unknown {
+  return parseYaml(readFileSync(file, 'utf8'), file);
 }
 
 function parseYaml(text: string, file: string): unknown {

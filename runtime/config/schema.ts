@@ -15,6 +15,7 @@ import { SENSOR_NODE_NAME, SENSOR_NODE_RULES } from '../apps/sensor-node/default
 import { homeAssistantSchema } from '../extensions/home-assistant/config.js';
 import { rulesSchema, type RuleInput } from '../extensions/rules/config.js';
 import { uplinkSchema } from '../extensions/uplink/config.js';
+import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
 const APP_DEFAULTS: Record<'beehive' | 'sensor-node', { name: string; rules: RuleInput[] }> = {
@@ -156,6 +157,8 @@ const meshSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /** The config format version: checked, and older files migrated, before the schema runs (migrations.ts). */
+  version: z.number().int().min(1).default(CONFIG_VERSION),
   /** What the node is for: a bundle of extensions with its own defaults (runtime/apps). */
   app: z.enum(['beehive', 'sensor-node'], { error: 'expected "beehive" (the hive models, rules and swarm simulation) or "sensor-node" (readings and rules, no models)' }).default('beehive'),
   node: z.strictObject({

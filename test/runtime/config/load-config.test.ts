@@ -1,12 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULT_CONFIG_YAML } from '../../../runtime/config/default-config.js';
-import { loadConfig, parseConfig } from '../../../runtime/config/load-config.js';
+import { loadConfig, migrationNotes, parseConfig } from '../../../runtime/config/load-config.js';
+import { CONFIG_VERSION } from '../../../runtime/config/migrations.js';
 import { ErrorCodes, isApiaryError, type ApiaryError } from '../../../runtime/errors.js';
 import { nodeIdFromPublicKey } from '../../../runtime/identity/identity.js';
+import { renameField } from '../../support/config-migrations.js';
 
 function configError(raw: unknown): ApiaryError {
   try {
@@ -35,6 +37,13 @@ describe('config', () => {
 
   it('the commented file written by `apiary init` means exactly the defaults', () => {
     expect(parseConfig(parse(DEFAULT_CONFIG_YAML))).toEqual(parseConfig({}));
+  });
+
+  it('has a format version: the `apiary init` file states the current one, and a file without it is version 1', () => {
+    expect((parse(DEFAULT_CONFIG_YAML) as { version: unknown }).version).toBe(CONFIG_VERSION);
+    expect(DEFAULT_CONFIG_YAML).toMatch(/^version: 1 +# the config format of this file/m);
+    expect(parseConfig({}).version).toBe(1);
+    expect(parseConfig({ version: 1, node: { name: 'x' } })).toEqual(parseConfig({ node: { name: 'x' } }));
   });
 
   it('is frozen after validation', () => {
@@ -92,6 +101,45 @@ describe('config', () => {
 
   it('validates overrides like the file', () => {
     expect(() => loadConfig({ cwd: dir, overrides: { speed: -1 } })).toThrow(/device\.simulation\.speed/);
+  });
+
+  it('refuses a config version it does not read: newer with its own code, malformed naming the field', async () => {
+    const file = path.join(dir, 'newer.yaml');
+    await writeFile(file, 'version: 2\nnode:\n  name: from the future\n');
+    expect(() => loadConfig({ file })).toThrow(expect.objectContaining({
+      code: ErrorCodes.CONFIG_VERSION_UNSUPPORTED,
+      message: `${file} has config format version 2; this build of Apiary reads up to version 1`,
+      hint: expect.stringContaining('update Apiary or use a config for this version') as string,
+    }) as Error);
+    const err = configError({ version: -3, broker: { hots: 'x' } });
+    expect(err.code).toBe(ErrorCodes.CONFIG_INVALID);
+    expect(err.message).toContain('field "version": got -3; expected a whole number from 1 to 1');
+  });
+
+  it('migrates an older file in memory before validating it and before the CLI overrides, and leaves the file alone', async () => {
+    // A made-up version 1 that called broker.port `listenPort`; this build (for the test) reads version 2.
+    const renamePort = renameField('broker', 'listenPort', 'port');
+    const file = path.join(dir, 'old.yaml');
+    const text = 'node:\n  dataDir: data\nbroker:\n  listenPort: 1999\n';
+    await writeFile(file, text);
+    const loaded = loadConfig({ file, migrations: [renamePort] });
+    expect(loaded.config.broker.port).toBe(1999);
+    expect(loaded.config.version).toBe(2);
+    expect(loaded.config.node.dataDir).toBe(path.join(dir, 'data'));
+    expect(loaded.migrated).toEqual(['config migrated from version 1 to 2: broker.listenPort renamed to broker.port']);
+    expect(migrationNotes(loaded)).toEqual([
+      'config migrated from version 1 to 2: broker.listenPort renamed to broker.port',
+      `${file} is unchanged on disk: \`apiary config migrate --write\` rewrites it in the current format (keeping a .bak copy)`,
+    ]);
+    expect(await readFile(file, 'utf8')).toBe(text);
+    // The override is in the current format: it wins over the migrated field, not the other way round.
+    expect(loadConfig({ file, migrations: [renamePort], overrides: { port: 0 } }).config.broker.port).toBe(0);
+    // Without the migration the old field is what it is in this build: unknown.
+    expect(() => loadConfig({ file })).toThrow('unknown field "listenPort" in "broker"');
+    // A current file, and the built-in defaults, need no note.
+    expect(migrationNotes(loadConfig({ cwd: dir }))).toEqual([]);
+    await writeFile(file, 'version: 2\nbroker:\n  port: 1999\n');
+    expect(loadConfig({ file, migrations: [renamePort] })).toMatchObject({ migrated: [], config: { version: 2, broker: { port: 1999 } } });
   });
 
   it('refuses a missing file and broken YAML with their own codes', async () => {
