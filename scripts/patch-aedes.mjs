@@ -29,7 +29,7 @@ const VERSIONS = { aedes: '1.2.0', 'aedes-persistence': '11.0.0', mqemitter: '7.
 function fail(message) {
   process.stderr.write(`patch-aedes: ${message}\n`
     + 'fix: reinstall the locked versions (`npm ci`), or port patches/aedes-1.2.0.patch to the new versions '
-    + 'and update VERSIONS in scripts/patch-aedes.mjs (see README, "Dependencies").\n');
+    + 'and update VERSIONS in scripts/patch-aedes.mjs (see docs/installing.md, "The aedes patch").\n');
   process.exit(1);
 }
 

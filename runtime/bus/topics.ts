@@ -1,6 +1,6 @@
 /**
- * The MQTT topic scheme, in one place. Documented in the README ("MQTT
- * topics"); change both together.
+ * The MQTT topic scheme, in one place. Documented in README ("MQTT topics");
+ * change both together.
  *
  *   <prefix>/<nodeId>/state                  online | offline (retained; offline is the last will)
  *   <prefix>/<nodeId>/info                   who this node is: key, channels, models, rules (retained)

@@ -381,7 +381,7 @@ withCommonOptions(feed.command('list'))
     await feedListCommand(load(options).config, options);
   });
 withCommonOptions(feed.command('export'))
-  .description('print the entries as JSON lines, signatures included, exactly as stored; verify them with the format in the README alone')
+  .description('print the entries as JSON lines, signatures included, exactly as stored; verify them with the format in docs/formats.md alone')
   .option('--origin <nodeId>', "only this node's feed")
   .addOption(new Option('--from-seq <n>', 'only entries from this seq on').argParser(integer('from-seq', 1, Number.MAX_SAFE_INTEGER)))
   .action(async (options: CommonOptions & { origin?: string; fromSeq?: number }) => {

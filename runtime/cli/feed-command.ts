@@ -6,7 +6,7 @@
  *
  * `export` writes each entry exactly as stored: one JSON object per line, in
  * the wire format of runtime/mesh/feed-entry.ts, signature included; the
- * README ("Feed entries: format and signatures") says how to verify one with
+ * docs/formats.md ("Feed entries: format and signatures") says how to verify one with
  * nothing but an Ed25519 and a SHA-256 implementation.
  */
 import { readdir } from 'node:fs/promises';

@@ -14,7 +14,7 @@
  *          (the node says: this box key is mine, and this owner may certify me)
  *   sig  = Ed25519 by the OWNER key over
  *          "apiary-node-cert-v2\n" + JSON.stringify([node, box, owner, name, issuedAt, expiresAt, self])
- * v1 certificates are refused (see README, "Node certificates").
+ * v1 certificates are refused (see docs/mesh.md, "Node certificates (format v2)").
  */
 import { createHash } from 'node:crypto';
 import { ApiaryError, ErrorCodes } from '../errors.js';

@@ -155,7 +155,7 @@ export async function readBrokerTls(tls: { certificateFile: string; keyFile: str
       return await readFile(file, 'utf8');
     } catch (err) {
       throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "${field}": cannot read ${file}: ${(err as Error).message}`, {
-        hint: 'make a certificate and key with openssl (see README, "Broker security"), and give their paths relative to the config file',
+        hint: 'make a certificate and key with openssl (see docs/mesh.md, "Broker security"), and give their paths relative to the config file',
       });
     }
   };

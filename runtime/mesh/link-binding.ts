@@ -1,6 +1,6 @@
 /**
  * What ties a link token to one connection, so that a token is useless on
- * any other (see README, "Link authentication"):
+ * any other (see docs/mesh.md, "Link authentication"):
  * - over TLS, 32 bytes of keying material exported from the TLS session
  *   (RFC 5705; RFC 8446 §7.5 for TLS 1.3), label "EXPORTER-apiary-link".
  *   Both ends derive the same bytes, and a TLS relay has two sessions with

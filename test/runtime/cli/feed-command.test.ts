@@ -1,7 +1,7 @@
 /**
  * `apiary feed list | export` on a real node's data dir, and an outside
  * verifier that checks every exported entry with node:crypto and the format
- * documented in the README only, not the project's decoder.
+ * documented in docs/formats.md only, not the project's decoder.
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiary } from '../../support/cli.js';
 import { startNodeProcess, type NodeProcess } from '../../support/node-process.js';
 
-/** What the README documents, written out independently of runtime/mesh/feed-entry.ts. */
+/** What docs/formats.md documents, written out independently of runtime/mesh/feed-entry.ts. */
 interface ExportedEntry { v: number; origin: string; key: string; seq: number; prev: string | null; hlc: { l: number; c: number }; type: string; body: string; sig: string }
 
 const signedBytes = (e: ExportedEntry) => Buffer.from(`apiary-feed-v1\n${JSON.stringify([e.origin, e.key, e.seq, e.prev, e.hlc.l, e.hlc.c, e.type, e.body])}`, 'utf8');
@@ -53,7 +53,7 @@ describe('apiary feed', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('lists and exports the feeds, read-only beside a running node; an outsider verifies every entry from the README alone', async () => {
+  it('lists and exports the feeds, read-only beside a running node; an outsider verifies every entry from docs/formats.md alone', async () => {
     node = await startNodeProcess([...args, '--port', '0']);
     const nodeId = (JSON.parse((await apiary(['id', '--json', ...args], dir)).stdout) as { nodeId: string }).nodeId;
     type Listed = { origin: string; fromSeq: number; toSeq: number; entries: number; bytes: number; gaps: number; forks: number; invalid: number };
