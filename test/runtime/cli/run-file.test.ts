@@ -47,7 +47,7 @@ describe('finding a running node without its flags', () => {
     try {
       const a = await startNodeProcess(['--port', '0', '--data-dir', path.join(dir, 'a')], 20_000, env);
       nodes.push(a);
-      const aId = (await a.waitFor(/Apiary node ([a-z2-7]{12}) is running/))[1];
+      const aId = (await a.waitFor(/Apiary node ([a-z2-7]{12}) is running/))[1] as string;
       // The run file: per data dir, private to this user, naming the node and its broker.
       const file = runFilePath(path.join(dir, 'a'), runDir);
       const info = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
@@ -70,7 +70,7 @@ describe('finding a running node without its flags', () => {
 
       const b = await startNodeProcess(['--port', '0', '--data-dir', path.join(dir, 'b')], 20_000, env);
       nodes.push(b);
-      const bId = (await b.waitFor(/Apiary node ([a-z2-7]{12}) is running/))[1];
+      const bId = (await b.waitFor(/Apiary node ([a-z2-7]{12}) is running/))[1] as string;
       const several = await nodeIdOf([]);
       expect(several.code).toBe(1);
       expect(several.stderr).toContain('APIARY_NODE_AMBIGUOUS: 2 Apiary nodes are running here');
