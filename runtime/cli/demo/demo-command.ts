@@ -47,10 +47,12 @@ export async function demoCommand(options: { nodes: number; speed: number; dataD
     throw err;
   }
   out(`\n${demo.nodes.map((n, i) => `  hive-${i + 1}  ${n.nodeId}  ${n.node.brokerUrl ?? ''}`).join('\n')}\n`);
-  out('every node links to every other through a link you can cut. In the table each row is one node, each column the feed of');
-  out('one origin: 204 = the node holds that feed\'s 204 entries; 204 (-37) = it holds 204 and lacks the 37 newest, which another node has.');
-  out('decisions appear as they are made: time, hive, severity, raised or cleared, and why.');
-  out(`${DEMO_HELP}\n`);
+  out('every node links to every other through a link you can cut (links: ● up, ○ down).');
+  out('the table has a row per node and a column per origin\'s feed:');
+  out('  204       = the node holds 204 entries of that feed');
+  out('  204 (-37) = it holds 204 and lacks the 37 newest, which another node has');
+  out('decisions print as they are made: time, hive, severity, raised or cleared, and why.');
+  out(DEMO_HELP);
   unwatch = await watchDecisions(demo.nodes.map((n) => ({ name: n.name, url: n.node.brokerUrl ?? '', topic: n.node.topics.decision('+') })), out);
   const printTable = async () => out(`\n${demo.table(await demo.snapshot())}`);
   await printTable();

@@ -27,6 +27,7 @@ describe('apiary demo', () => {
       expect(output).toMatch(/cut A B/); // it tells the user how to play with it
       // The legend says what a cell means, and that a gap is a count of missing entries, not a range.
       expect(output).toContain('204 (-37) = it holds 204 and lacks the 37 newest');
+      expect(output).toContain('204       = the node holds 204 entries of that feed');
       // Every command's mistakes say what was wrong and what to type; none half-runs.
       child.stdin.write('swarm 7\nheal 1\ncut 1 1\nsplit 1,2\nsplit 1,2 2,3\nswarm\nfly 2\n');
       mark = await waitForText(/unknown command "fly"/, mark);
