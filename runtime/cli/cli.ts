@@ -18,6 +18,9 @@ import type { UpdateReport } from '../extensions/model-updates/model-updates.js'
 import type { ApiaryNode } from '../core/apiary-node.js';
 import { requestNode } from './node-request.js';
 import { packagePath } from '../package-root.js';
+import { findRunningNode, removeRunFiles, writeRunFile } from './run-file.js';
+
+const VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
 
@@ -75,7 +78,11 @@ async function startCommand(options: CommonOptions): Promise<void> {
   // Handled from here on, also while the node module loads and while it starts: a stop aborts the start cleanly.
   const started: { node?: ApiaryNode } = {};
   let stopping: Promise<void> | undefined;
+  // Sync, so it also runs on process.exit: a clean stop (or a failed start) leaves no run file behind.
+  const dataDir = path.resolve(config.node.dataDir);
+  process.on('exit', () => removeRunFiles(dataDir));
   const shutdown = (signal: string) => {
+    removeRunFiles(dataDir);
     if (stopping) {
       logger.warn(`${signal} again: exiting without waiting`);
       process.exit(130);
@@ -106,6 +113,11 @@ async function startCommand(options: CommonOptions): Promise<void> {
   if (stopping) return;
   const url = node.brokerUrl ?? '';
   const { hostname, port } = new URL(url);
+  // Lets `apiary status` and the other node commands find this node without repeating its flags.
+  await writeRunFile({
+    nodeId: node.nodeId, url, port: Number(port), dataDir, pid: process.pid, topicPrefix: config.bus.topicPrefix, startedAt: new Date().toISOString(), version: VERSION,
+  }).catch((err: unknown) => logger.warn({ err: describeError(err) }, 'could not write the run file: other apiary commands need this node\'s --data-dir / --port'));
+  if (stopping) return;
   logger.info({ config: file ?? 'built-in defaults' }, 'configuration');
   // Started through npm (`npm start`), the command is reachable as `npx apiary`; the flags are the ones that find this node.
   const cli = process.env.npm_lifecycle_event === 'start' ? 'npx apiary' : 'apiary';
@@ -164,24 +176,39 @@ async function localOwnerKey(file: string): Promise<string | undefined> {
 
 async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string, args?: Record<string, unknown>) {
   const { config } = load(options);
+  const timeoutMs = options.timeout ?? 5000;
+  // --port / --host name the broker: they win. Otherwise the run file `apiary start` wrote finds the node and its broker.
+  if (options.port === undefined && options.host === undefined) {
+    const running = findRunningNode({
+      dataDir: config.node.dataDir,
+      dataDirExplicit: options.dataDir !== undefined || options.config !== undefined,
+      ...(options.node !== undefined ? { nodeId: options.node } : {}),
+    });
+    if (running) {
+      if (path.resolve(running.dataDir) !== path.resolve(config.node.dataDir) && options.node === undefined) {
+        process.stderr.write(`(asking node ${running.nodeId} of ${running.dataDir}, the only node running here)\n`);
+      }
+      return requestNode({ url: running.url, topicPrefix: running.topicPrefix, command, ...(args ? { args } : {}), nodeId: running.nodeId, timeoutMs });
+    }
+  }
   const url = config.bus.url ?? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`;
   let nodeId = options.node;
   if (nodeId === undefined) {
     const { readIdentity } = await import('../identity/identity.js');
     nodeId = (await readIdentity(config.node.dataDir))?.nodeId;
   }
-  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs: options.timeout ?? 5000 });
+  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs });
 }
 
 function withNodeOptions(command: Command): Command {
   return withCommonOptions(command)
-    .option('--node <nodeId>', 'the node to ask (default: the node of this data dir, else the first one found)')
+    .option('--node <nodeId>', 'the node to ask (default: the node of this data dir, else the only node running on this machine)')
     .addOption(new Option('--timeout <ms>', 'how long to wait for an answer').argParser(integer('timeout', 100, 600_000)));
 }
 
 const program = new Command('apiary')
   .description('Apiary: an open agent runtime for small boards. Senses, infers, decides and shares, offline-first.')
-  .version((JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, '-V, --version', 'print the version of apiary')
+  .version(VERSION, '-V, --version', 'print the version of apiary')
   .showHelpAfterError('(run with --help for usage)');
 
 // commander suggests by edit distance, which turns `stat` into `start`: a command the word begins is the better guess.

@@ -29,7 +29,7 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
   const { connectAsync } = await import('mqtt');
   const timeoutMs = options.timeoutMs ?? 5_000;
   const notRunning = (why: string) => new ApiaryError(ErrorCodes.NODE_NOT_RUNNING, `no answer from an Apiary node at ${options.url}: ${why}`, {
-    hint: 'start the node with `apiary start` (or `npm start`), and pass the same --config / --port to this command',
+    hint: 'start the node with `apiary start` (or `npm start`); if it runs, pass this command the --config / --data-dir / --port it was started with',
   });
   let client;
   try {

@@ -3,9 +3,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { BUILT_CLI } from './global-setup.js';
 
-export async function apiary(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `env`: added to this process's environment (e.g. XDG_RUNTIME_DIR, so tests do not see each other's run files). */
+export async function apiary(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BUILT_CLI, ...args], { cwd, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -4,7 +4,8 @@
  * older than the sources, so `npx vitest` on its own works too.
  */
 import { execFile } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -23,7 +24,20 @@ async function newestSource(dir: string): Promise<number> {
   return newest;
 }
 
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
+  // The nodes tests start leave run files (runtime/cli/run-file.ts): in a folder of this run, not the user's, so a
+  // test never finds a node the user runs, and the user's `apiary status` never finds a test's.
+  const runtimeDir = await mkdtemp(path.join(os.tmpdir(), 'apiary-test-runtime-'));
+  process.env.XDG_RUNTIME_DIR = runtimeDir;
+  const teardown = () => rm(runtimeDir, { recursive: true, force: true });
+  await build().catch(async (err: unknown) => {
+    await teardown();
+    throw err;
+  });
+  return teardown;
+}
+
+async function build(): Promise<void> {
   const sources = Math.max(...(await Promise.all(['runtime', 'devices', 'models'].map((d) => newestSource(path.join(root, d))))));
   const built = await stat(BUILT_CLI).then((s) => s.mtimeMs, () => -1);
   if (built >= sources) return;

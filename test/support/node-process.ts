@@ -17,9 +17,9 @@ export interface NodeProcess extends SpawnedNode {
   port: number;
 }
 
-/** `apiary start <args>` as a child process, not waiting for anything. */
-export function spawnNodeProcess(args: string[]): SpawnedNode {
-  const child = spawn(process.execPath, [BUILT_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `apiary start <args>` as a child process, not waiting for anything; `env` is added to this process's environment. */
+export function spawnNodeProcess(args: string[], env: NodeJS.ProcessEnv = {}): SpawnedNode {
+  const child = spawn(process.execPath, [BUILT_CLI, 'start', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let output = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
@@ -43,8 +43,8 @@ export function spawnNodeProcess(args: string[]): SpawnedNode {
   return { child, output: () => output, exited, waitFor };
 }
 
-export async function startNodeProcess(args: string[], timeoutMs = 20_000): Promise<NodeProcess> {
-  const spawned = spawnNodeProcess(args);
+export async function startNodeProcess(args: string[], timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
+  const spawned = spawnNodeProcess(args, env);
   const match = await spawned.waitFor(/broker port (\d+)/, timeoutMs);
   return { ...spawned, port: Number(match[1]) };
 }

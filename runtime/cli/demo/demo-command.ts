@@ -8,20 +8,30 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { describeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
-import { DEMO_HELP, MeshDemo } from './mesh-demo.js';
+import { watchDecisions } from './demo-decisions.js';
+import { DEMO_HELP, parseDemoInput } from './demo-input.js';
+import { MeshDemo } from './mesh-demo.js';
+
+/** A decision's log line: the demo prints it readably (demo-decisions.ts), so the node's JSON one is dropped. */
+function isDecisionLog(args: unknown[]): boolean {
+  const fields = args[0];
+  return typeof fields === 'object' && fields !== null && 'rule' in fields && 'reason' in fields;
+}
 
 export async function demoCommand(options: { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }): Promise<void> {
   const dataDir = options.dataDir ? path.resolve(options.dataDir) : await mkdtemp(path.join(os.tmpdir(), 'apiary-demo-'));
   const out = (text: string) => process.stdout.write(`${text}\n`);
-  const demo = new MeshDemo({ nodes: options.nodes, dataDir, speed: options.speed, logger: createLogger('warn') });
+  const demo = new MeshDemo({ nodes: options.nodes, dataDir, speed: options.speed, logger: createLogger('warn', { skip: isDecisionLog }) });
   out(`starting ${options.nodes} simulated beehive nodes (${options.speed}x speed) in ${dataDir} ...`);
   let stopping: Promise<void> | undefined;
   let ticker: NodeJS.Timeout | undefined = undefined;
   let input: readline.Interface | undefined = undefined;
+  let unwatch: (() => Promise<void>) | undefined = undefined;
   const stop = (code: number) => {
     stopping ??= (async () => {
       clearInterval(ticker);
       input?.close();
+      await unwatch?.().catch(() => undefined);
       await demo.stop().catch((err: unknown) => process.stderr.write(`apiary demo: ${describeError(err)}\n`));
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
       out('demo stopped');
@@ -37,48 +47,54 @@ export async function demoCommand(options: { nodes: number; speed: number; dataD
     throw err;
   }
   out(`\n${demo.nodes.map((n, i) => `  hive-${i + 1}  ${n.nodeId}  ${n.node.brokerUrl ?? ''}`).join('\n')}\n`);
-  out('every node links to every other through a link you can cut; each row is what one node holds of every origin.');
-  out(`${DEMO_HELP}\n`);
-  out(demo.table());
-  ticker = setInterval(() => out(`\n${demo.table()}`), options.every * 1000);
+  out('every node links to every other through a link you can cut (links: ● up, ○ down).');
+  out('the table has a row per node and a column per origin\'s feed:');
+  out('  204       = the node holds 204 entries of that feed');
+  out('  204 (-37) = it holds 204 and lacks the 37 newest, which another node has');
+  out('decisions print as they are made: time, hive, severity, raised or cleared, and why.');
+  out(DEMO_HELP);
+  unwatch = await watchDecisions(demo.nodes.map((n) => ({ name: n.name, url: n.node.brokerUrl ?? '', topic: n.node.topics.decision('+') })), out);
+  const printTable = async () => out(`\n${demo.table(await demo.snapshot())}`);
+  await printTable();
+  // One table at a time: a slow snapshot never overlaps the next.
+  let printing = false;
+  ticker = setInterval(() => {
+    if (printing) return;
+    printing = true;
+    void printTable().finally(() => { printing = false; });
+  }, options.every * 1000);
   if (options.duration) setTimeout(() => stop(0), options.duration * 1000).unref();
 
   input = readline.createInterface({ input: process.stdin, terminal: false });
   input.on('line', (line) => {
-    const [command, ...args] = line.trim().split(/\s+/);
     try {
-      switch (command) {
-        case '':
-        case undefined:
+      const typed = parseDemoInput(line, demo.nodes.length);
+      switch (typed.command) {
+        case 'nothing':
           return;
         case 'cut':
         case 'heal':
-          if (command === 'heal' && args.length === 0) demo.healAll();
-          else demo.setLink(nodeNumber(args[0]), nodeNumber(args[1]), command === 'heal');
-          out(command === 'heal' ? `healed ${args.length === 0 ? 'every link' : `hive-${args[0]} <-> hive-${args[1]}`}` : `cut hive-${args[0]} <-> hive-${args[1]}`);
+          demo.setLink(typed.a, typed.b, typed.command === 'heal');
+          out(`${typed.command === 'heal' ? 'healed' : 'cut'} hive-${typed.a} <-> hive-${typed.b}`);
           break;
-        case 'split': {
-          const groups = args.map((g) => g.split(',').map(nodeNumber));
-          demo.split(groups);
-          out(`split into ${groups.map((g) => `{${g.map((n) => `hive-${n}`).join(', ')}}`).join(' and ')}`);
+        case 'heal-all':
+          demo.healAll();
+          out('healed every link');
           break;
-        }
-        case 'swarm': {
-          const n = nodeNumber(args[0]);
-          void demo.nodes[n - 1]?.node.commands.run('sim/swarm', {});
-          out(`hive-${n}: swarm injected; its swarming decision will spread to every node`);
+        case 'split':
+          demo.split(typed.groups);
+          out(`split into ${typed.groups.map((g) => `{${g.map((n) => `hive-${n}`).join(', ')}}`).join(' and ')}`);
           break;
-        }
+        case 'swarm':
+          demo.injectSwarm(typed.node);
+          out(`hive-${typed.node}: swarm injected; its pre-swarm and swarming decisions follow and spread to every node`);
+          break;
         case 'show':
-          out(demo.table());
+          void printTable();
           break;
         case 'quit':
-        case 'q':
-        case 'exit':
           stop(0);
           break;
-        default:
-          out(`unknown command "${command}"\n${DEMO_HELP}`);
       }
     } catch (err) {
       out(`error: ${describeError(err)}`);
@@ -86,10 +102,4 @@ export async function demoCommand(options: { nodes: number; speed: number; dataD
   });
   // Without a terminal or pipe (stdin closed at once), the demo runs until --duration or Ctrl-C.
   await new Promise<void>(() => undefined);
-}
-
-function nodeNumber(text: string | undefined): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`"${text ?? ''}" is not a node number (1, 2, ...)`);
-  return n;
 }

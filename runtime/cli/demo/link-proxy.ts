@@ -13,33 +13,58 @@ export class TcpProxy {
   /** Bytes forwarded in each direction since start (client->target, target->client). */
   readonly bytes = { up: 0, down: 0 };
 
-  constructor(private readonly targetPort: number, private readonly host = '127.0.0.1') {}
+  private targetPort: number | undefined;
+  private readonly waiting: (() => void)[] = [];
+
+  /** Without `targetPort`, connections wait (paused) until setTarget(): a proxy can be handed out before its target listens. */
+  constructor(targetPort?: number, private readonly host = '127.0.0.1') {
+    this.targetPort = targetPort;
+  }
+
+  /** Where connections go; those that arrived before are forwarded now. */
+  setTarget(port: number): void {
+    this.targetPort = port;
+    for (const go of this.waiting.splice(0)) go();
+  }
 
   async start(): Promise<number> {
     const server = net.createServer((client) => {
-      if (this.isCut) {
-        client.destroy();
+      if (this.targetPort === undefined) {
+        client.pause();
+        const forward = () => this.forward(client);
+        this.waiting.push(forward);
+        client.once('close', () => { const i = this.waiting.indexOf(forward); if (i >= 0) this.waiting.splice(i, 1); });
+        client.on('error', () => client.destroy()); // a reset while waiting is no crash
         return;
       }
-      const target = net.connect(this.targetPort, this.host);
-      const pair: [net.Socket, net.Socket] = [client, target];
-      this.pairs.add(pair);
-      const close = () => {
-        client.destroy();
-        target.destroy();
-        this.pairs.delete(pair);
-      };
-      client.on('data', (d: Buffer) => { this.bytes.up += d.length; });
-      target.on('data', (d: Buffer) => { this.bytes.down += d.length; });
-      client.pipe(target);
-      target.pipe(client);
-      client.on('error', close).on('close', close);
-      target.on('error', close).on('close', close);
+      this.forward(client);
     });
     this.server = server;
     await new Promise<void>((resolve) => server.listen(0, this.host, resolve));
     this.port = (server.address() as net.AddressInfo).port;
     return this.port;
+  }
+
+  private forward(client: net.Socket): void {
+    if (this.isCut || client.destroyed || this.targetPort === undefined) {
+      client.destroy();
+      return;
+    }
+    const target = net.connect(this.targetPort, this.host);
+    const pair: [net.Socket, net.Socket] = [client, target];
+    this.pairs.add(pair);
+    const close = () => {
+      client.destroy();
+      target.destroy();
+      this.pairs.delete(pair);
+    };
+    client.on('data', (d: Buffer) => { this.bytes.up += d.length; });
+    target.on('data', (d: Buffer) => { this.bytes.down += d.length; });
+    client.pipe(target);
+    target.pipe(client);
+    client.on('error', close).on('close', close);
+    target.on('error', close).on('close', close);
+    client.resume();
   }
 
   get url(): string {

@@ -40,8 +40,6 @@ export class MeshDemo {
   readonly nodes: DemoNode[] = [];
   /** "i-j": the proxy node i dials to reach node j (1-based). */
   private readonly links = new Map<string, TcpProxy>();
-  /** What each origin held of its own feed at the previous table. */
-  private previousOwn: number[] | undefined;
 
   constructor(private readonly options: MeshDemoOptions) {}
 
@@ -54,13 +52,13 @@ export class MeshDemo {
       return {
         node: (await loadOrCreateIdentity(dir)).identity,
         owner: (await loadOrCreateKeyFile(path.join(dir, 'owner.json'))).identity.publicKey,
-        port: await freePort(),
       };
     }));
     for (let i = 0; i < count; i++) {
       for (let j = 0; j < count; j++) {
         if (i === j) continue;
-        const proxy = new TcpProxy((ids[j] as (typeof ids)[number]).port);
+        // Its target is set once node j listens (on a port of its own choosing: no port is guessed, so none is taken meanwhile).
+        const proxy = new TcpProxy();
         await proxy.start();
         this.links.set(`${i + 1}-${j + 1}`, proxy);
       }
@@ -69,7 +67,7 @@ export class MeshDemo {
       const config = configSchema.parse({
         node: { name: `hive-${i + 1}`, dataDir: dir },
         log: { level: 'warn' },
-        broker: { host: '127.0.0.1', port: ids[i]?.port },
+        broker: { host: '127.0.0.1', port: 0 },
         device: { simulation: { speed, seed: i + 1 } },
         homeAssistant: { enabled: false },
         mesh: {
@@ -79,10 +77,14 @@ export class MeshDemo {
           trust: { owners: ids.map((peer, j) => ({ name: `owner of hive-${j + 1}`, publicKey: peer.owner })) },
         },
       });
-      const node = createNode(config, logger);
+      // Named, so a warning says which hive it is about.
+      const node = createNode(config, logger.child({ node: `hive-${i + 1}` }));
       this.nodes.push({ name: `hive-${i + 1}`, nodeId: (ids[i] as (typeof ids)[number]).node.nodeId, node });
     }
-    await Promise.all(this.nodes.map((n) => n.node.start()));
+    await Promise.all(this.nodes.map(async (n, j) => {
+      await n.node.start();
+      for (let i = 0; i < count; i++) if (i !== j) this.links.get(`${i + 1}-${j + 1}`)?.setTarget(n.node.brokerPort as number);
+    }));
   }
 
   async stop(): Promise<void> {
@@ -94,7 +96,7 @@ export class MeshDemo {
   setLink(a: number, b: number, up: boolean): void {
     for (const key of [`${a}-${b}`, `${b}-${a}`]) {
       const proxy = this.links.get(key);
-      if (!proxy) throw new Error(`no link between hive-${a} and hive-${b} (nodes are 1 to ${this.nodes.length})`);
+      if (!proxy) throw new Error(`no link between hive-${a} and hive-${b}: this demo has hive-1 to hive-${this.nodes.length}`);
       if (up) proxy.heal();
       else proxy.cut();
     }
@@ -112,45 +114,66 @@ export class MeshDemo {
     for (const proxy of this.links.values()) proxy.heal();
   }
 
+  /** Makes hive-n's simulated colony swarm (1-based). */
+  injectSwarm(n: number): void {
+    const node = this.nodes[n - 1];
+    if (!node) throw new Error(`there is no hive-${n}: this demo has hive-1 to hive-${this.nodes.length}`);
+    void node.node.commands.run('sim/swarm', {}).then((outcome) => {
+      if (!outcome.ok) this.options.logger.warn({ node: node.name }, outcome.error);
+    });
+  }
+
   /** Entries each node holds of each origin. */
   holdings(): number[][] {
     return this.nodes.map((n) => this.nodes.map((o) => n.node.mesh?.store.head(o.nodeId).seq ?? 0));
   }
 
   /**
-   * Converged: every node holds at least what each origin itself held at the
-   * previous table. Nodes never stop writing, so an exact match at one
-   * instant is rare; what matters is that nothing stays behind.
+   * Holdings at one instant with nothing in flight, if one comes within about
+   * half a second: nodes write several entries a second and pass them on within
+   * milliseconds, so a single look mostly catches the newest on their way.
    */
-  converged(rows = this.holdings()): boolean {
-    const previous = this.previousOwn;
-    return previous !== undefined && rows.every((row) => row.every((seq, j) => seq >= (previous[j] ?? 0)));
+  async snapshot(): Promise<number[][]> {
+    let rows = this.holdings();
+    for (let i = 0; i < 25 && missing(rows).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      rows = this.holdings();
+    }
+    return rows;
   }
 
-  /** A table of what every node holds, and which of its links are up. */
-  table(): string {
-    const rows = this.holdings();
-    const best = this.nodes.map((_, j) => Math.max(...rows.map((r) => r[j] ?? 0)));
-    const width = 9;
+  /** A table of what every node holds, which of its links are up, and what is missing. */
+  table(rows = this.holdings()): string {
+    const names = this.nodes.map((n) => n.name);
+    const lacks = missing(rows);
+    const cell = (i: number, j: number) => {
+      const gap = lacks.find((l) => l.node === i && l.origin === j)?.count;
+      return `${rows[i]?.[j] ?? 0}${gap ? ` (-${gap})` : ''}`;
+    };
+    const width = Math.max(...names.map((n) => n.length), ...rows.flatMap((row, i) => row.map((_, j) => cell(i, j).length))) + 2;
     const pad = (s: string) => s.padStart(width);
-    const lines = [`${'node'.padEnd(8)} ${'links'.padEnd(this.nodes.length + 1)}${this.nodes.map((n) => pad(n.name)).join('')}`];
+    const lines = [`${'node'.padEnd(8)} ${'links'.padEnd(this.nodes.length + 1)}${names.map(pad).join('')}`];
     for (const [i, n] of this.nodes.entries()) {
       const peers = (n.node.mesh?.status().peers ?? []) as { nodeId: string; link: string }[];
       const links = this.nodes.map((o) => (o === n ? '·' : peers.find((p) => p.nodeId === o.nodeId)?.link === 'up' ? '●' : '○')).join('');
-      const cells = (rows[i] ?? []).map((seq, j) => pad(seq === best[j] ? String(seq) : `${seq}-${(best[j] ?? 0) - seq}`));
-      lines.push(`${n.name.padEnd(8)} ${links.padEnd(this.nodes.length + 1)}${cells.join('')}`);
+      lines.push(`${n.name.padEnd(8)} ${links.padEnd(this.nodes.length + 1)}${names.map((_, j) => pad(cell(i, j))).join('')}`);
     }
-    lines.push(this.converged(rows) ? 'converged: every node holds every entry of every origin (up to the last table)' : 'catching up (n-k: holds n, lacks k)');
-    this.previousOwn = rows.map((row, i) => row[i] ?? 0);
+    if (lacks.length === 0) {
+      lines.push('converged: every node holds every entry of every origin');
+    } else {
+      const byNode = [...new Set(lacks.map((l) => l.node))].map((i) =>
+        `${names[i] ?? '?'} lacks ${lacks.filter((l) => l.node === i).map((l, k) => `${l.count}${k === 0 ? ' entries' : ''} of ${names[l.origin] ?? '?'}`).join(' and ')}`);
+      lines.push(`not converged: ${byNode.join('; ')}`);
+    }
     return lines.join('\n');
   }
 }
 
-export const DEMO_HELP = `commands (type and press Enter):
-  cut A B        cut the link between hive-A and hive-B      (e.g. cut 1 2)
-  heal A B       heal it
-  split 1,2 3,4,5  split the mesh into groups (links between groups cut)
-  heal           heal every link
-  swarm A        make hive-A's colony swarm (its decision spreads to all)
-  show           print the table now
-  quit           stop every node and exit (or Ctrl-C)`;
+/** Each node's gap per origin: entries that some node (at least the origin) holds and it does not. */
+function missing(rows: number[][]): { node: number; origin: number; count: number }[] {
+  const best = (rows[0] ?? []).map((_, j) => Math.max(...rows.map((r) => r[j] ?? 0)));
+  return rows.flatMap((row, node) => row.flatMap((seq, origin) => {
+    const count = (best[origin] ?? 0) - seq;
+    return count > 0 ? [{ node, origin, count }] : [];
+  }));
+}
