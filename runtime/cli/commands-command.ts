@@ -1,6 +1,6 @@
 /**
  * `apiary commands`: the commands a node answers, read from the node's
- * command registry (runtime/agent/node-commands.ts), offline: no node needs
+ * command registry (nodeCommands in runtime/apps/index.ts), offline: no node needs
  * to run. The same registry answers the MQTT command topics.
  */
 import { describeArgs, jsonSchemaOf } from '../commands/command-registry.js';

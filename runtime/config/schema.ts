@@ -33,7 +33,7 @@ const modelsSchema = z.strictObject({
    * A model it does not hold comes from the shipped set.
    */
   dir: z.string().min(1).optional(),
-  /** Install newer versions that a trusted owner publishes to the mesh (see runtime/agent/model-updates.ts). */
+  /** Install newer versions that a trusted owner publishes to the mesh (see runtime/extensions/model-updates/). */
   meshUpdates: z.boolean().default(true),
   /**
    * Whose signed models this node runs, apart from its own owner: separate

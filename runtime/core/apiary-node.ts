@@ -7,7 +7,6 @@
  * only assign; `start()` and `stop()` do the work, and `stop()` closes
  * everything `start()` opened, also when it arrives during start.
  */
-import { readFileSync } from 'node:fs';
 import type { ChannelSpec, Device } from '../../devices/device.js';
 import { createDevice } from '../../devices/create-device.js';
 import { SelectedInferenceBackend } from '../../models/inference/select-backend.js';
@@ -27,7 +26,6 @@ import type { Logger } from '../log.js';
 import { createMesh, type MeshParts } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { anonymousPolicy } from '../mesh/mesh-access.js';
-import { packagePath } from '../package-root.js';
 import type { DataDirLock } from '../storage/data-dir-lock.js';
 import { brokerOptions } from './broker-options.js';
 import { declareCoreCommands } from './core-commands.js';
@@ -39,11 +37,10 @@ import type { LatestValues, NodeContext } from './node-context.js';
 import { NodeEvents } from './node-events.js';
 import { acquireDataDir } from './node-preflight.js';
 import { NodeStorage } from './node-storage.js';
-import { describeRecovery } from './recovery-report.js';
-import { restoreCounters, saveCountersPeriodically, savedCounters } from './persisted-counters.js';
-import { sharedDigest } from './shared-digest.js';
+import { saveCountersPeriodically, savedCounters } from './persisted-counters.js';
+import { nodeInfo, nodeStatus } from './node-status.js';
 
-export const APIARY_VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+export { APIARY_VERSION } from './node-status.js';
 
 export type { LatestValues, NodeContext } from './node-context.js';
 
@@ -80,31 +77,14 @@ export class ApiaryNode {
     this.extensions = new ExtensionRunner(extensions, config, this.counters, logger);
   }
 
-  get nodeId(): string {
-    return this.ctx.identity.nodeId;
-  }
-
-  get identity(): NodeIdentity {
-    return this.ctx.identity;
-  }
-
-  get topics(): NodeTopics {
-    return this.ctx.topics;
-  }
-
+  get nodeId(): string { return this.ctx.identity.nodeId; }
+  get identity(): NodeIdentity { return this.ctx.identity; }
+  get topics(): NodeTopics { return this.ctx.topics; }
   /** The port the embedded broker listens on (useful with --port 0). */
-  get brokerPort(): number | undefined {
-    return this.broker?.port;
-  }
-
-  get brokerUrl(): string | undefined {
-    return this.config.bus.url ?? this.broker?.url;
-  }
-
+  get brokerPort(): number | undefined { return this.broker?.port; }
+  get brokerUrl(): string | undefined { return this.config.bus.url ?? this.broker?.url; }
   /** The mesh, when enabled (tests and the demo look inside). */
-  get mesh(): Mesh | undefined {
-    return this.meshParts?.mesh;
-  }
+  get mesh(): Mesh | undefined { return this.meshParts?.mesh; }
 
   /** Starts the node; a stop() meanwhile makes it reject with START_ABORTED once the running phase is done. */
   start(): Promise<void> {
@@ -133,15 +113,8 @@ export class ApiaryNode {
     if (created) logger.info({ nodeId: identity.nodeId }, 'created a new node identity');
     const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
     const storage = (this.storage = new NodeStorage(config, counters));
-    await storage.start();
-    const previous = storage.state.get();
-    if (!previous.cleanShutdown) {
-      const recovery = describeRecovery(await storage.stats());
-      logger.warn({ cut: recovery.streams }, `the last run did not shut down cleanly; ${recovery.text}`);
-    }
-    const since = (this.countersSince = restoreCounters(counters, previous));
-    await storage.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; s.counters = savedCounters(counters, since); });
-    this.timers.push(saveCountersPeriodically(storage, counters, since));
+    this.countersSince = await storage.startRun(logger, clock);
+    this.timers.push(saveCountersPeriodically(storage, counters, this.countersSince));
     phase('identity and storage');
 
     // Chosen at the first model load (probing onnxruntime-node in a child process if needed), so only when a model is used.
@@ -206,7 +179,7 @@ export class ApiaryNode {
     phase('device open');
     await this.modelsReady;
     phase('models ready');
-    await this.publishInfo();
+    await this.bus.publishJson(topics.info, nodeInfo(config, identity, this.models), { retain: true, qos: 1 });
     await this.events.emit('started');
     phase('started');
     logger.info({ nodeId: identity.nodeId, device: device.kind, speed: clock.speed, dataDir: config.node.dataDir }, 'Apiary node started');
@@ -251,34 +224,13 @@ export class ApiaryNode {
     if (this.starting && !refusedToStart) this.logger.info('Apiary node stopped');
   }
 
+  /** The kernel's status with each extension's merged in (`apiary status`). */
   async status(): Promise<Record<string, unknown>> {
-    const streams = (await this.storage?.stats()) ?? [];
-    const mesh = this.meshParts?.mesh;
-    return this.extensions.status({
-      nodeId: this.ctx.identity.nodeId,
-      publicKey: this.ctx.identity.publicKey,
-      name: this.config.node.name,
-      app: this.config.app,
-      version: APIARY_VERSION,
-      device: this.device?.kind ?? this.config.device.kind,
-      speed: this.clock.speed,
-      uptimeS: Math.round((Date.now() - this.startedAtReal) / 1000),
-      nodeTime: this.clock.now(),
-      latest: this.latest,
-      storage: { dataDir: this.config.node.dataDir, bytes: streams.reduce((sum, s) => sum + s.bytes, 0), streams },
-      counters: this.counters.snapshot(),
-      countersSince: new Date(this.countersSince).toISOString(),
-      deviceCounters: this.device?.stats() ?? {},
-      broker: this.broker ? { url: this.broker.url, clients: this.broker.connectedClients, connections: this.broker.openConnections } : undefined,
-      mesh: mesh ? { ...mesh.status(), shared: sharedDigest(mesh.state) } : undefined,
-      inference: this.backend?.selection,
-      models: {
-        dir: this.models?.modelsDir,
-        loaded: this.models?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256, signer: m.signer })) ?? [],
-        refused: this.models?.refused ?? [],
-        updates: [],
-      },
-    });
+    const { identity } = this.ctx;
+    return this.extensions.status(await nodeStatus({
+      config: this.config, identity, clock: this.clock, counters: this.counters, countersSince: this.countersSince, startedAtReal: this.startedAtReal,
+      latest: this.latest, storage: this.storage, device: this.device, broker: this.broker, mesh: this.meshParts?.mesh, backend: this.backend, models: this.models,
+    }));
   }
 
   private get ctx(): NonNullable<ApiaryNode['core']> {
@@ -326,19 +278,5 @@ export class ApiaryNode {
   /** Waits until no tracked work is left (work may start more work). */
   private async settle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-  }
-
-  /** Who this node is, retained: the application's models and rules included. */
-  private async publishInfo(): Promise<void> {
-    const { identity, topics } = this.ctx;
-    await this.bus?.publishJson(topics.info, {
-      nodeId: identity.nodeId,
-      publicKey: identity.publicKey,
-      name: this.config.node.name,
-      version: APIARY_VERSION,
-      device: this.config.device.kind,
-      models: this.models?.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 })) ?? [],
-      rules: this.config.decisions.map((r) => ({ id: r.id, input: r.input, severity: r.severity, message: r.message })),
-    }, { retain: true, qos: 1 });
   }
 }

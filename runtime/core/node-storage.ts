@@ -13,7 +13,10 @@ import type { RuleState } from '../decide/rule-engine.js';
 import { LowdbStateStore } from '../storage/lowdb-state-store.js';
 import { SegmentLog } from '../storage/segment-log.js';
 import type { AppendOnlyStream, StreamStats } from '../storage/stream-store.js';
-import type { SavedCounters } from './persisted-counters.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import { restoreCounters, savedCounters, type SavedCounters } from './persisted-counters.js';
+import { describeRecovery } from './recovery-report.js';
 
 export interface NodeState {
   version: 1;
@@ -54,6 +57,23 @@ export class NodeStorage {
       const timer = setInterval(() => void this.flush().catch(() => this.counters.increment('storage.flush_errors')), interval);
       this.stopFlush = () => clearInterval(timer);
     }
+  }
+
+  /**
+   * Opens the storage for a run of the node: says what a crash of the last run
+   * cut, restores the counters, and marks this run as not yet cleanly stopped.
+   * Returns since when the counters count.
+   */
+  async startRun(logger: Logger, clock: Clock): Promise<number> {
+    await this.start();
+    const previous = this.state.get();
+    if (!previous.cleanShutdown) {
+      const recovery = describeRecovery(await this.stats());
+      logger.warn({ cut: recovery.streams }, `the last run did not shut down cleanly; ${recovery.text}`);
+    }
+    const since = restoreCounters(this.counters, previous);
+    await this.state.update((s) => { s.boots += 1; s.lastStartAt = clock.now(); s.cleanShutdown = false; s.counters = savedCounters(this.counters, since); });
+    return since;
   }
 
   private get streamsDir(): string {
