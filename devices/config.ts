@@ -56,3 +56,8 @@ export const deviceSchema = z.strictObject({
 
 export type DeviceConfig = DeepReadonly<z.output<typeof deviceSchema>>;
 export type SensorName = keyof DeviceConfig['sensors'];
+
+/** The node clock's speed: a simulated device's `simulation.speed`; real hardware runs in real time. */
+export function clockSpeed(device: DeviceConfig): number {
+  return device.kind.startsWith('simulated-') ? device.simulation.speed : 1;
+}

@@ -4,6 +4,7 @@ import { formatBytes } from '../config/units.js';
 interface StatusView {
   nodeId?: string;
   name?: string;
+  app?: string;
   version?: string;
   device?: string;
   soundState?: string;
@@ -27,6 +28,7 @@ interface StatusView {
   countersSince?: string;
   deviceCounters?: Record<string, number>;
   broker?: { url: string; clients: number; connections?: number };
+  extensions?: Record<string, { state: string; error?: string }>;
   mesh?: {
     owner: string;
     shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
@@ -44,16 +46,27 @@ export function formatStatus(raw: unknown): string {
   lines.push(`Node ${s.nodeId ?? '?'} "${s.name ?? ''}" (apiary ${s.version ?? '?'}), device ${s.device ?? '?'}${s.speed && s.speed !== 1 ? ` at ${s.speed}x` : ''}, up ${formatUptime(s.uptimeS ?? 0)}`);
   if (s.soundState) lines.push(`Simulated colony sound: ${s.soundState}`);
   if (s.broker) lines.push(`Broker: ${s.broker.url}, ${s.broker.clients} client(s)${s.broker.connections === undefined ? '' : `, ${s.broker.connections} socket(s)`}`);
+  if (s.extensions) {
+    const entries = Object.entries(s.extensions);
+    const failed = entries.filter(([, e]) => e.state === 'failed');
+    lines.push(`Application ${s.app ?? '?'}, extensions: ${entries.map(([name, e]) => (e.state === 'running' ? name : `${name} (${e.state})`)).join(', ')}`);
+    for (const [name, e] of failed) lines.push(`  ${name} failed: ${e.error ?? 'no reason given'}`);
+  }
   const guarded = brokerGuardSummary(s.counters ?? {});
   if (guarded) lines.push(guarded);
   lines.push('', 'Last readings:');
-  for (const [channel, r] of Object.entries(s.latest?.readings ?? {})) lines.push(`  ${channel.padEnd(14)} ${String(r.value).padStart(9)} ${r.unit.padEnd(5)} at ${time(r.t)}`);
-  lines.push('', 'Last model outputs:');
-  for (const [model, o] of Object.entries(s.latest?.models ?? {})) {
+  const readings = Object.entries(s.latest?.readings ?? {});
+  const width = Math.max(14, ...readings.map(([channel]) => channel.length));
+  for (const [channel, r] of readings) lines.push(`  ${channel.padEnd(width)} ${String(r.value).padStart(9)} ${r.unit.padEnd(5)} at ${time(r.t)}`);
+  const outputs = Object.entries(s.latest?.models ?? {});
+  if (outputs.length > 0 || (s.models?.loaded.length ?? 0) > 0) lines.push('', 'Last model outputs:');
+  for (const [model, o] of outputs) {
     const probs = Object.entries(o.probabilities).map(([label, p]) => `${label} ${(p * 100).toFixed(1)}%`).join(', ');
     lines.push(`  ${model.padEnd(14)} ${o.label} (${probs}) at ${time(o.t)}`);
   }
-  if (s.models) {
+  if (s.models && s.models.loaded.length === 0 && s.models.refused.length === 0 && s.models.updates.length === 0) {
+    lines.push('', `Models: none (the ${s.app ?? 'node'} application runs no model)`);
+  } else if (s.models) {
     lines.push('', `Models (from ${s.models.dir}), run by ${s.inference ? `${s.inference.backend}: ${s.inference.reason}` : 'no backend yet'}:`);
     for (const m of s.models.loaded) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(8)} sha256 ${m.sha256.slice(0, 12)}  ${m.signer === 'shipped' ? 'shipped' : `signed by ${m.signer.slice(0, 12)}…`}`);
     for (const r of s.models.refused) lines.push(`  ${r.model.padEnd(14)} refused: ${r.code} ${r.reason}`);

@@ -8,6 +8,7 @@
  * everything `start()` opened, also when it arrives during start.
  */
 import type { ChannelSpec, Device } from '../../devices/device.js';
+import { clockSpeed } from '../../devices/config.js';
 import { createDevice } from '../../devices/create-device.js';
 import { SelectedInferenceBackend } from '../../models/inference/select-backend.js';
 import { EmbeddedBroker } from '../broker/embedded-broker.js';
@@ -72,7 +73,7 @@ export class ApiaryNode {
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly config: ApiaryConfig, private readonly logger: Logger, extensions: readonly ExtensionEntry[] = []) {
-    this.clock = new ScaledClock({ speed: config.device.kind === 'simulated-beehive' ? config.device.simulation.speed : 1 });
+    this.clock = new ScaledClock({ speed: clockSpeed(config.device) });
     this.events = new NodeEvents(this.counters, logger);
     this.extensions = new ExtensionRunner(extensions, config, this.counters, logger);
   }

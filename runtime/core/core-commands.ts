@@ -44,7 +44,7 @@ export function declareCoreCommands(registry: CommandRegistry, parts?: CoreComma
     description: 'set one fact in the shared document; it spreads to every node, and concurrent edits merge the same way everywhere',
     args: z.strictObject({
       map: z.string().regex(SHARED_MAP, { error: 'map: 1-32 lower-case letters, digits or dashes, not "members" (each node writes its own)' }).describe('the map, like thresholds'),
-      key: z.string().min(1).max(128).describe('the key, like swarming'),
+      key: z.string().min(1).max(128).describe('the key, like overheating'),
       value: z.json().describe('any JSON value'),
     }),
     write: true,

@@ -19,4 +19,20 @@ describe('formatStatus', () => {
   it('shows no guard line when nothing was refused', () => {
     expect(formatStatus({ broker: { url: 'mqtt://127.0.0.1:1883', clients: 0 }, counters: { 'bus.published': 3 } })).not.toContain('Broker guard');
   });
+
+  it('names the application and its extensions, says which failed and why, and that an application without models runs none', () => {
+    const text = formatStatus({
+      app: 'sensor-node',
+      extensions: { 'dew-point': { state: 'running' }, uplink: { state: 'failed', error: 'APIARY_BUS_CONNECT_FAILED: refused' } },
+      models: { dir: '/d/models', loaded: [], refused: [], updates: [] },
+      latest: { readings: { dew_point_margin: { value: 10.59, unit: '°C', t: 0 }, temperature: { value: 35.5, unit: '°C', t: 0 } } },
+    });
+    expect(text).toContain('Application sensor-node, extensions: dew-point, uplink (failed)');
+    expect(text).toContain('  uplink failed: APIARY_BUS_CONNECT_FAILED: refused');
+    expect(text).toContain('Models: none (the sensor-node application runs no model)');
+    expect(text).not.toContain('Last model outputs');
+    // Columns line up however long a channel name is.
+    const columns = text.split('\n').filter((l) => l.includes('°C')).map((l) => l.indexOf('°C'));
+    expect(new Set(columns).size).toBe(1);
+  });
 });
