@@ -319,7 +319,7 @@ export async function runSize(res: Resources, tmp: string, n: number, plan: Catc
     // Every proxy first, then every link at once: no link is up before all are made.
     for (const [i, j] of topo.edges) {
       for (const [from, to] of [[i, j], [j, i]] as const) {
-        const proxy = new TcpProxy(ports[to] as number);
+        const proxy = new TcpProxy(ports[to]);
         await proxy.start();
         proxies.set(`${from}-${to}`, proxy);
       }
