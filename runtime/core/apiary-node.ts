@@ -106,6 +106,11 @@ export class ApiaryNode {
     return this.meshParts?.mesh;
   }
 
+  /** How many node-event listeners `owner` (an extension's name, or 'kernel') holds: read-only, for tests and status. */
+  listenerCount(owner: string): number {
+    return this.events.count(owner);
+  }
+
   /** Starts the node; a stop() meanwhile makes it reject with START_ABORTED once the running phase is done. */
   start(): Promise<void> {
     if (this.starting) return Promise.reject(new Error('start() was already called'));
