@@ -76,7 +76,7 @@ function extra(before: Map<string, number>, after: Map<string, number>): string[
  * still there at the end is what the caller asserts on.
  */
 async function settledExtra(before: Map<string, number>): Promise<string[]> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 250; i++) { // up to 5 s: a loaded 2-core board is slow to run the close callbacks
     if (extra(before, resources()).length === 0) return [];
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
