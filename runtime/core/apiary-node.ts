@@ -54,6 +54,8 @@ export class ApiaryNode {
   private readonly extensions: ExtensionRunner;
   private readonly abort = new AbortController();
   private readonly timers: (() => void)[] = [];
+  /** Each extension's `every` timers, also in `timers`: cleared when it stops, or fails to start. */
+  private readonly timersOf = new Map<string, (() => void)[]>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private core: Omit<NodeContext, 'logger' | 'events' | 'track' | 'every'> | undefined;
   private readonly derivedChannels: ChannelSpec[] = [];
@@ -86,6 +88,11 @@ export class ApiaryNode {
   get brokerUrl(): string | undefined { return this.config.bus.url ?? this.broker?.url; }
   /** The mesh, when enabled (tests and the demo look inside). */
   get mesh(): Mesh | undefined { return this.meshParts?.mesh; }
+
+  /** How many node-event listeners `owner` (an extension's name, or 'kernel') holds: read-only, for tests and status. */
+  listenerCount(owner: string): number {
+    return this.events.count(owner);
+  }
 
   /** Starts the node; a stop() meanwhile makes it reject with START_ABORTED once the running phase is done. */
   start(): Promise<void> {
@@ -163,7 +170,7 @@ export class ApiaryNode {
     declareCoreCommands(this.commands, { status: () => this.status(), mesh, counters, logger });
     this.extensions.declareDisabled(this.commands);
     this.listenForLatest();
-    await this.extensions.start((name) => this.contextFor(name), signal, (name) => this.events.removeAll(name));
+    await this.extensions.start((name) => this.contextFor(name), signal, (name) => this.release(name));
     phase('extensions');
 
     if (mesh) {
@@ -207,7 +214,7 @@ export class ApiaryNode {
     for (const clear of this.timers.splice(0)) clear();
     await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
     await this.settle();
-    await this.extensions.stop((name) => this.events.removeAll(name));
+    await this.extensions.stop((name) => this.release(name));
     await this.settle();
     if (this.storage && this.dataDirLock) {
       const counters = savedCounters(this.counters, this.countersSince);
@@ -250,8 +257,19 @@ export class ApiaryNode {
         emit: (event, ...args) => events.emit(event, ...args),
       },
       track: (work: Promise<unknown>) => this.track(work),
-      every: (intervalMs: number, fn: () => void) => { this.timers.push(this.clock.every(intervalMs, fn)); },
+      every: (intervalMs: number, fn: () => void) => {
+        const clear = this.clock.every(intervalMs, fn);
+        this.timers.push(clear);
+        this.timersOf.set(name, [...(this.timersOf.get(name) ?? []), clear]);
+      },
     } satisfies NodeContext);
+  }
+
+  /** What the kernel holds for an extension that stopped or failed to start: its listeners and timers. */
+  private release(name: string): void {
+    this.events.removeAll(name);
+    for (const clear of this.timersOf.get(name) ?? []) clear();
+    this.timersOf.delete(name);
   }
 
   /** The kernel's own listeners, first in line: the latest values for status. */

@@ -68,7 +68,7 @@ export class ExtensionRunner {
 
   /**
    * Loads and starts each enabled extension in order. `contextFor` gives each
-   * its context; `cleanUp` removes what the kernel holds for it (listeners).
+   * its context; `cleanUp` removes what the kernel holds for it (listeners, timers).
    * Throws START_ABORTED when `signal` fires.
    */
   async start(contextFor: (name: string) => Parameters<Extension['start']>[0], signal: AbortSignal, cleanUp: (name: string) => void): Promise<void> {

@@ -60,6 +60,6 @@ export interface NodeContext {
   readonly latest: Readonly<LatestValues>;
   /** Keeps hold of async work so stop() waits for it; errors are counted (`node.pipeline_errors`), never thrown. */
   track(work: Promise<unknown>): void;
-  /** Calls `fn` every `intervalMs` of node time; the kernel clears it when the node stops (before the extensions stop). */
+  /** Calls `fn` every `intervalMs` of node time; the kernel clears it when the node stops (before the extensions stop), or when this extension fails to start. */
   every(intervalMs: number, fn: () => void): void;
 }

@@ -19,7 +19,8 @@ export const DEW_POINT_MARGIN_CHANNEL = { name: 'dew_point_margin', unit: '°C',
 
 /** Dew point in °C of air at `celsius` and `relativeHumidity` percent; undefined outside the formula's range. */
 export function dewPoint(celsius: number, relativeHumidity: number): number | undefined {
-  if (!(relativeHumidity > 0 && relativeHumidity <= 100) || celsius < -45 || celsius > 60) return undefined;
+  // Written as ranges that hold, so a NaN reading is out of range too.
+  if (!(relativeHumidity > 0 && relativeHumidity <= 100) || !(celsius >= -45 && celsius <= 60)) return undefined;
   const gamma = Math.log(relativeHumidity / 100) + (B * celsius) / (C + celsius);
   return (C * gamma) / (B - gamma);
 }
