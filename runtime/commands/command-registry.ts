@@ -42,6 +42,28 @@ const NAME = /^[a-z][a-z0-9-]*(\/[a-z][a-z0-9-]*)*$/;
 
 export class CommandRegistry {
   private readonly commands = new Map<string, CommandSpec>();
+  /** Command name -> the extension that defined it (through `forOwner`). */
+  private readonly owners = new Map<string, string>();
+  /** Set on a view made by `forOwner`. */
+  private readonly definingOwner: string | undefined;
+
+  /**
+   * The same registry, as seen by one extension: what it defines is recorded
+   * as its own, so `removeOwner` can take it back if the extension fails.
+   */
+  forOwner(owner: string): CommandRegistry {
+    return Object.create(this, { definingOwner: { value: owner } }) as CommandRegistry;
+  }
+
+  /** Removes every command `owner` defined (an extension that failed to start); returns their names. */
+  removeOwner(owner: string): string[] {
+    const names = [...this.owners].filter(([, o]) => o === owner).map(([name]) => name);
+    for (const name of names) {
+      this.commands.delete(name);
+      this.owners.delete(name);
+    }
+    return names;
+  }
 
   /** Declares a command; a second command of the same name is a programming error (COMMAND_DUPLICATE). */
   define<A extends CommandArgs>(name: string, definition: CommandDefinition<A>): this {
@@ -50,6 +72,7 @@ export class CommandRegistry {
     const { description, args, write = false, unavailable, handler } = definition;
     const spec: CommandSpec<A> = { name, description, args, write, handler, ...(unavailable ? { unavailable } : {}) };
     this.commands.set(name, spec);
+    if (this.definingOwner !== undefined) this.owners.set(name, this.definingOwner);
     return this;
   }
 

@@ -252,6 +252,7 @@ export class ApiaryNode {
     return Object.freeze({
       ...this.ctx,
       logger: this.logger.child({ ext: name }),
+      commands: this.commands.forOwner(name),
       events: {
         on: (event, listener) => events.on(name, event, listener),
         emit: (event, ...args) => events.emit(event, ...args),
@@ -268,6 +269,8 @@ export class ApiaryNode {
   /** What the kernel holds for an extension that stopped or failed to start: its listeners and timers. */
   private release(name: string): void {
     this.events.removeAll(name);
+    // After a failed start (its commands were defined, but it is not running), they answer that it is unavailable.
+    if (!this.stopping && this.commands.removeOwner(name).length > 0) this.extensions.declareFailed(name, this.commands);
     for (const clear of this.timersOf.get(name) ?? []) clear();
     this.timersOf.delete(name);
   }

@@ -61,6 +61,11 @@ export class ExtensionRunner {
     return orderExtensions(this.entries.filter((e) => e.enabled(this.config)));
   }
 
+  /** Declares the commands of an extension that failed to start, without its parts: they answer that they are unavailable. */
+  declareFailed(name: string, registry: CommandRegistry): void {
+    this.entries.find((e) => e.name === name)?.declareCommands?.(registry);
+  }
+
   /** Declares the commands of the extensions that are off: they answer that they are unavailable here. */
   declareDisabled(registry: CommandRegistry): void {
     for (const entry of this.entries) if (!entry.enabled(this.config)) entry.declareCommands?.(registry);

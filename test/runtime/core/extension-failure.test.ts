@@ -12,6 +12,9 @@ import { extensionsFor } from '../../../runtime/apps/index.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
 import { ApiaryNode } from '../../../runtime/core/apiary-node.js';
 import type { Extension, ExtensionEntry } from '../../../runtime/core/extension.js';
+import { z } from 'zod';
+import type { CommandRegistry } from '../../../runtime/commands/command-registry.js';
+import { ErrorCodes } from '../../../runtime/errors.js';
 import { waitFor } from '../../support/mesh-node.js';
 
 describe('an extension that fails to start, on a real node', () => {
@@ -19,13 +22,23 @@ describe('an extension that fails to start, on a real node', () => {
   let node: ApiaryNode;
   const heard = { readings: 0, ticks: 0 };
 
-  /** Listens, sets a timer through the kernel, then throws. */
+  /** `broken/ping`: live while the extension runs, else unavailable. */
+  const declarePing = (registry: CommandRegistry, live?: boolean) => registry.define('broken/ping', {
+    description: 'answers pong while the broken extension runs',
+    args: z.object({}),
+    unavailable: () => (live ? undefined : 'the broken extension is not running'),
+    handler: () => 'pong',
+  });
+
+  /** Declares a command, listens, sets a timer through the kernel, then throws. */
   const broken: ExtensionEntry = {
     name: 'broken',
     enabled: () => true,
+    declareCommands: (registry) => declarePing(registry),
     load: () => Promise.resolve((): Extension => ({
       name: 'broken',
       start: (ctx) => {
+        declarePing(ctx.commands, true);
         ctx.events.on('reading', () => { heard.readings += 1; });
         ctx.every(1_000, () => { heard.ticks += 1; });
         return Promise.reject(new Error('the broken extension cannot start'));
@@ -68,5 +81,11 @@ describe('an extension that fails to start, on a real node', () => {
       return seen >= 2;
     }, 20_000, () => 'no new temperature readings');
     expect(heard).toEqual(before);
+  });
+
+  it('answers its commands as unavailable, not with the handlers of an extension that is not running', async () => {
+    expect(await node.commands.run('broken/ping', {})).toEqual({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'the broken extension is not running' });
+    // The others' commands are untouched.
+    expect(await node.commands.run('status', {})).toMatchObject({ ok: true });
   });
 });
