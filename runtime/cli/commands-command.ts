@@ -1,10 +1,10 @@
 /**
  * `apiary commands`: the commands a node answers, read from the node's
- * command registry (runtime/apps/applications.ts), offline: no node needs
+ * command registry (runtime/agent/node-commands.ts), offline: no node needs
  * to run. The same registry answers the MQTT command topics.
  */
 import { describeArgs, jsonSchemaOf } from '../commands/command-registry.js';
-import { nodeCommands } from '../apps/applications.js';
+import { nodeCommands } from '../apps/index.js';
 
 export function commandsCommand(options: { json?: boolean; topicPrefix: string }): void {
   const commands = nodeCommands().list();

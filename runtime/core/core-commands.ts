@@ -2,7 +2,7 @@
  * The kernel's commands: the node's status, the shared document and
  * revocations (the mesh is a kernel service). Extensions and applications
  * declare theirs in their own folder; `apiary commands` lists them all
- * (runtime/apps/applications.ts).
+ * (runtime/apps/node-commands.ts).
  */
 import { z } from 'zod';
 import type { CommandRegistry } from '../commands/command-registry.js';
