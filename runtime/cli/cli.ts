@@ -7,18 +7,17 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
-import { DEFAULT_CONFIG_FILE, loadConfig, migrationNotes, type ConfigOverrides } from '../config/load-config.js';
+import { DEFAULT_CONFIG_FILE, migrationNotes } from '../config/load-config.js';
 import { ApiaryError, describeError, isApiaryError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
-import { formatStatus } from './format-status.js';
-import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
-import type { AuditResult } from '../extensions/decision-audit/decision-audit.js';
-import type { UpdateReport } from '../extensions/model-updates/model-updates.js';
 import type { ApiaryNode } from '../core/apiary-node.js';
-import { requestNode } from './node-request.js';
+import { allNodeCommands } from '../apps/applications.js';
 import { packagePath } from '../package-root.js';
-import { findRunningNode, removeRunFiles, writeRunFile } from './run-file.js';
+import { NODE_COMMAND_GROUPS, NODE_COMMAND_VIEWS } from './node-command-views.js';
+import { askNode, integer, load, withCommonOptions, withNodeOptions, type CommonOptions } from './node-options.js';
+import { addRegistryCommands } from './registry-cli.js';
+import { removeRunFiles, writeRunFile } from './run-file.js';
 
 const VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
@@ -27,48 +26,11 @@ interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; d
 /** sysexits.h EX_CONFIG: the config is wrong, retrying will not help. */
 const EXIT_CONFIG = 78;
 
-interface CommonOptions {
-  config?: string;
-  dataDir?: string;
-  port?: number;
-  host?: string;
-  speed?: number;
-}
-
-const integer = (name: string, min: number, max: number) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
-  return n;
-};
 const positive = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0, e.g. 60 for one simulated minute per second');
   return n;
 };
-
-function withCommonOptions(command: Command): Command {
-  return command
-    .option('-c, --config <file>', `config file (default: ./${DEFAULT_CONFIG_FILE} if present, else built-in defaults)`)
-    .option('-d, --data-dir <dir>', 'data directory (identity, state, stream logs); overrides node.dataDir')
-    .addOption(new Option('-p, --port <port>', 'MQTT broker port, 0 = any free port; overrides broker.port').argParser(integer('port', 0, 65535)))
-    .option('--host <host>', 'MQTT broker address to listen on / connect to; overrides broker.host');
-}
-
-function overrides(options: CommonOptions): ConfigOverrides {
-  return {
-    ...(options.port !== undefined ? { port: options.port } : {}),
-    ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
-    ...(options.speed !== undefined ? { speed: options.speed } : {}),
-    ...(options.host !== undefined ? { host: options.host } : {}),
-  };
-}
-
-/** Loads the config; says on stderr if it was migrated in memory (`start` logs that instead). */
-function load(options: CommonOptions, quiet = false) {
-  const loaded = loadConfig({ ...(options.config !== undefined ? { file: options.config } : {}), overrides: overrides(options) });
-  if (!quiet) for (const note of migrationNotes(loaded)) process.stderr.write(`apiary: ${note}\n`);
-  return loaded;
-}
 
 async function startCommand(options: CommonOptions): Promise<void> {
   const loaded = load(options, true);
@@ -174,37 +136,7 @@ async function localOwnerKey(file: string): Promise<string | undefined> {
   return (await loadOrCreateKeyFile(file)).identity.publicKey;
 }
 
-async function askNode(options: CommonOptions & { node?: string; timeout?: number }, command: string, args?: Record<string, unknown>) {
-  const { config } = load(options);
-  const timeoutMs = options.timeout ?? 5000;
-  // --port / --host name the broker: they win. Otherwise the run file `apiary start` wrote finds the node and its broker.
-  if (options.port === undefined && options.host === undefined) {
-    const running = findRunningNode({
-      dataDir: config.node.dataDir,
-      dataDirExplicit: options.dataDir !== undefined || options.config !== undefined,
-      ...(options.node !== undefined ? { nodeId: options.node } : {}),
-    });
-    if (running) {
-      if (path.resolve(running.dataDir) !== path.resolve(config.node.dataDir) && options.node === undefined) {
-        process.stderr.write(`(asking node ${running.nodeId} of ${running.dataDir}, the only node running here)\n`);
-      }
-      return requestNode({ url: running.url, topicPrefix: running.topicPrefix, command, ...(args ? { args } : {}), nodeId: running.nodeId, timeoutMs });
-    }
-  }
-  const url = config.bus.url ?? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`;
-  let nodeId = options.node;
-  if (nodeId === undefined) {
-    const { readIdentity } = await import('../identity/identity.js');
-    nodeId = (await readIdentity(config.node.dataDir))?.nodeId;
-  }
-  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs });
-}
 
-function withNodeOptions(command: Command): Command {
-  return withCommonOptions(command)
-    .option('--node <nodeId>', 'the node to ask (default: the node of this data dir, else the only node running on this machine)')
-    .addOption(new Option('--timeout <ms>', 'how long to wait for an answer').argParser(integer('timeout', 100, 600_000)));
-}
 
 const program = new Command('apiary')
   .description('Apiary: an open agent runtime for small boards. Senses, infers, decides and shares, offline-first.')
@@ -237,14 +169,13 @@ withCommonOptions(program.command('id'))
   .option('--owner <key>', 'the owner key to self-sign for (default: the owner key file of this node, if it has one)')
   .action((options: CommonOptions & { json?: boolean; owner?: string }) => idCommand(options));
 
-withNodeOptions(program.command('status'))
-  .description('ask the running node for its last readings, decisions, uptime and storage use')
-  .option('--json', 'print the raw JSON answer')
-  .action(async (options: CommonOptions & { node?: string; timeout?: number; json?: boolean }) => {
-    const reply = await askNode(options, 'status');
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    process.stdout.write(options.json ? `${JSON.stringify(reply.result, null, 2)}\n` : `${formatStatus(reply.result)}\n`);
-  });
+// Every command a node answers, from its command registry: `shared/set` is `apiary shared set`, an extension's new command is here too.
+addRegistryCommands(program, allNodeCommands(), {
+  send: (command, args, options) => askNode(options, command, args),
+  nodeOptions: withNodeOptions,
+  presentations: NODE_COMMAND_VIEWS,
+  groups: NODE_COMMAND_GROUPS,
+});
 
 withCommonOptions(program.command('commands'))
   .description("list the commands a node answers over MQTT, with their arguments (from the node's command registry; no node needs to run)")
@@ -254,56 +185,12 @@ withCommonOptions(program.command('commands'))
     commandsCommand({ ...options, topicPrefix: load(options).config.bus.topicPrefix });
   });
 
-const sim = program.command('sim').description('control a simulated beehive node');
-withNodeOptions(sim.command('swarm'))
-  .description('make the simulated colony swarm: pre-swarm sound, then swarming, then the swarm leaves')
-  .action(async (options: CommonOptions & { node?: string; timeout?: number }) => {
-    const reply = await askNode(options, 'sim/swarm');
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    const s = reply.result as { preSwarmFrom: number; swarmFrom: number; swarmUntil: number };
-    const at = (t: number) => new Date(t).toISOString();
-    process.stdout.write(`node ${reply.nodeId}: pre-swarm from ${at(s.preSwarmFrom)}, swarming from ${at(s.swarmFrom)}, swarm leaves at ${at(s.swarmUntil)} (node time)\n`);
-  });
-
-const shared = program.command('shared').description('the apiary-wide shared document (members, thresholds, catalogue), replicated to every node');
-withNodeOptions(shared.command('get'))
-  .description('print the shared document as this node holds it')
-  .argument('[map]', 'only this map, like members or thresholds')
-  .action(async (map: string | undefined, options: CommonOptions & { node?: string; timeout?: number }) => {
-    const reply = await askNode(options, 'shared/get');
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    const doc = reply.result as Record<string, unknown>;
-    process.stdout.write(`${JSON.stringify(map === undefined ? doc : (doc[map] ?? {}), null, 2)}\n`);
-  });
-withNodeOptions(shared.command('set'))
-  .description('set one fact; it spreads to every node, and concurrent edits merge the same way everywhere')
-  .argument('<map>', 'the map, like thresholds')
-  .argument('<key>', 'the key, like swarming')
-  .argument('<value>', 'a JSON value, like 0.75 or \'{"above": 38}\' (a bare word is taken as a string)')
-  .action(async (map: string, key: string, text: string, options: CommonOptions & { node?: string; timeout?: number }) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = text;
-    }
-    const reply = await askNode(options, 'shared/set', { map, key, value });
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    process.stdout.write(`node ${reply.nodeId}: ${map}.${key} = ${JSON.stringify(value)}\n`);
-  });
-
-withNodeOptions(program.command('audit'))
-  .description("re-run the model behind each recent decision in the signed feeds this node holds (its own and its neighbours'), and check the recorded input and output")
-  .option('--origin <nodeId>', "only this node's feed")
-  .addOption(new Option('--limit <n>', 'the newest this many decisions').argParser(integer('limit', 1, 200)).default(20))
-  .option('--json', 'print the raw JSON answer')
-  .action(async (options: CommonOptions & { node?: string; timeout?: number; origin?: string; limit: number; json?: boolean }) => {
-    const reply = await askNode(options, 'decisions/audit', { limit: options.limit, ...(options.origin ? { origin: options.origin } : {}) });
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    const results = reply.result as AuditResult[];
-    process.stdout.write(options.json ? `${JSON.stringify(results, null, 2)}\n` : `${formatAudit(reply.nodeId, results)}\n`);
-    if (results.some((r) => AUDIT_FAILURES.has(r.verdict))) process.exitCode = 1;
-  });
+/** A group the registry's commands made (`models`, `mesh`), for the CLI's own sub-commands beside them. */
+function groupCommand(name: string): Command {
+  const group = program.commands.find((c) => c.name() === name);
+  if (!group) throw new Error(`no "${name}" command group: the command registry no longer declares a ${name}/ command`);
+  return group;
+}
 
 const owner = program.command('owner').description("the owner's key: signs your nodes' certificates; other owners trust your nodes by it");
 const ownerKeyOption = () => new Option('-k, --key-file <file>', 'the owner key file').default('owner.json');
@@ -341,20 +228,7 @@ owner.command('revoke')
     const { ownerRevokeCommand } = await import('./owner-command.js');
     await ownerRevokeCommand(options);
   });
-const meshCommand = program.command('mesh').description('the mesh of nodes this node links with');
-withNodeOptions(meshCommand.command('revoke'))
-  .description('give the running node an owner-signed revocation (from `apiary owner revoke`): it applies it and spreads it to every node')
-  .argument('<file>', 'the revocation file')
-  .action(async (file: string, options: CommonOptions & { node?: string; timeout?: number }) => {
-    const { readFile } = await import('node:fs/promises');
-    const revocation = JSON.parse(await readFile(file, 'utf8')) as unknown;
-    const reply = await askNode(options, 'mesh/revoke', { revocation });
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the revocation');
-    const { nodeId, applied } = reply.result as { nodeId: string; applied: boolean };
-    process.stdout.write(`node ${reply.nodeId}: ${applied ? `revoked node ${nodeId}; it spreads to every node with the feed` : `node ${nodeId} was already revoked here`}\n`);
-  });
-
-const models = program.command('models').description('the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts');
+const models = groupCommand('models');
 withCommonOptions(models.command('list'))
   .description('list shipped, configured (models.dir) and installed models with version, hash, signer and whether this node would run them')
   .option('--json', 'print JSON')
@@ -385,20 +259,6 @@ withCommonOptions(models.command('install'))
     const { modelsInstallCommand } = await import('./models-command.js');
     await modelsInstallCommand(load(options).config, dir);
   });
-withNodeOptions(models.command('publish'))
-  .description('hand a signed model folder to the running node, which installs it and spreads it over the mesh to every node that trusts the signer')
-  .argument('<dir>', 'the model folder (manifest.json + model file), signed with `apiary models sign`')
-  .option('--json', 'print the raw JSON answer')
-  .action(async (dir: string, options: CommonOptions & { node?: string; timeout?: number; json?: boolean }) => {
-    const reply = await askNode({ ...options, timeout: options.timeout ?? 30_000 }, 'models/publish', { dir: path.resolve(dir) });
-    if (!reply.ok) throw new Error(reply.error ?? 'the node refused the request');
-    const r = reply.result as UpdateReport;
-    process.stdout.write(options.json ? `${JSON.stringify(r, null, 2)}\n`
-      : `node ${reply.nodeId}: published ${r.name} ${r.version} as feed entry #${r.release?.seq ?? '?'}; here it is ${r.status}${r.reason ? ` (${r.reason})` : ''}\n` +
-        '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`\n');
-    if (r.status === 'rolled-back' || r.status === 'refused') process.exitCode = 1;
-  });
-
 const feed = program.command('feed').description('the signed feeds this node holds, read from its data dir (read-only; works beside a running node)');
 withCommonOptions(feed.command('list'))
   .description('per origin: seq range, entries, bytes, gaps, forks and invalid entries (every signature and chain link checked); exits 1 on any gap, fork or invalid entry')

@@ -95,11 +95,10 @@ export class CommandRegistry {
     if (!spec) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: this.unknownMessage(name) };
     const why = spec.unavailable?.();
     if (why !== undefined) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: why };
-    const raw = rawArgs ?? {};
-    const parsed = spec.args.safeParse(raw);
-    if (!parsed.success) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: describeArgIssues(spec, parsed.error.issues, raw) };
+    const checked = checkArgs(spec, rawArgs);
+    if (!checked.ok) return { ok: false, code: ErrorCodes.COMMAND_INVALID, error: checked.error };
     try {
-      return { ok: true, result: await spec.handler(parsed.data) };
+      return { ok: true, result: await spec.handler(checked.args) };
     } catch (err) {
       if (!isApiaryError(err)) throw err;
       return { ok: false, code: err.code, error: err.hint ? `${err.message} (${err.hint})` : err.message };
@@ -111,6 +110,17 @@ export class CommandRegistry {
     const known = names.length <= 1 ? (names[0] ?? 'none') : `${names.slice(0, -1).join(', ')} and ${names.at(-1) ?? ''}`;
     return `unknown command "${name}": known commands are ${known}`;
   }
+}
+
+/**
+ * Validates raw arguments as run() does: the parsed arguments, or the message
+ * the reply carries (each field, the value it got, the fix). The CLI checks
+ * with it before sending, so a bad value needs no node to be refused.
+ */
+export function checkArgs<A extends CommandArgs>(command: CommandSpec<A>, rawArgs: unknown): { ok: true; args: z.output<A> } | { ok: false; error: string } {
+  const raw = rawArgs ?? {};
+  const parsed = command.args.safeParse(raw);
+  return parsed.success ? { ok: true, args: parsed.data } : { ok: false, error: describeArgIssues(command, parsed.error.issues, raw) };
 }
 
 /** The JSON Schema of a command's arguments (an MCP tool's inputSchema). */

@@ -9,7 +9,6 @@ import type { CommandRegistry } from '../commands/command-registry.js';
 import { ApiaryError, ErrorCodes, isApiaryError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../counters.js';
-import { publishRevocation } from '../mesh/create-mesh.js';
 import type { Mesh } from '../mesh/mesh.js';
 
 /** Maps of the shared document a person may edit; `members` is each node's own record, written by the node. */
@@ -63,6 +62,8 @@ export function declareCoreCommands(registry: CommandRegistry, parts?: CoreComma
     handler: async ({ revocation }) => {
       if (!mesh || !parts) return undefined;
       try {
+        // Imported here: the CLI declares these commands at every start and never runs them.
+        const { publishRevocation } = await import('../mesh/create-mesh.js');
         return await publishRevocation(mesh, revocation, parts.counters, parts.logger);
       } catch (err) {
         // Every failure is answered with its code and message (never a silent drop), as before the registry.
