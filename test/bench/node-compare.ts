@@ -21,6 +21,11 @@ export function startupCompareRows(s: StartupResults): CompareRow[] {
     row('cold: "MQTT broker:" line on stdout', (x) => x.cold.map((r) => r.brokerLineMs)),
     row('warm: "MQTT broker:" line on stdout', (x) => x.warm.map((r) => r.brokerLineMs)),
     compareRow(section, 'node -e 0, spawn to exit (for scale, once a round)', 'ms', s.noopMs, [], { plain: true }),
+    // CPU time used, not wall time: what other processes on the machine do sways it much less.
+    row('cold: CPU used by the first reading (user + system)', (x) => x.cold.map((r) => r.cpuAtFirstReadingMs ?? Number.NaN)),
+    row('warm: CPU used by the first reading', (x) => x.warm.map((r) => r.cpuAtFirstReadingMs ?? Number.NaN)),
+    row('cold: CPU used by the "MQTT broker:" line', (x) => x.cold.map((r) => r.cpuAtBrokerLineMs ?? Number.NaN)),
+    row('warm: CPU used by the "MQTT broker:" line', (x) => x.warm.map((r) => r.cpuAtBrokerLineMs ?? Number.NaN)),
   ];
 }
 

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { NodeSide } from './baseline.js';
 import { BusWatcher, Child, freePort, withTimeout, type Resources } from './processes.js';
-import { listStreams, readStream } from './proc.js';
+import { cpuMs, listStreams, readStream } from './proc.js';
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -17,6 +17,13 @@ export interface StartRun {
   readonly firstReadingMs: number;
   /** ms from spawn to the "MQTT broker:" stdout line (printed once start() returns). */
   readonly brokerLineMs: number;
+  /**
+   * CPU (user + system, all threads) the node had used when the first reading
+   * arrived, and at the "MQTT broker:" line: less swayed by other processes
+   * on a busy machine than the wall-clock times (10 ms ticks).
+   */
+  readonly cpuAtFirstReadingMs?: number;
+  readonly cpuAtBrokerLineMs?: number;
   /** The watcher's first reading was not the first one this run stored (it connected too late). */
   readonly missedFirst: boolean;
   readonly cleanExit: boolean;
@@ -63,7 +70,9 @@ async function startRun(res: Resources, dataDir: string, node: NodeSide): Promis
   const watcher = res.watcher(new BusWatcher(port));
   const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main));
   const first = await Promise.race([withTimeout(watcher.firstReading, START_TIMEOUT_MS, 'the first reading'), child.died]);
+  const cpuAtFirstReadingMs = await cpuMs(child.pid);
   const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
+  const cpuAtBrokerLineMs = await cpuMs(child.pid);
   const exit = await child.stop();
   await watcher.close();
   // Streams are appended concurrently, so publish order need not follow t: a
@@ -73,6 +82,8 @@ async function startRun(res: Resources, dataDir: string, node: NodeSide): Promis
   return {
     firstReadingMs: first.at - child.spawnedAt,
     brokerLineMs,
+    cpuAtFirstReadingMs,
+    cpuAtBrokerLineMs,
     missedFirst: stored.some((r) => r.t <= first.t && !watcher.firstReadings.has(r.key)),
     cleanExit: exit.code === 0 && !exit.forced,
   };
