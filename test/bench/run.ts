@@ -190,9 +190,12 @@ async function main(): Promise<void> {
     if (catchup?.baseline) process.stdout.write(`${renderCatchupCompare(catchup)}\n`);
     const modelRows = inference ? inferenceRows(inference).map(evaluate) : [];
     if (modelRows.length > 0) process.stdout.write(`${renderTable(modelRows)}\n`);
+    // Ours and, with --baseline, the baseline's.
+    const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
+    const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
     const notes = [
-      ...startup && [...startup.cold, ...startup.warm, ...startup.baseline?.cold ?? [], ...startup.baseline?.warm ?? []].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
-      ...[...startup?.cold ?? [], ...startup?.warm ?? [], ...startup?.baseline?.cold ?? [], ...startup?.baseline?.warm ?? [], ...(steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : []).flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
+      ...starts.some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
+      ...[...starts, ...sessions.flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
       ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
