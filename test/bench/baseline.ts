@@ -2,14 +2,17 @@
  * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another, already built
  * checkout of Apiary, e.g. a git worktree at the commit before a change. The
  * broker and catch-up sections then also run that checkout's own
- * broker-server.js and catchup-child.js, taking turns with ours in the same
- * run, so the machine's drift touches both alike. Its code runs with the
+ * broker-server.js and catchup-child.js, and the start-up and steady
+ * sections its own node (dist/apiary.mjs start, with its own shipped default
+ * config), taking turns with ours in the same run, so the machine's drift
+ * touches both alike. Its code runs with the
  * node_modules its checkout resolves (for a worktree whose node_modules is a
  * link to this one's: the same, patched, dependencies).
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export interface Baseline {
   readonly dir: string;
@@ -17,6 +20,10 @@ export interface Baseline {
   readonly label: string;
   readonly brokerServer: string;
   readonly catchupChild: string;
+  /** Its bundled CLI, run as `node <apiary> start`. */
+  readonly apiary: string;
+  /** Its runtime/config/default-config.js (exports DEFAULT_CONFIG_YAML), when it has one. */
+  readonly defaultConfig: string | undefined;
 }
 
 /** A wrong argument or path: reported as its message alone, without a stack. */
@@ -24,7 +31,8 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const FILES = { brokerServer: 'dist/test/bench/broker-server.js', catchupChild: 'dist/test/bench/catchup-child.js' } as const;
+const FILES = { brokerServer: 'dist/test/bench/broker-server.js', catchupChild: 'dist/test/bench/catchup-child.js', apiary: 'dist/apiary.mjs' } as const;
+const DEFAULT_CONFIG = 'dist/runtime/config/default-config.js';
 
 async function kind(file: string): Promise<'file' | 'dir' | 'other' | 'missing'> {
   try {
@@ -54,5 +62,38 @@ export async function resolveBaseline(given: string): Promise<Baseline> {
     throw new UsageError(`--baseline ${given}: not a built checkout of Apiary: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing; build it with \`npm run build\` in that checkout (cd ${dir} && npm run build; run npm install there first if it has no node_modules)`);
   }
   const label = (await shortCommit(dir)) ?? path.basename(dir);
-  return { dir, label, brokerServer: path.join(dir, FILES.brokerServer), catchupChild: path.join(dir, FILES.catchupChild) };
+  const defaultConfig = path.join(dir, DEFAULT_CONFIG);
+  return {
+    dir,
+    label,
+    brokerServer: path.join(dir, FILES.brokerServer),
+    catchupChild: path.join(dir, FILES.catchupChild),
+    apiary: path.join(dir, FILES.apiary),
+    defaultConfig: (await kind(defaultConfig)) === 'file' ? defaultConfig : undefined,
+  };
+}
+
+/** A node the start-up and steady sections start: ours or the baseline's, each with its own shipped default config. */
+export interface NodeSide {
+  /** 'now' for ours, the baseline's label for it. */
+  readonly label: string;
+  readonly main: string;
+  readonly configFile: string;
+}
+
+/**
+ * The baseline's node, with the default config its own checkout ships (a
+ * config of ours may hold keys it does not know). A checkout without
+ * default-config.js gets ours, said in `progress`.
+ */
+export async function baselineNode(baseline: Baseline, tmp: string, ourConfigYaml: string, progress: (line: string) => void): Promise<NodeSide> {
+  let yaml: string | undefined;
+  if (baseline.defaultConfig) {
+    const mod = (await import(pathToFileURL(baseline.defaultConfig).href)) as { DEFAULT_CONFIG_YAML?: unknown };
+    if (typeof mod.DEFAULT_CONFIG_YAML === 'string') yaml = mod.DEFAULT_CONFIG_YAML;
+  }
+  if (yaml === undefined) progress(`baseline ${baseline.label}: no DEFAULT_CONFIG_YAML in ${DEFAULT_CONFIG}; its node gets our shipped config`);
+  const configFile = path.join(tmp, 'apiary-baseline.yaml');
+  await writeFile(configFile, yaml ?? ourConfigYaml);
+  return { label: baseline.label, main: baseline.apiary, configFile };
 }

@@ -5,8 +5,9 @@
  * received and RSS, with now/before ratios (per repeat, median (min–max)).
  */
 import { KiB, type CatchupResults, type CatchupRun } from './catchup.js';
-import { ratio, summarize, type Summary } from './stats.js';
-import { columns, formatNumber, type Row } from './table.js';
+import { renderCompare, type CompareRow } from './compare.js';
+import { ratio, summarize } from './stats.js';
+import type { Row } from './table.js';
 
 const one = (value: number | undefined) => summarize(value === undefined ? [] : [value]);
 
@@ -89,17 +90,6 @@ const METRICS: readonly Metric[] = [
   { metric: 'peak RSS (VmHWM) of that process', unit: 'MB', value: (r) => r.rss?.peakMB ?? Number.NaN },
 ];
 
-export interface CompareRow {
-  readonly section: string;
-  readonly metric: string;
-  readonly unit: string;
-  readonly now: Summary | undefined;
-  readonly before: Summary | undefined;
-  /** now / before per repeat (they took turns), median (min–max). */
-  readonly nowBefore: Summary | undefined;
-  readonly count?: boolean;
-}
-
 /** Per size: each metric for ours and the baseline, over the repeats, and now/before. */
 export function catchupCompareRows(results: CatchupResults): CompareRow[] {
   const before = results.baseline?.runs;
@@ -123,32 +113,9 @@ export function catchupCompareRows(results: CatchupResults): CompareRow[] {
   return rows;
 }
 
-function cell(s: Summary | undefined, suffix = '', whole = false): string {
-  if (!s) return '—';
-  const f = (v: number) => (whole ? String(Math.round(v)) : formatNumber(v));
-  return s.n > 1 ? `${f(s.median)}${suffix} (${f(s.min)}–${f(s.max)})` : `${f(s.median)}${suffix}`;
-}
-
 export function renderCatchupCompare(results: CatchupResults): string {
-  const rows = catchupCompareRows(results);
   const label = results.baseline?.label ?? 'before';
-  if (rows.length === 0) return '';
   const repeats = results.plan.repeats ?? 1;
-  const out = ['', `[mesh catch-up: now vs ${label} (its own catchup-child.js, same plan), taking turns run by run in the same process tree; ${repeats > 1 ? `median (min–max) of ${repeats} runs each; now/before per pair of runs` : 'one run each'}; entries received: feeds.applied + duplicate + gap + fork + refused + rejected.*, summed over the nodes; CPU: the whole process running the nodes]`];
-  let section = '';
-  const lines: string[][] = [];
-  for (const r of rows) {
-    if (r.section !== section) {
-      section = r.section;
-      lines.push([`(${section})`]);
-    }
-    lines.push([r.metric, r.unit, cell(r.now, '', r.count), cell(r.before, '', r.count), r.nowBefore ? cell(r.nowBefore, 'x') : '—']);
-  }
-  const header = ['metric', 'unit', 'now', `before (${label})`, 'now/before'];
-  const table = columns(header, lines.filter((l) => l.length > 1), new Set([2, 3, 4]));
-  // The header and rule, then each section's name (unpadded) before its rows.
-  out.push(...table.slice(0, 2));
-  let k = 2;
-  for (const l of lines) out.push((l.length === 1 ? l[0] : table[k++]) ?? '');
-  return out.join('\n');
+  const title = `mesh catch-up: now vs ${label} (its own catchup-child.js, same plan), taking turns run by run in the same process tree; ${repeats > 1 ? `median (min–max) of ${repeats} runs each; now/before per pair of runs` : 'one run each'}; entries received: feeds.applied + duplicate + gap + fork + refused + rejected.*, summed over the nodes; CPU: the whole process running the nodes`;
+  return renderCompare(title, label, catchupCompareRows(results));
 }

@@ -71,8 +71,9 @@ export class Child {
     });
   }
 
-  static apiary(args: readonly string[]): Child {
-    return new Child([NODE_MAIN, 'start', ...args], { output: true });
+  /** `node <main> start ...args`; `main`: ours, or a baseline checkout's dist/apiary.mjs. */
+  static apiary(args: readonly string[], main = NODE_MAIN): Child {
+    return new Child([main, 'start', ...args], { output: true });
   }
 
   get running(): boolean {

@@ -4,7 +4,7 @@
  * mosquitto; mesh catch-up after a partition; and inference per backend.
  * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference] [--baseline <dir>]`.
  * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another built checkout
- * (baseline.ts), whose broker and catch-up child run beside ours, in turns.
+ * (baseline.ts), whose node, broker and catch-up child run beside ours, in turns.
  * Progress goes to stderr, the table to stdout, the details to
  * dist/bench-results.json. It reports; a missed target never fails the run
  * (exit 1 only when the harness itself cannot measure).
@@ -14,16 +14,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
-import { resolveBaseline, UsageError, type Baseline } from './baseline.js';
+import { baselineNode, resolveBaseline, UsageError, type Baseline, type NodeSide } from './baseline.js';
 import { BROKER_FULL, BROKER_QUICK, measureBrokers, type BrokerResults } from './broker.js';
 import { brokerRows, renderBroker } from './broker-report.js';
 import { CATCHUP_FULL, CATCHUP_QUICK, measureCatchup, type CatchupPlan, type CatchupResults } from './catchup.js';
 import { catchupCompareRows, catchupRows, renderCatchupCompare } from './catchup-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
-import { Resources } from './processes.js';
+import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
+import { NODE_MAIN, Resources } from './processes.js';
 import { measureStartup, type StartupResults } from './startup.js';
-import { measureSteady, type NodeRun, type Sample, type SteadyPlan, type SteadyResults } from './steady.js';
+import { ioCounter, measureSteady, measureSteadyTurns, messages, span, type Sample, type SteadyPlan, type SteadyResults, type SteadyTurns } from './steady.js';
 import { deltas, ratio, summarize } from './stats.js';
 import { evaluate, renderTable, type Row } from './table.js';
 
@@ -31,25 +32,27 @@ const RESULTS_FILE = fileURLToPath(new URL('../../bench-results.json', import.me
 const MB = 1024; // KiB per MiB, for /proc's kB figures
 
 interface Plan extends SteadyPlan {
+  /** Start-up rounds (with --baseline: per checkout, taking turns). */
   readonly startRuns: number;
+  /** With --baseline: steady-state sessions per checkout, taking turns (without it: one). */
+  readonly steadyRepeats: number;
 }
 
-const FULL: Plan = { startRuns: 5, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
-const QUICK: Plan = { startRuns: 3, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
+const FULL: Plan = { startRuns: 5, steadyRepeats: 3, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
+const QUICK: Plan = { startRuns: 3, steadyRepeats: 1, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
+
+/** APIARY_BENCH_START_RUNS=10, APIARY_BENCH_STEADY_REPEATS=5: more rounds for steadier medians (e.g. against a baseline on a busy machine). */
+function withNodeOverrides(plan: Plan): Plan {
+  const count = (name: string) => {
+    const n = Number(process.env[name]);
+    return Number.isInteger(n) && n >= 1 ? n : undefined;
+  };
+  const startRuns = count('APIARY_BENCH_START_RUNS');
+  const steadyRepeats = count('APIARY_BENCH_STEADY_REPEATS');
+  return { ...plan, ...(startRuns ? { startRuns } : {}), ...(steadyRepeats ? { steadyRepeats } : {}) };
+}
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
-
-const messages = (s: Sample) => s.counts.readings + s.counts.models + s.counts.decisions + s.counts.other;
-const span = (samples: readonly Sample[], pick: (s: Sample) => number) => {
-  const first = samples[0];
-  const last = samples.at(-1);
-  return first && last ? pick(last) - pick(first) : Number.NaN;
-};
-
-/** write_bytes when the kernel accounts it (it may read 0 in some containers), else wchar. */
-function ioCounter(runs: readonly NodeRun[]): 'writeBytes' | 'wchar' {
-  return runs.every((r) => (r.samples.at(-1)?.io.writeBytes ?? 0) > 0) ? 'writeBytes' : 'wchar';
-}
 
 function startupRows(s: StartupResults): Row[] {
   const section = 'start-up, shipped default config (speed 1); ms from spawn';
@@ -144,8 +147,8 @@ async function main(): Promise<void> {
   const { quick, sections, baseline: baselineDir } = parseArgs(process.argv.slice(2));
   // Checked before anything runs: a wrong path fails at once, naming the path and the fix.
   const baseline: Baseline | undefined = baselineDir ? await resolveBaseline(baselineDir) : undefined;
-  if (baseline && !sections.has('broker') && !sections.has('catchup')) progress(`--baseline ${baseline.dir}: only the broker and catchup sections compare with it; none of them runs`);
-  const plan = quick ? QUICK : FULL;
+  if (baseline && sections.has('inference') && sections.size === 1) progress(`--baseline ${baseline.dir}: the inference section does not compare with it`);
+  const plan = withNodeOverrides(quick ? QUICK : FULL);
   const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
   const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
   const inferencePlan = quick ? INFERENCE_QUICK : INFERENCE_FULL;
@@ -159,31 +162,40 @@ async function main(): Promise<void> {
     // The shipped defaults, passed explicitly so an apiary.yaml in the cwd cannot change the result.
     const configFile = path.join(tmp, 'apiary.yaml');
     await writeFile(configFile, DEFAULT_CONFIG_YAML);
+    const ours: NodeSide = { label: 'now', main: NODE_MAIN, configFile };
+    const theirNode = baseline && (sections.has('startup') || sections.has('steady')) ? await baselineNode(baseline, tmp, DEFAULT_CONFIG_YAML, progress) : undefined;
     const parts = [
       ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
-      ...(sections.has('steady') ? [`${plan.durationMs / 1000} s of steady state`] : []),
+      ...(sections.has('steady') ? [theirNode ? `${plan.steadyRepeats} x ${plan.durationMs / 1000} s of steady state per checkout` : `${plan.durationMs / 1000} s of steady state`] : []),
       ...(sections.has('broker') ? ['the broker comparison'] : []),
       ...(sections.has('catchup') ? [`mesh catch-up for ${catchupPlan.sizes.join(', ')} nodes`] : []),
       ...(sections.has('inference') ? ['inference per backend'] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
-    if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its broker-server.js and catchup-child.js, taking turns with ours)`);
-    const startup = sections.has('startup') ? await measureStartup(res, tmp, configFile, plan.startRuns, progress) : undefined;
-    const steady = sections.has('steady') ? await measureSteady(res, tmp, configFile, plan, progress) : undefined;
+    if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
+    const startup = sections.has('startup') ? await measureStartup(res, tmp, ours, plan.startRuns, progress, theirNode) : undefined;
+    // With a baseline, the main table shows our first session; the comparison, all of them.
+    const steadyTurns: SteadyTurns | undefined = sections.has('steady') && theirNode ? await measureSteadyTurns(res, tmp, ours, theirNode, plan, plan.steadyRepeats, progress) : undefined;
+    const steady = steadyTurns ? steadyTurns.now[0] : sections.has('steady') ? await measureSteady(res, tmp, ours, plan, progress) : undefined;
     const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress, baseline) : undefined;
     const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress, baseline) : undefined;
     const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
+    if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
+    if (steadyTurns) process.stdout.write(`${renderSteadyCompare(steadyTurns, plan.durationMs)}\n`);
     if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
     const meshRows = catchup ? catchupRows(catchup).map(evaluate) : [];
     if (meshRows.length > 0) process.stdout.write(`${renderTable(meshRows)}\n`);
     if (catchup?.baseline) process.stdout.write(`${renderCatchupCompare(catchup)}\n`);
     const modelRows = inference ? inferenceRows(inference).map(evaluate) : [];
     if (modelRows.length > 0) process.stdout.write(`${renderTable(modelRows)}\n`);
+    // Ours and, with --baseline, the baseline's.
+    const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
+    const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
     const notes = [
-      ...startup && [...startup.cold, ...startup.warm].some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
-      ...[...startup?.cold ?? [], ...startup?.warm ?? [], ...steady?.nodes ?? []].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
+      ...starts.some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
+      ...[...starts, ...sessions.flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
       ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
@@ -194,13 +206,15 @@ async function main(): Promise<void> {
       plan: { ...plan, broker: brokerPlan, catchup: catchupPlan, inference: inferencePlan },
       host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
       rows,
+      ...(startup?.baseline ? { startupCompareRows: startupCompareRows(startup) } : {}),
+      ...(steadyTurns ? { steadyCompareRows: steadyCompareRows(steadyTurns, plan.durationMs) } : {}),
       ...(broker ? { brokerRows: brokerRows(broker) } : {}),
       ...(catchup ? { catchupRows: meshRows } : {}),
       ...(catchup?.baseline ? { catchupCompareRows: catchupCompareRows(catchup) } : {}),
       ...(baseline ? { baseline } : {}),
       ...(inference ? { inferenceRows: modelRows } : {}),
       notes,
-      raw: { startup, steady, broker, catchup, inference },
+      raw: { startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference },
     };
     await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
     progress(`wrote ${RESULTS_FILE}`);

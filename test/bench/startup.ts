@@ -2,11 +2,13 @@
  * Start-up timing: spawn -> first reading seen on MQTT, for a fresh data dir
  * (identity created, streams created) and again on the same dir (warm: identity
  * read, streams recovered), alternated with `node -e 0` so all three see the
- * same machine load.
+ * same machine load. With a baseline checkout, its node starts the same
+ * way in each run too, ours and it swapping places every other run.
  */
 import path from 'node:path';
+import type { NodeSide } from './baseline.js';
 import { BusWatcher, Child, freePort, withTimeout, type Resources } from './processes.js';
-import { listStreams, readStream } from './proc.js';
+import { cpuMs, listStreams, readStream } from './proc.js';
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -15,6 +17,13 @@ export interface StartRun {
   readonly firstReadingMs: number;
   /** ms from spawn to the "MQTT broker:" stdout line (printed once start() returns). */
   readonly brokerLineMs: number;
+  /**
+   * CPU (user + system, all threads) the node had used when the first reading
+   * arrived, and at the "MQTT broker:" line: less swayed by other processes
+   * on a busy machine than the wall-clock times (10 ms ticks).
+   */
+  readonly cpuAtFirstReadingMs?: number;
+  readonly cpuAtBrokerLineMs?: number;
   /** The watcher's first reading was not the first one this run stored (it connected too late). */
   readonly missedFirst: boolean;
   readonly cleanExit: boolean;
@@ -24,6 +33,8 @@ export interface StartupResults {
   readonly noopMs: number[];
   readonly cold: StartRun[];
   readonly warm: StartRun[];
+  /** With --baseline: that checkout's node, run i taken in the same round as ours. */
+  readonly baseline?: { readonly label: string; readonly cold: StartRun[]; readonly warm: StartRun[] };
 }
 
 async function timeNoop(res: Resources): Promise<number> {
@@ -52,14 +63,16 @@ async function storedReadings(dataDir: string, before: Map<string, number>): Pro
   return out;
 }
 
-async function startRun(res: Resources, dataDir: string, configFile: string): Promise<StartRun> {
+async function startRun(res: Resources, dataDir: string, node: NodeSide): Promise<StartRun> {
   const before = await readingCounts(dataDir);
   const port = await freePort();
   // The watcher starts knocking before the spawn, so it is subscribed by the time readings flow.
   const watcher = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', configFile]));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main));
   const first = await Promise.race([withTimeout(watcher.firstReading, START_TIMEOUT_MS, 'the first reading'), child.died]);
+  const cpuAtFirstReadingMs = await cpuMs(child.pid);
   const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
+  const cpuAtBrokerLineMs = await cpuMs(child.pid);
   const exit = await child.stop();
   await watcher.close();
   // Streams are appended concurrently, so publish order need not follow t: a
@@ -69,23 +82,43 @@ async function startRun(res: Resources, dataDir: string, configFile: string): Pr
   return {
     firstReadingMs: first.at - child.spawnedAt,
     brokerLineMs,
+    cpuAtFirstReadingMs,
+    cpuAtBrokerLineMs,
     missedFirst: stored.some((r) => r.t <= first.t && !watcher.firstReadings.has(r.key)),
     cleanExit: exit.code === 0 && !exit.forced,
   };
 }
 
-export async function measureStartup(res: Resources, tmp: string, configFile: string, runs: number, progress: (line: string) => void): Promise<StartupResults> {
-  const results: StartupResults = { noopMs: [], cold: [], warm: [] };
+const describe = (r: StartRun) => `${r.firstReadingMs.toFixed(0)} ms (broker line ${r.brokerLineMs.toFixed(0)} ms${r.missedFirst ? ', MISSED the first reading' : ''}${r.cleanExit ? '' : ', unclean exit'})`;
+
+/** A cold start in a new data dir, then a warm one in the same dir. */
+async function coldWarm(res: Resources, dataDir: string, node: NodeSide): Promise<{ cold: StartRun; warm: StartRun }> {
+  const cold = await startRun(res, dataDir, node);
+  return { cold, warm: await startRun(res, dataDir, node) };
+}
+
+export async function measureStartup(res: Resources, tmp: string, ours: NodeSide, runs: number, progress: (line: string) => void, baseline?: NodeSide): Promise<StartupResults> {
+  const results = { noopMs: [] as number[], cold: [] as StartRun[], warm: [] as StartRun[] };
+  const before = { cold: [] as StartRun[], warm: [] as StartRun[] };
   for (let i = 1; i <= runs; i += 1) {
     const noop = await timeNoop(res);
     results.noopMs.push(noop);
-    const dataDir = path.join(tmp, `start-${i}`); // does not exist yet: the node creates it
-    const cold = await startRun(res, dataDir, configFile);
-    results.cold.push(cold);
-    const warm = await startRun(res, dataDir, configFile);
-    results.warm.push(warm);
-    const describe = (r: StartRun) => `${r.firstReadingMs.toFixed(0)} ms (broker line ${r.brokerLineMs.toFixed(0)} ms${r.missedFirst ? ', MISSED the first reading' : ''}${r.cleanExit ? '' : ', unclean exit'})`;
-    progress(`start-up ${i}/${runs}: node -e 0 ${noop.toFixed(0)} ms, cold ${describe(cold)}, warm ${describe(warm)}`);
+    // Data dirs that do not exist yet: the node creates them.
+    const now = async () => {
+      const r = await coldWarm(res, path.join(tmp, `start-${i}`), ours);
+      results.cold.push(r.cold);
+      results.warm.push(r.warm);
+      return `${baseline ? 'now ' : ''}cold ${describe(r.cold)}, warm ${describe(r.warm)}`;
+    };
+    const then = baseline && (async () => {
+      const r = await coldWarm(res, path.join(tmp, `start-before-${i}`), baseline);
+      before.cold.push(r.cold);
+      before.warm.push(r.warm);
+      return `${baseline.label} cold ${describe(r.cold)}, warm ${describe(r.warm)}`;
+    });
+    const lines: string[] = [];
+    for (const step of then ? (i % 2 === 0 ? [then, now] : [now, then]) : [now]) lines.push(await step());
+    progress(`start-up ${i}/${runs}: node -e 0 ${noop.toFixed(0)} ms, ${lines.join('; ')}`);
   }
-  return results;
+  return { ...results, ...(baseline ? { baseline: { label: baseline.label, ...before } } : {}) };
 }

@@ -3,10 +3,13 @@
  * so about 60x the real workload), a node at speed 1 and an idle Node.js
  * process run side by side; /proc, the MQTT message counts and the segment
  * files are sampled at the same instants, cutting the run into windows.
+ * With a baseline checkout, such sessions of ours and of its node take turns
+ * (measureSteadyTurns), one checkout at a time.
  */
 import { watch } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { NodeSide } from './baseline.js';
 import { cpuMs, ioCounters, memory, scanStreams, type IoCounters, type Memory, type StreamScan } from './proc.js';
 import { BusWatcher, Child, freePort, sleep, withTimeout, type MessageCounts, type Resources } from './processes.js';
 
@@ -41,6 +44,21 @@ export interface SteadyResults {
   readonly idle: { readonly cpuMs: number[]; readonly atMs: number[]; readonly memory: Memory };
 }
 
+/** Messages the watcher counted so far, of every kind. */
+export const messages = (s: Sample) => s.counts.readings + s.counts.models + s.counts.decisions + s.counts.other;
+
+/** last - first of a field over the samples. */
+export const span = (samples: readonly Sample[], pick: (s: Sample) => number) => {
+  const first = samples[0];
+  const last = samples.at(-1);
+  return first && last ? pick(last) - pick(first) : Number.NaN;
+};
+
+/** write_bytes when the kernel accounts it (it may read 0 in some containers), else wchar. */
+export function ioCounter(runs: readonly NodeRun[]): 'writeBytes' | 'wchar' {
+  return runs.every((r) => (r.samples.at(-1)?.io.writeBytes ?? 0) > 0) ? 'writeBytes' : 'wchar';
+}
+
 interface Running {
   readonly speed: number;
   readonly dataDir: string;
@@ -50,8 +68,8 @@ interface Running {
   readonly samples: Sample[];
 }
 
-async function launch(res: Resources, tmp: string, configFile: string, speed: number): Promise<Running> {
-  const dataDir = path.join(tmp, `steady-${speed}`);
+async function launch(res: Resources, dir: string, node: NodeSide, speed: number): Promise<Running> {
+  const dataDir = path.join(dir, `steady-${speed}`);
   // Created here so it can be watched from the start; the node creates the rest.
   await mkdir(dataDir);
   let stateWrites = 0;
@@ -60,7 +78,7 @@ async function launch(res: Resources, tmp: string, configFile: string, speed: nu
   res.add(() => watcher.close());
   const port = await freePort();
   const bus = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', configFile, '--speed', String(speed)]));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile, '--speed', String(speed)], node.main));
   return { speed, dataDir, child, bus, stateWrites: () => stateWrites, samples: [] };
 }
 
@@ -72,9 +90,10 @@ async function sample(node: Running, t0: number): Promise<Sample> {
   return { atMs, cpuMs: cpu, io, counts, store, stateWrites };
 }
 
-export async function measureSteady(res: Resources, tmp: string, configFile: string, plan: SteadyPlan, progress: (line: string) => void): Promise<SteadyResults> {
+/** One session: `node`'s speed 60 and speed 1 nodes and an idle process; `who` prefixes the progress lines. */
+export async function measureSteady(res: Resources, dir: string, node: NodeSide, plan: SteadyPlan, progress: (line: string) => void, who = ''): Promise<SteadyResults> {
   const t0 = performance.now();
-  const nodes = [await launch(res, tmp, configFile, 60), await launch(res, tmp, configFile, 1)];
+  const nodes = [await launch(res, dir, node, 60), await launch(res, dir, node, 1)];
   const idle = res.child(new Child(['-e', 'setInterval(() => {}, 1000)'], { output: false }));
   await Promise.race([
     withTimeout(Promise.all(nodes.map((n) => n.bus.firstReading)), 60_000, 'the first readings'),
@@ -83,7 +102,7 @@ export async function measureSteady(res: Resources, tmp: string, configFile: str
   // Windows start after the warm-up, and after the first readings on a slow board.
   const start = Math.max(plan.warmupMs, performance.now() - t0 + 1000);
   const windowMs = Math.max(1000, (plan.durationMs - start) / plan.windows);
-  progress(`steady state: speed 60 and speed 1 nodes running, ${plan.windows} windows of ${(windowMs / 1000).toFixed(1)} s from ${(start / 1000).toFixed(1)} s`);
+  progress(`${who}steady state: speed 60 and speed 1 nodes running, ${plan.windows} windows of ${(windowMs / 1000).toFixed(1)} s from ${(start / 1000).toFixed(1)} s`);
   const idleCpu: number[] = [];
   const idleAt: number[] = [];
   for (let i = 0; i <= plan.windows; i += 1) {
@@ -92,7 +111,7 @@ export async function measureSteady(res: Resources, tmp: string, configFile: str
     idleAt.push(performance.now() - t0);
     idleCpu.push(await cpuMs(idle.pid));
     const fast = nodes[0]?.samples.at(-1);
-    if (i > 0 && fast) progress(`  window ${i}/${plan.windows} at ${(fast.atMs / 1000).toFixed(1)} s: speed 60 has ${fast.counts.readings} readings, ${fast.store.records} records, ${fast.cpuMs.toFixed(0)} ms CPU`);
+    if (i > 0 && fast) progress(`  ${who}window ${i}/${plan.windows} at ${(fast.atMs / 1000).toFixed(1)} s: speed 60 has ${fast.counts.readings} readings, ${fast.store.records} records, ${fast.cpuMs.toFixed(0)} ms CPU`);
   }
   const memories = await Promise.all(nodes.map((n) => memory(n.child.pid)));
   const idleMemory = await memory(idle.pid);
@@ -108,4 +127,26 @@ export async function measureSteady(res: Resources, tmp: string, configFile: str
     })),
     idle: { cpuMs: idleCpu, atMs: idleAt, memory: idleMemory },
   };
+}
+
+export interface SteadyTurns {
+  readonly label: string;
+  readonly now: SteadyResults[];
+  readonly before: SteadyResults[];
+}
+
+/** `repeats` sessions of each checkout, ours and the baseline's taking turns (swapping who goes first every other repeat). */
+export async function measureSteadyTurns(res: Resources, tmp: string, ours: NodeSide, baseline: NodeSide, plan: SteadyPlan, repeats: number, progress: (line: string) => void): Promise<SteadyTurns> {
+  const turns: SteadyTurns = { label: baseline.label, now: [], before: [] };
+  for (let r = 0; r < repeats; r += 1) {
+    const session = async (node: NodeSide, into: SteadyResults[], name: string) => {
+      const dir = path.join(tmp, `steady-${name}-${r}`);
+      await mkdir(dir);
+      into.push(await measureSteady(res, dir, node, plan, progress, `[${node.label} ${r + 1}/${repeats}] `));
+    };
+    const now = () => session(ours, turns.now, 'now');
+    const then = () => session(baseline, turns.before, 'before');
+    for (const step of r % 2 === 1 ? [then, now] : [now, then]) await step();
+  }
+  return turns;
 }
