@@ -36,10 +36,11 @@ import { ModelHost } from './model-host.js';
 import { modelTrustFromConfig } from './model-trust.js';
 import type { LatestValues, NodeContext } from './node-context.js';
 import { NodeEvents } from './node-events.js';
+import { NodeWork } from './node-work.js';
 import { acquireDataDir } from './node-preflight.js';
 import { NodeStorage } from './node-storage.js';
 import { saveCountersPeriodically, savedCounters } from './persisted-counters.js';
-import { nodeInfo, nodeStatus } from './node-status.js';
+import { nodeInfo, nodeStatus, trackLatest } from './node-status.js';
 
 export { APIARY_VERSION } from './node-status.js';
 
@@ -53,10 +54,8 @@ export class ApiaryNode {
   private readonly events: NodeEvents;
   private readonly extensions: ExtensionRunner;
   private readonly abort = new AbortController();
-  private readonly timers: (() => void)[] = [];
+  private readonly work: NodeWork;
   /** Each extension's `every` timers, also in `timers`: cleared when it stops, or fails to start. */
-  private readonly timersOf = new Map<string, (() => void)[]>();
-  private readonly inFlight = new Set<Promise<unknown>>();
   private core: Omit<NodeContext, 'logger' | 'events' | 'track' | 'every'> | undefined;
   private readonly derivedChannels: ChannelSpec[] = [];
   private storage: NodeStorage | undefined;
@@ -78,6 +77,7 @@ export class ApiaryNode {
     this.clock = new ScaledClock({ speed: clockSpeed(config.device) });
     this.events = new NodeEvents(this.counters, logger);
     this.extensions = new ExtensionRunner(extensions, config, this.counters, logger);
+    this.work = new NodeWork(this.counters, logger);
   }
 
   get nodeId(): string { return this.ctx.identity.nodeId; }
@@ -122,7 +122,7 @@ export class ApiaryNode {
     const topics = nodeTopics(config.bus.topicPrefix, identity.nodeId);
     const storage = (this.storage = new NodeStorage(config, counters));
     this.countersSince = await storage.startRun(logger, clock);
-    this.timers.push(saveCountersPeriodically(storage, counters, this.countersSince));
+    this.work.hold('kernel', saveCountersPeriodically(storage, counters, this.countersSince));
     phase('identity and storage');
 
     // Chosen at the first model load (probing onnxruntime-node in a child process if needed), so only when a model is used.
@@ -153,7 +153,7 @@ export class ApiaryNode {
     const firstReadingOut = new Promise<void>((resolve) => {
       this.onFirstReading = resolve;
       const fallback = setTimeout(resolve, 1_000);
-      this.timers.push(() => clearTimeout(fallback));
+      this.work.hold('kernel', () => clearTimeout(fallback));
     });
     this.modelsReady = firstReadingOut.then(async () => {
       if (signal.aborted) return;
@@ -169,19 +169,19 @@ export class ApiaryNode {
     });
     declareCoreCommands(this.commands, { status: () => this.status(), mesh, counters, logger });
     this.extensions.declareDisabled(this.commands);
-    this.listenForLatest();
+    trackLatest(this.events, this.latest);
     await this.extensions.start((name) => this.contextFor(name), signal, (name) => this.release(name));
     phase('extensions');
 
     if (mesh) {
-      mesh.on('entry', (entry) => this.track(this.events.emit('feed-entry', entry)));
+      mesh.on('entry', (entry) => this.work.track(this.events.emit('feed-entry', entry)));
       await mesh.start(this.broker as EmbeddedBroker);
       logger.info({ owner: this.meshParts?.identity.certificate.owner, neighbours: config.mesh.neighbours.length }, 'mesh started');
       phase('mesh started');
     }
     const device = this.device;
-    device.on('reading', (reading) => this.track(this.events.emit('reading', reading).then(() => this.firstReadingOut())));
-    device.on('audio', (frame) => this.track(this.events.emit('audio', frame)));
+    device.on('reading', (reading) => this.work.track(this.events.emit('reading', reading).then(() => this.firstReadingOut())));
+    device.on('audio', (frame) => this.work.track(this.events.emit('audio', frame)));
     device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
     await device.open();
     phase('device open');
@@ -201,7 +201,7 @@ export class ApiaryNode {
 
   private async shutDown(): Promise<void> {
     this.abort.abort();
-    for (const clear of this.timers.splice(0)) clear();
+    this.work.clear();
     this.firstReadingOut(); // a start() still waiting for its first reading goes on and sees the stop
     // Nothing is closed under a phase still running: start gives up at its next phase.
     let refusedToStart = false;
@@ -211,11 +211,11 @@ export class ApiaryNode {
       refusedToStart = !this.dataDirLock; // it never took the data dir: nothing ran, nothing "stopped"
     });
     await this.modelsReady.catch(() => undefined);
-    for (const clear of this.timers.splice(0)) clear();
+    this.work.clear();
     await this.device?.close().catch((err: unknown) => this.logger.warn({ err: describeError(err) }, 'device close failed'));
-    await this.settle();
+    await this.work.settle();
     await this.extensions.stop((name) => this.release(name));
-    await this.settle();
+    await this.work.settle();
     if (this.storage && this.dataDirLock) {
       const counters = savedCounters(this.counters, this.countersSince);
       await this.storage.state.update((s) => { s.lastStopAt = this.clock.now(); s.cleanShutdown = true; s.counters = counters; });
@@ -257,12 +257,8 @@ export class ApiaryNode {
         on: (event, listener) => events.on(name, event, listener),
         emit: (event, ...args) => events.emit(event, ...args),
       },
-      track: (work: Promise<unknown>) => this.track(work),
-      every: (intervalMs: number, fn: () => void) => {
-        const clear = this.clock.every(intervalMs, fn);
-        this.timers.push(clear);
-        this.timersOf.set(name, [...(this.timersOf.get(name) ?? []), clear]);
-      },
+      track: (work: Promise<unknown>) => this.work.track(work),
+      every: (intervalMs: number, fn: () => void) => this.work.hold(name, this.clock.every(intervalMs, fn)),
     } satisfies NodeContext);
   }
 
@@ -271,34 +267,11 @@ export class ApiaryNode {
     this.events.removeAll(name);
     // After a failed start (its commands were defined, but it is not running), they answer that it is unavailable.
     if (!this.stopping && this.commands.removeOwner(name).length > 0) this.extensions.declareFailed(name, this.commands);
-    for (const clear of this.timersOf.get(name) ?? []) clear();
-    this.timersOf.delete(name);
-  }
-
-  /** The kernel's own listeners, first in line: the latest values for status. */
-  private listenForLatest(): void {
-    this.events.on('kernel', 'reading', (reading) => { this.latest.readings[reading.channel] = reading; });
-    this.events.on('kernel', 'model-output', (output) => { this.latest.models[output.model] = output; });
-    this.events.on('kernel', 'decision', ({ time: _time, evidence: _evidence, ...decision }) => { this.latest.decisions[decision.rule] = decision; });
+    this.work.clear(name);
   }
 
   private firstReadingOut(): void {
     this.onFirstReading?.();
     this.onFirstReading = undefined;
-  }
-
-  /** Keeps hold of async work so stop() can wait for it; errors are counted, never thrown. */
-  private track(work: Promise<unknown>): void {
-    const tracked = work.catch((err: unknown) => {
-      this.counters.increment('node.pipeline_errors');
-      this.logger.error({ err: describeError(err) }, 'pipeline step failed');
-    });
-    this.inFlight.add(tracked);
-    void tracked.finally(() => this.inFlight.delete(tracked));
-  }
-
-  /** Waits until no tracked work is left (work may start more work). */
-  private async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 }

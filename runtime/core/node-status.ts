@@ -14,6 +14,7 @@ import type { Mesh } from '../mesh/mesh.js';
 import { packagePath } from '../package-root.js';
 import type { ModelHost } from './model-host.js';
 import type { LatestValues } from './node-context.js';
+import type { NodeEvents } from './node-events.js';
 import type { NodeStorage } from './node-storage.js';
 import { sharedDigest } from './shared-digest.js';
 
@@ -76,4 +77,11 @@ export function nodeInfo(config: ApiaryConfig, identity: NodeIdentity, models: M
     models: models.models().map((m) => ({ name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 })),
     rules: config.decisions.map((r) => ({ id: r.id, input: r.input, severity: r.severity, message: r.message })),
   };
+}
+
+/** The kernel's own listeners, first in line: the latest values for status. */
+export function trackLatest(events: NodeEvents, latest: LatestValues): void {
+  events.on('kernel', 'reading', (reading) => { latest.readings[reading.channel] = reading; });
+  events.on('kernel', 'model-output', (output) => { latest.models[output.model] = output; });
+  events.on('kernel', 'decision', ({ time: _time, evidence: _evidence, ...decision }) => { latest.decisions[decision.rule] = decision; });
 }
