@@ -1,9 +1,9 @@
 /**
- * Where a config is looked for when neither --config nor ./apiary.yaml names
- * one. An installed package sets these in its `/usr/bin/apiary` wrapper
- * (packaging/apiary.sh), so the service and a person at the shell find the same
+ * Where an installed `apiary` looks for its config when --config does not
+ * name one: set by the package's `/usr/bin/apiary` wrapper (packaging/apiary.sh),
+ * so the service and a person at the shell, in whatever folder, find the same
  * node: a first-boot file on the SD card's boot partition, else the one in
- * /etc, and the system data dir.
+ * /etc, and the system data dir. When set, it replaces ./apiary.yaml.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import path from 'node:path';
 export interface ConfigSearch {
   /** Files tried in order (absolute paths); the first that exists is read. */
   readonly files: readonly string[];
-  /** node.dataDir for a config found this way (or the built-in defaults) that does not name one. */
+  /** node.dataDir for a config found this way (or for the built-in defaults, when none is found) that does not name one. */
   readonly dataDir: string | undefined;
 }
 

@@ -42,7 +42,7 @@ export interface LoadConfigOptions {
   cwd?: string;
   /** The migrations to apply; tests pass their own, everything else the real list. */
   migrations?: readonly ConfigMigration[];
-  /** Where to look without --config or ./apiary.yaml; default: APIARY_CONFIG_PATH and APIARY_DATA_DIR (config-search.ts). */
+  /** Where to look without --config, instead of ./apiary.yaml; default: APIARY_CONFIG_PATH and APIARY_DATA_DIR (config-search.ts). */
   search?: ConfigSearch;
 }
 
@@ -51,7 +51,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const search = options.search ?? configSearchFromEnv();
   let file: string | undefined;
   let raw: unknown = {};
-  // The search's data dir applies only to a config found by the search, or to none at all.
+  // The search's data dir applies only to a config found by the search, or to none found by it.
   let searched = false;
   if (options.file !== undefined) {
     file = path.resolve(cwd, options.file);
@@ -60,11 +60,12 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
         hint: `create one with \`apiary init --config ${options.file}\`, or leave out --config to run on the defaults`,
       });
     }
-  } else if (existsSync(path.resolve(cwd, DEFAULT_CONFIG_FILE))) {
-    file = path.resolve(cwd, DEFAULT_CONFIG_FILE);
-  } else {
+  } else if (search.files.length > 0) {
+    // An installed `apiary` serves the system's node: its search path replaces ./apiary.yaml (--config still wins).
     searched = true;
     file = firstExisting(search.files);
+  } else if (existsSync(path.resolve(cwd, DEFAULT_CONFIG_FILE))) {
+    file = path.resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   let migrated: readonly string[] = [];
   if (file !== undefined) {

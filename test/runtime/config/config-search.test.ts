@@ -49,13 +49,15 @@ describe('config search path', () => {
     expect(loaded.config.node.dataDir).toBe(search.dataDir);
   });
 
-  it('--config and ./apiary.yaml come before the search, and keep their own data dir default', async () => {
-    await writeFile(boot, 'node: { name: from-boot }\n');
+  it('--config comes first; with a search path, ./apiary.yaml is not read (the installed command serves the system\'s node)', async () => {
+    await writeFile(etc, 'node: { name: from-etc }\n');
     await writeFile(path.join(cwd, 'apiary.yaml'), 'node: { name: local }\n');
-    const local = loadConfig({ cwd, search });
-    expect(local.config.node.name).toBe('local');
-    expect(local.config.node.dataDir).toBe(path.join(cwd, '.apiary'));
-    expect(loadConfig({ cwd, search, file: boot }).config.node.name).toBe('from-boot');
+    expect(loadConfig({ cwd, search }).config.node.name).toBe('from-etc');
+    const explicit = loadConfig({ cwd, search, file: 'apiary.yaml' });
+    expect(explicit.config.node.name).toBe('local');
+    expect(explicit.config.node.dataDir).toBe(path.join(cwd, '.apiary'));
+    // Without a search path (a git checkout, npm start): ./apiary.yaml as before.
+    expect(loadConfig({ cwd, search: { files: [], dataDir: undefined } }).config.node.name).toBe('local');
   });
 
   it('an invalid first-boot config is refused naming the file, the field and the fix (not skipped for /etc)', async () => {
