@@ -52,7 +52,11 @@ export function createSystemd(config: ApiaryConfig, options: SystemdOptions = {}
     name: 'systemd',
     start(context) {
       ctx = context;
-      if (intervalMs !== undefined) timer = setInterval(ping, intervalMs);
+      if (intervalMs !== undefined) {
+        // From now on, not from READY: systemd may count the watchdog from the start (the models load after this).
+        timer = setInterval(ping, intervalMs);
+        ping();
+      }
       context.events.on('started', async () => {
         const device = config.device.kind;
         sent.ready = await notify(['--ready', `--status=node ${context.identity.nodeId} running (${device})`]);
