@@ -31,7 +31,7 @@ export const integer = (name: string, min: number, max: number) => (value: strin
 
 export function withCommonOptions(command: Command): Command {
   return command
-    .option('-c, --config <file>', `config file (default: ./${DEFAULT_CONFIG_FILE} if present, else built-in defaults)`)
+    .option('-c, --config <file>', `config file (default: the first of $APIARY_CONFIG_PATH that exists when it is set, as in the .deb, else ./${DEFAULT_CONFIG_FILE} if present; else built-in defaults)`)
     .option('-d, --data-dir <dir>', 'data directory (identity, state, stream logs); overrides node.dataDir')
     .addOption(new Option('-p, --port <port>', 'MQTT broker port, 0 = any free port; overrides broker.port').argParser(integer('port', 0, 65535)))
     .option('--host <host>', 'MQTT broker address to listen on / connect to; overrides broker.host');

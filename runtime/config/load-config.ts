@@ -13,6 +13,7 @@ import { ApiaryError, ErrorCodes } from '../errors.js';
 import { configSchema, type ApiaryConfig } from './schema.js';
 import { migrateConfig, type ConfigMigration } from './migrations.js';
 import { valueAt } from '../value-at.js';
+import { configSearchFromEnv, firstExisting, type ConfigSearch } from './config-search.js';
 
 export const DEFAULT_CONFIG_FILE = 'apiary.yaml';
 
@@ -41,12 +42,17 @@ export interface LoadConfigOptions {
   cwd?: string;
   /** The migrations to apply; tests pass their own, everything else the real list. */
   migrations?: readonly ConfigMigration[];
+  /** Where to look without --config, instead of ./apiary.yaml; default: APIARY_CONFIG_PATH and APIARY_DATA_DIR (config-search.ts). */
+  search?: ConfigSearch;
 }
 
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
+  const search = options.search ?? configSearchFromEnv();
   let file: string | undefined;
   let raw: unknown = {};
+  // The search's data dir applies only to a config found by the search, or to none found by it.
+  let searched = false;
   if (options.file !== undefined) {
     file = path.resolve(cwd, options.file);
     if (!existsSync(file)) {
@@ -54,6 +60,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
         hint: `create one with \`apiary init --config ${options.file}\`, or leave out --config to run on the defaults`,
       });
     }
+  } else if (search.files.length > 0) {
+    // An installed `apiary` serves the system's node: its search path replaces ./apiary.yaml (--config still wins).
+    searched = true;
+    file = firstExisting(search.files);
   } else if (existsSync(path.resolve(cwd, DEFAULT_CONFIG_FILE))) {
     file = path.resolve(cwd, DEFAULT_CONFIG_FILE);
   }
@@ -64,7 +74,9 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     raw = result.raw;
     migrated = result.applied;
   }
-  const config = validateConfig(applyOverrides(raw, options.overrides ?? {}), file ?? 'built-in defaults');
+  const overrides = { ...options.overrides };
+  if (searched && search.dataDir !== undefined && overrides.dataDir === undefined && valueAt(raw, ['node', 'dataDir']) === undefined) overrides.dataDir = search.dataDir;
+  const config = validateConfig(applyOverrides(raw, overrides), file ?? 'built-in defaults');
   return { config: resolvePaths(config, file ? path.dirname(file) : cwd), file, migrated };
 }
 

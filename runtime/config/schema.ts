@@ -15,6 +15,7 @@ import { SENSOR_NODE_NAME, SENSOR_NODE_RULES } from '../apps/sensor-node/default
 import { homeAssistantSchema } from '../extensions/home-assistant/config.js';
 import { rulesSchema, type RuleInput } from '../extensions/rules/config.js';
 import { uplinkSchema } from '../extensions/uplink/config.js';
+import { systemdSchema } from '../extensions/systemd/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
@@ -245,6 +246,8 @@ export const configSchema = z.strictObject({
   /** The rules the node decides by; default: the application's (runtime/apps/<app>/defaults.ts). */
   decisions: rulesSchema.optional(),
   mesh: meshSchema.prefault({}),
+  /** Readiness and watchdog notifications when run as a systemd service. */
+  systemd: systemdSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   (config.decisions ?? []).forEach((rule, index) => {

@@ -47,6 +47,7 @@ const variants = (uplinkUrl: string): { name: string; raw: Record<string, unknow
   { name: 'mesh off', raw: { mesh: { enabled: false } } },
   { name: 'home assistant off', raw: { homeAssistant: { enabled: false } } },
   { name: 'model updates off', raw: { models: { meshUpdates: false } } },
+  { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
