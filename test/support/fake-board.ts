@@ -74,15 +74,18 @@ setInterval(chunk, 100);
 
   /**
    * A fake `gpiomon` of libgpiod `version` (1 or 2): answers --version, records its
-   * arguments, then prints each line appended to gpio-events (as "%o %e" output) until killed.
+   * arguments, then prints each line appended to gpio-events after it started (as "%o %e"
+   * output) until killed; it exits 1 while the file `gpiomon-exit` exists (the chip gone).
    */
   async fakeGpiomon(version: 1 | 2): Promise<string> {
     await this.write('gpio-events', '');
     return this.script('gpiomon', `
 if (process.argv[2] === '--version') { console.log('gpiomon (libgpiod) v${version === 1 ? '1.6.3' : '2.1.3'}'); process.exit(0); }
 fs.writeFileSync(path.join(dir, 'gpiomon.args'), JSON.stringify(process.argv.slice(2)));
-let sent = 0;
+const read = () => fs.readFileSync(path.join(dir, 'gpio-events'), 'utf8').split('\\n').filter(Boolean);
+let sent = read().length;
 setInterval(() => {
+  if (fs.existsSync(path.join(dir, 'gpiomon-exit'))) { process.stderr.write('gpiomon: unable to open chip\\n'); process.exit(1); }
   const lines = fs.readFileSync(path.join(dir, 'gpio-events'), 'utf8').split('\\n').filter(Boolean);
   for (; sent < lines.length; sent++) process.stdout.write(lines[sent] + '\\n');
 }, 20);
