@@ -7,7 +7,6 @@
  * line is counted as missing. A port that closes (USB unplugged) or cannot
  * open is reopened with a doubling backoff.
  */
-import type { SerialPort } from 'serialport';
 import type { Clock } from '../../runtime/clock.js';
 import type { ChannelSpec } from '../device.js';
 import type { LinuxSensorConfig } from './config.js';
@@ -19,7 +18,14 @@ const BACKOFF_MAX_MS = 60_000;
 
 type SerialLineConfig = Extract<LinuxSensorConfig, { driver: 'serial-line' }>;
 /** What is used of a port: serialport's SerialPort, or its SerialPortMock in tests. */
-export type SerialPortLike = Pick<SerialPort, 'isOpen' | 'open' | 'close' | 'on' | 'once'>;
+export interface SerialPortLike {
+  readonly isOpen: boolean;
+  open(callback: (err: Error | null) => void): void;
+  close(callback?: (err: Error | null) => void): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'close', listener: () => void): unknown;
+}
 /** Makes a port without opening it yet (`autoOpen: false`). */
 export type SerialOpener = (path: string, baudRate: number) => Promise<SerialPortLike>;
 
