@@ -106,7 +106,8 @@ export function w1Slave(celsius: number, crcOk = true): string {
   const bytes = [raw & 0xff, raw >> 8, 0x4b, 0x46, 0x7f, 0xff, 0x0c, 0x10];
   const crc = crc8(bytes);
   const hex = [...bytes, crc].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-  return `${hex} : crc=${crc.toString(16).padStart(2, '0')} ${crcOk ? 'YES' : 'NO'}\n${hex} t=${Math.round(celsius * 1000)}\n`;
+  const milli = Math.trunc((((raw << 16) >> 16) * 1000) / 16); // as w1_therm computes it, from the register
+  return `${hex} : crc=${crc.toString(16).padStart(2, '0')} ${crcOk ? 'YES' : 'NO'}\n${hex} t=${milli}\n`;
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
