@@ -11,10 +11,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Clock } from '../../runtime/clock.js';
 import type { AudioFrame, AudioSource } from '../device.js';
 import type { LinuxAudioConfig } from './config.js';
+import { Retry, stopChild } from './retry.js';
 import { SensorFault } from './sysfs.js';
 
-const BACKOFF_MIN_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
 /** Beyond the frame length, how long capture() waits for sound before it gives up. */
 const CAPTURE_GRACE_MS = 3_000;
 
@@ -31,8 +30,7 @@ export class AlsaMic implements AudioSource {
   private written = 0;
   private child: ChildProcess | undefined;
   private closed = true;
-  private backoffMs = BACKOFF_MIN_MS;
-  private cancelRestart: (() => void) | undefined;
+  private readonly retry: Retry;
   private readonly decimator: Decimator;
   private readonly waiters = new Set<() => void>();
   private stderr = '';
@@ -42,6 +40,7 @@ export class AlsaMic implements AudioSource {
     this.sampleRate = config.sampleRate;
     this.ring = new Float32Array(Math.ceil(config.frameSeconds * config.sampleRate));
     this.decimator = new Decimator(config.captureRate / config.sampleRate);
+    this.retry = new Retry(options.clock);
   }
 
   /** Starts arecord and returns at once: a microphone plugged in later is picked up by the restarts. */
@@ -77,15 +76,11 @@ export class AlsaMic implements AudioSource {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.cancelRestart?.();
+    this.retry.stop();
     for (const wake of [...this.waiters]) wake();
     const child = this.child;
     this.child = undefined;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('close', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(child);
   }
 
   private start(): void {
@@ -99,7 +94,7 @@ export class AlsaMic implements AudioSource {
     this.decimator.reset();
     let carry = Buffer.alloc(0);
     child.stdout.on('data', (chunk: Buffer) => {
-      this.backoffMs = BACKOFF_MIN_MS; // sound flows: the next failure starts the backoff over
+      this.retry.reset(); // sound flows: the next failure starts the backoff over
       const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
       const whole = data.length - (data.length % bytes);
       for (let offset = 0; offset < whole; offset += bytes) {
@@ -117,9 +112,8 @@ export class AlsaMic implements AudioSource {
     child.once('close', (code, signal) => {
       if (this.child !== child || this.closed) return;
       this.child = undefined;
-      this.options.onFault(new SensorFault('missing', `arecord on ${config.device} stopped (${signal ?? `exit ${code}`}${this.stderr ? `: ${this.stderr}` : ''}); retrying in ${Math.round(this.backoffMs / 1000)} s`));
-      this.cancelRestart = this.options.clock.after(this.backoffMs, () => { if (!this.closed) this.start(); });
-      this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+      this.options.onFault(new SensorFault('missing', `arecord on ${config.device} stopped (${signal ?? `exit ${code}`}${this.stderr ? `: ${this.stderr}` : ''}); retrying in ${this.retry.nextSeconds} s`));
+      this.retry.schedule(() => { if (!this.closed) this.start(); });
     });
   }
 }

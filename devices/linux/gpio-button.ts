@@ -18,10 +18,8 @@ import { createInterface } from 'node:readline';
 import type { Clock } from '../../runtime/clock.js';
 import type { ButtonEvent } from '../device.js';
 import type { LinuxButtonConfig } from './config.js';
+import { Retry, stopChild } from './retry.js';
 import { SensorFault } from './sysfs.js';
-
-const BACKOFF_MIN_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
 
 export interface GpioButtonOptions {
   config: LinuxButtonConfig;
@@ -35,12 +33,13 @@ export type Edge = 'rising' | 'falling';
 export class GpioButton {
   private child: ChildProcess | undefined;
   private closed = true;
-  private backoffMs = BACKOFF_MIN_MS;
-  private cancelRestart: (() => void) | undefined;
+  private readonly retry: Retry;
   private lastEdgeAt = -Infinity;
   private pressed = false;
 
-  constructor(private readonly options: GpioButtonOptions) {}
+  constructor(private readonly options: GpioButtonOptions) {
+    this.retry = new Retry(options.clock);
+  }
 
   open(): Promise<void> {
     this.closed = false;
@@ -50,14 +49,10 @@ export class GpioButton {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.cancelRestart?.();
+    this.retry.stop();
     const child = this.child;
     this.child = undefined;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('close', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(child);
   }
 
   private async start(): Promise<void> {
@@ -65,7 +60,7 @@ export class GpioButton {
     const version = await gpiomonVersion(config.command);
     if (this.closed) return;
     if (version === undefined) {
-      this.retry(`${config.command} --version failed (apt install gpiod)`);
+      this.restart(`${config.command} --version failed (apt install gpiod)`);
       return;
     }
     const child = spawn(config.command, gpiomonArgs(config, version), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -76,20 +71,19 @@ export class GpioButton {
     createInterface({ input: child.stdout }).on('line', (line) => {
       const edge = parseGpiomonLine(line);
       if (edge === undefined) return;
-      this.backoffMs = BACKOFF_MIN_MS;
+      this.retry.reset();
       this.edge(edge);
     });
     child.once('close', (code, signal) => {
       if (this.child !== child || this.closed) return;
       this.child = undefined;
-      this.retry(`gpiomon on ${config.chip} line ${config.line} stopped (${signal ?? `exit ${code}`}${stderr ? `: ${stderr}` : ''})`);
+      this.restart(`gpiomon on ${config.chip} line ${config.line} stopped (${signal ?? `exit ${code}`}${stderr ? `: ${stderr}` : ''})`);
     });
   }
 
-  private retry(reason: string): void {
-    this.options.onFault(new SensorFault('missing', `${reason}; retrying in ${Math.round(this.backoffMs / 1000)} s`));
-    this.cancelRestart = this.options.clock.after(this.backoffMs, () => { if (!this.closed) void this.start(); });
-    this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+  private restart(reason: string): void {
+    this.options.onFault(new SensorFault('missing', `${reason}; retrying in ${this.retry.nextSeconds} s`));
+    this.retry.schedule(() => { if (!this.closed) void this.start(); });
   }
 
   private edge(edge: Edge): void {

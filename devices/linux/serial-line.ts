@@ -11,10 +11,8 @@ import type { Clock } from '../../runtime/clock.js';
 import type { ChannelSpec } from '../device.js';
 import type { LinuxSensorConfig } from './config.js';
 import { sensorChannel } from './config.js';
+import { Retry } from './retry.js';
 import { checkRange, SensorFault, type LinuxSensor, type SensorValue } from './sysfs.js';
-
-const BACKOFF_MIN_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
 
 type SerialLineConfig = Extract<LinuxSensorConfig, { driver: 'serial-line' }>;
 /** What is used of a port: serialport's SerialPort, or its SerialPortMock in tests. */
@@ -44,8 +42,7 @@ export class SerialLine implements LinuxSensor {
   private port: SerialPortLike | undefined;
   private latest: { value: number } | SensorFault | undefined;
   private closed = true;
-  private backoffMs = BACKOFF_MIN_MS;
-  private cancelRetry: (() => void) | undefined;
+  private readonly retry: Retry;
   private faultListener: ((fault: SensorFault) => void) | undefined;
 
   constructor(private readonly config: SerialLineConfig, private readonly clock: Clock, private readonly opener: SerialOpener = defaultSerialOpener) {
@@ -55,6 +52,7 @@ export class SerialLine implements LinuxSensor {
     this.describe = `serial-line ${config.port}`;
     this.pattern = config.pattern === undefined ? undefined : new RegExp(config.pattern);
     this.key = config.key ?? this.channel;
+    this.retry = new Retry(clock);
   }
 
   onFault(listener: (fault: SensorFault) => void): void {
@@ -79,7 +77,7 @@ export class SerialLine implements LinuxSensor {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.cancelRetry?.();
+    this.retry.stop();
     const port = this.port;
     this.port = undefined;
     if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
@@ -115,14 +113,14 @@ export class SerialLine implements LinuxSensor {
       port = await this.opener(path, baudRate);
       await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     } catch (err) {
-      this.retry(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      this.reopen(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     if (this.closed) { port.close(); return; }
     this.port = port;
     let buffered = '';
     port.on('data', (chunk: Buffer) => {
-      this.backoffMs = BACKOFF_MIN_MS;
+      this.retry.reset();
       buffered += chunk.toString('latin1');
       let newline: number;
       while ((newline = buffered.indexOf('\n')) >= 0) {
@@ -139,13 +137,12 @@ export class SerialLine implements LinuxSensor {
     port.once('close', () => {
       if (this.closed || this.port !== port) return;
       this.port = undefined;
-      this.retry(`${path} closed (unplugged?)`);
+      this.reopen(`${path} closed (unplugged?)`);
     });
   }
 
-  private retry(reason: string): void {
-    this.faultListener?.(new SensorFault('missing', `${this.describe}: ${reason}; retrying in ${Math.round(this.backoffMs / 1000)} s`));
-    this.cancelRetry = this.clock.after(this.backoffMs, () => { if (!this.closed) void this.connect(); });
-    this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+  private reopen(reason: string): void {
+    this.faultListener?.(new SensorFault('missing', `${this.describe}: ${reason}; retrying in ${this.retry.nextSeconds} s`));
+    this.retry.schedule(() => { if (!this.closed) void this.connect(); });
   }
 }

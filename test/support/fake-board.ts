@@ -9,6 +9,10 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { crc8 } from '../../devices/linux/ds18b20.js';
+import { LinuxDevice } from '../../devices/linux/linux-device.js';
+import type { Reading } from '../../devices/device.js';
+import { ScaledClock } from '../../runtime/clock.js';
+import { parseConfig } from '../../runtime/config/load-config.js';
 
 export class FakeBoard {
   private constructor(readonly root: string) {}
@@ -98,6 +102,18 @@ setInterval(() => {
     await chmod(file, 0o755);
     return file;
   }
+}
+
+/** A linux device over `board` reading `sensors` (every 100 ms unless given), with what it emits collected. */
+export function linuxDevice(board: FakeBoard, sensors: Record<string, unknown>[]) {
+  const linux = parseConfig({ device: { kind: 'linux', linux: { root: board.root, sensors: sensors.map((s) => ({ interval: '100ms', ...s })) } } }).device.linux;
+  if (!linux) throw new Error('no linux section');
+  const device = new LinuxDevice({ config: linux, clock: new ScaledClock() });
+  const readings: Reading[] = [];
+  const warnings: Error[] = [];
+  device.on('reading', (r) => readings.push(r));
+  device.on('warning', (w) => warnings.push(w));
+  return { device, readings, warnings, last: (channel: string) => readings.filter((r) => r.channel === channel).at(-1) };
 }
 
 /** The two w1_slave lines the kernel's w1_therm driver prints for `celsius`. */

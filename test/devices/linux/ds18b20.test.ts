@@ -5,14 +5,11 @@
  * read again when it returns.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ScaledClock } from '../../../runtime/clock.js';
-import { parseConfig } from '../../../runtime/config/load-config.js';
 import { isApiaryError, ErrorCodes } from '../../../runtime/errors.js';
 import { crc8, parseW1Slave } from '../../../devices/linux/ds18b20.js';
-import { LinuxDevice } from '../../../devices/linux/linux-device.js';
+import type { LinuxDevice } from '../../../devices/linux/linux-device.js';
 import { SensorFault } from '../../../devices/linux/sysfs.js';
-import type { Reading } from '../../../devices/device.js';
-import { FakeBoard, waitFor, w1Slave } from '../../support/fake-board.js';
+import { FakeBoard, linuxDevice, waitFor, w1Slave } from '../../support/fake-board.js';
 
 const ID = '28-0316a2795bff';
 
@@ -55,15 +52,9 @@ describe('DS18B20 through the linux device', () => {
   afterEach(async () => { await device?.close(); await board.remove(); });
 
   function open(sensor: Record<string, unknown>) {
-    const config = parseConfig({ device: { kind: 'linux', linux: { root: board.root, sensors: [{ driver: 'ds18b20', interval: '100ms', ...sensor }] } } });
-    const linux = config.device.linux;
-    if (!linux) throw new Error('no linux section');
-    device = new LinuxDevice({ config: linux, clock: new ScaledClock() });
-    const readings: Reading[] = [];
-    const warnings: Error[] = [];
-    device.on('reading', (r) => readings.push(r));
-    device.on('warning', (w) => warnings.push(w));
-    return { device, readings, warnings };
+    const made = linuxDevice(board, [{ driver: 'ds18b20', ...sensor }]);
+    device = made.device;
+    return made;
   }
 
   it('publishes the probe, counts an unplugged probe once as a warning, and picks it up again', async () => {

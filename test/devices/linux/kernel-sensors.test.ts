@@ -5,12 +5,9 @@
  * published, temperature compensation of the weight.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ScaledClock } from '../../../runtime/clock.js';
-import { parseConfig } from '../../../runtime/config/load-config.js';
-import { LinuxDevice } from '../../../devices/linux/linux-device.js';
+import type { LinuxDevice } from '../../../devices/linux/linux-device.js';
 import { median } from '../../../devices/linux/load-cell.js';
-import type { Reading } from '../../../devices/device.js';
-import { FakeBoard, waitFor } from '../../support/fake-board.js';
+import { FakeBoard, linuxDevice, waitFor } from '../../support/fake-board.js';
 
 let board: FakeBoard;
 let device: LinuxDevice | undefined;
@@ -18,15 +15,9 @@ beforeEach(async () => { board = await FakeBoard.create(); });
 afterEach(async () => { await device?.close(); device = undefined; await board.remove(); });
 
 function open(sensors: Record<string, unknown>[]) {
-  const config = parseConfig({ device: { kind: 'linux', linux: { root: board.root, sensors: sensors.map((s) => ({ interval: '100ms', ...s })) } } });
-  const linux = config.device.linux;
-  if (!linux) throw new Error('no linux section');
-  device = new LinuxDevice({ config: linux, clock: new ScaledClock() });
-  const readings: Reading[] = [];
-  const warnings: Error[] = [];
-  device.on('reading', (r) => readings.push(r));
-  device.on('warning', (w) => warnings.push(w));
-  return { device, readings, warnings, last: (channel: string) => readings.filter((r) => r.channel === channel).at(-1) };
+  const made = linuxDevice(board, sensors);
+  device = made.device;
+  return made;
 }
 
 describe('hwmon and IIO sensors', () => {
