@@ -34,7 +34,7 @@ export class Hwmon implements LinuxSensor {
 
   async read(): Promise<readonly SensorValue[]> {
     const { name, index, quantity } = this.config;
-    const dir = await this.sysfs.findByName(HWMON, 'hwmon', name, index);
+    const dir = await this.sysfs.findByName(HWMON, 'hwmon', name, index, 'hwmon');
     const milli = await this.sysfs.number(path.join(dir, ATTRIBUTES[quantity]));
     const value = checkRange(`${name} ${quantity}`, milli / 1000, this.config.range ?? DEFAULT_RANGES[quantity], this.channels[0]?.unit ?? '');
     return [{ channel: this.channel, value }];

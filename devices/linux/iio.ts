@@ -36,7 +36,7 @@ export class Iio implements LinuxSensor {
 
   async read(): Promise<readonly SensorValue[]> {
     const { name, index, quantity } = this.config;
-    const dir = await this.sysfs.findByName(IIO_DEVICES, 'iio:device', name, index);
+    const dir = await this.sysfs.findByName(IIO_DEVICES, 'iio:device', name, index, 'IIO');
     const abi = await readProcessed(this.sysfs, dir, ATTRIBUTES[quantity]);
     const value = checkRange(`${name} ${quantity}`, abi * TO_UNIT[quantity], this.config.range ?? DEFAULT_RANGES[quantity], this.channels[0]?.unit ?? '');
     return [{ channel: this.channel, value }];

@@ -41,7 +41,7 @@ export class LoadCell implements LinuxSensor {
 
   async read(context: SensorContext): Promise<readonly SensorValue[]> {
     const { config } = this;
-    const dir = await this.sysfs.findByName(IIO_DEVICES, 'iio:device', this.iioName, config.index);
+    const dir = await this.sysfs.findByName(IIO_DEVICES, 'iio:device', this.iioName, config.index, 'IIO');
     const file = path.join(dir, `in_voltage${config.adcChannel}_raw`);
     const counts: number[] = [];
     const problems: string[] = [];

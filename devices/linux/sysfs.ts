@@ -91,7 +91,7 @@ export class Sysfs {
    * The `index`-th device under `dir` (`class/hwmon`, `bus/iio/devices`) whose `name` attribute is `name`:
    * hwmonN and iio:deviceN numbers follow probe order and change between boots, so devices are found by name.
    */
-  async findByName(dir: string, prefix: string, name: string, index: number): Promise<string> {
+  async findByName(dir: string, prefix: string, name: string, index: number, what: string): Promise<string> {
     const matches: string[] = [];
     for (const entry of await this.list(dir)) {
       if (!entry.startsWith(prefix)) continue;
@@ -100,7 +100,7 @@ export class Sysfs {
     }
     const match = matches[index];
     if (match === undefined) {
-      throw new SensorFault('missing', `no ${dir.split('/').at(-1) ?? dir} device named "${name}"${index > 0 ? ` (#${index})` : ''} under /sys/${dir}`);
+      throw new SensorFault('missing', `no ${what} device named "${name}"${index > 0 ? ` (#${index + 1})` : ''} under /${dir}`);
     }
     return match;
   }

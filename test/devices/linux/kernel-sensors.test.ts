@@ -63,6 +63,7 @@ describe('hwmon and IIO sensors', () => {
     await waitFor(() => (device.stats()['invalid.humidity'] ?? 0) >= 4, 'garbage counted');
     await board.unplug('sys/class/hwmon/hwmon1');
     await waitFor(() => (device.stats()['missing.temperature'] ?? 0) >= 2, 'the unplugged sensor counted');
+    expect(warnings.some((w) => w.message === 'temperature: no hwmon device named "sht3x" under /sys/class/hwmon')).toBe(true);
     const count = readings.length;
     await board.hwmon(2, 'sht3x', { temp1_input: 29000, humidity1_input: 55000 }); // re-probed under a new number
     await waitFor(() => last('humidity')?.value === 55, 'humidity back');
