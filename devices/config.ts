@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { duration } from '../runtime/config/units.js';
 import type { DeepReadonly } from '../runtime/deep-freeze.js';
+import { linuxSchema } from './linux/config.js';
 
 const sensorSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -37,8 +38,8 @@ const simulationSchema = z.strictObject({
 });
 
 export const deviceSchema = z.strictObject({
-  kind: z.enum(['simulated-beehive', 'firmata'], {
-    error: 'expected "simulated-beehive" (no hardware) or "firmata" (a Firmata board on a serial port)',
+  kind: z.enum(['simulated-beehive', 'firmata', 'linux'], {
+    error: 'expected "simulated-beehive" (no hardware), "firmata" (a Firmata board on a serial port) or "linux" (sensors through the kernel\'s drivers, listed in device.linux.sensors)',
   }).default('simulated-beehive'),
   /** Serial port of a Firmata board; omitted = johnny-five auto-detects. */
   port: z.string().min(1).optional(),
@@ -51,6 +52,11 @@ export const deviceSchema = z.strictObject({
     sound: soundSchema.prefault({ interval: '10s' }),
   }).prefault({}),
   simulation: simulationSchema.prefault({}),
+  /** kind: linux: the sensors, microphone and button read through the kernel (devices/linux/config.ts). */
+  linux: linuxSchema.optional(),
+}).refine((device) => device.kind !== 'linux' || (device.linux?.sensors.length ?? 0) > 0 || device.linux?.audio !== undefined, {
+  error: 'device.kind "linux" needs device.linux.sensors (a list like [{ driver: ds18b20 }]) or device.linux.audio: see the README, "Hardware"',
+  path: ['linux'],
 });
 
 

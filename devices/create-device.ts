@@ -6,6 +6,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { DeviceConfig } from './config.js';
 import type { Device } from './device.js';
 import { BeehiveBoard } from './drivers/beehive-board.js';
+import { LinuxDevice } from './linux/linux-device.js';
 import { SimulatedBeehiveIO } from './io/simulated-beehive-io.js';
 import { HiveSimulation } from './sim/hive-simulation.js';
 import { HiveSoundBank } from './sim/hive-sound-bank.js';
@@ -13,6 +14,9 @@ import { SimulatedHiveAudio } from './sim/simulated-hive-audio.js';
 import { UrbanReplay } from './sim/urban-replay.js';
 
 export function createDevice(config: DeviceConfig, clock: Clock): Device {
+  if (config.kind === 'linux' && config.linux) {
+    return new LinuxDevice({ config: config.linux, clock });
+  }
   if (config.kind === 'firmata') {
     return new BeehiveBoard({ config, clock, kind: 'firmata' });
   }

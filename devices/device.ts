@@ -41,11 +41,20 @@ export interface SimulationControl {
   state(): Record<string, string>;
 }
 
+/** A push button's press or release (devices/linux/gpio-button.ts), for later voice use (push-to-talk). */
+export interface ButtonEvent {
+  readonly name: string;
+  readonly action: 'press' | 'release';
+  /** Node time, ms since the epoch. */
+  readonly t: number;
+}
+
 export interface DeviceEvents {
   reading: [Reading];
   audio: [AudioFrame];
   /** A problem the device recovered from (bad data, a lost read): counted and logged, not fatal. */
   warning: [Error];
+  button: [ButtonEvent];
 }
 
 export interface Device extends EventEmitter<DeviceEvents> {

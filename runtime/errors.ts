@@ -48,6 +48,8 @@ export const ErrorCodes = {
   EXTENSION_ORDER: 'APIARY_EXTENSION_ORDER',
   EXTENSION_FAILED: 'APIARY_EXTENSION_FAILED',
   APP_UNKNOWN: 'APIARY_APP_UNKNOWN',
+  /** One sensor of a device does not answer (unplugged, its driver not loaded); the others go on, and it is read again. */
+  DEVICE_SENSOR_MISSING: 'APIARY_DEVICE_SENSOR_MISSING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

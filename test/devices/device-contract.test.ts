@@ -2,11 +2,20 @@
  * The shared contract every Device implementation must meet. Each
  * implementation that can run without hardware is listed in `implementations`.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ScaledClock } from '../../runtime/clock.js';
 import { parseConfig } from '../../runtime/config/load-config.js';
 import { createDevice } from '../../devices/create-device.js';
 import type { AudioFrame, Device, Reading } from '../../devices/device.js';
+import { FakeBoard } from '../support/fake-board.js';
+
+// The linux device reads a fake board: a DS18B20, an SHT3x through hwmon, an HX711 through IIO, a fake arecord.
+const board = await FakeBoard.create();
+await board.ds18b20('28-0316a2795bff', 34.5);
+await board.hwmon(2, 'sht3x', { temp1_input: 34000, humidity1_input: 58500 });
+await board.iio(0, 'hx711', { in_voltage0_raw: 0x800000 + 800_000 });
+const arecord = await board.fakeArecord();
+afterAll(() => board.remove());
 
 const implementations: { name: string; make: () => Device }[] = [
   {
@@ -20,6 +29,26 @@ const implementations: { name: string; make: () => Device }[] = [
         },
       });
       return createDevice(config.device, new ScaledClock({ speed: 600 }));
+    },
+  },
+  {
+    name: 'linux (DS18B20, SHT3x over hwmon, HX711 over IIO, arecord, on a fake sysfs tree)',
+    make: () => {
+      const config = parseConfig({
+        device: {
+          kind: 'linux',
+          linux: {
+            root: board.root,
+            sensors: [
+              { driver: 'ds18b20', interval: '100ms' },
+              { driver: 'hwmon', name: 'sht3x', quantity: 'humidity', interval: '100ms' },
+              { driver: 'hx711-iio', kgPerCount: 0.00005, offsetKg: -2, interval: '100ms', compensation: { channel: 'temperature', kgPerDegree: 0.01 } },
+            ],
+            audio: { driver: 'alsa', device: 'plughw:1,0', interval: '1s', command: arecord },
+          },
+        },
+      });
+      return createDevice(config.device, new ScaledClock());
     },
   },
 ];
