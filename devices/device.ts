@@ -41,11 +41,16 @@ export interface SimulationControl {
   state(): Record<string, string>;
 }
 
+/** Whether the device's hardware answers: `disconnected` before open, after close, and while a lost board is sought again. */
+export type DeviceState = 'connected' | 'disconnected';
+
 export interface DeviceEvents {
   reading: [Reading];
   audio: [AudioFrame];
   /** A problem the device recovered from (bad data, a lost read): counted and logged, not fatal. */
   warning: [Error];
+  /** The state changed (a board was lost, or came back). */
+  state: [DeviceState];
 }
 
 export interface Device extends EventEmitter<DeviceEvents> {
@@ -54,6 +59,8 @@ export interface Device extends EventEmitter<DeviceEvents> {
   readonly simulation: SimulationControl | undefined;
   /** Whether the device delivers audio frames (a microphone is configured and enabled). */
   readonly hasAudio: boolean;
+  /** Absent: a device with no link to lose (connected from open to close). */
+  readonly state?: DeviceState;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Counters of rejected or missing data, for `apiary status`. */
