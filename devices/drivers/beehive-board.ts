@@ -171,7 +171,12 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     // The firmware's own words ("I2C: Too few bytes received", ...): the SHT31 driver refuses the reply they came with.
     io.on?.('string', () => { if (!session.dead) this.count('firmata.strings'); });
     if (sensors.temperature.enabled || sensors.humidity.enabled) {
-      const sht31 = new Sht31(io, this.options.config.sht31Address, { sent: () => whenSent(io), count: (name) => this.count(name), readTimeoutMs: this.timing.i2cReadTimeoutMs });
+      // One measurement answers both channels' ticks, but never outlives half an interval (a fast simulated clock).
+      const intervals = (['temperature', 'humidity'] as const).filter((c) => sensors[c].enabled).map((c) => sensors[c].interval);
+      const realIntervalMs = Math.min(...intervals) / this.options.clock.speed;
+      const sht31 = new Sht31(io, this.options.config.sht31Address, {
+        sent: () => whenSent(io), count: (name) => this.count(name), readTimeoutMs: this.timing.i2cReadTimeoutMs, reuseMs: Math.min(1_000, realIntervalMs / 2),
+      });
       session.sht31 = sht31;
       session.stops.push(() => sht31.close());
       await sht31.open();
@@ -269,7 +274,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
       hint: 'check the cable and the board\'s power; readings resume by themselves once it answers',
     }));
     this.setState('disconnected');
-    this.reconnecting = this.end(session).then(() => { this.reconnecting = undefined; this.retry(); });
+    this.reconnecting = this.end(session).catch(() => undefined).then(() => { this.reconnecting = undefined; this.retry(); });
   }
 
   private retry(): void {
