@@ -102,8 +102,8 @@ export async function closeBoard(five: Five, link: BoardLink): Promise<void> {
   const cache = (five.Board as unknown as { cache?: unknown[] }).cache;
   const at = cache?.indexOf(link.board) ?? -1;
   if (at >= 0) cache?.splice(at, 1);
-  if (link.plugin) {
-    link.plugin.close?.();
+  if (link.plugin?.close) {
+    link.plugin.close();
     return;
   }
   const transport = (link.io as FirmataIo | undefined)?.transport;

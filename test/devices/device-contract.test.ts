@@ -12,7 +12,9 @@ import { SimulatedBeehiveIO, SimulatedCable } from '../../devices/io/simulated-b
 import { HiveSimulation } from '../../devices/sim/hive-simulation.js';
 import { HiveSoundBank } from '../../devices/sim/hive-sound-bank.js';
 import { UrbanReplay } from '../../devices/sim/urban-replay.js';
+import type { IoPlugin } from '../../devices/drivers/board-link.js';
 import { ErrorCodes, isApiaryError } from '../../runtime/errors.js';
+import { FirmataWire, firmataClient } from '../support/firmata-wire.js';
 
 const implementations: { name: string; make: () => Device }[] = [
   {
@@ -124,7 +126,7 @@ describe.each(implementations)('Device contract, state and start-up: $name', ({ 
  * interference on the load cell.
  */
 describe('Device contract, Firmata path: a lost board, a silent sensor, a noisy load cell', () => {
-  function firmataBoard(options: { sensors?: Record<string, unknown>; spikeEvery?: number } = {}) {
+  function firmataBoard(options: { sensors?: Record<string, unknown>; spikeEvery?: number; overFirmataJs?: boolean } = {}) {
     const speed = 600;
     const config = parseConfig({
       device: {
@@ -137,42 +139,55 @@ describe('Device contract, Firmata path: a lost board, a silent sensor, a noisy 
     const simulation = new HiveSimulation({ clock, replay, sounds: new HiveSoundBank(), seed: 1, startWeightKg: 38, preSwarmMs: 60_000, swarmMs: 60_000 });
     const cable = new SimulatedCable();
     const ios: SimulatedBeehiveIO[] = [];
+    const wires: FirmataWire[] = [];
+    const clients: IoPlugin[] = [];
     const device = new BeehiveBoard({
       config,
       clock,
       kind: 'firmata',
       prepare: () => replay.open(),
-      timing: { silenceMs: 300, reconnectMs: 50, reconnectMaxMs: 200, readyTimeoutMs: 2_000, i2cReadTimeoutMs: 100 },
+      timing: { silenceMs: 300, reconnectMs: 50, reconnectMaxMs: 200, readyTimeoutMs: 2_000, i2cReadTimeoutMs: 400 },
       io: () => {
         const io = new SimulatedBeehiveIO({ simulation, sht31Address: config.sht31Address, weight: config.sensors.weight, cable });
         io.loadCellSpikeEvery = options.spikeEvery ?? 0;
         ios.push(io);
-        return io;
+        if (!options.overFirmataJs) return io;
+        const wire = new FirmataWire(io, () => cable.plugged);
+        wires.push(wire);
+        const client = firmataClient(wire);
+        clients.push(client);
+        return client;
       },
     });
     const log = { readings: [] as Reading[], states: [] as string[], warnings: [] as Error[] };
     device.on('reading', (r) => log.readings.push(r));
     device.on('state', (s) => log.states.push(s));
     device.on('warning', (w) => log.warnings.push(w));
-    return { device, cable, ios, log, stat: (name: string) => device.stats()[name] ?? 0 };
+    return { device, cable, ios, wires, clients, log, stat: (name: string) => device.stats()[name] ?? 0 };
   }
 
   const channelsIn = (readings: Reading[]) => new Set(readings.map((r) => r.channel));
   const all = (readings: Reading[], names = ['temperature', 'humidity', 'weight']) => names.every((n) => channelsIn(readings).has(n));
 
-  it('a pulled cable: disconnected at once, nothing published while gone, reopened with backoff, resumes when the board is back', async () => {
-    const { device, cable, log, stat } = firmataBoard();
-    await device.open();
-    await until(() => all(log.readings), 'readings of every channel');
+  /** Pulls the cable: disconnected at once, nothing published while gone (`failedTries` reopenings fail), all channels again once it is back. */
+  async function pullCableAndPlugBack({ device, cable, log, stat }: ReturnType<typeof firmataBoard>, failedTries: number): Promise<void> {
     cable.unplug();
     expect(device.state).toBe('disconnected');
     const lostAt = log.readings.length;
-    await until(() => stat('board.reconnect_failed') >= 2, 'two failed attempts to reopen the board');
+    await until(() => stat('board.reconnect_failed') >= failedTries, `${failedTries} failed attempts to reopen the board`);
     expect(log.readings.length).toBe(lostAt);
     cable.plug();
     await until(() => device.state === 'connected', 'the board back');
     expect(log.readings.length).toBe(lostAt);
     await until(() => all(log.readings.slice(lostAt)), 'readings of every channel after the board came back');
+  }
+
+  it('a pulled cable: disconnected at once, nothing published while gone, reopened with backoff, resumes when the board is back', async () => {
+    const board = firmataBoard();
+    const { device, log, stat } = board;
+    await device.open();
+    await until(() => all(log.readings), 'readings of every channel');
+    await pullCableAndPlugBack(board, 2);
     await device.close();
     expect(log.states).toEqual(['connected', 'disconnected', 'connected', 'disconnected']);
     expect(stat('board.lost')).toBe(1);
@@ -237,6 +252,45 @@ describe('Device contract, Firmata path: a lost board, a silent sensor, a noisy 
     expect(weights.filter((kg) => kg < 30 || kg > 60)).toEqual([]);
     expect(stat('weight.reports')).toBeGreaterThan(2);
     expect(stat('weight.spread_kg')).toBeGreaterThan(50);
+  });
+
+  it('over firmata.js and the StandardFirmata protocol: readings, a silent SHT31\'s "too few bytes", a pulled cable and its return', async () => {
+    const board = firmataBoard({ overFirmataJs: true });
+    const { device, ios, clients, log, stat } = board;
+    await device.open();
+    await until(() => all(log.readings), 'readings of every channel over the wire');
+    expect((clients[0] as unknown as { firmware: { name: string } }).firmware.name).toBe('StandardFirmata.ino');
+
+    (ios[0] as SimulatedBeehiveIO).sht31Silent = true;
+    await until(() => stat('sht31.nack') >= 1, 'a NACK reported by the firmware');
+    const silentAt = log.readings.length;
+    await until(() => stat('sht31.nack') >= 3 && log.readings.slice(silentAt).some((r) => r.channel === 'weight'), 'more NACKs');
+    expect(log.readings.slice(silentAt).filter((r) => r.channel !== 'weight')).toEqual([]);
+    expect(stat('firmata.strings')).toBeGreaterThanOrEqual(3);
+    (ios[0] as SimulatedBeehiveIO).sht31Silent = false;
+
+    await pullCableAndPlugBack(board, 1);
+    await device.close();
+    expect(log.states).toEqual(['connected', 'disconnected', 'connected', 'disconnected']);
+    expect(clients.every((c) => c.listenerCount('I2C-reply-68-0') === 0)).toBe(true);
+  });
+
+  it('over firmata.js: a stalled line does not make the SHT31 read before its conversion is done', async () => {
+    const { device, wires, log, stat } = firmataBoard({ overFirmataJs: true, sensors: { weight: { enabled: false } } });
+    await device.open();
+    await until(() => all(log.readings, ['temperature']), 'a temperature reading');
+    const from = log.readings.length;
+    // The line stops for 40 ms in every 80: a command often leaves long after its i2cWrite call.
+    const staller = setInterval(() => wires.at(-1)?.stall(40), 80);
+    try {
+      await until(() => log.readings.slice(from).filter((r) => r.channel === 'temperature').length >= 5, 'temperature readings on a stalled line');
+    } finally {
+      clearInterval(staller);
+    }
+    await device.close();
+    expect(log.warnings.map((w) => w.message)).toEqual([]);
+    expect(stat('sht31.nack')).toBe(0);
+    expect(stat('failed.temperature')).toBe(0);
   });
 });
 
