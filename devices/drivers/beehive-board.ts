@@ -89,6 +89,8 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   private reconnectWaitMs: number;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnecting: Promise<void> | undefined;
+  /** Aborted by close(): a reopening still waiting for its board gives up at once. */
+  private closing = new AbortController();
   private readonly stops: (() => void)[] = [];
   private readonly counters = new Map<string, number>();
   private audioBusy = false;
@@ -114,6 +116,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   async open(): Promise<void> {
     const { config, clock } = this.options;
     this.closed = false;
+    this.closing = new AbortController();
     await this.options.prepare?.();
     this.five = (await import('johnny-five')).default;
     await this.connect();
@@ -128,6 +131,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     clearTimeout(this.reconnectTimer);
     for (const stop of this.stops.splice(0)) stop();
     await this.reconnecting;
@@ -146,7 +150,10 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   private async connect(): Promise<void> {
     const five = this.five;
     if (!five) throw new Error('BeehiveBoard.connect before open');
-    const link = await openBoard({ five, kind: this.kind, port: this.port, plugin: this.options.io?.(), readyTimeoutMs: this.timing.readyTimeoutMs });
+    const link = await openBoard({
+      five, kind: this.kind, port: this.port, plugin: this.options.io?.(), readyTimeoutMs: this.timing.readyTimeoutMs,
+      signal: this.closing.signal,
+    });
     const session: Session = { link, stops: [], dead: false };
     link.onLost = (reason) => this.lose(session, reason);
     if (!this.options.io) this.port ??= link.io.port; // come back on the path auto-detection chose

@@ -45,6 +45,8 @@ export interface OpenBoardOptions {
   port: string | undefined;
   plugin: IoPlugin | undefined;
   readyTimeoutMs: number;
+  /** Gives up waiting for the board (the device is closing). */
+  signal?: AbortSignal;
 }
 
 const CLOSE_TIMEOUT_MS = 2_000;
@@ -71,6 +73,7 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
   events.on('error', onError);
   o.plugin?.on('error', onError);
   for (const event of ['close', 'disconnect']) events.on(event, () => opened.link?.onLost?.(`the board's port reported "${event}"`));
+  const onAbort = () => fail?.(new Error('the device was closed meanwhile'));
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `the ${o.kind} board did not become ready within ${o.readyTimeoutMs / 1000} s`, {
@@ -84,14 +87,18 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
         }));
       };
       events.once('ready', () => { clearTimeout(timer); resolve(); });
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      if (o.signal?.aborted) onAbort();
       o.plugin?.open?.();
     });
   } catch (err) {
     fail = undefined;
+    o.signal?.removeEventListener('abort', onAbort);
     await closeBoard(o.five, { board, io: board.io as FirmataIo, plugin: o.plugin });
     throw err;
   }
   fail = undefined;
+  o.signal?.removeEventListener('abort', onAbort);
   opened.link = { board, io: board.io as FirmataIo, plugin: o.plugin };
   return opened.link;
 }
