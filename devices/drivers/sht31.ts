@@ -120,7 +120,7 @@ export class Sht31 {
     await delay(RESET_MS);
   }
 
-  /** One measurement; concurrent callers, and callers within a second, share it (the same object). */
+  /** One measurement; concurrent callers, and callers within `reuseMs` (1 s by default), share it (the same object). */
   read(): Promise<Sht31Measurement> {
     if (this.last && Date.now() - this.last.at < (this.options.reuseMs ?? REUSE_MS)) return Promise.resolve(this.last.value);
     this.inFlight ??= this.measure().finally(() => { this.inFlight = undefined; });

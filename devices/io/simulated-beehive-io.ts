@@ -1,8 +1,9 @@
 /**
  * A johnny-five IO plugin for a beehive board that does not exist: it answers
  * at the register level exactly as the real parts on a real board would, so
- * the same johnny-five code (SHT31D Multi, analog Sensor) reads it and a real
- * Firmata board. Pin layout follows an Arduino Uno: D0-D13, A0-A5 = 14-19.
+ * the same driver code (devices/drivers: the SHT31 driver, the analog reports
+ * of the load cell) reads it and a real Firmata board. Pin layout follows an
+ * Arduino Uno: D0-D13, A0-A5 = 14-19.
  *
  * Parts simulated:
  * - Sensirion SHT31-D on I2C (0x44/0x45): single-shot measurement command
