@@ -8,12 +8,17 @@ import { duration } from '../runtime/config/units.js';
 import type { DeepReadonly } from '../runtime/deep-freeze.js';
 import { linuxSchema } from './linux/config.js';
 
-const sensorSchema = z.strictObject({
+/**
+ * Every field of a sensor is optional: its interval has a per-sensor default
+ * (`prefault`, which is parsed like a given value, so "1m" becomes 60000), not
+ * a default applied only when the whole sensor block is missing.
+ */
+const sensorSchema = (interval: string) => z.strictObject({
   enabled: z.boolean().default(true),
-  interval: duration(100),
+  interval: duration(100).prefault(interval),
 });
 
-const weightSensorSchema = sensorSchema.extend({
+const weightSensorSchema = sensorSchema('1m').extend({
   /** Analog pin of the load-cell amplifier (10-bit ADC on Firmata boards). */
   pin: z.string().regex(/^A\d{1,2}$/, { error: 'expected an analog pin name like "A0"' }).default('A0'),
   /** Calibration: kg = offsetKg + count * kgPerCount (see devices/drivers/beehive-board.ts). */
@@ -21,7 +26,7 @@ const weightSensorSchema = sensorSchema.extend({
   offsetKg: z.number().min(-1000).max(1000).default(0),
 });
 
-const soundSchema = sensorSchema.extend({
+const soundSchema = sensorSchema('10s').extend({
   /** Seconds of audio captured per sound sample (the feature frame needs ~0.93 s at 2205 Hz). */
   frameSeconds: z.number().min(1).max(10).default(1),
 });
@@ -46,10 +51,10 @@ export const deviceSchema = z.strictObject({
   /** I2C address of the SHT31-D temperature/humidity sensor (datasheet: 0x44 or 0x45). */
   sht31Address: z.union([z.literal(0x44), z.literal(0x45)], { error: 'expected 0x44 (68) or 0x45 (69), the SHT31-D addresses' }).default(0x44),
   sensors: z.strictObject({
-    temperature: sensorSchema.prefault({ interval: '1m' }),
-    humidity: sensorSchema.prefault({ interval: '1m' }),
-    weight: weightSensorSchema.prefault({ interval: '1m' }),
-    sound: soundSchema.prefault({ interval: '10s' }),
+    temperature: sensorSchema('1m').prefault({}),
+    humidity: sensorSchema('1m').prefault({}),
+    weight: weightSensorSchema.prefault({}),
+    sound: soundSchema.prefault({}),
   }).prefault({}),
   simulation: simulationSchema.prefault({}),
   /** kind: linux: the sensors, microphone and button read through the kernel (devices/linux/config.ts). */

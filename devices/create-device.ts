@@ -31,12 +31,11 @@ export function createDevice(config: DeviceConfig, clock: Clock): Device {
     preSwarmMs: config.simulation.preSwarm,
     swarmMs: config.simulation.swarm,
   });
-  const io = new SimulatedBeehiveIO({ simulation, sht31Address: config.sht31Address, weight: config.sensors.weight });
   return new BeehiveBoard({
     config,
     clock,
     kind: 'simulated-beehive',
-    io,
+    io: () => new SimulatedBeehiveIO({ simulation, sht31Address: config.sht31Address, weight: config.sensors.weight }),
     audio: new SimulatedHiveAudio(simulation, sounds),
     simulation: {
       events: ['swarm'],

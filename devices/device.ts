@@ -48,6 +48,8 @@ export interface ButtonEvent {
   /** Node time, ms since the epoch. */
   readonly t: number;
 }
+/** Whether the device's hardware answers: `disconnected` before open, after close, and while a lost board is sought again. */
+export type DeviceState = 'connected' | 'disconnected';
 
 export interface DeviceEvents {
   reading: [Reading];
@@ -55,6 +57,8 @@ export interface DeviceEvents {
   /** A problem the device recovered from (bad data, a lost read): counted and logged, not fatal. */
   warning: [Error];
   button: [ButtonEvent];
+  /** The state changed (a board was lost, or came back). */
+  state: [DeviceState];
 }
 
 export interface Device extends EventEmitter<DeviceEvents> {
@@ -63,6 +67,8 @@ export interface Device extends EventEmitter<DeviceEvents> {
   readonly simulation: SimulationControl | undefined;
   /** Whether the device delivers audio frames (a microphone is configured and enabled). */
   readonly hasAudio: boolean;
+  /** Absent: a device with no link to lose (connected from open to close). */
+  readonly state?: DeviceState;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Counters of rejected or missing data, for `apiary status`. */

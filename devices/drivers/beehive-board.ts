@@ -3,26 +3,48 @@
  * temperature and humidity, a load-cell amplifier on an analog pin for
  * weight, and an audio source for sound. The same code reads a real Firmata
  * board (io omitted, johnny-five opens the serial port) and the simulated
- * board (io = SimulatedBeehiveIO).
+ * board (io = a SimulatedBeehiveIO for each connection).
  *
- * Sampling is driven by the node clock, one timer per channel, reading the
- * latest value johnny-five holds; every value is range-checked against the
- * part's datasheet before it becomes a reading.
+ * Sampling is driven by the node clock, one timer per channel; every value is
+ * range-checked against the part's datasheet before it becomes a reading, and
+ * a reading is only ever something measured since the previous one.
+ *
+ * A board can go away (a pulled cable, a hung firmware). It is taken for lost
+ * when its port closes or fails, when the analog reports stop, or when SHT31
+ * reads get no reply at all (Firmata answers even a NACK): the state turns
+ * `disconnected`, nothing is published, and the same path is opened again
+ * with backoff until the board answers; then the state is `connected` again.
  */
 import { EventEmitter } from 'node:events';
-import type { Board, Sensor } from 'johnny-five';
 import type { Clock } from '../../runtime/clock.js';
 import type { DeviceConfig } from '../config.js';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
-import type { AudioSource, ChannelSpec, Device, DeviceEvents, SimulationControl } from '../device.js';
-import { captureIntervals } from './j5-timers.js';
-import { Sht31, type I2cIo } from './sht31.js';
+import type { AudioSource, ChannelSpec, Device, DeviceEvents, DeviceState, SimulationControl } from '../device.js';
+import { AdcWindow } from './adc-window.js';
+import { closeBoard, openBoard, whenSent, type BoardLink, type Five, type IoPlugin } from './board-link.js';
+import { Sht31, type Sht31Measurement } from './sht31.js';
 
-const READY_TIMEOUT_MS = 15_000;
 /** SHT31-D measurement ranges (datasheet tables 1 and 2): -40..125 °C, 0..100 %RH. */
 const TEMPERATURE_RANGE: [number, number] = [-40, 125];
 const HUMIDITY_RANGE: [number, number] = [0, 100];
 const ADC_RANGE: [number, number] = [0, 1023];
+/** SHT31 reads in a row without any reply that mean the board is gone. */
+const UNANSWERED_READS_LOST = 2;
+
+/** Real-time limits (ms); tests shorten them. */
+export interface BoardTiming {
+  /** A board that does not say "ready" within this is not there. */
+  readyTimeoutMs: number;
+  /** No analog report for this long: the board is gone (Firmata reports every sampling interval). */
+  silenceMs: number;
+  /** First wait before reopening a lost board; it doubles after each failed try, up to `reconnectMaxMs`. */
+  reconnectMs: number;
+  reconnectMaxMs: number;
+  /** An I2C read without a reply after this long is unanswered. */
+  i2cReadTimeoutMs: number;
+}
+
+const DEFAULT_TIMING: BoardTiming = { readyTimeoutMs: 15_000, silenceMs: 5_000, reconnectMs: 1_000, reconnectMaxMs: 30_000, i2cReadTimeoutMs: 1_000 };
 
 export const BEEHIVE_CHANNELS: Record<'temperature' | 'humidity' | 'weight', ChannelSpec> = {
   temperature: { name: 'temperature', unit: '°C', label: 'Hive temperature', deviceClass: 'temperature', precision: 2 },
@@ -30,16 +52,27 @@ export const BEEHIVE_CHANNELS: Record<'temperature' | 'humidity' | 'weight', Cha
   weight: { name: 'weight', unit: 'kg', label: 'Hive weight', deviceClass: 'weight', precision: 2 },
 };
 
+type ChannelName = keyof typeof BEEHIVE_CHANNELS;
+
 export interface BeehiveBoardOptions {
   config: DeviceConfig;
   clock: Clock;
-  /** A johnny-five IO plugin; omitted = Firmata over serial (johnny-five's default). */
-  io?: { open?: () => void; close?: () => void; isReady?: boolean };
+  /** Makes a johnny-five IO plugin for each connection; omitted = Firmata over serial (johnny-five's default). */
+  io?: () => IoPlugin;
   audio?: AudioSource;
   simulation?: SimulationControl;
   kind: string;
   /** Work before the board opens (the simulator loads its recordings here). */
   prepare?: () => Promise<void>;
+  timing?: Partial<BoardTiming>;
+}
+
+/** One connection's sensors and timers: all of it goes when the board is lost. */
+interface Session {
+  readonly link: BoardLink;
+  readonly stops: (() => void)[];
+  sht31?: Sht31;
+  dead: boolean;
 }
 
 export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
@@ -47,13 +80,21 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   readonly channels: readonly ChannelSpec[];
   readonly simulation: SimulationControl | undefined;
   readonly hasAudio: boolean;
-  private board: Board | undefined;
-  private sht31: Sht31 | undefined;
-  private loadCell: Sensor | undefined;
+  private currentState: DeviceState = 'disconnected';
+  private five: Five | undefined;
+  private session: Session | undefined;
+  /** The serial path to reopen: the configured one, or the one johnny-five found first. */
+  private port: string | undefined;
+  private readonly timing: BoardTiming;
+  private reconnectWaitMs: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnecting: Promise<void> | undefined;
+  /** Aborted by close(): a reopening still waiting for its board gives up at once. */
+  private closing = new AbortController();
   private readonly stops: (() => void)[] = [];
-  private readonly j5Intervals: NodeJS.Timeout[] = [];
   private readonly counters = new Map<string, number>();
   private audioBusy = false;
+  private closed = true;
 
   constructor(private readonly options: BeehiveBoardOptions) {
     super();
@@ -62,98 +103,155 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     this.hasAudio = options.audio !== undefined && options.config.sensors.sound.enabled;
     const sensors = options.config.sensors;
     this.channels = (['temperature', 'humidity', 'weight'] as const).filter((name) => sensors[name].enabled).map((name) => BEEHIVE_CHANNELS[name]);
+    this.port = options.config.port;
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.reconnectWaitMs = this.timing.reconnectMs;
   }
 
+  get state(): DeviceState {
+    return this.currentState;
+  }
+
+  /** Opens the board (a failure here is the user's to fix: wrong port, no firmware), then the audio source. */
   async open(): Promise<void> {
     const { config, clock } = this.options;
+    this.closed = false;
+    this.closing = new AbortController();
     await this.options.prepare?.();
-    const { default: five } = await import('johnny-five');
-    const board = new five.Board({
-      io: this.options.io,
-      port: config.port,
-      repl: false,
-      debug: false,
-      sigint: false,
-      timeout: READY_TIMEOUT_MS,
-    } as ConstructorParameters<typeof five.Board>[0]);
-    this.board = board;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `the ${this.kind} board did not become ready within ${READY_TIMEOUT_MS / 1000} s`, {
-        hint: 'check the cable and that the board runs StandardFirmata (or set device.kind: simulated-beehive)',
-      })), READY_TIMEOUT_MS);
-      const events = board as unknown as EventEmitter;
-      events.once('ready', () => { clearTimeout(timer); resolve(); });
-      events.once('error', (err: unknown) => {
-        clearTimeout(timer);
-        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${this.kind} board${config.port ? ` on ${config.port}` : ''}: ${errorText(err)}`, {
-          hint: 'check device.port (ls /dev/ttyACM* /dev/ttyUSB*), that you may use it (the dialout group), and that the board runs StandardFirmata',
-          cause: err,
-        }));
-      });
-      this.options.io?.open?.();
-    });
-
-    const sensors = config.sensors;
-    if (sensors.temperature.enabled || sensors.humidity.enabled) {
-      const io: unknown = board.io; // typed `any` by @types/johnny-five
-      const sht31 = new Sht31(io as I2cIo, config.sht31Address);
-      this.sht31 = sht31;
-      await sht31.open();
-      if (sensors.temperature.enabled) this.sample('temperature', sensors.temperature.interval, async () => (await sht31.read()).temperature, TEMPERATURE_RANGE, (v) => v);
-      if (sensors.humidity.enabled) this.sample('humidity', sensors.humidity.interval, async () => (await sht31.read()).humidity, HUMIDITY_RANGE, (v) => v);
-    }
-    if (sensors.weight.enabled) {
-      const { pin, kgPerCount, offsetKg } = sensors.weight;
-      // johnny-five's Sensor averages the ADC reports between its events; its event rate is our interval.
-      const freq = Math.max(25, Math.round(sensors.weight.interval / clock.speed));
-      const loadCell = this.construct(() => new five.Sensor({ pin, freq, board }));
-      this.loadCell = loadCell;
-      const firstReport = new Promise<void>((resolve) => (loadCell as unknown as EventEmitter).once('data', () => resolve()));
-      // kg = offset + count * scale: a linear load-cell amplifier into a 10-bit ADC.
-      this.sample('weight', sensors.weight.interval, async () => { await firstReport; return loadCell.raw; }, ADC_RANGE, (count) => offsetKg + count * kgPerCount);
-    }
+    this.five = (await import('johnny-five')).default;
+    await this.connect();
     const audio = this.options.audio;
-    if (audio && sensors.sound.enabled) {
+    if (audio && config.sensors.sound.enabled) {
       await audio.open();
-      const captureSound = () => void this.captureAudio(audio, sensors.sound.frameSeconds);
-      this.stops.push(clock.every(sensors.sound.interval, captureSound));
+      const captureSound = () => void this.captureAudio(audio, config.sensors.sound.frameSeconds);
+      this.stops.push(clock.every(config.sensors.sound.interval, captureSound));
       captureSound();
     }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.closing.abort();
+    clearTimeout(this.reconnectTimer);
     for (const stop of this.stops.splice(0)) stop();
-    for (const interval of this.j5Intervals.splice(0)) clearInterval(interval);
-    this.sht31?.close();
-    (this.loadCell as unknown as { disable(): void } | undefined)?.disable();
-    this.options.io?.close?.();
-    const transport = (this.board as unknown as { io?: { transport?: { close?: (cb: () => void) => void; isOpen?: boolean } } } | undefined)?.io?.transport;
-    if (!this.options.io && transport?.isOpen) await new Promise<void>((resolve) => transport.close?.(() => resolve()));
+    await this.reconnecting;
+    const session = this.session;
+    this.session = undefined;
+    if (session) await this.end(session);
     await this.options.audio?.close();
-    this.board = undefined;
+    this.setState('disconnected');
   }
 
+  /** Counters of rejected, missing and repeated data, board losses; `weight.spread_kg` and `weight.reports` describe the last weight. */
   stats(): Record<string, number> {
     return Object.fromEntries(this.counters);
   }
 
-  private construct<T>(build: () => T): T {
-    const { value, intervals } = captureIntervals(build);
-    this.j5Intervals.push(...intervals);
-    return value;
+  private async connect(): Promise<void> {
+    const five = this.five;
+    if (!five) throw new Error('BeehiveBoard.connect before open');
+    const link = await openBoard({
+      five, kind: this.kind, port: this.port, plugin: this.options.io?.(), readyTimeoutMs: this.timing.readyTimeoutMs,
+      signal: this.closing.signal,
+    });
+    const session: Session = { link, stops: [], dead: false };
+    link.onLost = (reason) => this.lose(session, reason);
+    if (!this.options.io) this.port ??= link.io.port; // come back on the path auto-detection chose
+    try {
+      await this.startSensors(session);
+    } catch (err) {
+      await this.end(session);
+      throw err;
+    }
+    if (this.closed || session.dead) {
+      await this.end(session);
+      if (this.closed) return;
+      throw new ApiaryError(ErrorCodes.DEVICE_DISCONNECTED, `the ${this.kind} board was lost while starting`);
+    }
+    this.session = session;
+    this.setState('connected');
   }
 
-  /** Samples one channel now and then every `intervalMs`; every value is range-checked before it becomes a reading. */
-  private sample(channel: keyof typeof BEEHIVE_CHANNELS, intervalMs: number, read: () => Promise<number | null | undefined>, range: [number, number], convert: (raw: number) => number): void {
+  private async startSensors(session: Session): Promise<void> {
+    const sensors = this.options.config.sensors;
+    const io = session.link.io;
+    // The firmware's own words ("I2C: Too few bytes received", ...): the SHT31 driver refuses the reply they came with.
+    io.on?.('string', () => { if (!session.dead) this.count('firmata.strings'); });
+    if (sensors.temperature.enabled || sensors.humidity.enabled) {
+      // One measurement answers both channels' ticks, but never outlives half an interval (a fast simulated clock).
+      const intervals = (['temperature', 'humidity'] as const).filter((c) => sensors[c].enabled).map((c) => sensors[c].interval);
+      const realIntervalMs = Math.min(...intervals) / this.options.clock.speed;
+      const sht31 = new Sht31(io, this.options.config.sht31Address, {
+        sent: () => whenSent(io), count: (name) => this.count(name), readTimeoutMs: this.timing.i2cReadTimeoutMs, reuseMs: Math.min(1_000, realIntervalMs / 2),
+      });
+      session.sht31 = sht31;
+      session.stops.push(() => sht31.close());
+      await sht31.open();
+      // Temperature and humidity share a measurement; each channel publishes one measurement once.
+      for (const channel of ['temperature', 'humidity'] as const) {
+        if (!sensors[channel].enabled) continue;
+        let published: Sht31Measurement | undefined;
+        this.sample(session, channel, sensors[channel].interval, channel === 'temperature' ? TEMPERATURE_RANGE : HUMIDITY_RANGE, (v) => v, async () => {
+          const measurement = await sht31.read();
+          if (measurement === published) { this.count(`unchanged.${channel}`); return undefined; }
+          published = measurement;
+          return measurement[channel];
+        });
+      }
+    }
+    if (sensors.weight.enabled) this.startWeight(session);
+  }
+
+  /** Weight: the median of the ADC reports since the previous reading, never a repeat of an old one. */
+  private startWeight(session: Session): void {
+    const { pin, kgPerCount, offsetKg, interval } = this.options.config.sensors.weight;
+    const io = session.link.io;
+    const window = new AdcWindow();
+    const channel = Number(pin.slice(1)); // "A0" -> analog channel 0, as Firmata numbers them
+    // About 16 reports per reading for the median, at most 10 a second, within Firmata's 10 ms floor.
+    io.setSamplingInterval?.(Math.min(100, Math.max(10, Math.round(interval / this.options.clock.speed / 16))));
+    io.pinMode(channel, io.MODES.ANALOG);
+    io.analogRead(channel, (count) => { if (!session.dead) window.push(count); });
+    const connectedAt = Date.now();
+    const watch = setInterval(() => {
+      const heard = window.lastReportAt ?? connectedAt;
+      if (Date.now() - heard > this.timing.silenceMs) this.lose(session, `no analog report from ${pin} for ${Math.round((Date.now() - heard) / 1000)} s`);
+    }, Math.min(1_000, this.timing.silenceMs / 4));
+    session.stops.push(() => clearInterval(watch));
+    // kg = offset + count * scale: a linear load-cell amplifier into a 10-bit ADC.
+    this.sample(session, 'weight', interval, ADC_RANGE, (count) => offsetKg + count * kgPerCount, () => {
+      const filtered = window.take();
+      if (!filtered) {
+        this.count('missing.weight');
+        this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, window.lastReportAt === undefined
+          ? `weight: no ADC report from ${pin} yet since the board connected`
+          : `weight: no new ADC report from ${pin} since the last reading; nothing is published for this interval`, {
+          hint: 'Firmata sends analog reports continuously: check that the board still runs StandardFirmata',
+        }));
+        return Promise.resolve(undefined);
+      }
+      this.counters.set('weight.spread_kg', Number((filtered.spread * Math.abs(kgPerCount)).toFixed(3)));
+      this.counters.set('weight.reports', filtered.reports);
+      return Promise.resolve(filtered.median);
+    }, window.firstReport());
+  }
+
+  /**
+   * Samples one channel every `intervalMs` (and once when `first` resolves, at once by default).
+   * `read` resolves to a raw value, or to undefined when nothing new was measured (it counted why).
+   */
+  private sample(session: Session, channel: ChannelName, intervalMs: number, range: [number, number], convert: (raw: number) => number,
+    read: () => Promise<number | undefined>, first: Promise<void> = Promise.resolve()): void {
     const spec = BEEHIVE_CHANNELS[channel];
     let busy = false;
     const take = async (): Promise<void> => {
+      if (session.dead) return;
       if (busy) { this.count(`skipped.${channel}`); return; }
       busy = true;
       try {
         const raw = await read();
-        if (this.board === undefined) return; // closed while reading
-        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < range[0] || raw > range[1]) {
+        if (session.dead || raw === undefined) return; // lost or closed while reading, or nothing new
+        if (!Number.isFinite(raw) || raw < range[0] || raw > range[1]) {
           this.count(`rejected.${channel}`);
           this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DATA_INVALID, `${channel}: raw value ${String(raw)} is outside the part's range ${range[0]}..${range[1]}`));
           return;
@@ -161,14 +259,59 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
         const value = Number(convert(raw).toFixed(spec.precision + 1));
         this.emit('reading', { channel: spec.name, value, unit: spec.unit, t: this.options.clock.now() });
       } catch (err) {
+        if (session.dead) return;
         this.count(`failed.${channel}`);
-        if (this.board !== undefined) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+        this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+        if ((session.sht31?.unansweredInARow ?? 0) >= UNANSWERED_READS_LOST) this.lose(session, `the SHT31 got no reply at all ${UNANSWERED_READS_LOST} times in a row`);
       } finally {
         busy = false;
       }
     };
-    this.stops.push(this.options.clock.every(intervalMs, () => void take()));
-    void take();
+    session.stops.push(this.options.clock.every(intervalMs, () => void take()));
+    void first.then(take);
+  }
+
+  /** The board is gone: stop, say so, and look for it again. */
+  private lose(session: Session, reason: string): void {
+    if (session.dead || this.closed) return;
+    session.dead = true;
+    if (this.session === session) this.session = undefined;
+    this.count('board.lost');
+    this.emit('warning', new ApiaryError(ErrorCodes.DEVICE_DISCONNECTED, `the ${this.kind} board${this.port ? ` on ${this.port}` : ''} is gone: ${reason}; trying to reopen it`, {
+      hint: 'check the cable and the board\'s power; readings resume by themselves once it answers',
+    }));
+    this.setState('disconnected');
+    this.reconnecting = this.end(session).catch(() => undefined).then(() => { this.reconnecting = undefined; this.retry(); });
+  }
+
+  private retry(): void {
+    if (this.closed) return;
+    const wait = this.reconnectWaitMs;
+    this.reconnectWaitMs = Math.min(wait * 2, this.timing.reconnectMaxMs);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnecting = this.connect().then(() => {
+        this.reconnectWaitMs = this.timing.reconnectMs;
+        if (!this.closed) this.count('board.reconnected');
+      }, (err: unknown) => {
+        this.count('board.reconnect_failed');
+        if (!this.closed) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+      }).finally(() => {
+        this.reconnecting = undefined;
+        if (!this.closed && !this.session) this.retry();
+      });
+    }, wait);
+  }
+
+  private async end(session: Session): Promise<void> {
+    session.dead = true;
+    for (const stop of session.stops.splice(0)) stop();
+    if (this.five) await closeBoard(this.five, session.link);
+  }
+
+  private setState(state: DeviceState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.emit('state', state);
   }
 
   private async captureAudio(audio: AudioSource, seconds: number): Promise<void> {
@@ -187,11 +330,4 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   private count(name: string): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
   }
-}
-
-/** johnny-five reports some errors as plain objects ({ message, class }), not Errors. */
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err !== null && typeof err === 'object' && 'message' in err && typeof err.message === 'string') return err.message;
-  return String(err);
 }

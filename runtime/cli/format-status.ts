@@ -7,6 +7,7 @@ interface StatusView {
   app?: string;
   version?: string;
   device?: string;
+  deviceState?: string;
   soundState?: string;
   speed?: number;
   uptimeS?: number;
@@ -44,6 +45,7 @@ export function formatStatus(raw: unknown): string {
   const lines: string[] = [];
   const time = (t: number) => new Date(t).toISOString().replace('T', ' ').slice(0, 19);
   lines.push(`Node ${s.nodeId ?? '?'} "${s.name ?? ''}" (apiary ${s.version ?? '?'}), device ${s.device ?? '?'}${s.speed && s.speed !== 1 ? ` at ${s.speed}x` : ''}, up ${formatUptime(s.uptimeS ?? 0)}`);
+  if (s.deviceState === 'disconnected') lines.push('Device DISCONNECTED: its board does not answer; nothing is measured until it is back (the node keeps reopening it)');
   if (s.soundState) lines.push(`Simulated colony sound: ${s.soundState}`);
   if (s.broker) lines.push(`Broker: ${s.broker.url}, ${s.broker.clients} client(s)${s.broker.connections === undefined ? '' : `, ${s.broker.connections} socket(s)`}`);
   if (s.extensions) {

@@ -183,6 +183,7 @@ export class ApiaryNode {
     device.on('reading', (reading) => this.work.track(this.events.emit('reading', reading).then(() => this.firstReadingOut())));
     device.on('audio', (frame) => this.work.track(this.events.emit('audio', frame)));
     device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
+    device.on('state', (state) => { logger.info({ device: device.kind, state }, `device ${state}`); this.work.track(this.events.emit('device-state', state)); });
     await device.open();
     phase('device open');
     await this.modelsReady;

@@ -7,7 +7,7 @@
  * then decided on, exactly as before the kernel existed. A failing listener
  * is counted and logged; the others still run.
  */
-import type { AudioFrame, Reading } from '../../devices/device.js';
+import type { AudioFrame, DeviceState, Reading } from '../../devices/device.js';
 import type { Counters } from '../counters.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -27,6 +27,8 @@ export interface NodeEventMap {
   'feed-entry': [entry: FeedEntry];
   /** This node appended an entry of `type` to its own feed. */
   'feed-append': [type: string];
+  /** The device's board was lost (`disconnected`: nothing is measured until it is back) or came back (`connected`). */
+  'device-state': [state: DeviceState];
   /** Start-up is complete: device open, models loaded. */
   started: [];
 }

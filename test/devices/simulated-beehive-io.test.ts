@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ScaledClock } from '../../runtime/clock.js';
 import {
-  SimulatedBeehiveIO, sht31Crc, encodeSht31Humidity, encodeSht31Temperature,
-  SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY,
+  SimulatedBeehiveIO, SimulatedCable, sht31Crc, encodeSht31Humidity, encodeSht31Temperature,
+  SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY, type SimulatedBeehiveIOOptions,
 } from '../../devices/io/simulated-beehive-io.js';
 import { HiveSimulation } from '../../devices/sim/hive-simulation.js';
 import { HiveSoundBank } from '../../devices/sim/hive-sound-bank.js';
@@ -39,6 +39,7 @@ describe('SimulatedBeehiveIO', () => {
     io.open();
     await new Promise((resolve) => io.once('ready', resolve));
     io.i2cWrite(0x44, [SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY >> 8, SHT31_COMMAND_MEASURE_HIGH_REPEATABILITY & 0xff]);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the conversion: 15.5 ms at most (datasheet table 4)
     const bytes = await new Promise<number[]>((resolve) => io.i2cReadOnce(0x44, 6, resolve));
     expect(bytes).toHaveLength(6);
     const [t0 = 0, t1 = 0, tc, h0 = 0, h1 = 0, hc] = bytes;
@@ -49,9 +50,9 @@ describe('SimulatedBeehiveIO', () => {
     io.close();
   });
 
-  it('does not answer a read without a measurement, nor a wrong address (a real bus NACKs)', async () => {
+  it('does not answer a read without a measurement, nor a wrong address (a real bus NACKs), when the firmware says nothing of NACKs', async () => {
     const { simulation } = await makeSimulation();
-    const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 } });
+    const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 }, nackReply: 'none' });
     io.open();
     let answered = false;
     io.i2cReadOnce(0x44, 6, () => { answered = true; });
@@ -71,6 +72,124 @@ describe('SimulatedBeehiveIO', () => {
     expect(count).toBeLessThanOrEqual(1023);
     expect(count * 0.1).toBeCloseTo(simulation.weightAt(clock.now()), 0);
     io.close();
+  });
+});
+
+const WEIGHT = { pin: 'A0', kgPerCount: 0.1, offsetKg: 0 };
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function openBoard(options: Partial<SimulatedBeehiveIOOptions> = {}) {
+  const { simulation } = await makeSimulation();
+  const io = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: WEIGHT, ...options });
+  const ready = new Promise((resolve) => io.once('ready', resolve));
+  io.open();
+  await ready;
+  return io;
+}
+
+describe('SimulatedBeehiveIO as StandardFirmata 2.4 behaves', () => {
+  const measure = (io: SimulatedBeehiveIO) => io.i2cWrite(0x44, [0x24, 0x00]);
+  const read = (io: SimulatedBeehiveIO) => new Promise<number[]>((resolve) => io.i2cReadOnce(0x44, 6, resolve));
+
+  it('answers a NACKed read with the string "too few bytes" and then the old reply bytes; other firmware: a short reply, or no string', async () => {
+    const io = await openBoard();
+    const strings: string[] = [];
+    io.on('string', (text: string) => strings.push(text));
+    measure(io);
+    // Read during the conversion: NACKed; the firmware's buffer still holds its power-up zeros.
+    expect(await read(io)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(strings).toEqual(['I2C: Too few bytes received']);
+    await delay(20);
+    const good = await read(io);
+    expect(good[2]).toBe(sht31Crc(good[0] ?? 0, good[1] ?? 0));
+    expect(good).not.toEqual([0, 0, 0, 0, 0, 0]);
+    expect(strings).toHaveLength(1);
+    // One readout per measurement: the next read is NACKed and gets the good frame again.
+    expect(await read(io)).toEqual(good);
+    expect(strings).toHaveLength(2);
+    io.nackReply = 'short';
+    expect(await read(io)).toEqual([]);
+    expect(strings).toHaveLength(3);
+    io.nackReply = 'stale-unannounced';
+    expect(await read(io)).toEqual(good);
+    expect(strings).toHaveLength(3);
+    expect(io.unansweredI2c).toBe(4);
+    io.close();
+  });
+
+  it('a silent SHT31 ignores the measure command and NACKs every read', async () => {
+    const io = await openBoard({ nackReply: 'short' });
+    io.sht31Silent = true;
+    measure(io);
+    await delay(20);
+    expect(await read(io)).toEqual([]);
+    io.sht31Silent = false;
+    measure(io);
+    await delay(20);
+    expect(await read(io)).toHaveLength(6);
+    io.close();
+  });
+
+  it('holds commands on a stalled line and delivers them in order; pending and transport.drain tell when they have left', async () => {
+    const io = await openBoard();
+    io.stallLine(40);
+    measure(io);
+    const reply = read(io);
+    expect(io.pending).toBe(2);
+    await new Promise<void>((resolve) => io.transport.drain(resolve));
+    expect(io.pending).toBe(0);
+    // The read arrived right behind the command, long before the conversion was done.
+    expect(await reply).toEqual([0, 0, 0, 0, 0, 0]);
+    io.close();
+  });
+
+  it('is lost with its cable (a close event, or silence), cannot be reopened until plugged back, then opens again', async () => {
+    const cable = new SimulatedCable();
+    const io = await openBoard({ cable, samplingIntervalMs: 10 });
+    let reports = 0;
+    io.analogRead(0, () => reports++);
+    while (reports === 0) await delay(10);
+    const closed = new Promise((resolve) => io.once('close', resolve));
+    cable.unplug();
+    await closed;
+    const before = reports;
+    let answered = false;
+    measure(io);
+    io.i2cReadOnce(0x44, 6, () => { answered = true; });
+    await delay(50);
+    expect(reports).toBe(before);
+    expect(answered).toBe(false);
+    expect(cable.plugged).toBe(false);
+
+    const { simulation } = await makeSimulation();
+    const again = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: WEIGHT, cable, path: '/dev/ttyACM0' });
+    const refused = new Promise<Error>((resolve) => again.once('error', resolve));
+    again.open();
+    expect((await refused).message).toMatch(/No such file or directory, cannot open \/dev\/ttyACM0/);
+
+    cable.plug();
+    const back = new SimulatedBeehiveIO({ simulation, sht31Address: 0x44, weight: WEIGHT, cable, samplingIntervalMs: 10 });
+    const ready = new Promise((resolve) => back.once('ready', resolve));
+    back.open();
+    await ready;
+    let closes = 0;
+    back.on('close', () => closes++);
+    cable.unplug('silent');
+    await delay(20);
+    expect(closes).toBe(0);
+    back.close();
+  });
+
+  it('can put full-scale spikes on the load cell (every Nth report)', async () => {
+    const io = await openBoard({ samplingIntervalMs: 10 });
+    io.loadCellSpikeEvery = 3;
+    const counts: number[] = [];
+    io.analogRead(0, (count) => counts.push(count));
+    while (counts.length < 6) await delay(10);
+    io.close();
+    expect(counts[2]).toBe(1023);
+    expect(counts[5]).toBe(1023);
+    expect(counts[0]).toBeLessThan(1023);
   });
 });
 

@@ -35,4 +35,9 @@ describe('formatStatus', () => {
     const columns = text.split('\n').filter((l) => l.includes('°C')).map((l) => l.indexOf('°C'));
     expect(new Set(columns).size).toBe(1);
   });
+
+  it('says so when the device is disconnected, and nothing when it is connected', () => {
+    expect(formatStatus({ device: 'firmata', deviceState: 'disconnected' })).toContain('Device DISCONNECTED: its board does not answer');
+    expect(formatStatus({ device: 'firmata', deviceState: 'connected' })).not.toContain('DISCONNECTED');
+  });
 });

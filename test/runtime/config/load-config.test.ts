@@ -60,6 +60,14 @@ describe('config', () => {
     expect(err.hint).toContain('apiary init');
   });
 
+  it('takes a sensor block that only disables it (every sensor field is optional), keeping that sensor\'s own defaults', () => {
+    const config = parseConfig({ device: { sensors: { sound: { enabled: false }, weight: { pin: 'A1' }, temperature: { enabled: true } } } });
+    expect(config.device.sensors.sound).toEqual({ enabled: false, interval: 10_000, frameSeconds: 1 });
+    expect(config.device.sensors.weight).toMatchObject({ enabled: true, interval: 60_000, pin: 'A1', kgPerCount: 0.1, offsetKg: 0 });
+    expect(config.device.sensors.temperature).toEqual({ enabled: true, interval: 60_000 });
+    expect(config.device.sensors.humidity).toEqual(parseConfig({}).device.sensors.humidity);
+  });
+
   it('reports every problem at once, including misspelt fields', () => {
     const err = configError({ broker: { port: 70000, hots: 'x' }, device: { kind: 'arduino' } });
     expect(err.message).toContain('3 problems');

@@ -197,9 +197,10 @@ describe('an Apiary node, end to end', () => {
     await client.publishAsync(`apiary/${node.nodeId}/cmd/status`, JSON.stringify({ requestId: '../../elsewhere' }));
     const reply = waitFor((m) => m.topic === `apiary/${node.nodeId}/reply/st-1`, 'the status reply');
     await client.publishAsync(`apiary/${node.nodeId}/cmd/status`, JSON.stringify({ requestId: 'st-1' }));
-    const status = JSON.parse((await reply).payload.toString()) as { ok: boolean; result: { nodeId: string; counters: Record<string, number>; storage: { bytes: number; streams: { name: string }[] }; latest: { readings: Record<string, unknown> } } };
+    const status = JSON.parse((await reply).payload.toString()) as { ok: boolean; result: { nodeId: string; deviceState: string; counters: Record<string, number>; storage: { bytes: number; streams: { name: string }[] }; latest: { readings: Record<string, unknown> } } };
     expect(status.ok).toBe(true);
     expect(status.result.nodeId).toBe(node.nodeId);
+    expect(status.result.deviceState).toBe('connected');
     expect(status.result.counters['commands.rejected']).toBe(2);
     expect(status.result.counters['decisions.rule_input_unknown']).toBe(1);
     expect(status.result.storage.bytes).toBeGreaterThan(0);

@@ -1,0 +1,62 @@
+/**
+ * The kernel bridges the device's state to the typed node event `device-state`
+ * (what an extension uses for an availability topic) and to `apiary status`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeviceState } from '../../../devices/device.js';
+import { extensionsFor } from '../../../runtime/apps/index.js';
+import { parseConfig } from '../../../runtime/config/load-config.js';
+import { ApiaryNode } from '../../../runtime/core/apiary-node.js';
+import type { ExtensionEntry } from '../../../runtime/core/extension.js';
+import type { NodeContext } from '../../../runtime/core/node-context.js';
+
+describe('the device\'s state in the node', () => {
+  let dir: string;
+  let node: ApiaryNode;
+  const seen: DeviceState[] = [];
+  let context: NodeContext | undefined;
+
+  /** An extension that records every device-state event and keeps its context. */
+  const probe: ExtensionEntry = {
+    name: 'device-state-probe',
+    enabled: () => true,
+    load: () => Promise.resolve(() => ({
+      name: 'device-state-probe',
+      start: (ctx: NodeContext) => {
+        context = ctx;
+        ctx.events.on('device-state', (state) => { seen.push(state); });
+        return Promise.resolve();
+      },
+      stop: () => Promise.resolve(),
+    })),
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-device-state-'));
+    const config = parseConfig({ app: 'sensor-node', node: { dataDir: dir }, broker: { port: 0 }, device: { simulation: { speed: 600 } } });
+    node = new ApiaryNode(config, pino({ level: 'silent' }), [...extensionsFor(config), probe]);
+    await node.start();
+  });
+  afterAll(async () => {
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('says "connected" once the device is open, in the node event and in status', async () => {
+    expect(seen).toEqual(['connected']);
+    expect((await node.status()).deviceState).toBe('connected');
+  });
+
+  it('passes each change of the device on as a device-state event', async () => {
+    const device = context?.device;
+    if (!device) throw new Error('the probe extension did not start');
+    device.emit('state', 'disconnected');
+    device.emit('state', 'connected');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual(['connected', 'disconnected', 'connected']);
+  });
+});
