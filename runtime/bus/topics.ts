@@ -4,6 +4,7 @@
  *
  *   <prefix>/<nodeId>/state                  online | offline (retained; offline is the last will)
  *   <prefix>/<nodeId>/info                   who this node is: key, channels, models, rules (retained)
+ *   <prefix>/<nodeId>/device                 connected | disconnected: whether the device's hardware answers (retained)
  *   <prefix>/<nodeId>/readings/<channel>     one reading: {"value","unit","t","time"}
  *   <prefix>/<nodeId>/models/<model>         one model output: {"label","probabilities",...}
  *   <prefix>/<nodeId>/decisions/<rule>       current decision of a rule (retained)
@@ -15,6 +16,8 @@ export interface NodeTopics {
   readonly base: string;
   readonly state: string;
   readonly info: string;
+  /** `connected` or `disconnected` (retained): whether the device's hardware answers. */
+  readonly device: string;
   reading(channel: string): string;
   model(model: string): string;
   decision(ruleId: string): string;
@@ -33,6 +36,7 @@ export function nodeTopics(prefix: string, nodeId: string): NodeTopics {
     base,
     state: `${base}/state`,
     info: `${base}/info`,
+    device: `${base}/device`,
     reading: (channel) => `${base}/readings/${channel}`,
     model: (model) => `${base}/models/${model}`,
     decision: (ruleId) => `${base}/decisions/${ruleId}`,

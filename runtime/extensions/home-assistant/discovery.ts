@@ -37,7 +37,14 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
     model: input.deviceKind,
     sw_version: input.version,
   };
-  const availability = { availability_topic: topics.state, payload_available: 'online', payload_not_available: 'offline' };
+  // Available while the node is online and its hardware answers (a lost board makes its sensors unavailable, not stale).
+  const availability = {
+    availability: [
+      { topic: topics.state, payload_available: 'online', payload_not_available: 'offline' },
+      { topic: topics.device, payload_available: 'connected', payload_not_available: 'disconnected' },
+    ],
+    availability_mode: 'all',
+  };
   // Which software published the discovery config (Home Assistant shows it and logs it with the entity).
   const origin = { name: 'Apiary', sw_version: input.version };
   const messages: DiscoveryMessage[] = [];

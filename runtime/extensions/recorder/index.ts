@@ -1,7 +1,8 @@
 /**
  * The recorder: every reading, model output and decision is stored in the
  * node's append-only streams, put into its signed feed (sealed if the config
- * shares that stream privately) and published on MQTT, in that order.
+ * shares that stream privately) and published on MQTT, in that order; and
+ * whether the device answers, on the retained `device` topic.
  */
 import type { ApiaryConfig } from '../../config/schema.js';
 import type { Extension } from '../../core/extension.js';
@@ -48,6 +49,9 @@ export function createRecorder(config: ApiaryConfig): Extension {
         await share('models', record);
         await bus.publishJson(topics.model(output.model), record);
       });
+      // Whether the hardware answers, retained: a lost board shows at once (and in Home Assistant's availability).
+      events.on('started', () => bus.publish(topics.device, context.device.state ?? 'connected', { retain: true, qos: 1 }));
+      events.on('device-state', (state) => bus.publish(topics.device, state, { retain: true, qos: 1 }));
       events.on('decision', async (record) => {
         await storage.append('decisions', record);
         await share('decisions', record, { always: true });

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { connectAsync } from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceState } from '../../../devices/device.js';
@@ -58,5 +59,24 @@ describe('the device\'s state in the node', () => {
     device.emit('state', 'connected');
     await new Promise((resolve) => setImmediate(resolve));
     expect(seen).toEqual(['connected', 'disconnected', 'connected']);
+  });
+
+  it('publishes it retained on the device topic, so a late subscriber (Home Assistant\'s availability) sees a lost board', async () => {
+    const device = context?.device;
+    if (!device) throw new Error('the probe extension did not start');
+    const topic = `apiary/${node.nodeId}/device`;
+    const lastRetained = async (): Promise<string | undefined> => {
+      const client = await connectAsync(`mqtt://127.0.0.1:${node.brokerPort}`);
+      const got = new Promise<string>((resolve) => client.on('message', (t, payload, packet) => { if (t === topic && packet.retain) resolve(payload.toString()); }));
+      await client.subscribeAsync(topic, { qos: 1 });
+      const value = await Promise.race([got, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2_000))]);
+      await client.endAsync();
+      return value;
+    };
+    expect(await lastRetained()).toBe('connected');
+    device.emit('state', 'disconnected');
+    await expect.poll(lastRetained, { timeout: 10_000 }).toBe('disconnected');
+    device.emit('state', 'connected');
+    await expect.poll(lastRetained, { timeout: 10_000 }).toBe('connected');
   });
 });

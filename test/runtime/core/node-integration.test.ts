@@ -163,7 +163,7 @@ describe('an Apiary node, end to end', () => {
     // A 1 s frame is 2205 samples: any leak of it, as numbers or as encoded bytes, is far past these bounds.
     for (const { where, text } of payloads) {
       expect(text.length, where).toBeLessThan(8_192);
-      expect(longestNumberArray(JSON.parse(['online', 'offline', 'ON', 'OFF'].includes(text) ? '""' : text)), where).toBeLessThanOrEqual(16);
+      expect(longestNumberArray(JSON.parse(['online', 'offline', 'ON', 'OFF', 'connected', 'disconnected'].includes(text) ? '""' : text)), where).toBeLessThanOrEqual(16);
       expect(text, where).not.toMatch(/"(samples|audio|pcm|frame)"/);
     }
   });
@@ -181,7 +181,11 @@ describe('an Apiary node, end to end', () => {
       state_topic: `apiary/${node.nodeId}/readings/temperature`,
       device_class: 'temperature',
       unit_of_measurement: '°C',
-      availability_topic: `apiary/${node.nodeId}/state`,
+      availability: [
+        { topic: `apiary/${node.nodeId}/state`, payload_available: 'online', payload_not_available: 'offline' },
+        { topic: `apiary/${node.nodeId}/device`, payload_available: 'connected', payload_not_available: 'disconnected' },
+      ],
+      availability_mode: 'all',
     });
     expect(configs[`${base}/hive-sound_swarm/config`]).toMatchObject({ unique_id: `apiary_${node.nodeId}_hive_sound_swarm` });
     expect(configs[`homeassistant/binary_sensor/apiary_${node.nodeId}/swarming/config`]).toMatchObject({ device_class: 'problem', state_topic: `apiary/${node.nodeId}/alerts/swarming`, json_attributes_topic: `apiary/${node.nodeId}/decisions/swarming` });
