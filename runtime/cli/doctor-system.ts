@@ -69,9 +69,13 @@ export async function diskReport(dataDir: string): Promise<SystemReport['disk']>
   }
 }
 
+/** No build is older than this; the floor still catches a clock at 1970 if a reproducible build reset the file times. */
+const EARLIEST_BUILD = Date.parse('2026-11-01T00:00:00Z');
+
 /** The build's time: when this file was written by the build (dpkg keeps file times). */
 export async function buildTime(): Promise<Date> {
-  return (await stat(fileURLToPath(import.meta.url))).mtime;
+  const mtime = await stat(fileURLToPath(import.meta.url)).then((s) => s.mtimeMs, () => 0);
+  return new Date(Math.max(mtime, EARLIEST_BUILD));
 }
 
 export function clockFinding(now: Date, built: Date, synchronized: boolean | null, source: string): SystemReport['clock'] {
@@ -85,9 +89,9 @@ export function clockFinding(now: Date, built: Date, synchronized: boolean | nul
 }
 
 /** timedatectl when it answers, else systemd-timesyncd's flag file under `root`, else unknown. */
-export async function clockReport(root: string, now = new Date()): Promise<SystemReport['clock']> {
+export async function clockReport(root: string, now = new Date(), timedatectl = 'timedatectl'): Promise<SystemReport['clock']> {
   const built = await buildTime();
-  const result = await run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value']);
+  const result = await run(timedatectl, ['show', '-p', 'NTPSynchronized', '--value']);
   if (result.kind === 'done' && result.code === 0 && (result.stdout === 'yes' || result.stdout === 'no')) {
     return clockFinding(now, built, result.stdout === 'yes', 'timedatectl');
   }
@@ -96,8 +100,9 @@ export async function clockReport(root: string, now = new Date()): Promise<Syste
   return clockFinding(now, built, null, `${why}, and no /run/systemd/timesync/synchronized`);
 }
 
-export async function serviceReport(): Promise<SystemReport['service']> {
-  const enabled = await run('systemctl', ['is-enabled', SERVICE]);
+/** `systemctl`: the program (tests pass a fake's path). */
+export async function serviceReport(systemctl = 'systemctl'): Promise<SystemReport['service']> {
+  const enabled = await run(systemctl, ['is-enabled', SERVICE]);
   if (enabled.kind === 'missing') return { status: 'unknown', detail: 'not installed as a service (no systemctl)', active: null, enabled: null };
   if (enabled.kind === 'failed') return { status: 'unknown', detail: `systemctl failed: ${enabled.reason}`, active: null, enabled: null };
   const state = enabled.stdout.split('\n')[0] ?? '';
@@ -105,7 +110,7 @@ export async function serviceReport(): Promise<SystemReport['service']> {
     return { status: 'unknown', detail: 'not installed as a service (no apiary.service)', active: null, enabled: null, hint: 'on a board, install the .deb (README, "Flashing a board"); from a git checkout, `npm start` runs it in the foreground' };
   }
   if (state === '') return { status: 'unknown', detail: `systemctl cannot tell: ${firstLine(enabled.stderr) || `exit ${enabled.code}`}`, active: null, enabled: null };
-  const activeRun = await run('systemctl', ['is-active', SERVICE]);
+  const activeRun = await run(systemctl, ['is-active', SERVICE]);
   const active = activeRun.kind === 'done' ? (activeRun.stdout.split('\n')[0] ?? '') : '';
   const detail = `${SERVICE}.service: ${active || 'unknown'}, ${state}`;
   if (active === 'active' && state === 'enabled') return { status: 'ok', detail, active, enabled: state };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorReport } from '../../../runtime/cli/doctor-command.js';
 import { BOARD_HINTS } from '../../../runtime/cli/doctor-board.js';
-import { clockFinding, diskFinding } from '../../../runtime/cli/doctor-system.js';
+import { clockFinding, clockReport, diskFinding, serviceReport } from '../../../runtime/cli/doctor-system.js';
 import { apiary } from '../../support/cli.js';
 import { FakeBoard } from '../../support/fake-board.js';
 
@@ -192,5 +192,37 @@ describe('doctor verdicts on disk space and the clock', () => {
     expect(clockFinding(new Date('2026-12-02T00:00:00Z'), built, false, 'timedatectl').status).toBe('warn');
     expect(clockFinding(new Date('2026-12-02T00:00:00Z'), built, null, 'no timedatectl').status).toBe('unknown');
     expect(clockFinding(new Date('2026-12-02T00:00:00Z'), built, true, 'timedatectl').status).toBe('ok');
+  });
+});
+
+describe('doctor service and clock checks through fake systemctl and timedatectl', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-doctor-system-'));
+    // As systemd 252+ answers for a unit it does not know.
+    await script(dir, 'systemctl-none', "if (args[0] === 'is-enabled') { process.stderr.write('Failed to get unit file state for apiary.service: No such file or directory\\n'); process.exit(1); } console.log('inactive'); process.exit(3);");
+    await script(dir, 'systemctl-disabled', "if (args[0] === 'is-enabled') { console.log('disabled'); process.exit(1); } console.log('active');");
+    await script(dir, 'systemctl-stopped', "if (args[0] === 'is-enabled') { console.log('enabled'); } else { console.log('inactive'); process.exit(3); }");
+    await script(dir, 'systemctl-ok', "console.log(args[0] === 'is-enabled' ? 'enabled' : 'active');");
+    await script(dir, 'timedatectl-no', "console.log('no');");
+    await script(dir, 'timedatectl-broken', "process.stderr.write('System has not been booted with systemd as init system (PID 1). Can\\'t operate.\\nFailed to connect to bus\\n'); process.exit(1);");
+  });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('tells a unit that is not installed, disabled, stopped or fine apart, with the command that fixes each', async () => {
+    expect(await serviceReport(path.join(dir, 'systemctl-none'))).toMatchObject({ status: 'unknown', detail: 'not installed as a service (no apiary.service)', active: null });
+    expect(await serviceReport(path.join(dir, 'systemctl-disabled'))).toMatchObject({ status: 'warn', active: 'active', enabled: 'disabled', hint: expect.stringContaining('sudo systemctl enable apiary') as unknown });
+    expect(await serviceReport(path.join(dir, 'systemctl-stopped'))).toMatchObject({ status: 'warn', active: 'inactive', hint: expect.stringContaining('sudo systemctl enable --now apiary') as unknown });
+    expect(await serviceReport(path.join(dir, 'systemctl-ok'))).toMatchObject({ status: 'ok', detail: 'apiary.service: active, enabled' });
+    expect(await serviceReport(path.join(dir, 'no-such-systemctl'))).toMatchObject({ status: 'unknown', detail: 'not installed as a service (no systemctl)' });
+  });
+
+  it('timedatectl "no" is a warning; a timedatectl that cannot answer, with no timesyncd flag file, is unknown and says why', async () => {
+    const unsynced = await clockReport(dir, new Date(), path.join(dir, 'timedatectl-no'));
+    expect(unsynced).toMatchObject({ status: 'warn', synchronized: false, source: 'timedatectl' });
+    expect(unsynced.hint).toContain('timedatectl timesync-status');
+    const broken = await clockReport(dir, new Date(), path.join(dir, 'timedatectl-broken'));
+    expect(broken).toMatchObject({ status: 'unknown', synchronized: null });
+    expect(broken.source).toBe('timedatectl: System has not been booted with systemd as init system (PID 1). Can\'t operate., and no /run/systemd/timesync/synchronized');
   });
 });
