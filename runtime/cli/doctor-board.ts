@@ -5,7 +5,7 @@
  * listings and `name` files are read here: reading a sensor's value can start
  * a measurement, which is left to the configured-sensor check.
  */
-import { readlink } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { IIO_DEVICES } from '../../devices/linux/iio.js';
 import { Sysfs } from '../../devices/linux/sysfs.js';
@@ -57,6 +57,34 @@ export interface BoardReport {
   readonly serial: BoardSection;
 }
 
+/** The groups the .deb puts its apiary user in (packaging/debian/postinst). */
+const APIARY_GROUPS = ['gpio', 'i2c', 'spi', 'dialout', 'audio'];
+
+/** The owner and mode of a /dev node, and who is asking. */
+export interface Access { readonly mode: number; readonly uid: number; readonly gid: number; readonly userUid: number; readonly userGids: readonly number[] }
+
+/** Whether the user can open the node read-write, by the owner/group/other bits (access(2) says yes to root on anything). */
+export function canReadWrite(a: Access): boolean {
+  if (a.userUid === 0) return true;
+  const bits = a.uid === a.userUid ? (a.mode >> 6) & 0o6 : a.userGids.includes(a.gid) ? (a.mode >> 3) & 0o6 : a.mode & 0o6;
+  return bits === 0o6;
+}
+
+/** A /dev node this user cannot open: a problem and the group to join (named from /etc/group when it can be). */
+async function deviceAccess(sysfs: Sysfs, file: string): Promise<Pick<BoardItem, 'problem' | 'hint'>> {
+  if (typeof process.getuid !== 'function' || typeof process.getgroups !== 'function') return {};
+  const st = await stat(sysfs.resolve(file)).catch(() => undefined);
+  if (!st) return {};
+  const access = { mode: st.mode, uid: st.uid, gid: st.gid, userUid: process.getuid(), userGids: process.getgroups() };
+  if (canReadWrite(access)) return {};
+  const groups = await readFile('/etc/group', 'utf8').catch(() => '');
+  const group = groups.split('\n').map((l) => l.split(':')).find((f) => f[2] === String(st.gid))?.[0] ?? `gid ${st.gid}`;
+  const problem = `this user cannot open /${file} (mode ${(st.mode & 0o777).toString(8)}, group ${group})`;
+  if (st.gid === 0) return { problem, hint: 'only root may open it: on Raspberry Pi OS udev gives /dev/gpiochip* to the gpio group, /dev/i2c-* to i2c and serial ports to dialout; check the udev rules' };
+  const deb = APIARY_GROUPS.includes(group) ? '; the .deb\'s apiary user is in it, so run the doctor as that user (`sudo -u apiary apiary doctor`)' : '';
+  return { problem, hint: `add the user to the ${group} group (\`sudo usermod -aG ${group} <user>\`, then log in again)${deb}` };
+}
+
 const W1_FAMILIES: Record<string, string> = { '10': 'DS18S20', '22': 'DS1822', '28': 'DS18B20', '3b': 'MAX31850', '42': 'DS28EA00' };
 
 const abs = (file: string) => `/${file}`;
@@ -89,9 +117,10 @@ export async function i2c(sysfs: Sysfs): Promise<BoardSection> {
   for (const n of [...numbers].sort((a, b) => a - b)) {
     const name = await sysfs.text(path.join(I2C_ADAPTERS, `i2c-${n}`, 'name')).catch(() => undefined);
     const dev = `dev/i2c-${n}`;
+    const hasDev = await sysfs.exists(dev);
     found.push({
-      id: `i2c-${n}`, path: (await sysfs.exists(dev)) ? abs(dev) : abs(path.join(I2C_ADAPTERS, `i2c-${n}`)),
-      ...(name ? { name } : {}), devices: declared.filter((d) => d.bus === n).map((d) => d.item),
+      id: `i2c-${n}`, path: hasDev ? abs(dev) : abs(path.join(I2C_ADAPTERS, `i2c-${n}`)),
+      ...(name ? { name } : {}), ...(hasDev ? await deviceAccess(sysfs, dev) : {}), devices: declared.filter((d) => d.bus === n).map((d) => d.item),
     });
   }
   return section('I2C', found, BOARD_HINTS.i2c);
@@ -163,7 +192,10 @@ export async function gpio(sysfs: Sysfs): Promise<BoardSection> {
   const chips = new Map<string, string>();
   for (const entry of await sysfs.list('sys/bus/gpio/devices')) if (/^gpiochip\d+$/.test(entry)) chips.set(entry, abs(path.join('sys/bus/gpio/devices', entry)));
   for (const entry of await sysfs.list('dev')) if (/^gpiochip\d+$/.test(entry)) chips.set(entry, abs(path.join('dev', entry)));
-  const found = [...chips].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })).map(([id, where]) => ({ id, path: where }));
+  const found: BoardItem[] = [];
+  for (const [id, where] of [...chips].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
+    found.push({ id, path: where, ...(where.startsWith('/dev/') ? await deviceAccess(sysfs, where.slice(1)) : {}) });
+  }
   return section('GPIO', found, BOARD_HINTS.gpio);
 }
 
@@ -175,7 +207,7 @@ export async function serial(sysfs: Sysfs): Promise<BoardSection> {
   for (const entry of await sysfs.list('dev')) {
     if (!SERIAL.test(entry)) continue;
     const target = await readlink(sysfs.resolve('dev', entry)).catch(() => undefined);
-    found.push({ id: entry, path: abs(path.join('dev', entry)), ...(target ? { name: `-> ${path.basename(target)}` } : {}) });
+    found.push({ id: entry, path: abs(path.join('dev', entry)), ...(target ? { name: `-> ${path.basename(target)}` } : {}), ...(await deviceAccess(sysfs, path.join('dev', entry))) });
   }
   return section('serial', found, BOARD_HINTS.serial);
 }

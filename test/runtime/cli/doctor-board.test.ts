@@ -2,14 +2,16 @@
  * `apiary doctor --root <fake tree> --json` as a user runs it (a child process), against a fake board:
  * sysfs, /dev and /proc files in a temp dir, and fake `timedatectl` / `systemctl` programs first in PATH.
  */
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorReport } from '../../../runtime/cli/doctor-command.js';
-import { BOARD_HINTS } from '../../../runtime/cli/doctor-board.js';
+import { BOARD_HINTS, canReadWrite } from '../../../runtime/cli/doctor-board.js';
 import { clockFinding, clockReport, diskFinding, serviceReport } from '../../../runtime/cli/doctor-system.js';
 import { apiary } from '../../support/cli.js';
+import { BUILT_CLI } from '../../support/global-setup.js';
 import { FakeBoard } from '../../support/fake-board.js';
 
 const SENSORS_YAML = `node: { dataDir: data }
@@ -176,7 +178,17 @@ else process.exit(1);`);
   });
 });
 
-describe('doctor verdicts on disk space and the clock', () => {
+describe('doctor verdicts on disk space, the clock and device permissions', () => {
+  it('a device node is usable read-write through its owner, group or other bits, as the kernel decides (root always)', () => {
+    const gpiochip = { mode: 0o20660, uid: 0, gid: 997 }; // crw-rw---- root:gpio
+    expect(canReadWrite({ ...gpiochip, userUid: 1000, userGids: [1000, 997] })).toBe(true);
+    expect(canReadWrite({ ...gpiochip, userUid: 1000, userGids: [1000, 20] })).toBe(false);
+    expect(canReadWrite({ ...gpiochip, userUid: 0, userGids: [0] })).toBe(true);
+    expect(canReadWrite({ mode: 0o20600, uid: 1000, gid: 997, userUid: 1000, userGids: [] })).toBe(true);
+    expect(canReadWrite({ mode: 0o20640, uid: 0, gid: 997, userUid: 1000, userGids: [997] })).toBe(false); // read-only for the group
+    expect(canReadWrite({ mode: 0o20666, uid: 0, gid: 0, userUid: 1000, userGids: [] })).toBe(true);
+  });
+
   const GB = 1024 ** 3;
   it('warns under 200 MB or under 10 % free, with a hint', () => {
     expect(diskFinding('/var/lib/apiary', 8 * GB, 16 * GB).status).toBe('ok');
@@ -224,5 +236,34 @@ describe('doctor service and clock checks through fake systemctl and timedatectl
     const broken = await clockReport(dir, new Date(), path.join(dir, 'timedatectl-broken'));
     expect(broken).toMatchObject({ status: 'unknown', synchronized: null });
     expect(broken.source).toBe('timedatectl: System has not been booted with systemd as init system (PID 1). Can\'t operate., and no /run/systemd/timesync/synchronized');
+  });
+});
+
+// Permissions need a user who lacks them: as root, the doctor runs as nobody (uid 65534); as anyone else there is no way to switch.
+describe.skipIf(process.getuid?.() !== 0)('apiary doctor as a user without the device groups (needs root to switch users)', () => {
+  let tree: string;
+  beforeAll(async () => {
+    tree = await mkdtemp(path.join(os.tmpdir(), 'apiary-doctor-perm-'));
+    await mkdir(path.join(tree, 'dev'));
+    for (const node of ['gpiochip0', 'ttyUSB0', 'i2c-1']) await writeFile(path.join(tree, 'dev', node), '');
+    await chown(path.join(tree, 'dev/ttyUSB0'), 0, 20); // group 20 = dialout on Debian
+    await chmod(path.join(tree, 'dev/ttyUSB0'), 0o660);
+    await chmod(path.join(tree, 'dev/gpiochip0'), 0o600); // root only
+    await chmod(path.join(tree, 'dev/i2c-1'), 0o666);
+    await writeFile(path.join(tree, 'apiary.yaml'), `node: { dataDir: ${path.join(tree, 'data')} }\n`);
+    await chmod(tree, 0o755);
+  });
+  afterAll(async () => { await rm(tree, { recursive: true, force: true }); });
+
+  it('says which device nodes this user cannot open and which group to join', async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [BUILT_CLI, 'doctor', '--json', '--root', tree], { cwd: tree, uid: 65534, gid: 65534 }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)));
+    });
+    const { board } = JSON.parse(stdout) as DoctorReport;
+    const serialPort = board.serial.found.find((f) => f.id === 'ttyUSB0');
+    expect(serialPort?.problem).toContain('this user cannot open /dev/ttyUSB0 (mode 660');
+    expect(serialPort?.hint).toMatch(/add the user to the \S+ group \(`sudo usermod -aG/);
+    expect(board.gpio.found[0]?.hint).toContain('only root may open it');
+    expect(board.i2c.found[0]?.problem).toBeUndefined();
   });
 });
