@@ -277,9 +277,10 @@ withCommonOptions(feed.command('export'))
   });
 
 withCommonOptions(program.command('doctor'))
-  .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; exits 1 if none works')
+  .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; list the board\'s 1-Wire, I2C, IIO, hwmon, sound, GPIO and serial devices, read each configured sensor once, check disk space, the clock and the service, each with a fix; exits 1 only if no inference backend works')
   .option('--json', 'print JSON')
-  .action(async (options: CommonOptions & { json?: boolean }) => {
+  .option('--root <dir>', 'read /sys, /dev, /proc and /run under <dir> (for tests and chroots; default: device.linux.root, else /)')
+  .action(async (options: CommonOptions & { json?: boolean; root?: string }) => {
     const { doctorCommand } = await import('./doctor-command.js');
     await doctorCommand(load(options).config, options);
   });

@@ -3,8 +3,12 @@
  * onnxruntime-node afresh in a child process (where a crash cannot take the
  * doctor down), runs onnxruntime-web (WASM) in-process, runs every shipped
  * model on both and compares their outputs, checks the shipped models'
- * hashes, and says which backend a node with this config would use.
- * Exit code 0 when at least one backend works, 1 when none does.
+ * hashes, and says which backend a node with this config would use. On a
+ * board it also lists what the kernel shows (doctor-board.ts), reads each
+ * configured Linux sensor once (doctor-sensors.ts), and checks disk space,
+ * the clock and the service (doctor-system.ts), each with a fix hint.
+ * Exit code 0 when at least one backend works, 1 when none does: the board,
+ * sensor and system findings are warnings, since a node runs without them.
  */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -19,6 +23,9 @@ import { runModelDir, runSelfTest, SELF_TEST_TOLERANCE } from '../../models/infe
 import { loadManifest, MANIFEST_FILE, verifyModelFile } from '../../models/registry/manifest.js';
 import type { ApiaryConfig } from '../config/schema.js';
 import { packagePath } from '../package-root.js';
+import { boardReport, formatBoard, type BoardReport } from './doctor-board.js';
+import { formatSensors, sensorChecks, type SensorCheck } from './doctor-sensors.js';
+import { formatSystem, systemReport, type SystemReport } from './doctor-system.js';
 
 export interface BackendCheck {
   readonly name: string;
@@ -37,6 +44,18 @@ export interface DoctorReport {
   readonly selected: { readonly preference: string; readonly backend: string | null; readonly reason: string };
   readonly cache: { readonly file: string; readonly state: string; readonly updated: boolean };
   readonly models: readonly { readonly name: string; readonly version: string; readonly sha256: string; readonly ok: boolean; readonly error?: string }[];
+  /** What the kernel shows under the root ("/", or --root). */
+  readonly board: BoardReport;
+  /** Each configured sensor read once; null when device.kind is not linux. */
+  readonly sensors: readonly SensorCheck[] | null;
+  readonly system: SystemReport;
+}
+
+export interface DoctorOptions {
+  /** Lets a test stand in a failing native probe child. */
+  probe?: ProbeOptions;
+  /** Where /sys, /dev, /proc and /run are read: --root, else device.linux.root, else "/". */
+  root?: string;
 }
 
 async function shippedModelDirs(): Promise<string[]> {
@@ -94,8 +113,10 @@ function choose(preference: string, native: BackendCheck, web: BackendCheck): Do
   return { preference, backend: null, reason: 'no backend works: the node cannot run models here' };
 }
 
-/** Everything `apiary doctor` prints; `probe` lets a test stand in a failing child. */
-export async function doctorReport(config: ApiaryConfig, options: { probe?: ProbeOptions } = {}): Promise<DoctorReport> {
+/** Everything `apiary doctor` prints. */
+export async function doctorReport(config: ApiaryConfig, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const linux = config.device.kind === 'linux' ? config.device.linux : undefined;
+  const root = path.resolve(options.root ?? linux?.root ?? '/');
   const dirs = await shippedModelDirs();
   const models = await Promise.all(dirs.map(checkHash));
   const verdict = await probeNativeBackend({ ...options.probe, modelDirs: dirs });
@@ -114,6 +135,9 @@ export async function doctorReport(config: ApiaryConfig, options: { probe?: Prob
     selected: choose(config.models.backend, native, web),
     cache: { file: path.join(dataDir, PROBE_CACHE_FILE), state: cached.state, updated },
     models,
+    board: await boardReport(root),
+    sensors: linux ? await sensorChecks(linux, root) : null,
+    system: await systemReport(dataDir, root),
   };
 }
 
@@ -138,12 +162,13 @@ export function formatDoctor(report: DoctorReport): string {
   lines.push('', `this node would use: ${s.backend ?? 'none'} (models.backend: ${s.preference}; ${s.reason})`);
   lines.push(`probe cache: ${report.cache.file} (${report.cache.state}${report.cache.updated ? ', replaced by this probe' : ''})`, '', 'shipped models');
   for (const m of report.models) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(7)} sha256 ${m.sha256.slice(0, 12)}  ${m.ok ? 'hash ok' : `FAILED: ${m.error ?? '?'}`}`);
+  lines.push('', ...formatBoard(report.board), '', ...formatSensors(report.sensors), '', ...formatSystem(report.system));
   lines.push('', report.ok ? 'ok: at least one backend works' : 'FAILED: no inference backend works on this machine');
   return `${lines.join('\n')}\n`;
 }
 
-export async function doctorCommand(config: ApiaryConfig, options: { json?: boolean }): Promise<void> {
-  const report = await doctorReport(config);
+export async function doctorCommand(config: ApiaryConfig, options: { json?: boolean; root?: string }): Promise<void> {
+  const report = await doctorReport(config, options.root === undefined ? {} : { root: options.root });
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
   if (!report.ok) process.exitCode = 1;
 }
