@@ -182,6 +182,7 @@ export class ApiaryNode {
     const device = this.device;
     device.on('reading', (reading) => this.work.track(this.events.emit('reading', reading).then(() => this.firstReadingOut())));
     device.on('audio', (frame) => this.work.track(this.events.emit('audio', frame)));
+    device.on('button', (event) => this.work.track(this.events.emit('button', event)));
     device.on('warning', (err) => logger.warn({ err: describeError(err) }, 'device warning'));
     device.on('state', (state) => { logger.info({ device: device.kind, state }, `device ${state}`); this.work.track(this.events.emit('device-state', state)); });
     await device.open();

@@ -7,7 +7,7 @@
  * then decided on, exactly as before the kernel existed. A failing listener
  * is counted and logged; the others still run.
  */
-import type { AudioFrame, DeviceState, Reading } from '../../devices/device.js';
+import type { AudioFrame, ButtonEvent, DeviceState, Reading } from '../../devices/device.js';
 import type { Counters } from '../counters.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -29,6 +29,8 @@ export interface NodeEventMap {
   'feed-append': [type: string];
   /** The device's board was lost (`disconnected`: nothing is measured until it is back) or came back (`connected`). */
   'device-state': [state: DeviceState];
+  /** A push button was pressed or released (push-to-talk, later). */
+  button: [event: ButtonEvent];
   /** Start-up is complete: device open, models loaded. */
   started: [];
 }

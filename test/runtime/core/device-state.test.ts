@@ -1,6 +1,7 @@
 /**
  * The kernel bridges the device's state to the typed node event `device-state`
- * (what an extension uses for an availability topic) and to `apiary status`.
+ * (what an extension uses for an availability topic) and to `apiary status`,
+ * and a push button's events to the typed node event `button`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,6 +20,7 @@ describe('the device\'s state in the node', () => {
   let dir: string;
   let node: ApiaryNode;
   const seen: DeviceState[] = [];
+  const buttons: string[] = [];
   let context: NodeContext | undefined;
 
   /** An extension that records every device-state event and keeps its context. */
@@ -30,6 +32,7 @@ describe('the device\'s state in the node', () => {
       start: (ctx: NodeContext) => {
         context = ctx;
         ctx.events.on('device-state', (state) => { seen.push(state); });
+        ctx.events.on('button', (event) => { buttons.push(`${event.name} ${event.action}`); });
         return Promise.resolve();
       },
       stop: () => Promise.resolve(),
@@ -78,5 +81,13 @@ describe('the device\'s state in the node', () => {
     await expect.poll(lastRetained, { timeout: 10_000 }).toBe('disconnected');
     device.emit('state', 'connected');
     await expect.poll(lastRetained, { timeout: 10_000 }).toBe('connected');
+  });
+
+  it('passes a push button\'s presses and releases on as button events, in order', async () => {
+    const device = context?.device;
+    if (!device) throw new Error('the probe extension did not start');
+    device.emit('button', { name: 'talk', action: 'press', t: 1 });
+    device.emit('button', { name: 'talk', action: 'release', t: 2 });
+    await expect.poll(() => buttons).toEqual(['talk press', 'talk release']);
   });
 });
