@@ -100,7 +100,7 @@ export async function packageArm64(out: string): Promise<string> {
   return path.join(extracted, 'usr', 'lib', 'apiary');
 }
 
-/** A simulated beehive at 60x (a sound frame, and so a hive-sound output, every ~170 ms) with data in `dataDir`. */
+/** A simulated beehive at 60x (a sound frame, and so a hive-sound output, every ~170 ms; hive-thermal may come first) with data in `dataDir`. */
 export function smokeConfig(dataDir: string, backend: 'onnxruntime-node' | 'auto'): string {
   return [
     `node: { name: arm64 smoke, dataDir: ${JSON.stringify(dataDir)} }`,
@@ -159,4 +159,33 @@ export async function runEmulated(emu: Emulator, appDir: string, configFile: str
     await child.stop();
     await watcher.close();
   }
+}
+
+export interface Arm64Results {
+  readonly runs: EmulatedRun[];
+  /** ms from spawn to exit of `node -e 0` under the same emulator, one per run. */
+  readonly noopMs: number[];
+}
+
+/** `npm run bench -- --only arm64`: the arm64 package built once, then `runs` cold starts (new data dir) under qemu. */
+export async function measureArm64(tmp: string, runs: number, progress: (line: string) => void): Promise<Arm64Results | undefined> {
+  const missing = await missingEmulator();
+  if (missing) {
+    progress(`arm64: skipped, ${missing}`);
+    return undefined;
+  }
+  progress('arm64: building the arm64 .deb (gzip) and extracting it');
+  const app = await packageArm64(path.join(tmp, 'arm64-deb'));
+  const emu = await emulator(path.join(tmp, 'arm64-sysroot'));
+  const results: Arm64Results = { runs: [], noopMs: [] };
+  for (let i = 1; i <= runs; i += 1) {
+    const noop = new Child(['-cpu', CPU, '-L', emu.sysroot, emu.node, '-e', '0'], { output: false, command: emu.qemu });
+    results.noopMs.push((await withTimeout(noop.exited, EMULATED_TIMEOUT_MS, 'node -e 0 under qemu')).atMs);
+    const configFile = path.join(tmp, `arm64-${i}.yaml`);
+    await writeFile(configFile, smokeConfig(path.join(tmp, `arm64-data-${i}`), 'onnxruntime-node'));
+    const r = await runEmulated(emu, app, configFile);
+    results.runs.push(r);
+    progress(`arm64 run ${i}/${runs} (emulated): started ${r.startedMs.toFixed(0)} ms, first reading ${r.firstReadingMs.toFixed(0)} ms, first model output ${r.firstModelMs.toFixed(0)} ms, qemu RSS ${(r.memory.rssKiB / 1024).toFixed(0)} MB${r.exit.code === 0 ? '' : `, exit ${String(r.exit.code ?? r.exit.signal)}`}`);
+  }
+  return results;
 }

@@ -44,7 +44,7 @@ describe.skipIf(missing !== undefined)(`the arm64 package under qemu-aarch64${mi
     const run = await start('native', 'onnxruntime-node');
     expect(run.backendLine).toBe('inference backend: models.backend is onnxruntime-node (not probed)');
     expect(run.channels).toEqual(['humidity', 'sound_level', 'temperature', 'weight']);
-    expect(run.firstModel.topic).toMatch(/^apiary\/[a-z0-9]+\/models\/hive-sound$/);
+    expect(run.firstModel.topic).toMatch(/^apiary\/[a-z0-9]+\/models\/hive-(sound|thermal)$/);
     expectModelOutput(run.firstModel.payload);
     expect(run.output).not.toMatch(/"level":(50|60)/); // no error or fatal log line
     expect(run.exit).toEqual({ code: 0, signal: null, forced: false });
@@ -57,7 +57,7 @@ describe.skipIf(missing !== undefined)(`the arm64 package under qemu-aarch64${mi
   it('with models.backend auto, a probe that cannot run falls back to onnxruntime-web (WASM), says so, and still infers', async () => {
     const run = await start('auto', 'auto');
     expect(run.backendLine).toMatch(/^inference backend: probe: onnxruntime-node does not work here \(.+\); using onnxruntime-web \(WASM\)$/s);
-    expect(run.firstModel.topic).toMatch(/^apiary\/[a-z0-9]+\/models\/hive-sound$/);
+    expect(run.firstModel.topic).toMatch(/^apiary\/[a-z0-9]+\/models\/hive-(sound|thermal)$/);
     expectModelOutput(run.firstModel.payload);
     expect(run.exit).toEqual({ code: 0, signal: null, forced: false });
   }, EMULATED_MS);
