@@ -165,6 +165,8 @@ export interface Arm64Results {
   readonly runs: EmulatedRun[];
   /** ms from spawn to exit of `node -e 0` under the same emulator, one per run. */
   readonly noopMs: number[];
+  /** The qemu process's memory running an idle arm64 node (a timer): the emulator's and Node's share of the RSS. */
+  readonly idle: Memory;
 }
 
 /** `npm run bench -- --only arm64`: the arm64 package built once, then `runs` cold starts (new data dir) under qemu. */
@@ -177,7 +179,10 @@ export async function measureArm64(tmp: string, runs: number, progress: (line: s
   progress('arm64: building the arm64 .deb (gzip) and extracting it');
   const app = await packageArm64(path.join(tmp, 'arm64-deb'));
   const emu = await emulator(path.join(tmp, 'arm64-sysroot'));
-  const results: Arm64Results = { runs: [], noopMs: [] };
+  const idleNode = new Child(['-cpu', CPU, '-L', emu.sysroot, emu.node, '-e', 'setInterval(() => {}, 1000); console.log("idle")'], { output: true, command: emu.qemu, stopTimeoutMs: EMULATED_TIMEOUT_MS });
+  await Promise.race([withTimeout(idleNode.when(/idle/), EMULATED_TIMEOUT_MS, 'the idle emulated node'), idleNode.died]);
+  const results: Arm64Results = { runs: [], noopMs: [], idle: await memory(idleNode.pid) };
+  await idleNode.stop();
   for (let i = 1; i <= runs; i += 1) {
     const noop = new Child(['-cpu', CPU, '-L', emu.sysroot, emu.node, '-e', '0'], { output: false, command: emu.qemu });
     results.noopMs.push((await withTimeout(noop.exited, EMULATED_TIMEOUT_MS, 'node -e 0 under qemu')).atMs);
