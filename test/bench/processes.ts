@@ -52,22 +52,40 @@ export class Child {
   readonly brokerLine: Promise<number>;
   private readonly process: ChildProcess;
   private tail = '';
+  private readonly waiters = new Set<() => void>();
+  private readonly stopTimeoutMs: number;
 
-  constructor(args: readonly string[], options: { output: boolean }) {
+  /** `command`: what to run instead of this Node.js (the arm64 smoke test runs qemu-aarch64, which stops slower). */
+  constructor(args: readonly string[], options: { output: boolean; command?: string; stopTimeoutMs?: number }) {
+    this.stopTimeoutMs = options.stopTimeoutMs ?? STOP_TIMEOUT_MS;
     this.spawnedAt = performance.now();
-    this.process = spawn(process.execPath, args, { stdio: ['ignore', options.output ? 'pipe' : 'ignore', options.output ? 'pipe' : 'ignore'] });
-    if (this.process.pid === undefined) throw new Error(`could not spawn node ${args.join(' ')}`);
+    this.process = spawn(options.command ?? process.execPath, args, { stdio: ['ignore', options.output ? 'pipe' : 'ignore', options.output ? 'pipe' : 'ignore'] });
+    if (this.process.pid === undefined) throw new Error(`could not spawn ${options.command ?? 'node'} ${args.join(' ')}`);
     this.pid = this.process.pid;
     this.exited = new Promise((resolve) => {
       this.process.once('exit', (code, signal) => resolve({ code, signal, atMs: performance.now() - this.spawnedAt }));
     });
     // Output is always drained: a full pipe would block the node's logging and skew timings.
-    this.brokerLine = new Promise((resolve) => {
-      this.process.stdout?.on('data', (chunk: Buffer) => {
-        this.tail = (this.tail + chunk.toString('utf8')).slice(-8000);
-        if (this.tail.includes('MQTT broker:')) resolve(performance.now() - this.spawnedAt);
-      });
-      this.process.stderr?.on('data', (chunk: Buffer) => { this.tail = (this.tail + chunk.toString('utf8')).slice(-8000); });
+    const onData = (chunk: Buffer) => {
+      this.tail = (this.tail + chunk.toString('utf8')).slice(-8000);
+      for (const check of this.waiters) check();
+    };
+    this.process.stdout?.on('data', onData);
+    this.process.stderr?.on('data', onData);
+    this.brokerLine = this.when(/MQTT broker:/).then((seen) => seen.atMs);
+  }
+
+  /** ms from spawn to the first output chunk after which the output so far matches `pattern`, and the match. */
+  when(pattern: RegExp): Promise<{ atMs: number; match: RegExpExecArray }> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const match = pattern.exec(this.tail);
+        if (!match) return;
+        this.waiters.delete(check);
+        resolve({ atMs: performance.now() - this.spawnedAt, match });
+      };
+      this.waiters.add(check);
+      check();
     });
   }
 
@@ -97,7 +115,7 @@ export class Child {
     if (!this.running) return { ...(await this.exited), forced: false };
     this.process.kill('SIGTERM');
     try {
-      return { ...(await withTimeout(this.exited, STOP_TIMEOUT_MS, `pid ${this.pid} to exit`)), forced: false };
+      return { ...(await withTimeout(this.exited, this.stopTimeoutMs, `pid ${this.pid} to exit`)), forced: false };
     } catch {
       this.process.kill('SIGKILL');
       return { ...(await this.exited), forced: true };
@@ -126,6 +144,8 @@ export class BusWatcher {
   readonly firstReading: Promise<FirstReading>;
   /** "channel@t" of the first readings received, to check none was published before we subscribed. */
   readonly firstReadings = new Set<string>();
+  /** The first live model output: when (performance.now()), its topic and payload. */
+  readonly firstModel: Promise<{ at: number; topic: string; payload: string }>;
   private readonly client: MqttClient;
   private closed: Promise<void> | undefined;
 
@@ -147,6 +167,11 @@ export class BusWatcher {
           if (this.counts.readings === 1) resolve({ at, t, topic });
         } else if (kind === 'models' || kind === 'decisions') this.counts[kind] += 1;
         else this.counts.other += 1;
+      });
+    });
+    this.firstModel = new Promise((resolve) => {
+      this.client.on('message', (topic, payload, packet) => {
+        if (!packet.retain && topic.split('/')[2] === 'models') resolve({ at: performance.now(), topic, payload: payload.toString('utf8') });
       });
     });
   }
