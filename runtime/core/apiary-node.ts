@@ -55,7 +55,6 @@ export class ApiaryNode {
   private readonly extensions: ExtensionRunner;
   private readonly abort = new AbortController();
   private readonly work: NodeWork;
-  /** Each extension's `every` timers, also in `timers`: cleared when it stops, or fails to start. */
   private core: Omit<NodeContext, 'logger' | 'events' | 'track' | 'every'> | undefined;
   private readonly derivedChannels: ChannelSpec[] = [];
   private storage: NodeStorage | undefined;
