@@ -6,4 +6,6 @@
 # /var/lib/apiary unless the config says otherwise (runtime/config/config-search.ts).
 export APIARY_CONFIG_PATH="${APIARY_CONFIG_PATH-/boot/firmware/apiary.yaml:/etc/apiary/apiary.yaml}"
 export APIARY_DATA_DIR="${APIARY_DATA_DIR-/var/lib/apiary}"
-exec /usr/bin/node /usr/lib/apiary/dist/apiary.mjs "$@"
+# The launcher picks the runtime release to run: the packaged one, or one installed by
+# `apiary update install` (runtime/extensions/runtime-updates/launcher.ts).
+exec /usr/bin/node /usr/lib/apiary/dist/launcher.mjs "$@"

@@ -52,6 +52,16 @@ export const ErrorCodes = {
   APP_UNKNOWN: 'APIARY_APP_UNKNOWN',
   /** One sensor of a device does not answer (unplugged, its driver not loaded); the others go on, and it is read again. */
   DEVICE_SENSOR_MISSING: 'APIARY_DEVICE_SENSOR_MISSING',
+  /** A runtime release file is damaged, not a release, or does not match what announced it. */
+  RELEASE_INVALID: 'APIARY_RELEASE_INVALID',
+  /** A runtime release is unsigned, its signature does not verify, or its signer is not trusted for runtime releases. */
+  RELEASE_UNTRUSTED: 'APIARY_RELEASE_UNTRUSTED',
+  /** A runtime release cannot run here: another architecture, a Node.js it does not support, or a config format it cannot read. */
+  RELEASE_INCOMPATIBLE: 'APIARY_RELEASE_INCOMPATIBLE',
+  /** A runtime release is not newer than the one running (refused unless forced). */
+  RELEASE_DOWNGRADE: 'APIARY_RELEASE_DOWNGRADE',
+  /** Another update is being installed, or one is still in its health window. */
+  UPDATE_BUSY: 'APIARY_UPDATE_BUSY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -141,7 +141,7 @@ function md5sums(pkgRoot) {
   return lines.sort().join('\n') + '\n';
 }
 
-async function buildOne({ arch, version, modules, stage, out, configYaml, compression }) {
+async function buildOne({ arch, version, engines, configVersion, packPayload, modules, stage, out, configYaml, compression }) {
   const nodeArch = ARCHES[arch];
   const pkgRoot = path.join(stage, `apiary_${version}_${arch}`);
   const app = path.join(pkgRoot, PREFIX);
@@ -153,6 +153,8 @@ async function buildOne({ arch, version, modules, stage, out, configYaml, compre
   cpSync(path.join(root, 'devices', 'sim', 'data'), path.join(app, 'devices', 'sim', 'data'), { recursive: true });
   cpSync(modules, path.join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true });
   const pruned = prune(path.join(app, 'node_modules'), nodeArch);
+  // What `apiary update sign` copies into a runtime release's signed manifest (runtime/extensions/runtime-updates/).
+  writeFileSync(path.join(app, 'release-info.json'), `${JSON.stringify({ name: 'apiary', version, arch: nodeArch, node: engines.node, configVersion }, null, 2)}\n`);
 
   const packaging = path.join(root, 'packaging');
   mkdirSync(path.join(pkgRoot, 'usr', 'bin'), { recursive: true });
@@ -166,6 +168,9 @@ async function buildOne({ arch, version, modules, stage, out, configYaml, compre
   mkdirSync(path.join(pkgRoot, 'usr', 'share', 'doc', 'apiary'), { recursive: true });
   cpSync(path.join(packaging, 'copyright'), path.join(pkgRoot, 'usr', 'share', 'doc', 'apiary', 'copyright'));
   normaliseModes(pkgRoot);
+  // The same app tree as a runtime payload, for `apiary update sign` and then `apiary update install` on a board.
+  const payload = path.join(out, `apiary-runtime_${version}_${arch}.tar.gz`);
+  await packPayload(app, payload, compression === 'gzip' ? 1 : 9);
 
   const debian = path.join(pkgRoot, 'DEBIAN');
   mkdirSync(debian);
@@ -185,7 +190,7 @@ async function buildOne({ arch, version, modules, stage, out, configYaml, compre
   const deb = path.join(out, `apiary_${version}_${arch}.deb`);
   execFileSync('dpkg-deb', ['--build', '--root-owner-group', `-Z${compression}`, ...(compression === 'gzip' ? ['-z1'] : []), pkgRoot, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
   rmSync(pkgRoot, { recursive: true, force: true });
-  return { deb, bytes: statSync(deb).size, installedKiB, pruned };
+  return { deb, bytes: statSync(deb).size, installedKiB, pruned, payload, payloadBytes: statSync(payload).size };
 }
 
 async function main() {
@@ -197,7 +202,9 @@ async function main() {
   } catch {
     fail('dpkg-deb is missing: apt-get install dpkg');
   }
-  const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const { version, engines } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const { CONFIG_VERSION: configVersion } = await import(pathToFileURL(path.join(root, 'dist', 'runtime', 'config', 'migrations.js')).href);
+  const { packPayload } = await import(pathToFileURL(path.join(root, 'dist', 'runtime', 'extensions', 'runtime-updates', 'release-file.js')).href);
   // The `apiary init` template, with the system data dir.
   const { DEFAULT_CONFIG_YAML } = await import(pathToFileURL(path.join(root, 'dist', 'runtime', 'config', 'default-config.js')).href);
   const configYaml = DEFAULT_CONFIG_YAML.replace(/^ {2}dataDir: \.\/\.apiary {10}#/m, '  dataDir: /var/lib/apiary    #');
@@ -209,9 +216,10 @@ async function main() {
     const started = performance.now();
     const modules = installProductionTree(stage);
     for (const arch of arches) {
-      const built = await buildOne({ arch, version, modules, stage, out, configYaml, compression });
+      const built = await buildOne({ arch, version, engines, configVersion, packPayload, modules, stage, out, configYaml, compression });
       const mib = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
       process.stdout.write(`${path.relative(process.cwd(), built.deb)}: ${mib(built.bytes)} (installed ${mib(built.installedKiB * 1024)}; node_modules ${mib(built.pruned.before)} -> ${mib(built.pruned.after)} after pruning)\n`);
+      process.stdout.write(`${path.relative(process.cwd(), built.payload)}: ${mib(built.payloadBytes)} (the runtime payload: sign it with \`apiary update sign\`)\n`);
     }
     process.stdout.write(`packaged in ${Math.round((performance.now() - started) / 1000)} s\n`);
   } finally {

@@ -10,6 +10,7 @@ import { chmod } from 'node:fs/promises';
 import { packagePath } from '../package-root.js';
 
 export const BUNDLE_FILE = packagePath('dist', 'apiary.mjs');
+export const LAUNCHER_FILE = packagePath('dist', 'launcher.mjs');
 
 export const BUNDLE_EXTERNALS = [
   'onnxruntime-node', // native addon
@@ -37,6 +38,12 @@ async function main(): Promise<void> {
     logLevel: 'warning',
   });
   await chmod(BUNDLE_FILE, 0o755);
+  // The launcher /usr/bin/apiary runs: it picks the installed runtime release, then loads that release's apiary.mjs.
+  await build({
+    entryPoints: [packagePath('dist', 'runtime', 'extensions', 'runtime-updates', 'launcher-main.js')],
+    outfile: LAUNCHER_FILE, bundle: true, platform: 'node', format: 'esm', target: 'node20',
+    minifyWhitespace: true, minifySyntax: true, keepNames: true, legalComments: 'eof', logLevel: 'warning',
+  });
   process.stdout.write(`bundled ${BUNDLE_FILE} in ${Math.round(performance.now() - started)} ms\n`);
 }
 

@@ -14,6 +14,7 @@ import { createLogger } from '../log.js';
 import type { ApiaryNode } from '../core/apiary-node.js';
 import { allNodeCommands } from '../apps/applications.js';
 import { packagePath } from '../package-root.js';
+import { EXIT_ROLLBACK } from '../extensions/runtime-updates/launched-release.js';
 import { NODE_COMMAND_GROUPS, NODE_COMMAND_VIEWS } from './node-command-views.js';
 import { askNode, integer, load, withCommonOptions, withNodeOptions, type CommonOptions } from './node-options.js';
 import { addRegistryCommands } from './registry-cli.js';
@@ -52,7 +53,8 @@ async function startCommand(options: CommonOptions): Promise<void> {
     logger.info(`${signal}: shutting down`);
     stopping = (started.node?.stop() ?? Promise.resolve()).then(() => {
       if (!started.node) logger.info('Apiary node stopped');
-      process.exit(0);
+      // A runtime update that rolls back asks for a restart this way (runtime-updates, launcher.ts): the service starts the release before.
+      process.exit(process.exitCode === EXIT_ROLLBACK ? EXIT_ROLLBACK : 0);
     }, (err: unknown) => {
       logger.error({ err: describeError(err) }, 'shutdown failed');
       process.exit(1);
@@ -227,6 +229,32 @@ owner.command('revoke')
   .action(async (options: { keyFile: string; nodeKey: string; out?: string }) => {
     const { ownerRevokeCommand } = await import('./owner-command.js');
     await ownerRevokeCommand(options);
+  });
+const update = groupCommand('update');
+update.command('sign')
+  .description('sign a runtime payload from `npm run package` (apiary-runtime_<version>_<arch>.tar.gz) with the owner key, into an apiary_<version>_<arch>.release file')
+  .argument('<payload>', 'the payload .tar.gz')
+  .addOption(ownerKeyOption())
+  .option('-o, --out <file>', 'the release file (default: apiary_<version>_<arch>.release beside the payload)')
+  .option('--notes <text>', 'release notes, signed with it')
+  .action(async (payload: string, options: { keyFile: string; out?: string; notes?: string }) => {
+    const { updateSignCommand } = await import('./update-command.js');
+    await updateSignCommand(payload, options);
+  });
+withCommonOptions(update.command('install'))
+  .description('check a signed runtime release (signer, architecture, Node.js, config format, newer), unpack it into the slot not running; it starts on trial at the next start and is rolled back unless healthy within updates.healthWindow')
+  .argument('<file>', 'an apiary_<version>_<arch>.release file')
+  .option('--force', 'install even if it is not newer than the running release (a downgrade or a reinstall)')
+  .option('--json', 'print JSON')
+  .action(async (file: string, options: CommonOptions & { force?: boolean; json?: boolean }) => {
+    const { updateInstallCommand } = await import('./update-command.js');
+    await updateInstallCommand(load(options), file, options);
+  });
+withCommonOptions(update.command('rollback'))
+  .description('go back to the release before the current one, from the next start')
+  .action(async (options: CommonOptions) => {
+    const { updateRollbackCommand } = await import('./update-command.js');
+    await updateRollbackCommand(load(options));
   });
 const models = groupCommand('models');
 withCommonOptions(models.command('list'))

@@ -16,6 +16,7 @@ import { homeAssistantSchema } from '../extensions/home-assistant/config.js';
 import { rulesSchema, type RuleInput } from '../extensions/rules/config.js';
 import { uplinkSchema } from '../extensions/uplink/config.js';
 import { systemdSchema } from '../extensions/systemd/config.js';
+import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
@@ -248,6 +249,8 @@ export const configSchema = z.strictObject({
   mesh: meshSchema.prefault({}),
   /** Readiness and watchdog notifications when run as a systemd service. */
   systemd: systemdSchema.prefault({}),
+  /** Runtime updates with rollback, when run from the .deb (its launcher). */
+  updates: updatesSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   (config.decisions ?? []).forEach((rule, index) => {

@@ -7,6 +7,8 @@
 import type { ExtensionEntry } from '../core/extension.js';
 import { declareAuditCommands } from './decision-audit/commands.js';
 import { declareModelUpdateCommands } from './model-updates/commands.js';
+import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
+import { launchedRelease } from './runtime-updates/launched-release.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -22,6 +24,13 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   { name: 'uplink', enabled: (c) => c.mesh.enabled && c.broker.enabled && c.mesh.uplink !== undefined, load: async () => (await import('./uplink/index.js')).createUplink },
   { name: 'home-assistant', after: ['rules'], enabled: (c) => c.homeAssistant.enabled, load: async () => (await import('./home-assistant/index.js')).createHomeAssistant },
   { name: 'mqtt-commands', enabled: () => true, load: async () => (await import('./mqtt-commands/index.js')).createMqttCommands },
+  {
+    name: 'runtime-updates',
+    // Only under the launcher (/usr/bin/apiary from the .deb): a checkout has no releases to confirm or roll back.
+    enabled: (c) => c.updates.enabled && launchedRelease(process.env) !== undefined,
+    load: async () => (await import('./runtime-updates/index.js')).createRuntimeUpdates,
+    declareCommands: (registry) => declareRuntimeUpdateCommands(registry),
+  },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];
