@@ -36,7 +36,7 @@ let board: FakeBoard;
 const releases = new Map<string, string>();
 
 /** A copy of the packaged app as version `version`, changed by `fault`, signed into a release file. */
-async function makeRelease(name: string, version: string, fault: (tree: string) => Promise<void> = async () => undefined): Promise<string> {
+async function makeRelease(name: string, version: string, fault: (tree: string) => Promise<void> = () => Promise.resolve()): Promise<string> {
   const tree = path.join(work, `tree-${name}`);
   await run('cp', ['-al', template, tree]); // hard links: 90 MB in an instant; files that change are replaced, never written through
   const rewrite = async (file: string, change: (text: string) => string) => {
@@ -151,7 +151,8 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     const service = startService(c);
     await service.start();
     await service.waitUntil(() => lastOutcome(c)?.reported === true, 'the update is settled');
-    expect(lastOutcome(c)).toMatchObject({ version: '0.2.0', outcome: 'committed', reason: expect.stringMatching(/^healthy for 8 s: started, \d+ readings/) });
+    expect(lastOutcome(c)).toMatchObject({ version: '0.2.0', outcome: 'committed' });
+    expect(lastOutcome(c)?.reason).toMatch(/^healthy for 8 s: started, \d+ readings/);
     expect(state(c)).toMatchObject({ current: { slot: 'a', version: '0.2.0' }, previous: { slot: 'factory' }, trial: null });
     expect(service.runs).toHaveLength(1);
     expect(service.current?.output).toContain('release 0.2.0 starts on trial');
@@ -178,7 +179,8 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     const service = startService(c);
     await service.start();
     await service.waitUntil(() => lastOutcome(c)?.reported === true && service.current?.output.includes('is running') === true, 'rolled back and running again', 120_000);
-    expect(lastOutcome(c)).toMatchObject({ version, from: packaged, outcome: 'rolled-back', reason: expect.stringMatching(reason) });
+    expect(lastOutcome(c)).toMatchObject({ version, from: packaged, outcome: 'rolled-back' });
+    expect(lastOutcome(c)?.reason).toMatch(reason);
     expect(state(c)).toMatchObject({ current: { slot: 'factory', version: packaged }, trial: null });
     const [first, second] = service.runs;
     if (name === 'crash') expect(first?.exit?.code).toBe(1);
@@ -200,7 +202,8 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     expect(state(c)?.trial).toMatchObject({ version: '0.2.0', boots: 1 });
     service.current?.child.kill('SIGKILL'); // no stop, no flush: as a power cut leaves it
     await service.waitUntil(() => lastOutcome(c)?.reported === true, 'rolled back after the cut', 120_000);
-    expect(lastOutcome(c)).toMatchObject({ version: '0.2.0', outcome: 'rolled-back', reason: expect.stringContaining('power cut') });
+    expect(lastOutcome(c)).toMatchObject({ version: '0.2.0', outcome: 'rolled-back' });
+    expect(lastOutcome(c)?.reason).toContain('power cut');
     expect(service.runs).toHaveLength(2);
     expect(existsSync(path.join(c.data, 'runtime', 'state.json.tmp'))).toBe(false);
   }, 180_000);
