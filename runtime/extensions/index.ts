@@ -8,7 +8,6 @@ import type { ExtensionEntry } from '../core/extension.js';
 import { declareAuditCommands } from './decision-audit/commands.js';
 import { declareModelUpdateCommands } from './model-updates/commands.js';
 import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
-import { launchedRelease } from './runtime-updates/launched-release.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -26,8 +25,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   { name: 'mqtt-commands', enabled: () => true, load: async () => (await import('./mqtt-commands/index.js')).createMqttCommands },
   {
     name: 'runtime-updates',
-    // Only under the launcher (/usr/bin/apiary from the .deb): a checkout has no releases to confirm or roll back.
-    enabled: (c) => c.updates.enabled && launchedRelease(process.env) !== undefined,
+    // Small, and inert outside the launcher (/usr/bin/apiary from the .deb): a checkout has no releases to confirm or roll back.
+    enabled: (c) => c.updates.enabled,
     load: async () => (await import('./runtime-updates/index.js')).createRuntimeUpdates,
     declareCommands: (registry) => declareRuntimeUpdateCommands(registry),
   },

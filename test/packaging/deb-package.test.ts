@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_VERSION } from '../../runtime/config/migrations.js';
 import { parse } from 'yaml';
 import { parseConfig } from '../../runtime/config/load-config.js';
 
@@ -104,11 +105,20 @@ describe.skipIf(dpkgMissing !== undefined)('the Debian package (amd64)', () => {
     expect({ ...config, node: { ...config.node, dataDir: './.apiary' } }).toEqual(parseConfig({}));
   });
 
-  it('the wrapper searches the boot partition, then /etc, and runs the packaged app', async () => {
+  it('the wrapper searches the boot partition, then /etc, and runs the packaged launcher', async () => {
     const wrapper = await readFile(path.join(extracted, 'usr', 'bin', 'apiary'), 'utf8');
     expect(wrapper).toContain('APIARY_CONFIG_PATH="${APIARY_CONFIG_PATH-/boot/firmware/apiary.yaml:/etc/apiary/apiary.yaml}"');
     expect(wrapper).toContain('APIARY_DATA_DIR="${APIARY_DATA_DIR-/var/lib/apiary}"');
-    expect(wrapper).toMatch(/^exec \/usr\/bin\/node \/usr\/lib\/apiary\/dist\/apiary\.mjs "\$@"$/m);
+    expect(wrapper).toMatch(/^exec \/usr\/bin\/node \/usr\/lib\/apiary\/dist\/launcher\.mjs "\$@"$/m);
+  });
+
+  it('writes the runtime payload beside it: the same app tree, with the facts a release manifest needs', async () => {
+    const app = path.join(extracted, 'usr', 'lib', 'apiary');
+    expect(JSON.parse(await readFile(path.join(app, 'release-info.json'), 'utf8'))).toEqual({ name: 'apiary', version, arch: 'x64', node: '>=20.19', configVersion: CONFIG_VERSION });
+    const listed = (await run('tar', ['-tzf', path.join(out, `apiary-runtime_${version}_amd64.tar.gz`)], { maxBuffer: 64 * 1024 * 1024 })).stdout.split('\n').filter((l) => l !== '' && !l.endsWith('/'));
+    const packagedFiles = entries.filter((e) => e.path.startsWith('/usr/lib/apiary/') && !e.mode.startsWith('d')).map((e) => e.path.slice('/usr/lib/apiary/'.length));
+    expect(listed.sort()).toEqual(packagedFiles.sort());
+    expect(listed).toContain('dist/launcher.mjs');
   });
 
   it('the packaged app runs from the package alone: both inference backends and the shipped models pass `apiary doctor`', async () => {

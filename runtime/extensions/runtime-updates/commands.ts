@@ -10,7 +10,7 @@ export function declareRuntimeUpdateCommands(registry: CommandRegistry, source?:
   registry.define('update/status', {
     description: 'the runtime release running, the one on trial and its health so far, and the last update outcomes',
     args: z.strictObject({}),
-    unavailable: () => (source ? undefined : 'runtime updates run only in the packaged app (/usr/bin/apiary from the .deb), with updates.enabled'),
+    unavailable: () => (source ? undefined : 'runtime updates are off on this node (updates.enabled)'),
     handler: () => source?.status(),
   });
 }

@@ -9,6 +9,7 @@
 import type { ApiaryConfig } from '../../config/schema.js';
 import type { Extension } from '../../core/extension.js';
 import type { NodeContext } from '../../core/node-context.js';
+import { APIARY_VERSION } from '../../core/node-status.js';
 import { describeError } from '../../errors.js';
 import { declareRuntimeUpdateCommands } from './commands.js';
 import { HealthWindow } from './health-window.js';
@@ -135,7 +136,8 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
     },
     status: () => ({
       updates: {
-        release: release ? { version: release.version, slot: release.slot } : null,
+        // Without the launcher (a checkout, `npm start`) nothing is installed or rolled back.
+        release: release ? { version: release.version, slot: release.slot } : { version: APIARY_VERSION, slot: 'checkout' },
         trial: trial && window ? {
           version: trial.version, from: trial.from.version, remainingMs: Math.max(0, trial.windowMs - (Date.now() - trialStartedAt)), ...window.seen,
         } : null,
