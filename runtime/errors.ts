@@ -52,6 +52,14 @@ export const ErrorCodes = {
   APP_UNKNOWN: 'APIARY_APP_UNKNOWN',
   /** One sensor of a device does not answer (unplugged, its driver not loaded); the others go on, and it is read again. */
   DEVICE_SENSOR_MISSING: 'APIARY_DEVICE_SENSOR_MISSING',
+  /** A blob descriptor (sha256, size, chunk size, chunk hashes) that is malformed or does not add up. */
+  BLOB_DESCRIPTOR_INVALID: 'APIARY_BLOB_DESCRIPTOR_INVALID',
+  /** A file does not match its blob descriptor (served, or fetched in full). */
+  BLOB_INVALID: 'APIARY_BLOB_INVALID',
+  /** A blob fetch was aborted (its signal, or the mesh stopped); its .part file is kept for a later fetch. */
+  BLOB_FETCH_ABORTED: 'APIARY_BLOB_FETCH_ABORTED',
+  /** Too many blob fetches at once, or that blob is being fetched already. */
+  BLOB_BUSY: 'APIARY_BLOB_BUSY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
