@@ -121,7 +121,10 @@ export class BlobTransfer {
       return result;
     } catch (err) {
       if (isApiaryError(err, ErrorCodes.BLOB_FETCH_ABORTED)) counters.increment('mesh.blobs.fetch_aborted');
-      throw err;
+      if (isApiaryError(err)) throw err;
+      throw new ApiaryError(ErrorCodes.STORAGE_IO, `blob ${checked.sha256}: cannot write ${dest}: ${describeError(err)}`, {
+        cause: err, hint: 'give a destination in a directory that exists, is writable and has room for the blob',
+      });
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       this.fetches.delete(checked.sha256);

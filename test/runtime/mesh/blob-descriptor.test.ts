@@ -6,12 +6,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Counters } from '../../../runtime/counters.js';
 import { ErrorCodes } from '../../../runtime/errors.js';
 import { decodeBlobDescriptor, describeBlobFile, type BlobDescriptor } from '../../../runtime/mesh/blob-descriptor.js';
 import { BlobTransfer } from '../../../runtime/mesh/blob-transfer.js';
+import { decodeMeshMessage, encodeMeshMessage, MAX_ENTRIES_MESSAGE_BYTES } from '../../../runtime/mesh/mesh-protocol.js';
 
 let dir = '';
 let file = '';
@@ -69,5 +71,33 @@ describe('blob descriptors', () => {
     expect(blobs.serving()).toEqual([descriptor.sha256]);
     expect(blobs.unserve(descriptor.sha256)).toBe(true);
     expect(blobs.unserve(descriptor.sha256)).toBe(false);
+    // A destination it cannot write: a clear error, before any peer is asked.
+    await expect(blobs.fetch(descriptor, path.join(dir, 'no-such-dir', 'blob.bin'))).rejects.toMatchObject({ code: ErrorCodes.STORAGE_IO, message: expect.stringMatching(/cannot write .*no-such-dir/) as unknown });
+    await blobs.stop();
+  });
+});
+
+describe('blob messages on the wire', () => {
+  it('round-trip, and the largest chunk fits the entries message budget', () => {
+    const blob = 'c'.repeat(64);
+    const line = Buffer.from(randomBytes(192 * 1024).toString('base64'));
+    const message = encodeMeshMessage({ t: 'blob', blob, index: 262_143 }, [line]);
+    expect(message.length).toBeLessThanOrEqual(MAX_ENTRIES_MESSAGE_BYTES + 128);
+    expect(decodeMeshMessage(message)).toEqual({ header: { t: 'blob', blob, index: 262_143 }, lines: [line] });
+    for (const t of ['blob-want', 'blob-none'] as const) expect(decodeMeshMessage(encodeMeshMessage({ t, blob, index: 0 })).header).toEqual({ t, blob, index: 0 });
+  });
+
+  it('mutated blob messages are refused only with MESH_MESSAGE_INVALID', () => {
+    const valid = encodeMeshMessage({ t: 'blob', blob: 'c'.repeat(64), index: 3 }, [Buffer.from('AAAA')]);
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), fc.uint8Array({ maxLength: 64 }), (flips, cut, splice) => {
+      const bytes = Buffer.from(valid);
+      for (const [at, value] of flips) bytes[at % bytes.length] = value;
+      const payload = Buffer.concat([bytes.subarray(0, cut % (bytes.length + 1)), Buffer.from(splice)]);
+      try {
+        decodeMeshMessage(payload);
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe(ErrorCodes.MESH_MESSAGE_INVALID);
+      }
+    }), { numRuns: 500 });
   });
 });
