@@ -141,6 +141,13 @@ export class BlobFetch {
     this.pump();
   }
 
+  /** Our link to a peer went down: what was asked of it is asked of others now, not after a timeout. */
+  peerDown(peerId: string): void {
+    if (this.settled) return;
+    this.release(peerId);
+    this.pump();
+  }
+
   /** An answer from `from`; anything not answering a request out to that very peer is counted and dropped. */
   received(from: string, header: ChunkAnswer, lines: readonly Buffer[]): void {
     const { counters } = this.host;
@@ -242,16 +249,23 @@ export class BlobFetch {
     this.pump();
   }
 
+  /** The peer is asked again after a backoff; answers to requests sent before it began do not lengthen it. */
   private coolDown(peer: string): void {
     const { initialMs, maxMs } = this.retry;
     const before = this.cooling.get(peer);
+    const now = Date.now();
+    if (before && before.until > now) return;
     const delayMs = before ? Math.min(maxMs, before.delayMs * 2) : initialMs;
-    this.cooling.set(peer, { until: Date.now() + Math.round(delayMs * (0.8 + Math.random() * 0.4)), delayMs });
+    this.cooling.set(peer, { until: now + Math.round(delayMs * (0.8 + Math.random() * 0.4)), delayMs });
   }
 
-  /** A peer that sent a bad chunk: its other requests go back to the pending set, and it is not asked again. */
+  /** A peer that sent a bad chunk is not asked again, and its other requests go back to the pending set. */
   private ban(peer: string): void {
     this.banned.add(peer);
+    this.release(peer);
+  }
+
+  private release(peer: string): void {
     for (const [index, request] of this.asked) {
       if (request.peer !== peer) continue;
       clearTimeout(request.timer);

@@ -136,6 +136,11 @@ export class BlobTransfer {
     for (const { fetch } of this.fetches.values()) fetch.peerUp(peerId);
   }
 
+  /** Our link to a peer went down: requests out to it are asked of others. */
+  peerDown(peerId: string): void {
+    for (const { fetch } of this.fetches.values()) fetch.peerDown(peerId);
+  }
+
   /** A blob message from an authenticated, known peer (the mesh checked that). */
   async received(from: string, header: BlobMessage, lines: readonly Buffer[]): Promise<void> {
     if (this.stopped) return;

@@ -289,6 +289,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         logger.info({ peer: peerId }, 'mesh link down');
         for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
         this.lateStarts.forgetPeer(peerId);
+        this.blobs.peerDown(peerId);
       },
     });
     this.links.set(peerId, link);

@@ -22,6 +22,11 @@ function linkUp(from: TestMeshNode, to: TestMeshNode): boolean {
   return (from.mesh.status().peers as { nodeId: string; link: string }[]).some((p) => p.nodeId === to.node.nodeId && p.link === 'up');
 }
 
+/** Byte-equal (Buffer.equals: toEqual walks a megabyte element by element). */
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && a.equals(b);
+}
+
 /** A file of random bytes and its descriptor. */
 async function blobFile(file: string, size: number, chunkBytes?: number): Promise<BlobDescriptor> {
   await writeFile(file, randomBytes(size));
@@ -62,8 +67,8 @@ describe('blob transfer in the mesh', () => {
     const cResult = await cDone;
 
     const original = await readFile(source);
-    expect(await readFile(bResult.path)).toEqual(original);
-    expect(await readFile(cResult.path)).toEqual(original);
+    expect(sameBytes(await readFile(bResult.path), original)).toBe(true);
+    expect(sameBytes(await readFile(cResult.path), original)).toBe(true);
     expect(bResult).toMatchObject({ chunksFetched: 10, chunksResumed: 0 });
     expect(cResult).toMatchObject({ chunksFetched: 10, chunksResumed: 0 });
     // C is not linked to A: every chunk it has came from B.
@@ -89,7 +94,7 @@ describe('blob transfer in the mesh', () => {
     await serveLying(x, descriptor, forged);
 
     const result = await f.mesh.blobs.fetch(descriptor, path.join(f.dir, 'blob.bin'));
-    expect(await readFile(result.path)).toEqual(await readFile(source));
+    expect(sameBytes(await readFile(result.path), await readFile(source))).toBe(true);
     expect(f.counters.get('mesh.rejected.blob_chunk_bad')).toBeGreaterThanOrEqual(1);
     // x was asked (at most one window's share), and not after its first bad chunk.
     expect(x.counters.get('mesh.received.blob-want')).toBeGreaterThan(0);
@@ -136,7 +141,7 @@ describe('blob transfer in the mesh', () => {
     expect(f.counters.get('mesh.blobs.chunks_fetched')).toBe(32 - (held - 1));
     expect(progress[0]).toBe(held - 1);
     expect(progress.at(-1)).toBe(32);
-    expect(await readFile(dest)).toEqual(await readFile(source));
+    expect(sameBytes(await readFile(dest), await readFile(source))).toBe(true);
     expect(existsSync(`${dest}.part`)).toBe(false);
 
     // Fetching it again finds it in place: nothing is asked.
@@ -144,6 +149,31 @@ describe('blob transfer in the mesh', () => {
     f.mesh.blobs.unserve(descriptor.sha256);
     expect(await f.mesh.blobs.fetch(descriptor, dest)).toEqual({ path: dest, chunksResumed: 32, chunksFetched: 0 });
     expect(f.counters.get('mesh.sent.blob-want')).toBe(wantsBefore);
+  });
+
+  it('goes on through a partition: a fetch begun with no peer, cut off midway, completes from a peer that links later', async () => {
+    const owners = await ownersOf('f', 's', 'h');
+    const f = await start('f', owners);
+    const source = path.join(dir(), 'blob.bin');
+    const descriptor = await blobFile(source, 32 * 4096, 4096);
+    let cutOff: Promise<void> | undefined;
+    const first: { s?: TestMeshNode } = {};
+    const fetching = f.mesh.blobs.fetch(descriptor, path.join(f.dir, 'blob.bin'), {
+      requestTimeoutMs: 2_000,
+      // Once 3 chunks are in, s goes away: f is left with no peer at all.
+      onProgress: (p) => { if (p.done >= 3 && first.s) cutOff ??= nodes.splice(nodes.indexOf(first.s), 1)[0]?.stop(); },
+    });
+    const s = first.s = await start('s', owners, [f]); // links to f after the fetch began; f links back
+    await s.mesh.blobs.serve(descriptor, source);
+    await waitFor(() => cutOff !== undefined, 20_000, status);
+    await cutOff;
+    const h = await start('h', owners, [f]);
+    await h.mesh.blobs.serve(descriptor, source);
+    const result = await fetching;
+    expect(result).toMatchObject({ chunksResumed: 0, chunksFetched: 32 });
+    expect(sameBytes(await readFile(result.path), await readFile(source))).toBe(true);
+    expect(s.counters.get('mesh.blobs.chunks_served')).toBeGreaterThanOrEqual(3);
+    expect(h.counters.get('mesh.blobs.chunks_served')).toBeGreaterThan(0);
   });
 
   it('waits while no peer has the blob, and ends cleanly on abort and on mesh stop', async () => {
