@@ -62,6 +62,14 @@ export const ErrorCodes = {
   RELEASE_DOWNGRADE: 'APIARY_RELEASE_DOWNGRADE',
   /** Another update is being installed, or one is still in its health window. */
   UPDATE_BUSY: 'APIARY_UPDATE_BUSY',
+  /** A blob descriptor (sha256, size, chunk size, chunk hashes) that is malformed or does not add up. */
+  BLOB_DESCRIPTOR_INVALID: 'APIARY_BLOB_DESCRIPTOR_INVALID',
+  /** A file does not match its blob descriptor (served, or fetched in full). */
+  BLOB_INVALID: 'APIARY_BLOB_INVALID',
+  /** A blob fetch was aborted (its signal, or the mesh stopped); its .part file is kept for a later fetch. */
+  BLOB_FETCH_ABORTED: 'APIARY_BLOB_FETCH_ABORTED',
+  /** Too many blob fetches at once, or that blob is being fetched already. */
+  BLOB_BUSY: 'APIARY_BLOB_BUSY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -162,6 +162,8 @@ mesh:                         # share with neighbouring nodes (see README, "The 
     sharedBytes: 2MiB         # encoded size of the shared document
     wantsPerSecond: 20        # catch-up requests answered per peer and second
     wantBurst: 40
+    blobChunksPerSecond: 16   # chunks of served files (a runtime release) sent per peer and second
+    blobChunkBurst: 32
 
 systemd:                      # when run as a systemd service (the .deb's apiary.service)
   notify: auto                # auto (when systemd asks: NOTIFY_SOCKET) | on | off: READY, WATCHDOG, STOPPING

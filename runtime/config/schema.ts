@@ -142,6 +142,9 @@ const meshSchema = z.strictObject({
     /** Catch-up requests (wants) answered per peer and second, with this burst: each costs up to one batch of disk reads. */
     wantsPerSecond: z.number().min(0.1).max(10_000).default(20),
     wantBurst: z.number().int().min(1).max(100_000).default(40),
+    /** Blob chunk requests (blob-want, up to 192 KiB read and sent each) answered per peer and second, with this burst. */
+    blobChunksPerSecond: z.number().min(0.1).max(10_000).default(16),
+    blobChunkBurst: z.number().int().min(1).max(100_000).default(32),
   }).prefault({}),
   /** How far apart two boards' clocks may be for a link token to be accepted. */
   tokenMaxSkew: duration(10_000, 3_600_000).prefault('5m'),

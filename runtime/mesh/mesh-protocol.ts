@@ -13,6 +13,9 @@
  *   entries {t, hops, reply, certs, starts, answers?}  + entry lines: new entries (gossip) or an answer to want `answers`
  *   state   {t, update, hops}     a shared-state (Yjs) update, base64
  *   fork    {t, hops, cert?}      + exactly two entry lines: a proof that their origin signed two histories (fork-proofs.ts), and the origin's certificate
+ *   blob-want {t, blob, index}    send me chunk `index` of the blob whose sha256 is `blob` (blob-transfer.ts)
+ *   blob      {t, blob, index}    + exactly one line: that chunk, base64; the asker checks it against its descriptor
+ *   blob-none {t, blob, index}    I do not serve that blob (or cannot read that chunk now): ask another peer
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -34,6 +37,9 @@ const nodeId = z.string().regex(/^[a-z2-7]{12}$/);
 const haveVector = z.record(nodeId, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).refine((v) => Object.keys(v).length <= 10_000, 'too many origins');
 const wantId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const blobName = z.string().regex(/^[0-9a-f]{64}$/);
+/** A chunk index: a blob has at most 1 GiB / 4 KiB chunks (blob-descriptor.ts). */
+const chunkIndex = z.number().int().min(0).max(262_143);
 
 const headerSchema = z.discriminatedUnion('t', [
   /** port/tls: where the sender's own broker listens, so a node that was not dialled can dial back. */
@@ -61,6 +67,9 @@ const headerSchema = z.discriminatedUnion('t', [
   }),
   z.strictObject({ t: z.literal('state'), update: base64, hops: z.number().int().min(0).max(255) }),
   z.strictObject({ t: z.literal('fork'), hops: z.number().int().min(0).max(255), cert: z.unknown().optional() }),
+  z.strictObject({ t: z.literal('blob-want'), blob: blobName, index: chunkIndex }),
+  z.strictObject({ t: z.literal('blob'), blob: blobName, index: chunkIndex }),
+  z.strictObject({ t: z.literal('blob-none'), blob: blobName, index: chunkIndex }),
 ]);
 
 export type MeshHeader = z.infer<typeof headerSchema>;
@@ -92,7 +101,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
   if (!parsed.success) throw invalid(`bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || 't'}: ${i.message}`).join('; ')}`);
   const lines: Buffer[] = [];
   if (end >= 0) {
-    if (parsed.data.t !== 'entries' && parsed.data.t !== 'fork') throw invalid(`a ${parsed.data.t} message has no body`);
+    if (parsed.data.t !== 'entries' && parsed.data.t !== 'fork' && parsed.data.t !== 'blob') throw invalid(`a ${parsed.data.t} message has no body`);
     let start = end + 1;
     while (start < payload.length) {
       const next = payload.indexOf(0x0a, start);
@@ -102,6 +111,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
     }
   }
   if (parsed.data.t === 'fork' && lines.length !== 2) throw invalid(`a fork proof is two entries, not ${lines.length}`);
+  if (parsed.data.t === 'blob' && lines.length !== 1) throw invalid(`a blob chunk is one line, not ${lines.length}`);
   return { header: parsed.data, lines };
 }
 

@@ -40,6 +40,7 @@ import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-or
 import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
+import { BlobTransfer } from './blob-transfer.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 import { SharedStateBudget } from './shared-state-budget.js';
@@ -79,6 +80,9 @@ export interface MeshBudgets {
   sharedBytes: number;
   wantsPerSecond: number;
   wantBurst: number;
+  /** Blob chunk requests answered per peer and second, with this burst (blob-transfer.ts). */
+  blobChunksPerSecond: number;
+  blobChunkBurst: number;
 }
 
 export interface MeshOptions {
@@ -112,6 +116,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly state: SharedState;
   /** The shared document as this node reads and writes it: signed edits, checked against the write rules. */
   readonly shared: SharedDocument;
+  /** Files moved between neighbours in checked chunks (blob-transfer.ts): serve, unserve, fetch. */
+  readonly blobs: BlobTransfer;
   private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
@@ -161,6 +167,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       state: this.state, identity: options.identity.node, directory: this.directory, owner: options.identity.certificate.owner,
       rules: settings.sharedState, clock: () => this.hlc.now(), maxAheadMs: settings.clockSkewMs, now: () => Date.now(), counters,
       quarantined: (origin) => this.quarantine.has(origin),
+    });
+    this.blobs = new BlobTransfer({
+      counters, logger: options.logger, budget: { chunksPerSecond: budgets.blobChunksPerSecond, chunkBurst: budgets.blobChunkBurst },
+      peers: () => [...this.links].filter(([id, link]) => link.state === 'up' && this.directory.get(id) !== undefined).map(([id]) => id),
+      linked: (peerId) => this.links.get(peerId)?.state === 'up',
+      send: (peerId, header, lines) => this.send(peerId, header, lines),
     });
   }
 
@@ -226,6 +238,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   async stop(): Promise<void> {
     this.running = false;
+    await this.blobs.stop(); // fetches end (their .part files kept) before the links go
     for (const timer of this.timers.splice(0)) clearInterval(timer);
     clearTimeout(this.haveTimer);
     await this.discovery?.stop();
@@ -270,11 +283,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
         this.forks.linked(peerId);
+        this.blobs.peerUp(peerId);
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
         for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
         this.lateStarts.forgetPeer(peerId);
+        this.blobs.peerDown(peerId);
       },
     });
     this.links.set(peerId, link);
@@ -404,6 +419,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
         this.send(from, this.haveMessage());
         this.requestMissing(from);
+        this.blobs.peerUp(from);
         return;
       case 'have':
         if (header.answers !== undefined) this.answered(from, header.answers);
@@ -419,6 +435,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return;
       case 'fork':
         this.forks.received(from, header, lines, (cert) => this.learnQuietly(cert));
+        return;
+      case 'blob-want':
+      case 'blob':
+      case 'blob-none':
+        await this.blobs.received(from, header, lines);
         return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
