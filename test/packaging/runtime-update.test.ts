@@ -11,6 +11,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -69,7 +70,7 @@ async function patchBundle(tree: string, change: (text: string) => string): Prom
 interface Case { data: string; config: string; service?: FakeSystemd }
 let current: Case | undefined;
 
-async function newCase(name: string): Promise<Case> {
+async function newCase(name: string, extra: { port?: number; neighbours?: string } = {}): Promise<Case> {
   const data = path.join(work, `data-${name}`);
   await mkdir(data);
   await cp(path.join(work, 'owner.json'), path.join(data, 'owner.json')); // this node's owner signed the releases
@@ -77,7 +78,8 @@ async function newCase(name: string): Promise<Case> {
   await writeFile(config, [
     'app: sensor-node',
     `node: { dataDir: ${data} }`,
-    'broker: { port: 0 }',
+    `broker: { host: 127.0.0.1, port: ${extra.port ?? 0} }`,
+    ...(extra.neighbours ? [`mesh: { neighbours: [ ${extra.neighbours} ] }`] : []),
     'log: { level: info }',
     `updates: { healthWindow: ${WINDOW}, health: { minReadings: 3 } }`,
     `device: { kind: linux, linux: { root: ${board.root}, sensors: [ { driver: ds18b20, id: ${PROBE}, interval: 200ms } ] } }`,
@@ -98,6 +100,14 @@ function startService(c: Case): FakeSystemd {
     dir: path.join(c.data, '..', `systemd-${path.basename(c.data)}`), watchdogMs: 3_000, startTimeoutMs: 60_000, restartMs: 300,
   });
   return c.service;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 const state = (c: Case): RuntimeState | undefined => readState(path.join(c.data, 'runtime'));
@@ -192,6 +202,39 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     await service.stop();
     expect(await feedOutcomes(c)).toEqual([expect.objectContaining({ version, outcome: 'rolled-back' })]);
   }, 180_000);
+
+  it('spreads a kept release over the mesh: a neighbour of the same owner fetches it in chunks, installs it and keeps it after its trial', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const idOf = async (c: Case) => JSON.parse((await apiary(c, ['id', '--json'])).stdout) as { nodeId: string; publicKey: string };
+    const a = await newCase('mesh-a', { port: portA });
+    const b = await newCase('mesh-b', { port: portB });
+    const [idA, idB] = [await idOf(a), await idOf(b)];
+    const neighbour = (port: number, id: { nodeId: string; publicKey: string }) => `{ url: "mqtt://127.0.0.1:${port}", nodeId: ${id.nodeId}, publicKey: ${id.publicKey} }`;
+    const link = async (c: Case, port: number, id: { nodeId: string; publicKey: string }) => writeFile(c.config, (await readFile(c.config, 'utf8')).replace(/^app: /m, `mesh: { neighbours: [ ${neighbour(port, id)} ] }\napp: `));
+    await link(a, portB, idB);
+    await link(b, portA, idA);
+    await apiary(a, ['update', 'install', releases.get('good') ?? '']);
+    const serviceA = startService(a);
+    const serviceB = startService(b);
+    try {
+      await serviceA.start();
+      await serviceB.start();
+      await serviceA.waitUntil(() => lastOutcome(a)?.outcome === 'committed' && lastOutcome(a)?.reported === true, 'A keeps 0.2.0', 120_000);
+      expect(state(b)?.current.slot ?? 'factory').toBe('factory');
+      const published = JSON.parse((await apiary(a, ['update', 'publish', '--json'])).stdout) as { version: string; chunks: number };
+      expect(published).toMatchObject({ version: '0.2.0' });
+      expect(published.chunks).toBeGreaterThan(1);
+      await serviceB.waitUntil(() => lastOutcome(b)?.outcome === 'committed' && lastOutcome(b)?.reported === true, 'B fetched, installed and kept 0.2.0', 240_000);
+      expect(state(b)).toMatchObject({ current: { slot: 'a', version: '0.2.0' }, trial: null });
+      expect(serviceB.runs[0]?.exit?.code).toBe(75); // it restarted itself into the trial
+      expect(serviceB.runs[1]?.output).toContain('release 0.2.0 starts on trial');
+      expect(lastOutcome(b)?.reason).toContain('a neighbour linked');
+    } finally {
+      await serviceA.stop();
+      await serviceB.stop();
+    }
+    expect(await feedOutcomes(b)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
+  }, 420_000);
 
   it('rolls back a good release whose power is cut in its health window', async () => {
     const c = await newCase('power-cut');

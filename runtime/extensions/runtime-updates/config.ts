@@ -17,6 +17,8 @@ export const updatesSchema = z.strictObject({
     /** The longest the event loop may stall inside the window (the watchdog kills a node stalled for WatchdogSec). */
     maxLoopStall: duration(100, 600_000).prefault('10s'),
   }).prefault({}),
+  /** Fetch and install the newer releases trusted owners announce in the mesh (`apiary update publish`), then restart into their trial. */
+  fromMesh: z.boolean().default(true),
   trust: z.strictObject({
     /** Owners, besides this node's own, whose signed runtime releases it installs: they can run code on this board. */
     owners: z.array(z.strictObject({ name: z.string().min(1).max(64), publicKey })).max(64).default([]),

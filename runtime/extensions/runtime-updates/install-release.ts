@@ -47,7 +47,7 @@ export interface Installed {
 }
 
 /** The file name a release is kept under in <runtime>/releases/. */
-export function keptReleaseName(manifest: Pick<ReleaseManifest, 'version' | 'arch'>): string {
+export function keptReleaseName(manifest: { readonly version: string; readonly arch: string }): string {
   return `apiary_${manifest.version}_${manifest.arch}.release`;
 }
 

@@ -6,6 +6,7 @@
  * choosing what runs, and rolling back a trial that never came up, by the
  * launcher (launcher.ts).
  */
+import path from 'node:path';
 import type { ApiaryConfig } from '../../config/schema.js';
 import type { Extension } from '../../core/extension.js';
 import type { NodeContext } from '../../core/node-context.js';
@@ -13,6 +14,9 @@ import { APIARY_VERSION } from '../../core/node-status.js';
 import { describeError } from '../../errors.js';
 import { declareRuntimeUpdateCommands } from './commands.js';
 import { HealthWindow } from './health-window.js';
+import { MeshReleases } from './mesh-releases.js';
+import { releaseTrustFromConfig } from './release-trust.js';
+import { CONFIG_VERSION } from '../../config/migrations.js';
 import { EXIT_ROLLBACK, launchedRelease } from './launched-release.js';
 import {
   commitTrial, locationOf, pointCurrent, readState, rollBackTrial, withLock, writeState, type Outcome, type RuntimeState, type Trial,
@@ -22,11 +26,12 @@ export const RUNTIME_UPDATE_TYPE = 'runtime-update';
 
 export interface RuntimeUpdatesOptions {
   readonly env?: NodeJS.ProcessEnv;
-  /** How the node asks to be started again on the release before (default: exit code EXIT_ROLLBACK through a clean stop). */
+  /** How the node asks to be started again, on the release before or a new trial (default: exit code EXIT_ROLLBACK through a clean stop). */
   readonly restart?: () => void;
 }
 
-function restartIntoPreviousRelease(): void {
+/** The service restarts the node on this exit code; the launcher then picks the release (the one before, or a new trial). */
+function restartNode(): void {
   process.exitCode = EXIT_ROLLBACK;
   process.kill(process.pid, 'SIGTERM');
 }
@@ -40,6 +45,7 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
   let trialStartedAt = 0;
   let stopped = false;
   let lastOutcome: Outcome | undefined;
+  let meshReleases: MeshReleases | undefined;
 
   const read = (): RuntimeState | undefined => {
     if (!release) return undefined;
@@ -95,7 +101,7 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
     if (rolledBack) {
       // The release before reports it in the feed when it starts: it is the one known to work.
       ctx.logger.error({ version: current.version, back: current.from.version }, `release ${current.version} is not healthy (${verdict.reason}): restarting on ${current.from.version}`);
-      (options.restart ?? restartIntoPreviousRelease)();
+      (options.restart ?? restartNode)();
     } else {
       await reportOutcomes();
     }
@@ -103,10 +109,24 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
 
   const extension: Extension = {
     name: 'runtime-updates',
-    start(context) {
+    async start(context) {
       ctx = context;
-      declareRuntimeUpdateCommands(context.commands, { status: () => extension.status?.() ?? {} });
-      if (!release) return Promise.resolve();
+      if (release && context.mesh && config.updates.fromMesh) {
+        const launched = release;
+        meshReleases = new MeshReleases({
+          mesh: context.mesh, dir: launched.dir, dataDir: path.dirname(launched.dir), factoryRoot: launched.factoryRoot,
+          trust: await releaseTrustFromConfig(config), windowMs: config.updates.healthWindow, counters: context.counters, logger: context.logger,
+          running: () => ({ version: read()?.current.version ?? launched.version, arch: process.arch, nodeVersion: process.versions.node, configVersion: CONFIG_VERSION }),
+          installed: (installed) => {
+            context.logger.info({ version: installed.manifest.version, slot: installed.slot }, `runtime release ${installed.manifest.version} from the mesh is installed: restarting into its trial`);
+            (options.restart ?? restartNode)();
+          },
+        });
+      }
+      // Listening before the mesh goes on the network: no announcement that arrives at once is missed.
+      meshReleases?.start();
+      declareRuntimeUpdateCommands(context.commands, { status: () => extension.status?.() ?? {} }, meshReleases);
+      if (!release) return;
       const state = read();
       lastOutcome = state?.outcomes.at(-1);
       context.events.on('started', () => {
@@ -114,7 +134,7 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
         context.track(reportOutcomes());
       });
       const onTrial = state?.trial && state.trial.slot === release.slot && state.trial.version === release.version ? state.trial : undefined;
-      if (!onTrial) return Promise.resolve();
+      if (!onTrial) return;
       trial = onTrial;
       const needsMeshLink = config.updates.health.meshLink === 'always' || (config.updates.health.meshLink === 'auto' && config.mesh.enabled && config.mesh.neighbours.length > 0);
       window = new HealthWindow(
@@ -126,13 +146,12 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
       context.events.on('reading', () => window?.reading());
       deadline = setTimeout(() => context.track(settle()), onTrial.windowMs);
       context.logger.info({ version: onTrial.version, windowMs: onTrial.windowMs }, `release ${onTrial.version} is on trial: kept if it is healthy for ${Math.round(onTrial.windowMs / 1000)} s`);
-      return Promise.resolve();
     },
-    stop() {
+    async stop() {
       stopped = true;
       if (deadline !== undefined) clearTimeout(deadline);
       window?.stop();
-      return Promise.resolve();
+      await meshReleases?.stop();
     },
     status: () => ({
       updates: {
@@ -142,6 +161,7 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
           version: trial.version, from: trial.from.version, remainingMs: Math.max(0, trial.windowMs - (Date.now() - trialStartedAt)), ...window.seen,
         } : null,
         lastOutcome: lastOutcome ?? null,
+        fetching: meshReleases?.fetching ?? null,
       },
     }),
   };
