@@ -46,7 +46,7 @@ export const deviceSchema = z.strictObject({
   kind: z.enum(['simulated-beehive', 'firmata', 'linux'], {
     error: 'expected "simulated-beehive" (no hardware), "firmata" (a Firmata board on a serial port) or "linux" (sensors through the kernel\'s drivers, listed in device.linux.sensors)',
   }).default('simulated-beehive'),
-  /** Serial port of a Firmata board; omitted = johnny-five auto-detects. */
+  /** Serial port of a Firmata board; omitted = the first port that looks like a USB board (ttyACM*, ttyUSB*). */
   port: z.string().min(1).optional(),
   /** I2C address of the SHT31-D temperature/humidity sensor (datasheet: 0x44 or 0x45). */
   sht31Address: z.union([z.literal(0x44), z.literal(0x45)], { error: 'expected 0x44 (68) or 0x45 (69), the SHT31-D addresses' }).default(0x44),

@@ -6,6 +6,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { DeviceConfig } from './config.js';
 import type { Device } from './device.js';
 import { BeehiveBoard } from './drivers/beehive-board.js';
+import { serialFirmata } from './drivers/serial-firmata.js';
 import { LinuxDevice } from './linux/linux-device.js';
 import { SimulatedBeehiveIO } from './io/simulated-beehive-io.js';
 import { HiveSimulation } from './sim/hive-simulation.js';
@@ -18,7 +19,7 @@ export function createDevice(config: DeviceConfig, clock: Clock): Device {
     return new LinuxDevice({ config: config.linux, clock });
   }
   if (config.kind === 'firmata') {
-    return new BeehiveBoard({ config, clock, kind: 'firmata' });
+    return new BeehiveBoard({ config, clock, kind: 'firmata', io: serialFirmata({ path: config.port }) });
   }
   const replay = new UrbanReplay();
   const sounds = new HiveSoundBank();

@@ -67,8 +67,8 @@ export interface Device extends EventEmitter<DeviceEvents> {
   readonly simulation: SimulationControl | undefined;
   /** Whether the device delivers audio frames (a microphone is configured and enabled). */
   readonly hasAudio: boolean;
-  /** Absent: a device with no link to lose (connected from open to close). */
-  readonly state?: DeviceState;
+  /** `connected` from open to close, but `disconnected` while a lost link (a Firmata board) is sought again. */
+  readonly state: DeviceState;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Counters of rejected or missing data, for `apiary status`. */

@@ -2,8 +2,8 @@
  * The beehive board, read through johnny-five: an SHT31-D for in-hive
  * temperature and humidity, a load-cell amplifier on an analog pin for
  * weight, and an audio source for sound. The same code reads a real Firmata
- * board (io omitted, johnny-five opens the serial port) and the simulated
- * board (io = a SimulatedBeehiveIO for each connection).
+ * board (io = firmata.js on a serialport 13 port, serial-firmata.ts) and the
+ * simulated board (io = a SimulatedBeehiveIO for each connection).
  *
  * Sampling is driven by the node clock, one timer per channel; every value is
  * range-checked against the part's datasheet before it becomes a reading, and
@@ -57,8 +57,8 @@ type ChannelName = keyof typeof BEEHIVE_CHANNELS;
 export interface BeehiveBoardOptions {
   config: DeviceConfig;
   clock: Clock;
-  /** Makes a johnny-five IO plugin for each connection; omitted = Firmata over serial (johnny-five's default). */
-  io?: () => IoPlugin;
+  /** Makes a johnny-five IO plugin for each connection: serialFirmata() for a board on a serial port, or a simulated board. */
+  io: () => IoPlugin | Promise<IoPlugin>;
   audio?: AudioSource;
   simulation?: SimulationControl;
   kind: string;
@@ -83,7 +83,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
   private currentState: DeviceState = 'disconnected';
   private five: Five | undefined;
   private session: Session | undefined;
-  /** The serial path to reopen: the configured one, or the one johnny-five found first. */
+  /** The board's serial path, for messages (the io factory reopens the same one). */
   private port: string | undefined;
   private readonly timing: BoardTiming;
   private reconnectWaitMs: number;
@@ -151,12 +151,12 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     const five = this.five;
     if (!five) throw new Error('BeehiveBoard.connect before open');
     const link = await openBoard({
-      five, kind: this.kind, port: this.port, plugin: this.options.io?.(), readyTimeoutMs: this.timing.readyTimeoutMs,
+      five, kind: this.kind, plugin: await this.options.io(), readyTimeoutMs: this.timing.readyTimeoutMs,
       signal: this.closing.signal,
     });
     const session: Session = { link, stops: [], dead: false };
     link.onLost = (reason) => this.lose(session, reason);
-    if (!this.options.io) this.port ??= link.io.port; // come back on the path auto-detection chose
+    this.port = link.io.port ?? this.port;
     try {
       await this.startSensors(session);
     } catch (err) {

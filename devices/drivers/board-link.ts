@@ -1,7 +1,10 @@
 /**
  * One connection to a Firmata board through johnny-five: opened when the
  * board says it is ready, closed so that the same serial path can be opened
- * again (a lost board comes back on its path; see beehive-board.ts).
+ * again (a lost board comes back on its path; see beehive-board.ts). The
+ * board is always an IO plugin made for the connection: firmata.js on a
+ * serialport 13 port (serial-firmata.ts) or the simulated board; johnny-five
+ * never opens a serial port itself.
  */
 import type { EventEmitter } from 'node:events';
 import type JohnnyFive from 'johnny-five';
@@ -11,8 +14,8 @@ import type { I2cIo } from './sht31.js';
 
 export type Five = typeof JohnnyFive;
 
-/** A johnny-five IO plugin made for one connection (the simulated board); omitted = Firmata over serial. */
-export type IoPlugin = EventEmitter & { open?: () => void; close?: () => void; isReady?: boolean };
+/** A johnny-five IO plugin made for one connection: opened by board-link, closed (and awaited) when the link ends. */
+export type IoPlugin = EventEmitter & { open?: () => void; close?: () => void | Promise<void>; isReady?: boolean };
 
 /** What the beehive board uses of firmata.js (and of the simulated board, which mirrors it). */
 export interface FirmataIo extends I2cIo {
@@ -22,19 +25,16 @@ export interface FirmataIo extends I2cIo {
   setSamplingInterval?(ms: number): unknown;
   /** firmata.js: writes not yet handed to the serial port. */
   readonly pending?: number;
-  /** firmata.js: the serial path it opened (johnny-five's auto-detection chose it). */
+  /** The serial path of a Firmata board (serial-firmata.ts sets it). */
   readonly port?: string;
-  readonly transport?: {
-    readonly isOpen?: boolean;
-    drain?(callback: (err?: unknown) => void): void;
-    close?(callback: (err?: unknown) => void): void;
-  } | null;
+  /** firmata.js: the port it writes to; drained before an I2C read is timed. */
+  readonly transport?: { drain?(callback: (err?: unknown) => void): void } | null;
 }
 
 export interface BoardLink {
   readonly board: Board;
   readonly io: FirmataIo;
-  readonly plugin: IoPlugin | undefined;
+  readonly plugin: IoPlugin;
   /** Called once if the connection is lost after it was ready: the port closed or failed. */
   onLost?: (reason: string) => void;
 }
@@ -42,8 +42,7 @@ export interface BoardLink {
 export interface OpenBoardOptions {
   five: Five;
   kind: string;
-  port: string | undefined;
-  plugin: IoPlugin | undefined;
+  plugin: IoPlugin;
   readyTimeoutMs: number;
   /** Gives up waiting for the board (the device is closing). */
   signal?: AbortSignal;
@@ -57,7 +56,6 @@ const SENT_TIMEOUT_MS = 500;
 export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
   const board = new o.five.Board({
     io: o.plugin,
-    port: o.port,
     repl: false,
     debug: false,
     sigint: false,
@@ -71,7 +69,7 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
   // EventEmitter without one throws, even on a board given up on long ago.
   const onError = (err: unknown) => { if (fail) fail(err); else opened.link?.onLost?.(errorText(err)); };
   events.on('error', onError);
-  o.plugin?.on('error', onError);
+  o.plugin.on('error', onError);
   for (const event of ['close', 'disconnect']) events.on(event, () => opened.link?.onLost?.(`the board's port reported "${event}"`));
   const onAbort = () => fail?.(new Error('the device was closed meanwhile'));
   try {
@@ -81,7 +79,8 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
       })), o.readyTimeoutMs);
       fail = (err) => {
         clearTimeout(timer);
-        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${o.kind} board${o.port ? ` on ${o.port}` : ''}: ${errorText(err)}`, {
+        const port = (o.plugin as Partial<FirmataIo>).port;
+        reject(new ApiaryError(ErrorCodes.DEVICE_OPEN_FAILED, `cannot open the ${o.kind} board${port ? ` on ${port}` : ''}: ${errorText(err)}`, {
           hint: 'check device.port (ls /dev/ttyACM* /dev/ttyUSB*), that you may use it (the dialout group), and that the board runs StandardFirmata',
           cause: err,
         }));
@@ -89,7 +88,7 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
       events.once('ready', () => { clearTimeout(timer); resolve(); });
       o.signal?.addEventListener('abort', onAbort, { once: true });
       if (o.signal?.aborted) onAbort();
-      o.plugin?.open?.();
+      o.plugin.open?.();
     });
   } catch (err) {
     fail = undefined;
@@ -103,22 +102,18 @@ export async function openBoard(o: OpenBoardOptions): Promise<BoardLink> {
   return opened.link;
 }
 
-/** Closes the connection: its port is free to open again, and johnny-five forgets the board. */
+/** Closes the connection: its port is free to open again (bounded wait), and johnny-five forgets the board. */
 export async function closeBoard(five: Five, link: BoardLink): Promise<void> {
   link.onLost = undefined;
   const cache = (five.Board as unknown as { cache?: unknown[] }).cache;
   const at = cache?.indexOf(link.board) ?? -1;
   if (at >= 0) cache?.splice(at, 1);
-  if (link.plugin?.close) {
-    link.plugin.close();
-    return;
-  }
-  const transport = (link.io as FirmataIo | undefined)?.transport;
-  if (!transport?.isOpen || !transport.close) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
-    transport.close?.(() => { clearTimeout(timer); resolve(); });
-  });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.resolve(link.plugin.close?.()).catch(() => undefined),
+    new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_TIMEOUT_MS); }),
+  ]);
+  clearTimeout(timer);
 }
 
 /**

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../../runtime/clock.js';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
-import type { ChannelSpec, Device, DeviceEvents } from '../device.js';
+import type { ChannelSpec, Device, DeviceEvents, DeviceState } from '../device.js';
 import { AlsaMic } from './alsa-mic.js';
 import type { LinuxConfig, LinuxSensorConfig } from './config.js';
 import { Ds18b20 } from './ds18b20.js';
@@ -50,6 +50,7 @@ export class LinuxDevice extends EventEmitter<DeviceEvents> implements Device {
   private readonly failing = new Set<string>();
   private readonly stops: (() => void)[] = [];
   private opened = false;
+  private currentState: DeviceState = 'disconnected';
 
   constructor(private readonly options: LinuxDeviceOptions) {
     super();
@@ -63,6 +64,11 @@ export class LinuxDevice extends EventEmitter<DeviceEvents> implements Device {
     this.button = config.button
       ? new GpioButton({ config: config.button, clock, onEvent: (e) => this.emit('button', e), onFault: (f) => this.fault(config.button?.name ?? 'button', f) })
       : undefined;
+  }
+
+  /** No single link to lose (each sensor is counted and retried on its own): connected from open to close. */
+  get state(): DeviceState {
+    return this.currentState;
   }
 
   async open(): Promise<void> {
@@ -95,6 +101,7 @@ export class LinuxDevice extends EventEmitter<DeviceEvents> implements Device {
       this.stops.push(clock.every(interval, () => void capture()));
     }
     await this.button?.open();
+    this.setState('connected');
   }
 
   async close(): Promise<void> {
@@ -103,6 +110,13 @@ export class LinuxDevice extends EventEmitter<DeviceEvents> implements Device {
     for (const sensor of this.sensors) await sensor.close?.();
     await this.mic?.close();
     await this.button?.close();
+    this.setState('disconnected');
+  }
+
+  private setState(state: DeviceState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.emit('state', state);
   }
 
   stats(): Record<string, number> {

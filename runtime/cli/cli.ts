@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_YAML } from '../config/default-config.js';
 import { DEFAULT_CONFIG_FILE, migrationNotes } from '../config/load-config.js';
-import { ApiaryError, describeError, isApiaryError, ErrorCodes } from '../errors.js';
+import { ApiaryError, describeError, ErrorCodes } from '../errors.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { createLogger } from '../log.js';
 import type { ApiaryNode } from '../core/apiary-node.js';
@@ -16,16 +16,13 @@ import { allNodeCommands } from '../apps/applications.js';
 import { packagePath } from '../package-root.js';
 import { EXIT_ROLLBACK } from '../extensions/runtime-updates/launched-release.js';
 import { NODE_COMMAND_GROUPS, NODE_COMMAND_VIEWS } from './node-command-views.js';
-import { askNode, integer, load, withCommonOptions, withNodeOptions, type CommonOptions } from './node-options.js';
+import { askNode, EXIT_CONFIG, integer, isConfigError, load, withCommonOptions, withNodeOptions, type CommonOptions } from './node-options.js';
 import { addRegistryCommands } from './registry-cli.js';
 import { removeRunFiles, writeRunFile } from './run-file.js';
 
 const VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 
 interface DemoCommandOptions { nodes: number; speed: number; dataDir?: string; duration?: number; every: number }
-
-/** sysexits.h EX_CONFIG: the config is wrong, retrying will not help. */
-const EXIT_CONFIG = 78;
 
 const positive = (value: string): number => {
   const n = Number(value);
@@ -305,12 +302,12 @@ withCommonOptions(feed.command('export'))
   });
 
 withCommonOptions(program.command('doctor'))
-  .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; list the board\'s 1-Wire, I2C, IIO, hwmon, sound, GPIO and serial devices, read each configured sensor once, check disk space, the clock and the service, each with a fix; exits 1 only if no inference backend works')
+  .description('check which inference backend works here (onnxruntime-node probed in a child process, onnxruntime-web), run the shipped models on each, check their hashes; list the board\'s 1-Wire, I2C, IIO, hwmon, sound, GPIO and serial devices, read each configured sensor once, check disk space, the clock and the service, each with a fix; exits 1 if no inference backend works, 78 if the config is invalid (after the checks that need no config)')
   .option('--json', 'print JSON')
   .option('--root <dir>', 'read /sys, /dev, /proc and /run under <dir> (for tests and chroots; default: device.linux.root, else /)')
   .action(async (options: CommonOptions & { json?: boolean; root?: string }) => {
     const { doctorCommand } = await import('./doctor-command.js');
-    await doctorCommand(load(options).config, options);
+    await doctorCommand(() => load(options).config, options);
   });
 
 program.command('config').description('the config file: its format version, and carrying an older one forward').command('migrate')
@@ -337,6 +334,5 @@ program.command('demo')
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`apiary: ${describeError(err)}\n`);
   if (process.env.APIARY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-  const configError = isApiaryError(err) && ([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND, ErrorCodes.CONFIG_VERSION_UNSUPPORTED] as string[]).includes(err.code);
-  process.exit(configError ? EXIT_CONFIG : 1);
+  process.exit(isConfigError(err) ? EXIT_CONFIG : 1);
 });

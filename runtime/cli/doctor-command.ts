@@ -9,6 +9,9 @@
  * the clock and the service (doctor-system.ts), each with a fix hint.
  * Exit code 0 when at least one backend works, 1 when none does: the board,
  * sensor and system findings are warnings, since a node runs without them.
+ * An invalid config is named first and exits 78, but the checks that need no
+ * config (backends, shipped models, board, system) still run: a board whose
+ * first-boot config is wrong is the one that most needs the rest.
  */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -21,11 +24,14 @@ import { errorText } from '../../models/inference/ort-session.js';
 import { PROBE_CACHE_FILE, cpuDescription, installedVersion, probeKey, readProbeCache, writeProbeCache } from '../../models/inference/probe-cache.js';
 import { runModelDir, runSelfTest, SELF_TEST_TOLERANCE } from '../../models/inference/self-test.js';
 import { loadManifest, MANIFEST_FILE, verifyModelFile } from '../../models/registry/manifest.js';
+import { parseConfig } from '../config/load-config.js';
 import type { ApiaryConfig } from '../config/schema.js';
+import { describeError } from '../errors.js';
 import { packagePath } from '../package-root.js';
 import { boardReport, formatBoard, type BoardReport } from './doctor-board.js';
 import { formatSensors, sensorChecks, type SensorCheck } from './doctor-sensors.js';
 import { formatSystem, systemReport, type SystemReport } from './doctor-system.js';
+import { EXIT_CONFIG, isConfigError } from './node-options.js';
 
 export interface BackendCheck {
   readonly name: string;
@@ -36,17 +42,20 @@ export interface BackendCheck {
 }
 
 export interface DoctorReport {
+  /** At least one backend works, and the config is valid. */
   readonly ok: boolean;
+  /** The config's verdict: when invalid, what needs it (selection, probe cache, sensors) is null. */
+  readonly config: { readonly valid: true } | { readonly valid: false; readonly code: string; readonly error: string };
   readonly platform: { readonly os: string; readonly arch: string; readonly node: string; readonly cpu: string; readonly packages: Record<string, string> };
   readonly backends: readonly BackendCheck[];
   /** Per shipped model: the largest difference between the native and WASM outputs on the same input. */
   readonly agreement: readonly { readonly model: string; readonly maxDiff: number; readonly agree: boolean }[];
-  readonly selected: { readonly preference: string; readonly backend: string | null; readonly reason: string };
-  readonly cache: { readonly file: string; readonly state: string; readonly updated: boolean };
+  readonly selected: { readonly preference: string; readonly backend: string | null; readonly reason: string } | null;
+  readonly cache: { readonly file: string; readonly state: string; readonly updated: boolean } | null;
   readonly models: readonly { readonly name: string; readonly version: string; readonly sha256: string; readonly ok: boolean; readonly error?: string }[];
   /** What the kernel shows under the root ("/", or --root). */
   readonly board: BoardReport;
-  /** Each configured sensor read once; null when device.kind is not linux. */
+  /** Each configured sensor read once; null when device.kind is not linux (or the config is invalid). */
   readonly sensors: readonly SensorCheck[] | null;
   readonly system: SystemReport;
 }
@@ -56,6 +65,13 @@ export interface DoctorOptions {
   probe?: ProbeOptions;
   /** Where /sys, /dev, /proc and /run are read: --root, else device.linux.root, else "/". */
   root?: string;
+  /** The data dir whose disk is checked when there is no valid config (--data-dir, else the default). */
+  dataDir?: string;
+}
+
+/** Why there is no config to check against. */
+export interface ConfigProblem {
+  readonly invalid: unknown;
 }
 
 async function shippedModelDirs(): Promise<string[]> {
@@ -113,27 +129,34 @@ function choose(preference: string, native: BackendCheck, web: BackendCheck): Do
   return { preference, backend: null, reason: 'no backend works: the node cannot run models here' };
 }
 
-/** Everything `apiary doctor` prints. */
-export async function doctorReport(config: ApiaryConfig, options: DoctorOptions = {}): Promise<DoctorReport> {
-  const linux = config.device.kind === 'linux' ? config.device.linux : undefined;
+/** Everything `apiary doctor` prints; with a ConfigProblem, everything that needs no config. */
+export async function doctorReport(config: ApiaryConfig | ConfigProblem, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const valid = 'invalid' in config ? undefined : config;
+  const linux = valid?.device.kind === 'linux' ? valid.device.linux : undefined;
   const root = path.resolve(options.root ?? linux?.root ?? '/');
   const dirs = await shippedModelDirs();
   const models = await Promise.all(dirs.map(checkHash));
   const verdict = await probeNativeBackend({ ...options.probe, modelDirs: dirs });
   const native: BackendCheck = { name: NODE_BACKEND_NAME, ok: verdict.ok, reason: verdict.reason, ms: verdict.ms, models: verdict.models };
   const web = await checkWeb(dirs);
-  const { dataDir } = config.node;
+  const dataDir = valid?.node.dataDir ?? options.dataDir ?? parseConfig({}).node.dataDir;
   const key = probeKey();
-  const cached = await readProbeCache(dataDir, key);
-  // The fresh verdict replaces the node's cached one, so a node started after the doctor follows it.
-  const updated = verdict.cacheable && existsSync(dataDir) && (await writeProbeCache(dataDir, key, verdict).then(() => true, () => false));
+  let cache: DoctorReport['cache'] = null;
+  if (valid) {
+    const cached = await readProbeCache(dataDir, key);
+    // The fresh verdict replaces the node's cached one, so a node started after the doctor follows it.
+    const updated = verdict.cacheable && existsSync(dataDir) && (await writeProbeCache(dataDir, key, verdict).then(() => true, () => false));
+    cache = { file: path.join(dataDir, PROBE_CACHE_FILE), state: cached.state, updated };
+  }
+  const problem = 'invalid' in config ? config.invalid : undefined;
   return {
-    ok: native.ok || web.ok,
+    ok: (native.ok || web.ok) && valid !== undefined,
+    config: valid ? { valid: true } : { valid: false, code: isConfigError(problem) ? problem.code : 'unknown', error: describeError(problem) },
     platform: { os: process.platform, arch: process.arch, node: process.versions.node, cpu: cpuDescription(), packages: { [NODE_BACKEND_NAME]: key.onnxruntimeNode, [WEB_BACKEND_NAME]: installedVersion(WEB_BACKEND_NAME) } },
     backends: [native, web],
     agreement: agreement(native, web),
-    selected: choose(config.models.backend, native, web),
-    cache: { file: path.join(dataDir, PROBE_CACHE_FILE), state: cached.state, updated },
+    selected: valid ? choose(valid.models.backend, native, web) : null,
+    cache,
     models,
     board: await boardReport(root),
     sensors: linux ? await sensorChecks(linux, root) : null,
@@ -145,30 +168,51 @@ const fixed = (values: readonly number[] | undefined) => (values ?? []).map((v) 
 
 export function formatDoctor(report: DoctorReport): string {
   const { platform: p } = report;
-  const lines = [
+  const lines = report.config.valid ? [] : [
+    `config: INVALID: ${report.config.error}`,
+    '  (the checks below need no config; the backend choice, the probe cache and the configured sensors are skipped)',
+    '',
+  ];
+  lines.push(
     'platform',
     `  ${p.os} ${p.arch}, Node.js ${p.node}, ${os.cpus().length} CPUs`,
     `  cpu: ${p.cpu}`,
     `  ${Object.entries(p.packages).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     '',
     'inference backends',
-  ];
+  );
   for (const b of report.backends) {
     lines.push(`  ${b.name.padEnd(17)} ${b.ok ? 'works' : 'FAILS'}  (${b.ms} ms)`, `    ${b.reason}`);
     for (const m of b.models) lines.push(`    ${m.name}: ${m.ok ? `ok, outputs on a mean input [${fixed(m.outputs)}]` : `FAILED: ${m.error ?? '?'}`}`);
   }
   for (const a of report.agreement) lines.push(`  ${a.model}: native and WASM outputs ${a.agree ? 'agree' : 'DISAGREE'} (max difference ${a.maxDiff.toExponential(1)}, tolerance ${SELF_TEST_TOLERANCE.toExponential(0)})`);
   const s = report.selected;
-  lines.push('', `this node would use: ${s.backend ?? 'none'} (models.backend: ${s.preference}; ${s.reason})`);
-  lines.push(`probe cache: ${report.cache.file} (${report.cache.state}${report.cache.updated ? ', replaced by this probe' : ''})`, '', 'shipped models');
+  if (s) lines.push('', `this node would use: ${s.backend ?? 'none'} (models.backend: ${s.preference}; ${s.reason})`);
+  const c = report.cache;
+  if (c) lines.push(`probe cache: ${c.file} (${c.state}${c.updated ? ', replaced by this probe' : ''})`);
+  lines.push('', 'shipped models');
   for (const m of report.models) lines.push(`  ${m.name.padEnd(14)} ${m.version.padEnd(7)} sha256 ${m.sha256.slice(0, 12)}  ${m.ok ? 'hash ok' : `FAILED: ${m.error ?? '?'}`}`);
-  lines.push('', ...formatBoard(report.board), '', ...formatSensors(report.sensors), '', ...formatSystem(report.system));
-  lines.push('', report.ok ? 'ok: at least one backend works' : 'FAILED: no inference backend works on this machine');
+  lines.push('', ...formatBoard(report.board));
+  if (report.config.valid) lines.push('', ...formatSensors(report.sensors));
+  lines.push('', ...formatSystem(report.system), '');
+  const works = report.backends.some((b) => b.ok);
+  if (!report.config.valid) lines.push('FAILED: the config is invalid (see the top): fix it; the findings above do not depend on it');
+  lines.push(works ? 'ok: at least one backend works' : 'FAILED: no inference backend works on this machine');
   return `${lines.join('\n')}\n`;
 }
 
-export async function doctorCommand(config: ApiaryConfig, options: { json?: boolean; root?: string }): Promise<void> {
-  const report = await doctorReport(config, options.root === undefined ? {} : { root: options.root });
+/** Loads the config through `load`; a config error is named on stderr, and the rest is checked without it. */
+export async function doctorCommand(load: () => ApiaryConfig, options: { json?: boolean; root?: string; dataDir?: string }): Promise<void> {
+  let config: ApiaryConfig | ConfigProblem;
+  try {
+    config = load();
+  } catch (err) {
+    if (!isConfigError(err)) throw err;
+    process.stderr.write(`apiary: ${describeError(err)}\n`);
+    config = { invalid: err };
+  }
+  const report = await doctorReport(config, { ...(options.root === undefined ? {} : { root: options.root }), ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }) });
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
-  if (!report.ok) process.exitCode = 1;
+  if (!report.config.valid) process.exitCode = EXIT_CONFIG;
+  else if (!report.ok) process.exitCode = 1;
 }

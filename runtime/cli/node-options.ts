@@ -6,8 +6,19 @@
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfig, migrationNotes, type ConfigOverrides } from '../config/load-config.js';
+import { ErrorCodes, isApiaryError, type ApiaryError } from '../errors.js';
 import { requestNode, type NodeReply } from './node-request.js';
 import { findRunningNode } from './run-file.js';
+
+/** sysexits.h EX_CONFIG: the config is wrong, retrying will not help. */
+export const EXIT_CONFIG = 78;
+
+const CONFIG_ERRORS: readonly string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_PARSE, ErrorCodes.CONFIG_NOT_FOUND, ErrorCodes.CONFIG_VERSION_UNSUPPORTED];
+
+/** The config file is missing, unreadable, invalid or of an unknown version. */
+export function isConfigError(err: unknown): err is ApiaryError {
+  return isApiaryError(err) && CONFIG_ERRORS.includes(err.code);
+}
 
 export interface CommonOptions {
   config?: string;

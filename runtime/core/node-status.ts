@@ -46,8 +46,8 @@ export async function nodeStatus(p: StatusParts): Promise<Record<string, unknown
     app: p.config.app,
     version: APIARY_VERSION,
     device: p.device?.kind ?? p.config.device.kind,
-    /** `disconnected` while a lost board is sought again (a device with no link to lose is always connected). */
-    deviceState: p.device ? (p.device.state ?? 'connected') : 'disconnected',
+    /** `disconnected` before the device opens, and while a lost board is sought again. */
+    deviceState: p.device ? p.device.state : 'disconnected',
     speed: p.clock.speed,
     uptimeS: Math.round((Date.now() - p.startedAtReal) / 1000),
     nodeTime: p.clock.now(),

@@ -99,15 +99,17 @@ export async function emulator(sysrootDir: string): Promise<Emulator> {
   return { qemu: 'qemu-aarch64', node: path.join(arm64NodeDir(), 'bin', 'node'), sysroot: await makeSysroot(sysrootDir) };
 }
 
-/** `npm run package`'s script for arm64 only (gzip: fast), extracted: returns the app's dir (usr/lib/apiary). */
-export async function packageArm64(out: string): Promise<string> {
+/** `npm run package`'s script for one architecture (gzip: fast), extracted: returns the app's dir (usr/lib/apiary). */
+export async function packageApp(out: string, arch: 'arm64' | 'amd64'): Promise<string> {
   const root = repoRoot();
   const { version } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  await run(process.execPath, [path.join(root, 'scripts', 'package-deb.mjs'), '--arch', 'arm64', '--out', out, '--compression', 'gzip'], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+  await run(process.execPath, [path.join(root, 'scripts', 'package-deb.mjs'), '--arch', arch, '--out', out, '--compression', 'gzip'], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
   const extracted = path.join(out, 'root');
-  await run('dpkg-deb', ['-x', path.join(out, `apiary_${version}_arm64.deb`), extracted]);
+  await run('dpkg-deb', ['-x', path.join(out, `apiary_${version}_${arch}.deb`), extracted]);
   return path.join(extracted, 'usr', 'lib', 'apiary');
 }
+
+export const packageArm64 = (out: string): Promise<string> => packageApp(out, 'arm64');
 
 /** A simulated beehive at 60x (a sound frame, and so a hive-sound output, every ~170 ms; hive-thermal may come first) with data in `dataDir`. */
 export function smokeConfig(dataDir: string, backend: 'onnxruntime-node' | 'auto'): string {
@@ -120,7 +122,8 @@ export function smokeConfig(dataDir: string, backend: 'onnxruntime-node' | 'auto
   ].join('\n');
 }
 
-export interface EmulatedRun {
+/** One start of the app (emulated or native). */
+export interface AppRun {
   /** ms from spawning qemu to the "Apiary node started" log line, the first reading and the first model output on MQTT. */
   readonly startedMs: number;
   readonly firstReadingMs: number;
@@ -130,23 +133,33 @@ export interface EmulatedRun {
   readonly channels: string[];
   /** The node's "inference backend: ..." log message. */
   readonly backendLine: string;
-  /** The qemu process's VmRSS and VmHWM when the first model output arrived (qemu's own overhead included). */
+  /** The process's VmRSS and VmHWM when the first model output arrived (under qemu: qemu's own overhead included). */
   readonly memory: Memory;
   readonly exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly forced: boolean };
   readonly output: string;
 }
 
+export type EmulatedRun = AppRun;
+
 /** Starts the app under qemu, waits for a reading and a model output on MQTT, then SIGTERM. */
-export async function runEmulated(emu: Emulator, appDir: string, configFile: string): Promise<EmulatedRun> {
+export function runEmulated(emu: Emulator, appDir: string, configFile: string): Promise<AppRun> {
+  return runApp({ command: emu.qemu, prefix: ['-cpu', CPU, '-L', emu.sysroot, emu.node], bundle: path.join(appDir, 'dist', 'apiary.mjs'), configFile, timeoutMs: EMULATED_TIMEOUT_MS });
+}
+
+/**
+ * Starts `command ...prefix bundle start` (qemu and the arm64 node, or this Node.js), waits for a reading
+ * and a model output on MQTT, then SIGTERM. The memory is `command`'s process's.
+ */
+export async function runApp(o: { command: string; prefix: readonly string[]; bundle: string; configFile: string; timeoutMs: number }): Promise<AppRun> {
   const port = await freePort();
   // Subscribed (apiary/#) before the broker is up: it knocks every 10 ms, so no first reading is missed.
   const watcher = new BusWatcher(port);
-  const args = ['-cpu', CPU, '-L', emu.sysroot, emu.node, path.join(appDir, 'dist', 'apiary.mjs'), 'start', '--config', configFile, '--port', String(port)];
-  const child = new Child(args, { output: true, command: emu.qemu, stopTimeoutMs: EMULATED_TIMEOUT_MS });
+  const args = [...o.prefix, o.bundle, 'start', '--config', o.configFile, '--port', String(port)];
+  const child = new Child(args, { output: true, command: o.command, stopTimeoutMs: o.timeoutMs });
   try {
     const started = child.when(/"msg":"Apiary node started"/);
     const backend = child.when(/"msg":"(inference backend: (?:[^"\\]|\\.)*)"/);
-    const wait = <T>(promise: Promise<T>, what: string) => Promise.race([withTimeout(promise, EMULATED_TIMEOUT_MS, what), child.died]);
+    const wait = <T>(promise: Promise<T>, what: string) => Promise.race([withTimeout(promise, o.timeoutMs, what), child.died]);
     const firstReading = await wait(watcher.firstReading, 'the first reading');
     const firstModel = await wait(watcher.firstModel, 'the first model output');
     const mem = await memory(child.pid);
@@ -171,7 +184,7 @@ export async function runEmulated(emu: Emulator, appDir: string, configFile: str
 }
 
 export interface Arm64Results {
-  readonly runs: EmulatedRun[];
+  readonly runs: AppRun[];
   /** ms from spawn to exit of `node -e 0` under the same emulator, one per run. */
   readonly noopMs: number[];
   /** The qemu process's memory running an idle arm64 node (a timer): the emulator's and Node's share of the RSS. */

@@ -2,8 +2,9 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64] [--baseline <dir>]`.
- * arm64 (the arm64 .deb under qemu-aarch64, minutes) runs only when named in --only.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged] [--baseline <dir>]`.
+ * arm64 (the arm64 .deb under qemu-aarch64, minutes) and packaged (this machine's .deb, built and
+ * extracted, against the checkout, natively) run only when named in --only.
  * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another built checkout
  * (baseline.ts), whose node, broker and catch-up child run beside ours, in turns.
  * Progress goes to stderr, the table to stdout, the details to
@@ -22,6 +23,8 @@ import { CATCHUP_FULL, CATCHUP_QUICK, measureCatchup, type CatchupPlan, type Cat
 import { catchupCompareRows, catchupRows, renderCatchupCompare } from './catchup-report.js';
 import { measureArm64, type Arm64Results } from './arm64.js';
 import { arm64Rows } from './arm64-report.js';
+import { measurePackaged, type PackagedResults } from './packaged.js';
+import { packagedRows } from './packaged-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
@@ -121,10 +124,10 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged'] as const;
 type Section = (typeof SECTIONS)[number];
-/** What runs without --only: arm64 needs qemu and takes minutes of emulation, so it is asked for by name. */
-const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'arm64');
+/** What runs without --only: arm64 (minutes of emulation) and packaged (builds a .deb) are asked for by name. */
+const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'arm64' && s !== 'packaged');
 const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]] [--baseline <dir of another built checkout>]`;
 
 function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Section>; baseline: string | undefined } {
@@ -176,6 +179,7 @@ async function main(): Promise<void> {
       ...(sections.has('catchup') ? [`mesh catch-up for ${catchupPlan.sizes.join(', ')} nodes`] : []),
       ...(sections.has('inference') ? ['inference per backend'] : []),
       ...(sections.has('arm64') ? [`${quick ? 1 : 3} emulated arm64 start-ups`] : []),
+      ...(sections.has('packaged') ? [`${quick ? 3 : 7} start-ups each of the packaged app and the checkout`] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
@@ -187,6 +191,7 @@ async function main(): Promise<void> {
     const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress, baseline) : undefined;
     const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
     const arm64: Arm64Results | undefined = sections.has('arm64') ? await measureArm64(tmp, quick ? 1 : 3, progress) : undefined;
+    const packaged: PackagedResults | undefined = sections.has('packaged') ? await measurePackaged(tmp, quick ? 3 : 7, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
@@ -199,6 +204,8 @@ async function main(): Promise<void> {
     if (modelRows.length > 0) process.stdout.write(`${renderTable(modelRows)}\n`);
     const emulatedRows = arm64 ? arm64Rows(arm64).map(evaluate) : [];
     if (emulatedRows.length > 0) process.stdout.write(`${renderTable(emulatedRows)}\n`);
+    const packagedTable = packaged ? packagedRows(packaged).map(evaluate) : [];
+    if (packagedTable.length > 0) process.stdout.write(`${renderTable(packagedTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
     const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
@@ -206,6 +213,7 @@ async function main(): Promise<void> {
       ...starts.some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
       ...[...starts, ...sessions.flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
       ...arm64?.runs.some((r) => r.exit.code !== 0 || r.exit.forced) ? ['an emulated arm64 node did not exit cleanly on SIGTERM'] : [],
+      ...packaged && [...packaged.packaged, ...packaged.checkout].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a packaged-or-checkout node did not exit cleanly on SIGTERM'] : [],
       ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
@@ -224,8 +232,13 @@ async function main(): Promise<void> {
       ...(baseline ? { baseline } : {}),
       ...(inference ? { inferenceRows: modelRows } : {}),
       ...(arm64 ? { arm64Rows: emulatedRows } : {}),
+      ...(packaged ? { packagedRows: packagedTable } : {}),
       notes,
-      raw: { startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference, arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) } },
+      raw: {
+        startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference,
+        arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) },
+        packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
+      },
     };
     await writeFile(RESULTS_FILE, `${JSON.stringify(summary, null, 2)}\n`);
     progress(`wrote ${RESULTS_FILE}`);

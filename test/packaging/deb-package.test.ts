@@ -98,6 +98,23 @@ describe.skipIf(dpkgMissing !== undefined)('the Debian package (amd64)', () => {
     expect(entries.filter((e) => e.path.endsWith('.map') || e.path.startsWith('/usr/lib/apiary/dist/test/')).map((e) => e.path)).toEqual([]);
   });
 
+  it('ships the Firmata path without node-gyp: serialport 13 only, no serialport 8 binding, every native binary prebuilt for amd64', async () => {
+    const modules = entries.filter((e) => e.path.startsWith('/usr/lib/apiary/node_modules/'));
+    expect(modules.filter((e) => /\/node_modules\/@serialport\/bindings\//.test(e.path)).map((e) => e.path)).toEqual([]);
+    // Every copy of serialport, hoisted or nested (johnny-five's, firmata's), is 13.
+    const serialports = modules.filter((e) => /\/node_modules\/serialport\/package\.json$/.test(e.path)).map((e) => e.path);
+    expect(serialports).toEqual(['/usr/lib/apiary/node_modules/serialport/package.json']);
+    for (const file of serialports) {
+      expect((JSON.parse(await readFile(path.join(extracted, file), 'utf8')) as { version: string }).version, file).toMatch(/^13\./);
+    }
+    for (const dep of ['firmata-io', 'johnny-five', '@serialport/bindings-cpp']) expect(modules.some((e) => e.path.startsWith(`/usr/lib/apiary/node_modules/${dep}/`)), dep).toBe(true);
+    // Native code only where it ships prebuilt for linux-x64; a binding.gyp only beside such prebuilds (node-gyp-build picks them).
+    const natives = modules.filter((e) => e.path.endsWith('.node')).map((e) => e.path);
+    expect(natives.filter((p) => !/\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/[^/]+\.node$|\/@serialport\/bindings-cpp\/prebuilds\/linux-x64\/[^/]+\.node$/.test(p))).toEqual([]);
+    const gyps = modules.filter((e) => e.path.endsWith('/binding.gyp')).map((e) => path.dirname(e.path));
+    expect(gyps.filter((dir) => !natives.some((p) => p.startsWith(`${dir}/prebuilds/linux-x64/`)))).toEqual([]);
+  });
+
   it('its conffile is the `apiary init` template with data in /var/lib/apiary, and it validates', async () => {
     const raw: unknown = parse(await readFile(path.join(extracted, 'etc', 'apiary', 'apiary.yaml'), 'utf8'));
     const config = parseConfig(raw, '/etc/apiary/apiary.yaml');

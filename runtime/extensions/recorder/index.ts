@@ -50,7 +50,7 @@ export function createRecorder(config: ApiaryConfig): Extension {
         await bus.publishJson(topics.model(output.model), record);
       });
       // Whether the hardware answers, retained: a lost board shows at once (and in Home Assistant's availability).
-      events.on('started', () => bus.publish(topics.device, context.device.state ?? 'connected', { retain: true, qos: 1 }));
+      events.on('started', () => bus.publish(topics.device, context.device.state, { retain: true, qos: 1 }));
       events.on('device-state', (state) => bus.publish(topics.device, state, { retain: true, qos: 1 }));
       events.on('decision', async (record) => {
         await storage.append('decisions', record);

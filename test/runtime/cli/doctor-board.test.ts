@@ -167,6 +167,36 @@ else process.exit(1);`);
     expect(report.system.service).toMatchObject({ status: 'unknown', detail: 'not installed as a service (no systemctl)', active: null });
   });
 
+  it('with an invalid config: names the config error first, still reports the board and the system, and exits 78', async () => {
+    await writeFile(path.join(dir, 'bad.yaml'), SENSORS_YAML.replace('channel: brood_temp }', 'channel: brood_temp, interval: fast }'));
+    const args = ['doctor', '--config', 'bad.yaml', '--root', board.root, '--data-dir', path.join(dir, 'data')];
+    const json = await apiary([...args, '--json'], dir, { PATH: bin });
+    expect(json.code).toBe(78);
+    expect(json.stderr).toContain('APIARY_CONFIG_INVALID');
+    expect(json.stderr).toContain('field "device.linux.sensors.0.interval": got "fast"');
+    const report = JSON.parse(json.stdout) as DoctorReport;
+    expect(report.ok).toBe(false);
+    expect(report.config).toMatchObject({ valid: false, code: 'APIARY_CONFIG_INVALID' });
+    expect(report.config.valid === false && report.config.error).toContain('device.linux.sensors.0.interval');
+    // What needs no config is the same as with a valid one: the board, the system, the backends.
+    expect(report.board).toEqual(full.board);
+    expect(report.system.disk.path).toBe(path.join(dir, 'data'));
+    expect(report.system.clock).toMatchObject({ status: 'ok', synchronized: true, source: 'timedatectl' });
+    expect(report.system.service).toMatchObject({ status: 'warn', active: 'failed', enabled: 'enabled' });
+    expect(report.backends.some((b) => b.ok)).toBe(true);
+    // What needs the config is left out rather than guessed.
+    expect([report.selected, report.cache, report.sensors]).toEqual([null, null, null]);
+
+    const text = await apiary(args, dir, { PATH: bin });
+    expect(text.code).toBe(78);
+    expect(text.stdout.startsWith('config: INVALID: APIARY_CONFIG_INVALID')).toBe(true);
+    expect(text.stdout).toContain(`board (under ${board.root})`);
+    expect(text.stdout).toMatch(/I2C\s+i2c-1/);
+    expect(text.stdout).toMatch(/service\s+WARN: /);
+    expect(text.stdout).not.toContain('this node would use');
+    expect(text.stdout).toContain('FAILED: the config is invalid');
+  });
+
   it('prints the board, sensors and system sections with their fixes', async () => {
     const { code, stdout } = await apiary(['doctor', '--root', empty.root], dir, { PATH: noBin });
     expect(code).toBe(0);

@@ -30,7 +30,7 @@ describe('apiary doctor', () => {
     expect(report.selected).toMatchObject({ preference: 'auto', backend: 'onnxruntime-node' });
     expect(report.models.map((m) => [m.name, m.ok])).toEqual([['hive-sound', true], ['hive-thermal', true]]);
     // The fresh verdict replaced the node's cache in its (existing) data dir.
-    expect(report.cache.updated).toBe(true);
+    expect(report.cache?.updated).toBe(true);
     expect(existsSync(path.join(dir, 'data', PROBE_CACHE_FILE))).toBe(true);
   });
 
@@ -65,7 +65,7 @@ describe('doctorReport with a native runtime that dies by SIGILL', () => {
     expect(report.ok).toBe(true);
     expect(report.agreement).toEqual([]);
     expect(report.selected).toMatchObject({ backend: 'onnxruntime-web' });
-    expect(report.cache.updated).toBe(false); // the data dir does not exist: the doctor does not create it
+    expect(report.cache?.updated).toBe(false); // the data dir does not exist: the doctor does not create it
     const text = formatDoctor(report);
     expect(text).toMatch(/onnxruntime-node\s+FAILS/);
     expect(text).toContain('this node would use: onnxruntime-web');
@@ -74,7 +74,7 @@ describe('doctorReport with a native runtime that dies by SIGILL', () => {
   it('warns when the config pins the backend that fails', async () => {
     const config = parseConfig({ node: { dataDir: path.join(dir, 'data') }, models: { backend: 'onnxruntime-node' } });
     const report = await doctorReport(config, { probe: { argv: [sigill] } });
-    expect(report.selected.backend).toBe('onnxruntime-node');
-    expect(report.selected.reason).toContain('does NOT work here');
+    expect(report.selected?.backend).toBe('onnxruntime-node');
+    expect(report.selected?.reason).toContain('does NOT work here');
   });
 });
