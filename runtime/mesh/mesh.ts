@@ -340,6 +340,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.shared.set(map, key, value);
   }
 
+  /** The peers whose link is up now (cheap: for health checks, unlike status()). */
+  linkedPeers(): string[] {
+    return [...this.links].filter(([, link]) => link.state === 'up').map(([id]) => id);
+  }
+
   members(): NodeCertificate[] {
     return this.directory.all();
   }

@@ -113,8 +113,9 @@ async function freePort(): Promise<number> {
 const state = (c: Case): RuntimeState | undefined => readState(path.join(c.data, 'runtime'));
 const lastOutcome = (c: Case) => state(c)?.outcomes.at(-1);
 
-async function feedOutcomes(c: Case): Promise<{ version: string; outcome: string; reason: string }[]> {
-  const { stdout } = await apiary(c, ['feed', 'export']);
+/** The runtime-update entries in the feeds the node holds (its own, with `origin`). */
+async function feedOutcomes(c: Case, origin?: string): Promise<{ version: string; outcome: string; reason: string }[]> {
+  const { stdout } = await apiary(c, ['feed', 'export', ...(origin ? ['--origin', origin] : [])]);
   // Entries as stored: the body is its canonical JSON text (docs/formats.md).
   return stdout.split('\n').filter((l) => l.includes('"type":"runtime-update"')).map((l) => JSON.parse((JSON.parse(l) as { body: string }).body) as { version: string; outcome: string; reason: string });
 }
@@ -217,8 +218,10 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     const serviceA = startService(a);
     const serviceB = startService(b);
     try {
-      await serviceA.start();
+      // B first, on the packaged release: A's trial needs a neighbour to link within its window.
       await serviceB.start();
+      await serviceB.waitUntil(() => serviceB.current?.ready === true, 'B is up');
+      await serviceA.start();
       await serviceA.waitUntil(() => lastOutcome(a)?.outcome === 'committed' && lastOutcome(a)?.reported === true, 'A keeps 0.2.0', 120_000);
       expect(state(b)?.current.slot ?? 'factory').toBe('factory');
       const published = JSON.parse((await apiary(a, ['update', 'publish', '--json'])).stdout) as { version: string; chunks: number };
@@ -233,7 +236,9 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
       await serviceA.stop();
       await serviceB.stop();
     }
-    expect(await feedOutcomes(b)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
+    // B's own entry, and A's, which reached B over the mesh.
+    expect(await feedOutcomes(b, idB.nodeId)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
+    expect(await feedOutcomes(b, idA.nodeId)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
   }, 420_000);
 
   it('rolls back a good release whose power is cut in its health window', async () => {

@@ -124,6 +124,7 @@ export class MeshReleases {
       return;
     }
     const { manifest, blob } = announcement;
+    await mkdir(this.ctx.dir, { recursive: true, mode: 0o700 }); // a node on its packaged release has none yet
     const state = this.state();
     if (state?.trial) {
       // Handled when the node next starts (after the trial settles and restarts it, or now if it is kept).

@@ -169,6 +169,5 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
 }
 
 function meshLinked(ctx: NodeContext): boolean {
-  const peers = ctx.mesh?.status().peers;
-  return Array.isArray(peers) && peers.some((p: { link?: { state?: string } }) => p.link?.state === 'up');
+  return (ctx.mesh?.linkedPeers().length ?? 0) > 0;
 }
