@@ -45,6 +45,10 @@ export async function updateSignCommand(payload: string, options: { keyFile: str
 
 export async function updateInstallCommand(loaded: LoadedConfig, file: string, options: { force?: boolean; json?: boolean }): Promise<void> {
   const { config } = loaded;
+  if (!config.updates.enabled) {
+    // Nothing would confirm the trial: the launcher would roll it back after its window.
+    throw new ApiaryError(ErrorCodes.USAGE_INVALID, 'runtime updates are off in this config (updates.enabled: false)', { hint: 'set updates.enabled: true (the default), restart the node, then install' });
+  }
   const { dataDir, factoryRoot } = runtimePlace(config);
   const dir = runtimeDir(dataDir);
   const packaged = (await import('../core/node-status.js')).APIARY_VERSION;

@@ -142,6 +142,14 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     // A driver regression: every DS18B20 read is refused as a CRC error, so the node runs but reads nothing.
     releases.set('deaf', await makeRelease('deaf', '0.2.3', (tree) => patchBundle(tree, (t) => t.replace('if(crcMatch[3]!=="YES")', 'if(crcMatch[3]!=="OK")'))));
     releases.set('old', await makeRelease('old', '0.0.9'));
+    // A release whose config format is version 2: one migration (a no-op here), and it says so in release-info.json.
+    releases.set('v2config', await makeRelease('v2config', '0.3.0', async (tree) => {
+      await patchBundle(tree, (t) => t.replace('MIGRATIONS=[];', 'MIGRATIONS=[{from:1,to:2,describe:"nothing moved (a test migration)",migrate:(raw)=>raw}];'));
+      const info = path.join(tree, 'release-info.json');
+      const text = await readFile(info, 'utf8');
+      await unlink(info);
+      await writeFile(info, text.replace('"configVersion": 1', '"configVersion": 2'));
+    }));
   }, 600_000);
 
   afterEach(async () => {
@@ -240,6 +248,23 @@ describe.skipIf(dpkgMissing !== undefined)('runtime updates on the packaged app'
     expect(await feedOutcomes(b, idB.nodeId)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
     expect(await feedOutcomes(b, idA.nodeId)).toEqual([expect.objectContaining({ version: '0.2.0', outcome: 'committed' })]);
   }, 420_000);
+
+  it('carries the config forward: a release with a newer config format migrates it in memory and leaves the file; an older release cannot read it', async () => {
+    const c = await newCase('config');
+    const before = await readFile(c.config, 'utf8');
+    await apiary(c, ['update', 'install', releases.get('v2config') ?? '']);
+    const service = startService(c);
+    await service.start();
+    await service.waitUntil(() => lastOutcome(c)?.reported === true, 'the update is settled');
+    expect(lastOutcome(c)).toMatchObject({ version: '0.3.0', outcome: 'committed' });
+    expect(service.current?.output).toContain('config migrated from version 1 to 2: nothing moved (a test migration)');
+    await service.stop();
+    expect(await readFile(c.config, 'utf8')).toBe(before); // a rollback would still read it
+    // Once the file is in the new format (as `apiary config migrate --write` leaves it), a release that reads only version 1 is refused, forced or not.
+    await writeFile(c.config, `version: 2\n${before}`);
+    const refused = await apiary(c, ['update', 'install', releases.get('old') ?? '', '--force']).then(() => undefined, (err: { stderr: string }) => err);
+    expect(refused?.stderr).toMatch(/APIARY_RELEASE_INCOMPATIBLE: .*reads config format up to version 1, but the config in use is version 2/);
+  }, 180_000);
 
   it('rolls back a good release whose power is cut in its health window', async () => {
     const c = await newCase('power-cut');

@@ -7,12 +7,12 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes } from '../../../../runtime/errors.js';
 import {
   bootDecision, commitTrial, factoryState, inactiveSlot, pointCurrent, readState, RESTARTED_IN_WINDOW, rollBackTrial, withLock, writeState, type RuntimeState,
 } from '../../../../runtime/extensions/runtime-updates/release-slots.js';
-import { chooseRelease } from '../../../../runtime/extensions/runtime-updates/launcher.js';
+import { BACKSTOP_GRACE_MS, chooseRelease } from '../../../../runtime/extensions/runtime-updates/launcher.js';
 
 /** The error `work` throws or rejects with (the test fails if it does not). */
 async function refusal(work: Promise<unknown> | (() => unknown)): Promise<{ code?: string; message: string }> {
@@ -120,6 +120,35 @@ describe('the state on disk', () => {
     await writeFile(path.join(dir, 'lock'), '999999999');
     await expect(withLock(dir, () => 'ran')).resolves.toBe('ran');
     expect(existsSync(path.join(dir, 'lock'))).toBe(false);
+  });
+
+  it('the launcher rolls back a trial that never settled itself once its window and the grace are over, and asks for a restart', async () => {
+    const factory = path.join(dir, 'factory');
+    await mkdir(factory);
+    await writeFile(path.join(factory, 'package.json'), JSON.stringify({ name: 'apiary', version: '0.1.0' }));
+    const data = path.join(dir, 'data');
+    await mkdir(path.join(data, 'runtime', 'slots', 'a', 'dist'), { recursive: true });
+    await writeFile(path.join(data, 'runtime', 'slots', 'a', 'dist', 'apiary.mjs'), '');
+    writeState(path.join(data, 'runtime'), onTrial);
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    const exitCode = process.exitCode;
+    try {
+      expect(chooseRelease(factory, data, true).ref).toEqual({ slot: 'a', version: '0.2.0' });
+      expect(readState(path.join(data, 'runtime'))?.trial?.boots).toBe(1);
+      vi.advanceTimersByTime(60_000 + BACKSTOP_GRACE_MS - 1);
+      expect(kill).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(kill).toHaveBeenCalledWith(process.pid, 'SIGTERM');
+      expect(process.exitCode).toBe(75);
+      expect(readState(path.join(data, 'runtime'))).toMatchObject({ current: { slot: 'factory', version: '0.1.0' }, trial: null });
+      expect(readState(path.join(data, 'runtime'))?.outcomes.at(-1)?.reason).toBe('it did not confirm it was healthy within 120 s');
+      expect(readlinkSync(path.join(data, 'runtime', 'current'))).toBe(factory);
+    } finally {
+      process.exitCode = exitCode;
+      kill.mockRestore();
+      vi.useRealTimers();
+    }
   });
 
   it('the launcher falls back to the packaged release when the state is damaged, and for commands other than start writes nothing', async () => {
