@@ -12,23 +12,7 @@ import { ErrorCodes } from '../../../../runtime/errors.js';
 import { loadOrCreateKeyFile, type NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { extractPayload, packPayload, readReleaseManifest, signRelease, unpackPayload } from '../../../../runtime/extensions/runtime-updates/release-file.js';
 import { checkCompatible, verifyManifest, type ReleaseManifest, type ReleaseTrust, type RunningRuntime } from '../../../../runtime/extensions/runtime-updates/release-manifest.js';
-
-/** The error `work` throws or rejects with (the test fails if it does not). */
-async function refusal(work: Promise<unknown> | (() => unknown)): Promise<{ code?: string; message: string }> {
-  try {
-    await (typeof work === 'function' ? work() : work);
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a refusal, but it went through');
-}
-
-async function expectRefusal(work: Promise<unknown> | (() => unknown), code: string, text?: string | RegExp): Promise<void> {
-  const err = await refusal(work);
-  expect(err.code).toBe(code);
-  if (typeof text === 'string') expect(err.message).toContain(text);
-  else if (text) expect(err.message).toMatch(text);
-}
+import { expectRefusal } from '../../../support/refusal.js';
 
 let dir: string;
 let owner: NodeIdentity;

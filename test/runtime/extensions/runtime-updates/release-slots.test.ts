@@ -13,23 +13,7 @@ import {
   bootDecision, commitTrial, factoryState, inactiveSlot, pointCurrent, readState, RESTARTED_IN_WINDOW, rollBackTrial, withLock, writeState, type RuntimeState,
 } from '../../../../runtime/extensions/runtime-updates/release-slots.js';
 import { BACKSTOP_GRACE_MS, chooseRelease } from '../../../../runtime/extensions/runtime-updates/launcher.js';
-
-/** The error `work` throws or rejects with (the test fails if it does not). */
-async function refusal(work: Promise<unknown> | (() => unknown)): Promise<{ code?: string; message: string }> {
-  try {
-    await (typeof work === 'function' ? work() : work);
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a refusal, but it went through');
-}
-
-async function expectRefusal(work: Promise<unknown> | (() => unknown), code: string, text?: string | RegExp): Promise<void> {
-  const err = await refusal(work);
-  expect(err.code).toBe(code);
-  if (typeof text === 'string') expect(err.message).toContain(text);
-  else if (text) expect(err.message).toMatch(text);
-}
+import { expectRefusal } from '../../../support/refusal.js';
 
 const now = new Date('2026-12-02T12:00:00Z');
 const ready = { factoryVersion: '0.1.0', slotReady: () => true, now };
@@ -96,6 +80,18 @@ describe('the state on disk', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** A packaged app (0.1.0) and a data dir whose slot a holds 0.2.0 on trial. */
+  async function launcherTree(): Promise<{ factory: string; data: string }> {
+    const factory = path.join(dir, 'factory');
+    await mkdir(factory);
+    await writeFile(path.join(factory, 'package.json'), JSON.stringify({ name: 'apiary', version: '0.1.0' }));
+    const data = path.join(dir, 'data');
+    await mkdir(path.join(data, 'runtime', 'slots', 'a', 'dist'), { recursive: true });
+    await writeFile(path.join(data, 'runtime', 'slots', 'a', 'dist', 'apiary.mjs'), '');
+    writeState(path.join(data, 'runtime'), onTrial);
+    return { factory, data };
+  }
+
   it('is written whole (no temporary file left) and read back; a damaged one is refused with a clear error', async () => {
     writeState(dir, onTrial);
     expect(readState(dir)).toEqual(onTrial);
@@ -123,13 +119,7 @@ describe('the state on disk', () => {
   });
 
   it('the launcher rolls back a trial that never settled itself once its window and the grace are over, and asks for a restart', async () => {
-    const factory = path.join(dir, 'factory');
-    await mkdir(factory);
-    await writeFile(path.join(factory, 'package.json'), JSON.stringify({ name: 'apiary', version: '0.1.0' }));
-    const data = path.join(dir, 'data');
-    await mkdir(path.join(data, 'runtime', 'slots', 'a', 'dist'), { recursive: true });
-    await writeFile(path.join(data, 'runtime', 'slots', 'a', 'dist', 'apiary.mjs'), '');
-    writeState(path.join(data, 'runtime'), onTrial);
+    const { factory, data } = await launcherTree();
     vi.useFakeTimers({ toFake: ['setTimeout'] });
     const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
     const exitCode = process.exitCode;
@@ -152,13 +142,7 @@ describe('the state on disk', () => {
   });
 
   it('the launcher falls back to the packaged release when the state is damaged, and for commands other than start writes nothing', async () => {
-    const factory = path.join(dir, 'factory');
-    await mkdir(factory);
-    await writeFile(path.join(factory, 'package.json'), JSON.stringify({ name: 'apiary', version: '0.1.0' }));
-    const data = path.join(dir, 'data');
-    await mkdir(path.join(data, 'runtime', 'slots', 'a', 'dist'), { recursive: true });
-    await writeFile(path.join(data, 'runtime', 'slots', 'a', 'dist', 'apiary.mjs'), '');
-    writeState(path.join(data, 'runtime'), onTrial);
+    const { factory, data } = await launcherTree();
     const before = await readFile(path.join(data, 'runtime', 'state.json'), 'utf8');
     expect(chooseRelease(factory, data, false)).toEqual({ root: path.join(data, 'runtime', 'slots', 'a'), ref: { slot: 'a', version: '0.2.0' } });
     expect(await readFile(path.join(data, 'runtime', 'state.json'), 'utf8')).toBe(before);
