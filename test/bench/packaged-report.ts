@@ -7,7 +7,7 @@ import type { Row } from './table.js';
 const MB = 1024; // KiB per MiB, for /proc's kB figures
 
 export function packagedRows(p: PackagedResults): Row[] {
-  const section = `packaged ${p.arch} app (extracted .deb) vs the git checkout's dist/apiary.mjs, native, in turns, cold start, speed 60, onnxruntime-node; ms from spawn`;
+  const section = `packaged ${p.arch} app (extracted .deb, through its launcher) vs the git checkout's dist/apiary.mjs, native, in turns, cold start, speed 60, onnxruntime-node; ms from spawn`;
   const rows: Row[] = [];
   const metrics: [string, string, (r: AppRun) => number][] = [
     ['"Apiary node started" log line', 'ms', (r) => r.startedMs],

@@ -1,9 +1,10 @@
 /**
  * The packaged app against the git checkout, natively (issue 12's benchmark):
  * the .deb for this machine's architecture is built with `npm run package`'s
- * script (gzip) and extracted, then its dist/apiary.mjs (with the pruned
- * production node_modules beside it) and the checkout's dist/apiary.mjs (with
- * the full dev tree) start in turns, each cold (a new data dir), with the same
+ * script (gzip) and extracted, then its dist/launcher.mjs (as /usr/bin/apiary
+ * runs it; it loads dist/apiary.mjs, with the pruned production node_modules
+ * beside it) and the checkout's dist/apiary.mjs (with the full dev tree)
+ * start in turns, each cold (a new data dir), with the same
  * simulated config. Start-up to the "Apiary node started" line, the first
  * reading and the first model output on MQTT, and the RSS at that output.
  * `npm run bench -- --only packaged`.
@@ -43,7 +44,8 @@ export async function measurePackaged(tmp: string, runs: number, progress: (line
   }
   progress(`packaged: building the ${arch} .deb (gzip) and extracting it`);
   const app = await packageApp(path.join(tmp, `packaged-${arch}-deb`), arch);
-  const bundles: Record<Side, string> = { packaged: path.join(app, 'dist', 'apiary.mjs'), checkout: NODE_MAIN };
+  // The packaged side starts as /usr/bin/apiary does: through the launcher, which picks the release (here, the packaged one).
+  const bundles: Record<Side, string> = { packaged: path.join(app, 'dist', 'launcher.mjs'), checkout: NODE_MAIN };
   const results: PackagedResults = { arch, packaged: [], checkout: [] };
   for (let i = 1; i <= runs; i += 1) {
     const order: Side[] = i % 2 === 1 ? ['packaged', 'checkout'] : ['checkout', 'packaged'];
