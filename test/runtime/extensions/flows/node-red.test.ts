@@ -132,6 +132,21 @@ describe('the supervised Node-RED', () => {
     expect(fromTestFlow?.value).toBeGreaterThan(0.8);
     expect(seen.filter((m) => m.topic === notify).map((m) => m.payload)).toContainEqual(expect.objectContaining({ node: nodeId, rule: 'swarming', severity: 'critical' }));
 
+    // The default flow's daily weight summary, its inject fired through the admin API (as the editor's button does).
+    const summaryTopic = flowsTopics('apiary', nodeId).weightSummary;
+    await client.subscribeAsync(summaryTopic, { qos: 1 });
+    await waitFor(async () => {
+      const fired = await admin(url, 'inject/a91a7e0000000022', { method: 'POST', token });
+      if (fired.status !== 200) throw new Error(`POST /inject answered ${fired.status}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return seen.some((m) => m.topic === summaryTopic);
+    }, 30_000, () => 'no weight summary');
+    const summary = seen.find((m) => m.topic === summaryTopic)?.payload as { node: string; readings: number; min: number; max: number; first: number; last: number };
+    expect(summary.node).toBe(nodeId);
+    expect(summary.readings).toBeGreaterThan(0);
+    expect(summary.min).toBeLessThanOrEqual(summary.max);
+    expect([summary.first, summary.last].every((w) => w >= summary.min && w <= summary.max)).toBe(true);
+
     // flows/stop and flows/start, through the command registry (MQTT and the CLI are views of it).
     const pid = running.pid ?? 0;
     expect(await node.commands.run('flows/stop', {})).toMatchObject({ ok: true, result: { state: 'stopped', pid: null } });
@@ -144,7 +159,7 @@ describe('the supervised Node-RED', () => {
     expect(status).toMatchObject({ ok: true, result: { state: 'running', pid: again.pid } });
   }, 150_000);
 
-  it('a flow that throws asynchronously crashes Node-RED, not the node: the node keeps reading and deciding, restarts Node-RED with backoff, counts it, and stops at a restart loop', async () => {
+  it('a flow that throws asynchronously crashes Node-RED, not the node: the node keeps reading and answering commands, restarts Node-RED with backoff, counts it, and stops at a restart loop', async () => {
     const port = await freePort();
     node = flowsNode(path.join(dir, 'data'), { port, restart: { delay: '100ms', loopCrashes: 3, window: '10m' } });
     await node.start();
@@ -160,7 +175,7 @@ describe('the supervised Node-RED', () => {
     expect(alive(first.pid ?? 0)).toBe(false);
     expect(crashed.lastExit?.code).not.toBe(0);
 
-    // The node itself reads on: readings newer than the crash, and its decisions are still answered.
+    // The node itself reads on: readings newer than the crash, and it still answers commands.
     const newest = () => Object.values(node?.latest.readings ?? {}).reduce((t, r) => Math.max(t, r.t), 0);
     const tAtCrash = newest();
     await waitFor(() => newest() > tAtCrash, 20_000, () => 'no reading after Node-RED crashed');
