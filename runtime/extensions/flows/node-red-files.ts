@@ -118,10 +118,20 @@ export function paletteDir(): string | undefined {
   return existsSync(path.join(dir, 'package.json')) ? dir : undefined;
 }
 
+/**
+ * Runs inside Node-RED (settings files are code): it exits once the node that
+ * started it is gone, so a node killed with SIGKILL (or by the OOM killer)
+ * leaves no Node-RED behind holding the editor's port.
+ */
+const ORPHAN_GUARD = `const apiaryParent = Number(process.env.APIARY_PARENT_PID);
+if (apiaryParent > 0) setInterval(() => { if (process.ppid !== apiaryParent) process.exit(0); }, 1000).unref();`;
+
 /** Writes the settings file into the user dir (atomically, 0600: it holds the credential secret). */
 export async function writeSettings(userDir: string, settings: Record<string, unknown>): Promise<string> {
   await mkdir(userDir, { recursive: true, mode: 0o700 });
   const file = path.join(userDir, SETTINGS_FILE);
-  await writeFileAtomic(file, `// Written by Apiary at every start of Node-RED (runtime/extensions/flows/): edit the flows section of the node's config instead.\nmodule.exports = ${JSON.stringify(settings, null, 2)};\n`);
+  await writeFileAtomic(file, `// Written by Apiary at every start of Node-RED (runtime/extensions/flows/): edit the flows section of the node's config instead.
+${ORPHAN_GUARD}
+module.exports = ${JSON.stringify(settings, null, 2)};\n`);
   return file;
 }

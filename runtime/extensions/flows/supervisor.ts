@@ -131,7 +131,7 @@ export class NodeRedSupervisor {
 
   private spawnNodeRed(files: { userDir: string; settingsFile: string }): void {
     const { redJs, heapMb, env, logger } = this.options;
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, APIARY_PARENT_PID: String(process.pid) };
     delete childEnv.NODE_OPTIONS; // the node's own flags (a test runner's loader) are not Node-RED's
     const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, redJs, '--userDir', files.userDir, '--settings', files.settingsFile], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,18 +15,25 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import { flowsTopics } from '../../../../runtime/extensions/flows/default-flow.js';
 import { BUILT_CLI } from '../../../support/global-setup.js';
+import { spawnNodeProcess, type SpawnedNode } from '../../../support/node-process.js';
 import { waitFor } from '../../../support/mesh-node.js';
 import { admin, alive, deploy, flowsNode, flowsStatus, freePort, waitForFlows } from './node-red-helpers.js';
 
 let dir: string;
 let node: ApiaryNode | undefined;
 let client: MqttClient | undefined;
+let spawned: SpawnedNode | undefined;
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-node-red-'));
 });
 
 afterEach(async () => {
+  if (spawned && spawned.child.exitCode === null) {
+    spawned.child.kill('SIGKILL');
+    await spawned.exited;
+  }
+  spawned = undefined;
   await client?.endAsync();
   client = undefined;
   await node?.stop();
@@ -215,4 +222,19 @@ describe('the supervised Node-RED', () => {
     // Nothing listens on its port: no Node-RED was started behind the stop.
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   }, 60_000);
+
+  it('a node killed with SIGKILL leaves no Node-RED behind (it exits once its parent is gone)', async () => {
+    const port = await freePort();
+    const config = path.join(dir, 'apiary.yaml');
+    await writeFile(config, `version: 1\nflows:\n  enabled: true\n  port: ${port}\n`);
+    spawned = spawnNodeProcess(['--config', config, '--port', '0', '--data-dir', path.join(dir, 'data'), '--speed', '600']);
+    const started = await spawned.waitFor(/"pid":(\d+),"heapMb":\d+,"msg":"Node-RED starting"/, 30_000);
+    await spawned.waitFor(/Node-RED is running/, 60_000);
+    const pid = Number(started[1]);
+    expect(alive(pid)).toBe(true);
+    spawned.child.kill('SIGKILL');
+    await spawned.exited;
+    await waitFor(() => !alive(pid), 20_000, () => `Node-RED (pid ${pid}) outlived the node`);
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  }, 90_000);
 });
