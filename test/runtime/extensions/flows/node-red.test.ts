@@ -226,7 +226,8 @@ describe('the supervised Node-RED', () => {
   it('a node killed with SIGKILL leaves no Node-RED behind (it exits once its parent is gone)', async () => {
     const port = await freePort();
     const config = path.join(dir, 'apiary.yaml');
-    await writeFile(config, `version: 1\nflows:\n  enabled: true\n  port: ${port}\n`);
+    // No flow: a Node-RED that writes nothing after its parent died gets no EPIPE to end it; only the guard does.
+    await writeFile(config, `version: 1\nflows:\n  enabled: true\n  port: ${port}\n  defaultFlow: false\n`);
     spawned = spawnNodeProcess(['--config', config, '--port', '0', '--data-dir', path.join(dir, 'data'), '--speed', '600']);
     const started = await spawned.waitFor(/"pid":(\d+),"heapMb":\d+,"msg":"Node-RED starting"/, 30_000);
     await spawned.waitFor(/Node-RED is running/, 60_000);
