@@ -70,6 +70,8 @@ export const ErrorCodes = {
   BLOB_FETCH_ABORTED: 'APIARY_BLOB_FETCH_ABORTED',
   /** Too many blob fetches at once, or that blob is being fetched already. */
   BLOB_BUSY: 'APIARY_BLOB_BUSY',
+  /** Node-RED cannot run as configured: not installed, no password for an editor off loopback, an unreadable admin file. */
+  FLOWS_UNAVAILABLE: 'APIARY_FLOWS_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -284,6 +284,14 @@ withCommonOptions(models.command('install'))
     const { modelsInstallCommand } = await import('./models-command.js');
     await modelsInstallCommand(load(options).config, dir);
   });
+const flows = groupCommand('flows');
+withCommonOptions(flows.command('passwd'))
+  .description("set the Node-RED editor's login (a bcrypt hash in the data dir); the password is read from stdin when it is not a terminal, else asked twice; takes effect when Node-RED next starts")
+  .option('--user <name>', 'the user name to log in with', 'admin')
+  .action(async (options: CommonOptions & { user: string }) => {
+    const { flowsPasswdCommand } = await import('./flows-command.js');
+    await flowsPasswdCommand(load(options).config, options);
+  });
 const feed = program.command('feed').description('the signed feeds this node holds, read from its data dir (read-only; works beside a running node)');
 withCommonOptions(feed.command('list'))
   .description('per origin: seq range, entries, bytes, gaps, forks and invalid entries (every signature and chain link checked); exits 1 on any gap, fork or invalid entry')

@@ -30,6 +30,7 @@ interface StatusView {
   deviceCounters?: Record<string, number>;
   broker?: { url: string; clients: number; connections?: number };
   extensions?: Record<string, { state: string; error?: string }>;
+  flows?: { state: string; pid: number | null; restarts: number; crashes: number; url: string; lastError?: string };
   mesh?: {
     owner: string;
     shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
@@ -53,6 +54,10 @@ export function formatStatus(raw: unknown): string {
     const failed = entries.filter(([, e]) => e.state === 'failed');
     lines.push(`Application ${s.app ?? '?'}, extensions: ${entries.map(([name, e]) => (e.state === 'running' ? name : `${name} (${e.state})`)).join(', ')}`);
     for (const [name, e] of failed) lines.push(`  ${name} failed: ${e.error ?? 'no reason given'}`);
+  }
+  if (s.flows) {
+    const f = s.flows;
+    lines.push(`Node-RED: ${f.state}${f.pid === null ? '' : ` (pid ${f.pid})`}, editor ${f.url}, ${f.restarts} restart(s), ${f.crashes} crash(es)${f.lastError ? `; ${f.lastError}` : ''}`);
   }
   const guarded = brokerGuardSummary(s.counters ?? {});
   if (guarded) lines.push(guarded);

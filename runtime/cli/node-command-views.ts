@@ -22,6 +22,7 @@ export const NODE_COMMAND_GROUPS: Readonly<Record<string, string>> = {
   mesh: 'the mesh of nodes this node links with',
   models: 'the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts',
   decisions: 'the decisions a node made, each signed into its feed with the evidence behind it',
+  flows: 'the optional Node-RED the node runs and supervises in its own process (flows.enabled)',
 };
 
 /** A file's JSON, or an error naming the file and what is wrong with it. */

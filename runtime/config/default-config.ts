@@ -167,4 +167,10 @@ mesh:                         # share with neighbouring nodes (see README, "The 
 
 systemd:                      # when run as a systemd service (the .deb's apiary.service)
   notify: auto                # auto (when systemd asks: NOTIFY_SOCKET) | on | off: READY, WATCHDOG, STOPPING
+
+flows:                        # Node-RED in its own process, supervised by the node (npm install node-red@4.1)
+  enabled: false
+  host: 127.0.0.1             # the editor; any other address needs \`apiary flows passwd\` first
+  port: 1880
+  heapMb: 128                 # Node-RED's heap cap (it shares a 512 MB board with the node)
 `;

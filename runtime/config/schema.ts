@@ -17,6 +17,7 @@ import { rulesSchema, type RuleInput } from '../extensions/rules/config.js';
 import { uplinkSchema } from '../extensions/uplink/config.js';
 import { systemdSchema } from '../extensions/systemd/config.js';
 import { updatesSchema } from '../extensions/runtime-updates/config.js';
+import { flowsSchema } from '../extensions/flows/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
@@ -254,6 +255,8 @@ export const configSchema = z.strictObject({
   systemd: systemdSchema.prefault({}),
   /** Runtime updates with rollback, when run from the .deb (its launcher). */
   updates: updatesSchema.prefault({}),
+  /** An optional Node-RED beside the node, in its own supervised process. */
+  flows: flowsSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   (config.decisions ?? []).forEach((rule, index) => {

@@ -8,6 +8,7 @@ import type { ExtensionEntry } from '../core/extension.js';
 import { declareAuditCommands } from './decision-audit/commands.js';
 import { declareModelUpdateCommands } from './model-updates/commands.js';
 import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
+import { declareFlowsCommands } from './flows/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -30,6 +31,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
     load: async () => (await import('./runtime-updates/index.js')).createRuntimeUpdates,
     declareCommands: (registry) => declareRuntimeUpdateCommands(registry),
   },
+  // Node-RED in its own supervised process: off unless flows.enabled (it is not a runtime dependency).
+  { name: 'flows', enabled: (c) => c.flows.enabled, load: async () => (await import('./flows/index.js')).createFlows, declareCommands: (registry) => declareFlowsCommands(registry) },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

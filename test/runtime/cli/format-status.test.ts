@@ -40,4 +40,12 @@ describe('formatStatus', () => {
     expect(formatStatus({ device: 'firmata', deviceState: 'disconnected' })).toContain('Device DISCONNECTED: its board does not answer');
     expect(formatStatus({ device: 'firmata', deviceState: 'connected' })).not.toContain('DISCONNECTED');
   });
+
+  it('shows the supervised Node-RED in one line, with why it stopped restarting', () => {
+    expect(formatStatus({ flows: { state: 'running', pid: 42, restarts: 1, crashes: 1, url: 'http://127.0.0.1:1880/' } }))
+      .toContain('Node-RED: running (pid 42), editor http://127.0.0.1:1880/, 1 restart(s), 1 crash(es)');
+    expect(formatStatus({ flows: { state: 'crashed', pid: null, restarts: 4, crashes: 5, url: 'http://127.0.0.1:1880/', lastError: 'restart loop' } }))
+      .toContain('Node-RED: crashed, editor http://127.0.0.1:1880/, 4 restart(s), 5 crash(es); restart loop');
+    expect(formatStatus({})).not.toContain('Node-RED');
+  });
 });

@@ -40,7 +40,7 @@ const CASES: Case[] = [
  * that enables it, and switched off on the first one that disables it. A new
  * extension enabled by none of these fails below with a message saying so.
  */
-const variants = (uplinkUrl: string): { name: string; raw: Record<string, unknown> }[] => [
+const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Record<string, unknown> }[] => [
   { name: 'defaults', raw: {} },
   // The uplink retries an unused loopback port for as long as it runs.
   { name: 'mesh with an uplink', raw: { mesh: { uplink: { url: uplinkUrl } } } },
@@ -48,6 +48,8 @@ const variants = (uplinkUrl: string): { name: string; raw: Record<string, unknow
   { name: 'home assistant off', raw: { homeAssistant: { enabled: false } } },
   { name: 'model updates off', raw: { models: { meshUpdates: false } } },
   { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
+  // A real Node-RED child process (node-red is a devDependency), stopped with the node.
+  { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
@@ -117,6 +119,7 @@ async function steadyStatus(node: ApiaryNode): Promise<Record<string, unknown>> 
 describe('the extension contract', () => {
   let root: string;
   let uplinkUrl: string;
+  let flowsPort: number;
   let runs = 0;
 
   const configFor = async (c: Case, raw: Record<string, unknown>): Promise<ApiaryConfig> => {
@@ -127,6 +130,7 @@ describe('the extension contract', () => {
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'apiary-ext-contract-'));
     uplinkUrl = `mqtt://127.0.0.1:${await unusedPort()}`;
+    flowsPort = await unusedPort();
     // The kernel alone, started and stopped once: what stays after it (none expected) is not any extension's.
     const before = resources();
     const warmUp = new ApiaryNode(parseConfig({ node: { dataDir: await mkdtemp(path.join(root, 'kernel-')) }, broker: { port: 0 } }), logger);
@@ -146,7 +150,7 @@ describe('the extension contract', () => {
 
   describe.each(CASES)('$label', (c) => {
     it('runs, and after stop() holds no listener, handle or timer; a second stop() changes nothing; its status is plain JSON', async () => {
-      const variant = variants(uplinkUrl).find((v) => c.entry.enabled(parseConfig({ ...v.raw, ...(c.app ? { app: c.app } : {}) })));
+      const variant = variants(uplinkUrl, flowsPort).find((v) => c.entry.enabled(parseConfig({ ...v.raw, ...(c.app ? { app: c.app } : {}) })));
       expect(variant, `no config in variants() enables "${c.entry.name}": add one`).toBeDefined();
       const config = await configFor(c, variant?.raw ?? {});
       const { wrapped, record } = spied(c.entry);
