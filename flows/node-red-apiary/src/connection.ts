@@ -45,11 +45,14 @@ export interface TopicMessage {
 
 export type TopicListener = (message: TopicMessage) => void;
 
-/** An error with a stable code (Apiary's codes from runtime/errors.ts, or the node's reply code). */
+/**
+ * An error with a stable code (Apiary's codes from runtime/errors.ts, or the node's reply code). Node-RED gives
+ * a Catch node `msg.error.message` as "ApiaryError: <message>" and `msg.error.code` as the code.
+ */
 export class ApiaryFlowError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
-    this.name = 'ApiaryFlowError';
+    this.name = 'ApiaryError';
   }
 }
 
