@@ -75,8 +75,8 @@ export interface RunningNode {
 }
 
 /** A simulated beehive at 600x speed (a reading of each channel about every 100 ms), with the default rules and WARM_RULE. */
-export async function startApiaryNode(extra: Partial<ConfigInput> = {}): Promise<RunningNode> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-node-red-'));
+export async function startApiaryNode(extra: Partial<ConfigInput> = {}, dataDir?: string): Promise<RunningNode> {
+  const dir = dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'apiary-node-red-'));
   const node = createNode(parseConfig({
     node: { dataDir: dir, name: 'Palette test hive' },
     broker: { port: 0 },
