@@ -8,6 +8,7 @@ import { ErrorCodes } from '../../../runtime/errors.js';
 import { ApiaryFlowError, type ApiaryConnection } from './connection.js';
 import { connectionOf } from './config-node.js';
 import type { DoneFn, NodeAPI, NodeDef, NodeMessage, RedNode, SendFn } from './red.js';
+import { readRepeatedly } from './poll.js';
 import { followConnection } from './status.js';
 
 interface CommandDef extends NodeDef {
@@ -147,34 +148,11 @@ function sharedNode(RED: NodeAPI, node: RedNode, def: SharedDef): void {
   const status = followConnection(node, connection);
   const { map, key } = where({});
   let last: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
-  let reading: Promise<void> | undefined;
-  const poll = (): Promise<void> => {
-    reading ??= read(map, key).then((value) => {
-      if (closed) return;
-      const text = canonicalJson(value);
-      if (text === last) return;
-      last = text;
-      status.show({ fill: 'green', shape: 'dot', text: 'changed' });
-      node.send(out({}, map, key, value));
-    }, (err: unknown) => {
-      if (closed) return;
-      status.show({ fill: 'red', shape: 'dot', text: 'read failed' });
-      node.error((err as Error).message);
-    }).finally(() => { reading = undefined; });
-    return reading;
-  };
-  const schedule = () => {
-    if (closed) return;
-    timer = setTimeout(() => { void poll().finally(schedule); }, intervalMs);
-  };
-  void poll().finally(schedule);
-  node.on('input', (_msg, _send, done) => { void poll().finally(() => done()); });
-  node.on('close', (_removed, done) => {
-    closed = true;
-    clearTimeout(timer);
-    status.stop();
-    void (reading ?? Promise.resolve()).finally(done);
+  readRepeatedly(node, status, intervalMs, () => read(map, key), (value) => {
+    const text = canonicalJson(value);
+    if (text === last) return;
+    last = text;
+    status.show({ fill: 'green', shape: 'dot', text: 'changed' });
+    node.send(out({}, map, key, value));
   });
 }

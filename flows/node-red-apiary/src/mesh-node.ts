@@ -11,6 +11,7 @@ import { ErrorCodes } from '../../../runtime/errors.js';
 import { ApiaryFlowError } from './connection.js';
 import type { NodeAPI, NodeDef, RedNode } from './red.js';
 import { seconds, setUp } from './command-nodes.js';
+import { readRepeatedly } from './poll.js';
 import { followConnection } from './status.js';
 
 interface MeshDef extends NodeDef {
@@ -69,45 +70,21 @@ function meshNode(RED: NodeAPI, node: RedNode, def: MeshDef): void {
   /** Highest sequence number sent, per origin. */
   const sent = new Map<string, number>();
   let first = def.history !== true;
-  let closed = false;
-  let timer: NodeJS.Timeout | undefined;
-  let reading: Promise<void> | undefined;
-
-  const poll = (): Promise<void> => {
-    reading ??= connection.request('decisions/audit', { limit }, timeoutMs).then((result) => {
-      if (closed) return;
-      const baseline = first;
-      first = false;
-      for (const entry of auditResults(result)) {
-        if (entry.origin === connection.nodeId && def.includeOwn !== true) continue;
-        if (entry.seq <= (sent.get(entry.origin) ?? 0)) continue;
-        sent.set(entry.origin, entry.seq);
-        if (baseline) continue;
-        const verified = SOUND.has(entry.verdict);
-        node.send({
-          topic: `${entry.origin}/decision/${entry.rule ?? ''}`,
-          payload: { origin: entry.origin, seq: entry.seq, type: 'decision', verified, rule: entry.rule, state: entry.state, t: entry.t, model: entry.model, verdict: entry.verdict, detail: entry.detail },
-          apiary: { origin: entry.origin, seq: entry.seq, t: entry.t, via: connection.nodeId },
-        });
-        status.show({ fill: verified ? 'green' : 'yellow', shape: 'dot', text: `${entry.rule ?? 'decision'} ${entry.state ?? ''}`.trim() });
-      }
-    }, (err: unknown) => {
-      if (closed) return;
-      status.show({ fill: 'red', shape: 'dot', text: 'read failed' });
-      node.error((err as Error).message);
-    }).finally(() => { reading = undefined; });
-    return reading;
-  };
-  const schedule = () => {
-    if (closed) return;
-    timer = setTimeout(() => { void poll().finally(schedule); }, intervalMs);
-  };
-  void poll().finally(schedule);
-  node.on('input', (_msg, _send, done) => { void poll().finally(() => done()); });
-  node.on('close', (_removed, done) => {
-    closed = true;
-    clearTimeout(timer);
-    status.stop();
-    void (reading ?? Promise.resolve()).finally(done);
+  readRepeatedly(node, status, intervalMs, () => connection.request('decisions/audit', { limit }, timeoutMs), (result) => {
+    const baseline = first;
+    first = false;
+    for (const entry of auditResults(result)) {
+      if (entry.origin === connection.nodeId && def.includeOwn !== true) continue;
+      if (entry.seq <= (sent.get(entry.origin) ?? 0)) continue;
+      sent.set(entry.origin, entry.seq);
+      if (baseline) continue;
+      const verified = SOUND.has(entry.verdict);
+      node.send({
+        topic: `${entry.origin}/decision/${entry.rule ?? ''}`,
+        payload: { origin: entry.origin, seq: entry.seq, type: 'decision', verified, rule: entry.rule, state: entry.state, t: entry.t, model: entry.model, verdict: entry.verdict, detail: entry.detail },
+        apiary: { origin: entry.origin, seq: entry.seq, t: entry.t, via: connection.nodeId },
+      });
+      status.show({ fill: verified ? 'green' : 'yellow', shape: 'dot', text: `${entry.rule ?? 'decision'} ${entry.state ?? ''}`.trim() });
+    }
   });
 }
