@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeAPI, NodeMessage } from '../../../flows/node-red-apiary/src/red.js';
-import { buildPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
+import { loadPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
 
 describe('apiary command and apiary shared', () => {
   const helper = testHelper();
@@ -26,7 +26,7 @@ describe('apiary command and apiary shared', () => {
   ];
 
   beforeAll(async () => {
-    palette = await buildPalette();
+    palette = loadPalette();
     apiary = await startApiaryNode();
     await helper.startServer();
   });

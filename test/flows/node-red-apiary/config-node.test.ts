@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiaryConnection } from '../../../flows/node-red-apiary/src/connection.js';
 import type { NodeAPI } from '../../../flows/node-red-apiary/src/red.js';
-import { brokerClients, buildPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
+import { brokerClients, loadPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
 
 describe('apiary-node', () => {
   const helper = testHelper();
@@ -14,7 +14,7 @@ describe('apiary-node', () => {
   let apiary: RunningNode | undefined;
 
   beforeAll(async () => {
-    palette = await buildPalette();
+    palette = loadPalette();
     apiary = await startApiaryNode();
     await helper.startServer();
   });

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeAPI } from '../../../flows/node-red-apiary/src/red.js';
-import { buildPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
+import { loadPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
 
 describe('apiary reading, model and decision', () => {
   const helper = testHelper();
@@ -14,7 +14,7 @@ describe('apiary reading, model and decision', () => {
   const server = () => ({ id: 'srv', type: 'apiary-node', name: 'hive', host: '127.0.0.1', port: String(apiary.node.brokerPort), prefix: 'apiary', nodeId: '' });
 
   beforeAll(async () => {
-    palette = await buildPalette();
+    palette = loadPalette();
     apiary = await startApiaryNode();
     await helper.startServer();
   });

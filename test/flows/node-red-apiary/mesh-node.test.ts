@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeAPI } from '../../../flows/node-red-apiary/src/red.js';
 import { ownerKeyOf } from '../../support/mesh-node.js';
-import { buildPalette, collect, nodeOf, startApiaryNode, testHelper, waitFor, type RunningNode } from './support.js';
+import { loadPalette, collect, nodeOf, startApiaryNode, testHelper, waitFor, type RunningNode } from './support.js';
 
 describe('apiary mesh', () => {
   const helper = testHelper();
@@ -21,7 +21,7 @@ describe('apiary mesh', () => {
   let b: RunningNode;
 
   beforeAll(async () => {
-    palette = await buildPalette();
+    palette = loadPalette();
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-node-red-mesh-'));
     const [dirA, dirB] = [path.join(dir, 'a'), path.join(dir, 'b')];
     const owners = await Promise.all([dirA, dirB].map(ownerKeyOf));

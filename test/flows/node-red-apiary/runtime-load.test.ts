@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_TYPES } from '../../../flows/node-red-apiary/src/node-types.js';
-import { buildPalette, PALETTE_DIR, startApiaryNode, waitFor, type RunningNode } from './support.js';
+import { loadPalette, PALETTE_DIR, startApiaryNode, waitFor, type RunningNode } from './support.js';
 
 const require = createRequire(import.meta.url);
 
@@ -39,7 +39,6 @@ describe('the bundled palette in a real Node-RED runtime', () => {
   const get = async (url: string, accept = 'application/json') => fetch(`${base}${url}`, { headers: { accept } });
 
   beforeAll(async () => {
-    await buildPalette();
     apiary = await startApiaryNode();
     userDir = await mkdtemp(path.join(os.tmpdir(), 'apiary-node-red-user-'));
     RED = require('node-red') as RedRuntime;
@@ -67,6 +66,8 @@ describe('the bundled palette in a real Node-RED runtime', () => {
   });
 
   it('registers every node type of the package, from its package.json', async () => {
+    // A node file's module.exports is the function Node-RED calls.
+    expect(loadPalette()).toBeTypeOf('function');
     const sets = (await (await get('/nodes')).json()) as NodeSet[];
     const ours = sets.filter((s) => s.module === '@apiary/node-red-apiary');
     expect(ours).toHaveLength(1);

@@ -1,15 +1,13 @@
 /**
  * For the palette's tests: the bundled palette (built as the root build
- * builds it), node-red-node-test-helper with types, and a real Apiary node
+ * builds it, by the global setup), node-red-node-test-helper with types, and a real Apiary node
  * (simulated beehive, aedes on a loopback port) for the palette to talk to.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { createNode } from '../../../runtime/apps/index.js';
 import { parseConfig } from '../../../runtime/config/load-config.js';
@@ -21,12 +19,9 @@ const require = createRequire(import.meta.url);
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const PALETTE_DIR = path.join(ROOT, 'flows/node-red-apiary');
 
-/** Builds the palette exactly as `npm run build` does, and loads the bundle (what Node-RED loads). */
-export async function buildPalette(): Promise<(RED: NodeAPI) => void> {
-  await promisify(execFile)(process.execPath, [path.join(PALETTE_DIR, 'build.mjs')], { cwd: ROOT });
-  const file = path.join(PALETTE_DIR, 'dist/apiary.js');
-  delete require.cache[file];
-  return require(file) as (RED: NodeAPI) => void;
+/** The bundle Node-RED loads (built once per run by test/support/global-setup.ts, as `npm run build` builds it). */
+export function loadPalette(): (RED: NodeAPI) => void {
+  return require(path.join(PALETTE_DIR, 'dist/apiary.js')) as (RED: NodeAPI) => void;
 }
 
 /** A node of a loaded test flow, as the helper returns it (a real Node-RED node, its methods spied on). */
