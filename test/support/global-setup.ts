@@ -30,11 +30,23 @@ export default async function setup(): Promise<() => Promise<void>> {
   const runtimeDir = await mkdtemp(path.join(os.tmpdir(), 'apiary-test-runtime-'));
   process.env.XDG_RUNTIME_DIR = runtimeDir;
   const teardown = () => rm(runtimeDir, { recursive: true, force: true });
-  await build().catch(async (err: unknown) => {
+  await build().then(buildPalette).catch(async (err: unknown) => {
     await teardown();
     throw err;
   });
   return teardown;
+}
+
+/**
+ * The Node-RED palette (flows/node-red-apiary), built once per run as `npm run build` builds it (under a second),
+ * so its tests, in parallel processes, all load the same finished bundle.
+ */
+async function buildPalette(): Promise<void> {
+  try {
+    await promisify(execFile)(process.execPath, [path.join(root, 'flows/node-red-apiary/build.mjs')], { cwd: root });
+  } catch (err) {
+    throw new Error(`the Node-RED palette's build failed; run \`npm run build\`:\n${String((err as { stderr?: string }).stderr ?? err)}`);
+  }
 }
 
 async function build(): Promise<void> {
