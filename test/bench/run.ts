@@ -2,9 +2,10 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged] [--baseline <dir>]`.
- * arm64 (the arm64 .deb under qemu-aarch64, minutes) and packaged (this machine's .deb, built and
- * extracted, against the checkout, natively) run only when named in --only.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows] [--baseline <dir>]`.
+ * arm64 (the arm64 .deb under qemu-aarch64, minutes), packaged (this machine's .deb, built and
+ * extracted, against the checkout, natively) and flows (the node with and without its supervised
+ * Node-RED, issue 13) run only when named in --only.
  * `--baseline <dir>` (or APIARY_BENCH_BASELINE): another built checkout
  * (baseline.ts), whose node, broker and catch-up child run beside ours, in turns.
  * Progress goes to stderr, the table to stdout, the details to
@@ -25,6 +26,8 @@ import { measureArm64, type Arm64Results } from './arm64.js';
 import { arm64Rows } from './arm64-report.js';
 import { measurePackaged, type PackagedResults } from './packaged.js';
 import { packagedRows } from './packaged-report.js';
+import { FLOWS_FULL, FLOWS_QUICK, measureFlows, type FlowsPlan, type FlowsResults } from './flows.js';
+import { flowsRows } from './flows-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
@@ -113,6 +116,12 @@ function seriesSpan(values: readonly number[]): number {
   return (values.at(-1) ?? Number.NaN) - (values[0] ?? Number.NaN);
 }
 
+/** APIARY_BENCH_FLOWS_ROUNDS=3: rounds of the flows section (a start with Node-RED and one without each). */
+function withFlowsOverrides(plan: FlowsPlan): FlowsPlan {
+  const rounds = Number(process.env.APIARY_BENCH_FLOWS_ROUNDS);
+  return Number.isInteger(rounds) && rounds >= 1 ? { ...plan, rounds } : plan;
+}
+
 /**
  * APIARY_BENCH_CATCHUP_SIZES=20 and APIARY_BENCH_CATCHUP_PARTITION_S=20: one size, a shorter partition (for looking into one case);
  * APIARY_BENCH_CATCHUP_REPEATS=3: runs per size (and per checkout with --baseline), for a median and range.
@@ -124,10 +133,11 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows'] as const;
 type Section = (typeof SECTIONS)[number];
-/** What runs without --only: arm64 (minutes of emulation) and packaged (builds a .deb) are asked for by name. */
-const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'arm64' && s !== 'packaged');
+/** What runs without --only: arm64 (minutes of emulation), packaged (builds a .deb) and flows (needs node-red) are asked for by name. */
+const OPT_IN: readonly Section[] = ['arm64', 'packaged', 'flows'];
+const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => !OPT_IN.includes(s));
 const USAGE = `usage: run.js [--quick] [--only ${SECTIONS.join('|')}[,...]] [--baseline <dir of another built checkout>]`;
 
 function parseArgs(args: readonly string[]): { quick: boolean; sections: Set<Section>; baseline: string | undefined } {
@@ -160,6 +170,7 @@ async function main(): Promise<void> {
   const brokerPlan = quick ? BROKER_QUICK : BROKER_FULL;
   const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
   const inferencePlan = quick ? INFERENCE_QUICK : INFERENCE_FULL;
+  const flowsPlan = withFlowsOverrides(quick ? FLOWS_QUICK : FLOWS_FULL);
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -180,6 +191,7 @@ async function main(): Promise<void> {
       ...(sections.has('inference') ? ['inference per backend'] : []),
       ...(sections.has('arm64') ? [`${quick ? 1 : 3} emulated arm64 start-ups`] : []),
       ...(sections.has('packaged') ? [`${quick ? 3 : 7} start-ups each of the packaged app and the checkout`] : []),
+      ...(sections.has('flows') ? [`${flowsPlan.rounds} start-ups each of the node alone and with Node-RED`] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
@@ -192,6 +204,7 @@ async function main(): Promise<void> {
     const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
     const arm64: Arm64Results | undefined = sections.has('arm64') ? await measureArm64(tmp, quick ? 1 : 3, progress) : undefined;
     const packaged: PackagedResults | undefined = sections.has('packaged') ? await measurePackaged(tmp, quick ? 3 : 7, progress) : undefined;
+    const flows: FlowsResults | undefined = sections.has('flows') ? await measureFlows(tmp, flowsPlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
@@ -206,6 +219,8 @@ async function main(): Promise<void> {
     if (emulatedRows.length > 0) process.stdout.write(`${renderTable(emulatedRows)}\n`);
     const packagedTable = packaged ? packagedRows(packaged).map(evaluate) : [];
     if (packagedTable.length > 0) process.stdout.write(`${renderTable(packagedTable)}\n`);
+    const flowsTable = flows ? flowsRows(flows).map(evaluate) : [];
+    if (flowsTable.length > 0) process.stdout.write(`${renderTable(flowsTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
     const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
@@ -214,6 +229,7 @@ async function main(): Promise<void> {
       ...[...starts, ...sessions.flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
       ...arm64?.runs.some((r) => r.exit.code !== 0 || r.exit.forced) ? ['an emulated arm64 node did not exit cleanly on SIGTERM'] : [],
       ...packaged && [...packaged.packaged, ...packaged.checkout].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a packaged-or-checkout node did not exit cleanly on SIGTERM'] : [],
+      ...flows && [...flows.alone, ...flows.withNodeRed].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a node of the flows section did not exit cleanly on SIGTERM'] : [],
       ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
@@ -221,7 +237,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       quick,
       sections: [...sections],
-      plan: { ...plan, broker: brokerPlan, catchup: catchupPlan, inference: inferencePlan },
+      plan: { ...plan, broker: brokerPlan, catchup: catchupPlan, inference: inferencePlan, ...(flows ? { flows: flowsPlan } : {}) },
       host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
       rows,
       ...(startup?.baseline ? { startupCompareRows: startupCompareRows(startup) } : {}),
@@ -233,10 +249,12 @@ async function main(): Promise<void> {
       ...(inference ? { inferenceRows: modelRows } : {}),
       ...(arm64 ? { arm64Rows: emulatedRows } : {}),
       ...(packaged ? { packagedRows: packagedTable } : {}),
+      ...(flows ? { flowsRows: flowsTable } : {}),
       notes,
       raw: {
         startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference,
         arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) },
+        flows,
         packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
       },
     };
