@@ -14,7 +14,7 @@ import { APIARY_VERSION } from '../../core/node-status.js';
 import { describeError } from '../../errors.js';
 import { declareRuntimeUpdateCommands } from './commands.js';
 import { HealthWindow } from './health-window.js';
-import { MeshReleases } from './mesh-releases.js';
+import type { MeshReleases } from './mesh-releases.js';
 import { releaseTrustFromConfig } from './release-trust.js';
 import { CONFIG_VERSION } from '../../config/migrations.js';
 import { EXIT_ROLLBACK, launchedRelease } from './launched-release.js';
@@ -113,6 +113,8 @@ export function createRuntimeUpdates(config: ApiaryConfig, options: RuntimeUpdat
       ctx = context;
       if (release && context.mesh && config.updates.fromMesh) {
         const launched = release;
+        // Loaded only here: a node run from a checkout, or without the mesh, never parses the release and tar code.
+        const { MeshReleases } = await import('./mesh-releases.js');
         meshReleases = new MeshReleases({
           mesh: context.mesh, dir: launched.dir, dataDir: path.dirname(launched.dir), factoryRoot: launched.factoryRoot,
           trust: await releaseTrustFromConfig(config), windowMs: config.updates.healthWindow, counters: context.counters, logger: context.logger,

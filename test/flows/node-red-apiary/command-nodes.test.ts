@@ -3,15 +3,14 @@
  * typed messages, refusals and timeouts to a Catch node (done(err)), and the
  * shared document read, written and watched.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeAPI, NodeMessage } from '../../../flows/node-red-apiary/src/red.js';
-import { loadPalette, collect, nodeOf, startApiaryNode, statuses, testHelper, waitFor, type RunningNode } from './support.js';
+import { describe, expect, it } from 'vitest';
+import type { NodeMessage } from '../../../flows/node-red-apiary/src/red.js';
+import { collect, nodeOf, paletteSuite, statuses, testHelper, waitFor } from './support.js';
 
 describe('apiary command and apiary shared', () => {
   const helper = testHelper();
-  let palette: (RED: NodeAPI) => void;
-  let apiary: RunningNode;
-  const server = (extra: Record<string, unknown> = {}) => ({ id: 'srv', type: 'apiary-node', host: '127.0.0.1', port: String(apiary.node.brokerPort), prefix: 'apiary', nodeId: apiary.node.nodeId, ...extra });
+  const suite = paletteSuite(helper);
+  const server = (extra: Record<string, unknown> = {}) => ({ id: 'srv', type: 'apiary-node', host: '127.0.0.1', port: String(suite.apiary.node.brokerPort), prefix: 'apiary', nodeId: suite.apiary.node.nodeId, ...extra });
   /**
    * A flow of `node`, its output to `out`, and a Catch node (on this tab) to `caught`. Node ids differ from
    * every property value: Node-RED takes a property equal to a node id for a config node reference.
@@ -25,30 +24,19 @@ describe('apiary command and apiary shared', () => {
     { id: 'caught', type: 'helper', z: 'flow1' },
   ];
 
-  beforeAll(async () => {
-    palette = loadPalette();
-    apiary = await startApiaryNode();
-    await helper.startServer();
-  });
-  afterEach(() => helper.unload());
-  afterAll(async () => {
-    await helper.stopServer();
-    await apiary?.stop();
-  });
-
   it('apiary command: the result as msg.payload, the other fields of the message kept', async () => {
-    await helper.load(palette, flow({ type: 'apiary-command', command: 'status', timeout: '10' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: 'status', timeout: '10' }));
     const out = collect(nodeOf(helper, 'out'));
     const status = statuses(nodeOf(helper, 'n'));
     nodeOf(helper, 'n').receive({ payload: '', note: 'kept' });
     await waitFor(() => out.length === 1, 'the status result');
-    expect(out[0]!.payload).toMatchObject({ nodeId: apiary.node.nodeId, app: 'beehive' });
-    expect(out[0]).toMatchObject({ note: 'kept', apiary: { origin: apiary.node.nodeId, command: 'status' } });
+    expect(out[0]!.payload).toMatchObject({ nodeId: suite.apiary.node.nodeId, app: 'beehive' });
+    expect(out[0]).toMatchObject({ note: 'kept', apiary: { origin: suite.apiary.node.nodeId, command: 'status' } });
     await waitFor(() => status.some((s) => s.text === 'status ok'), 'the status "status ok"');
   });
 
   it('apiary command runs msg.command with msg.payload as its arguments when the node names none', async () => {
-    await helper.load(palette, flow({ type: 'apiary-command', command: '' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: '' }));
     const out = collect(nodeOf(helper, 'out'));
     nodeOf(helper, 'n').receive({ command: 'shared/set', payload: { map: 'thresholds', key: 'swarm', value: 0.9 } });
     await waitFor(() => out.length === 1, 'the shared/set result');
@@ -56,7 +44,7 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('a refused command reaches the Catch node with the node\'s code and message, and nothing is sent', async () => {
-    await helper.load(palette, flow({ type: 'apiary-command', command: 'no/such' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: 'no/such' }));
     const out = collect(nodeOf(helper, 'out'));
     const caught = collect(nodeOf(helper, 'caught'));
     const status = statuses(nodeOf(helper, 'n'));
@@ -71,7 +59,7 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('bad arguments are refused by the node (shared/set of the members map) and caught', async () => {
-    await helper.load(palette, flow({ type: 'apiary-command', command: 'shared/set' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: 'shared/set' }));
     const caught = collect(nodeOf(helper, 'caught'));
     nodeOf(helper, 'n').receive({ payload: { map: 'members', key: 'x', value: 1 } });
     await waitFor(() => caught.length === 1, 'the refusal');
@@ -79,7 +67,7 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('msg.payload that is not an object is refused before sending, naming msg.payload', async () => {
-    await helper.load(palette, flow({ type: 'apiary-command', command: 'status' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: 'status' }));
     const caught = collect(nodeOf(helper, 'caught'));
     nodeOf(helper, 'n').receive({ payload: 42 });
     await waitFor(() => caught.length === 1, 'the refusal');
@@ -88,7 +76,7 @@ describe('apiary command and apiary shared', () => {
 
   it('no answer within the timeout reaches the Catch node', async () => {
     // A namespace on the same broker that no node answers in.
-    await helper.load(palette, flow({ type: 'apiary-command', command: 'status', timeout: '0.3' }, { prefix: 'nobody', nodeId: 'aaaaaaaaaaaa' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-command', command: 'status', timeout: '0.3' }, { prefix: 'nobody', nodeId: 'aaaaaaaaaaaa' }));
     const caught = collect(nodeOf(helper, 'caught'));
     nodeOf(helper, 'n').receive({ payload: {} });
     await waitFor(() => caught.length === 1, 'the timeout at the Catch node');
@@ -96,7 +84,7 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('apiary shared: set then get a value, get a map, and a missing key is null', async () => {
-    await helper.load(palette, [
+    await helper.load(suite.palette, [
       ...flow({ type: 'apiary-shared', action: 'set', map: 'thresholds', key: 'overheating' }),
       { id: 'getter', type: 'apiary-shared', z: 'flow1', server: 'srv', action: 'get', map: 'thresholds', key: '', wires: [['gotMap']] },
       { id: 'gotMap', type: 'helper', z: 'flow1' },
@@ -115,7 +103,7 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('apiary shared set without a key names the field, at the Catch node', async () => {
-    await helper.load(palette, flow({ type: 'apiary-shared', action: 'set', map: 'thresholds', key: '' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-shared', action: 'set', map: 'thresholds', key: '' }));
     const caught = collect(nodeOf(helper, 'caught'));
     nodeOf(helper, 'n').receive({ payload: 1 });
     await waitFor(() => caught.length === 1, 'the refusal');
@@ -123,11 +111,11 @@ describe('apiary command and apiary shared', () => {
   });
 
   it('apiary shared watch: the current value first, then each change', async () => {
-    await helper.load(palette, flow({ type: 'apiary-shared', action: 'watch', map: 'catalogue', key: 'honey', interval: '0.1' }));
+    await helper.load(suite.palette, flow({ type: 'apiary-shared', action: 'watch', map: 'catalogue', key: 'honey', interval: '0.1' }));
     const out = collect(nodeOf(helper, 'out'));
     await waitFor(() => out.length === 1, 'the first read');
     expect(out[0]!.payload).toBeNull();
-    const set = async (value: unknown) => apiary.node.commands.run('shared/set', { map: 'catalogue', key: 'honey', value });
+    const set = async (value: unknown) => suite.apiary.node.commands.run('shared/set', { map: 'catalogue', key: 'honey', value });
     expect(await set({ jars: 12 })).toMatchObject({ ok: true });
     await waitFor(() => out.length === 2, 'the change');
     expect(out[1]!.payload).toEqual({ jars: 12 });

@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -120,4 +121,25 @@ export function statuses(node: HelperNode): NodeStatus[] {
   const got: NodeStatus[] = [];
   node.on('call:status', (call) => got.push(call.args[0]));
   return got;
+}
+
+/**
+ * The hooks every palette test file needs: the bundled palette loaded, a real
+ * Apiary node and the helper's Node-RED server started before the tests, each
+ * test's flow unloaded after it, both stopped at the end. The fields are set
+ * once beforeAll has run.
+ */
+export function paletteSuite(helper: TestHelper): { palette: (RED: NodeAPI) => void; apiary: RunningNode } {
+  const suite = {} as { palette: (RED: NodeAPI) => void; apiary: RunningNode };
+  beforeAll(async () => {
+    suite.palette = loadPalette();
+    suite.apiary = await startApiaryNode();
+    await helper.startServer();
+  });
+  afterEach(() => helper.unload());
+  afterAll(async () => {
+    await helper.stopServer();
+    await (suite.apiary as RunningNode | undefined)?.stop();
+  });
+  return suite;
 }
