@@ -3,7 +3,7 @@
  * the built node (dist/apiary.mjs start, simulated beehive at speed 60, a new
  * data dir) starts twice per round, in turns: once with `flows.enabled: false`
  * (the reference, the node alone) and once with Node-RED on a free loopback
- * port and its default flow. Measured: VmRSS of the node alone; of the node
+ * port and its default flow. Measured: VmRSS and PSS of the node alone; of the node
  * and of its Node-RED child, settled (10 s after the editor answers); Node-RED's
  * start-up (the node's "Apiary node started" line, and Node-RED's spawn, to its
  * editor answering HTTP); and, after an echo flow (`mqtt in` on a reading topic
@@ -194,6 +194,7 @@ export async function measureFlows(tmp: string, plan: FlowsPlan, progress: (line
   }
   const results: FlowsResults = { alone: [], withNodeRed: [] };
   const mb = (m: Memory | undefined) => ((m?.rssKiB ?? Number.NaN) / 1024).toFixed(0);
+  const pss = (m: Memory | undefined) => ((m?.pssKiB ?? Number.NaN) / 1024).toFixed(0);
   for (let i = 1; i <= plan.rounds; i += 1) {
     const order = i % 2 === 1 ? [false, true] : [true, false];
     for (const flows of order) {
@@ -201,8 +202,8 @@ export async function measureFlows(tmp: string, plan: FlowsPlan, progress: (line
       (flows ? results.withNodeRed : results.alone).push(r);
       const exit = r.exit.code === 0 ? '' : `, exit ${String(r.exit.code ?? r.exit.signal)}`;
       progress(flows
-        ? `flows round ${i}/${plan.rounds}, node + Node-RED: editor ${r.editorAfterStartedMs?.toFixed(0)} ms after "started" (${r.editorAfterSpawnMs?.toFixed(0)} ms after its spawn), RSS node ${mb(r.node)} MB + Node-RED ${mb(r.nodeRed)} MB, echo median ${summarize(r.echoMs ?? [])?.median.toFixed(1) ?? '—'} ms${exit}`
-        : `flows round ${i}/${plan.rounds}, node alone: RSS ${mb(r.node)} MB${exit}`);
+        ? `flows round ${i}/${plan.rounds}, node + Node-RED: editor ${r.editorAfterStartedMs?.toFixed(0)} ms after "started" (${r.editorAfterSpawnMs?.toFixed(0)} ms after its spawn), RSS node ${mb(r.node)} MB + Node-RED ${mb(r.nodeRed)} MB (PSS ${pss(r.node)} + ${pss(r.nodeRed)} MB), echo median ${summarize(r.echoMs ?? [])?.median.toFixed(1) ?? '—'} ms${exit}`
+        : `flows round ${i}/${plan.rounds}, node alone: RSS ${mb(r.node)} MB (PSS ${pss(r.node)} MB)${exit}`);
     }
   }
   return results;

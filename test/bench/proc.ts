@@ -53,11 +53,20 @@ export interface Memory {
   readonly rssKiB: number;
   /** Peak RSS since the process started. */
   readonly hwmKiB: number;
+  /**
+   * Proportional set size (/proc/<pid>/smaps_rollup, Linux 4.14+): each page
+   * shared with n processes counts 1/n. Two node processes share the text of
+   * /usr/bin/node (about 40 MB resident), which a sum of VmRSS counts twice
+   * and a sum of PSS once: the sum of PSS is what the processes take of the
+   * board's RAM. NaN where smaps_rollup is missing.
+   */
+  readonly pssKiB: number;
 }
 
 export async function memory(pid: number): Promise<Memory> {
   const status = await keyed(`/proc/${pid}/status`);
-  return { rssKiB: status.get('VmRSS') ?? Number.NaN, hwmKiB: status.get('VmHWM') ?? Number.NaN };
+  const rollup = await keyed(`/proc/${pid}/smaps_rollup`).catch(() => new Map<string, number>());
+  return { rssKiB: status.get('VmRSS') ?? Number.NaN, hwmKiB: status.get('VmHWM') ?? Number.NaN, pssKiB: rollup.get('Pss') ?? Number.NaN };
 }
 
 export interface StreamScan {
