@@ -14,6 +14,7 @@
 import net from 'node:net';
 import type { Counters } from '../counters.js';
 import type { Logger } from '../log.js';
+import { closeBonjour, openBonjour, type BonjourLike, type FoundService } from './mdns-socket.js';
 
 export const MDNS_SERVICE_TYPE = 'apiary-mesh';
 const NODE_ID = /^[a-z2-7]{12}$/;
@@ -42,20 +43,6 @@ export interface MdnsDiscoveryOptions {
   logger: Logger;
 }
 
-interface BonjourLike {
-  publish(config: { name: string; type: string; port: number; txt: Record<string, string>; probe: boolean; disableIPv6: boolean }): unknown;
-  find(config: { type: string }, onUp: (service: FoundService) => void): { stop(): void };
-  unpublishAll(callback: () => void): void;
-  destroy(callback?: () => void): void;
-}
-
-interface FoundService {
-  port?: unknown;
-  txt?: unknown;
-  addresses?: unknown;
-  referer?: { address?: unknown };
-}
-
 export class MdnsDiscovery {
   private bonjour: BonjourLike | undefined;
   private browser: { stop(): void } | undefined;
@@ -63,15 +50,15 @@ export class MdnsDiscovery {
   constructor(private readonly options: MdnsDiscoveryOptions) {}
 
   async start(): Promise<void> {
-    const { Bonjour } = await import('bonjour-service');
     const { options } = this;
-    // Options after the first are multicast-dns's: bind to all addresses (a socket bound to one
-    // unicast address receives no multicast), send and join on `interface` only.
-    const socketOptions = { port: options.mdnsPort, interface: options.interface, bind: '0.0.0.0', reuseAddr: true };
-    const bonjour = new Bonjour(socketOptions, (err: unknown) => {
-      options.counters.increment('mesh.discovery.errors');
-      options.logger.warn({ err: String(err) }, 'mDNS discovery error');
-    }) as unknown as BonjourLike;
+    const bonjour = await openBonjour({
+      port: options.mdnsPort,
+      interface: options.interface,
+      onError: (err) => {
+        options.counters.increment('mesh.discovery.errors');
+        options.logger.warn({ err: String(err) }, 'mDNS discovery error');
+      },
+    });
     this.bonjour = bonjour;
     bonjour.publish({
       name: `apiary-${options.nodeId}`,
@@ -90,16 +77,7 @@ export class MdnsDiscovery {
     this.bonjour = undefined;
     this.browser?.stop();
     this.browser = undefined;
-    if (!bonjour) return;
-    // A goodbye (TTL 0) so neighbours forget us now, not when the record expires.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 1_000);
-      bonjour.unpublishAll(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+    if (bonjour) await closeBonjour(bonjour);
   }
 
   private found(service: FoundService): void {

@@ -8,6 +8,7 @@
  */
 import type { Counters } from '../../counters.js';
 import type { Logger } from '../../log.js';
+import { closeBonjour, openBonjour, type BonjourLike } from '../../mesh/mdns-socket.js';
 
 export const WYOMING_SERVICE_TYPE = 'wyoming';
 
@@ -22,25 +23,21 @@ export interface WyomingAdvertOptions {
   readonly logger: Logger;
 }
 
-interface BonjourLike {
-  publish(config: { name: string; type: string; port: number; txt: Record<string, string>; probe: boolean; disableIPv6: boolean }): unknown;
-  unpublishAll(callback: () => void): void;
-  destroy(callback?: () => void): void;
-}
-
 export class WyomingAdvert {
   private bonjour: BonjourLike | undefined;
 
   constructor(private readonly options: WyomingAdvertOptions) {}
 
   async start(): Promise<void> {
-    const { Bonjour } = await import('bonjour-service');
     const { options } = this;
-    const socketOptions = { port: options.mdnsPort, interface: options.interface, bind: '0.0.0.0', reuseAddr: true };
-    const bonjour = new Bonjour(socketOptions, (err: unknown) => {
-      options.counters.increment('voice.wyoming.mdns_errors');
-      options.logger.warn({ err: String(err) }, 'Wyoming mDNS error');
-    }) as unknown as BonjourLike;
+    const bonjour = await openBonjour({
+      port: options.mdnsPort,
+      interface: options.interface,
+      onError: (err) => {
+        options.counters.increment('voice.wyoming.mdns_errors');
+        options.logger.warn({ err: String(err) }, 'Wyoming mDNS error');
+      },
+    });
     this.bonjour = bonjour;
     bonjour.publish({
       name: options.name,
@@ -56,14 +53,6 @@ export class WyomingAdvert {
   async stop(): Promise<void> {
     const bonjour = this.bonjour;
     this.bonjour = undefined;
-    if (!bonjour) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 1_000);
-      bonjour.unpublishAll(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+    if (bonjour) await closeBonjour(bonjour);
   }
 }
