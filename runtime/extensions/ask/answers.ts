@@ -66,8 +66,8 @@ async function hiveStatus(evidence: Evidence): Promise<Said> {
   const status = await evidence.snapshot();
   const channels = Object.keys(status.latest.readings).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   const readings = channels.map((channel) => {
-    const r = evidence.use('status', `latest.readings.${channel}.value`, status.latest.readings[channel] as { value: number; unit: string });
-    const q = quantity(r.value, r.unit);
+    const r = status.latest.readings[channel] as { value: number; unit: string };
+    const q = quantity(evidence.use('status', `latest.readings.${channel}.value`, r.value), r.unit);
     return { text: `${words(channel)} ${q.text}`, speech: `${words(channel)} ${q.speech}` };
   });
   const parts: Said[] = [readings.length > 0 ? { text: `${capital(list(readings.map((r) => r.text)))}.`, speech: `${capital(list(readings.map((r) => r.speech)))}.` } : plain('No readings yet.')];
@@ -150,7 +150,7 @@ export function explainDecision(d: DecisionView, unit?: string): Said {
   const value = kind === 'model' ? percent(d.value).speech : quantity(d.value, unit ?? '').speech;
   const threshold = kind === 'model' ? percent(level).speech : quantity(level, unit ?? '').speech;
   const what = kind === 'model' ? `the ${words(source ?? '')} model's ${words(label ?? '')} score` : `the ${words(source ?? d.input)}`;
-  const held = d.active && d.t > d.since ? ` for ${span(d.t - d.since)}` : '';
+  const held = d.active && d.t > d.since ? `, for ${span(d.t - d.since)}` : '';
   const state = d.active ? 'raised' : 'cleared';
   return {
     text: `${sentence(d.message)} ${capital(words(d.rule))} (${d.severity}) was ${state} because ${d.reason}.`,
