@@ -13,7 +13,7 @@ import { announce, announced } from './announce.js';
 import { answer } from './answers.js';
 import { buildVocabulary, INTENTS, type Catalogue } from './catalogue.js';
 import { declareAskCommands, type AskReply } from './commands.js';
-import { memberNames, neighbourDecisions, recentReadings } from './node-sources.js';
+import { memberNames, NeighbourDecisions, recentReadings } from './node-sources.js';
 import { TextMatcher } from './text-matcher.js';
 
 /** The feed entry type of a question and its answer (text only). */
@@ -45,6 +45,11 @@ export function createAsk(config: ApiaryConfig): Extension {
   return {
     name: 'ask',
     start(context) {
+      const neighbours = context.mesh ? new NeighbourDecisions(context) : undefined;
+      if (neighbours) {
+        context.events.on('feed-entry', (entry) => neighbours.onEntry(entry));
+        context.events.on('started', () => context.track(neighbours.seed()));
+      }
       declareAskCommands(context.commands, {
         ask: async (question) => {
           const built = catalogue(context);
@@ -58,7 +63,7 @@ export function createAsk(config: ApiaryConfig): Extension {
         },
         intents: () => catalogue(context).vocabulary,
         recentReadings: (channel, limit) => recentReadings(context, channel, limit),
-        neighbourDecisions: context.mesh ? (limit) => neighbourDecisions(context, limit) : undefined,
+        neighbourDecisions: neighbours ? (limit) => Promise.resolve(neighbours.list(limit)) : undefined,
       });
       context.events.on('decision', async (decision) => {
         if (!announced(decision, config.ask.announce)) return;

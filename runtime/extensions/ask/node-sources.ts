@@ -1,18 +1,19 @@
 /**
  * What `readings/recent` and `mesh/decisions` read: the tail of the node's
- * readings stream, and the tail of each other origin's feed. Bounded reads
- * (a board answers in milliseconds), and nothing is written.
+ * readings stream, and each other origin's latest decisions (kept as their
+ * entries arrive). Bounded reads, and nothing is written.
  */
 import type { NodeContext } from '../../core/node-context.js';
 import type { FeedEntry } from '../../mesh/feed-entry.js';
 import { nodeIdFromPublicKey } from '../../identity/identity.js';
+import { PRIVATE_ENTRY_TYPE } from '../../mesh/private-entries.js';
 import type { NeighbourDecision, RecentReadings } from './evidence.js';
 
 /** Records read back from the readings stream, per reading wanted: every channel shares the stream. */
 const RECORDS_PER_READING = 16;
 const MAX_RECORDS = 20_000;
-/** Entries read back from the head of each other feed. */
-const FEED_SCAN = 2_000;
+/** Entries read back from the head of each other feed at start (as many as an audit reads). */
+const FEED_SCAN = 20_000;
 
 export async function recentReadings(ctx: NodeContext, channel: string, limit: number): Promise<RecentReadings> {
   const stream = await ctx.storage.stream('readings');
@@ -35,29 +36,51 @@ export async function recentReadings(ctx: NodeContext, channel: string, limit: n
 
 interface DecisionBody { rule?: unknown; active?: unknown; severity?: unknown; message?: unknown; reason?: unknown; t?: unknown }
 
-export async function neighbourDecisions(ctx: NodeContext, limit: number): Promise<NeighbourDecision[]> {
-  const mesh = ctx.mesh;
-  if (!mesh) return [];
-  const names = memberNames(ctx);
-  const latest = new Map<string, NeighbourDecision>();
-  for (const [origin, head] of Object.entries(mesh.store.have())) {
-    if (origin === ctx.identity.nodeId) continue;
-    const entries: AsyncIterable<FeedEntry> = mesh.store.read(origin, Math.max(1, head - FEED_SCAN + 1));
-    for await (const entry of entries) {
-      const read = mesh.readEntry(entry);
-      if (read?.type !== 'decision' || read.body === null || typeof read.body !== 'object') continue;
-      const d = read.body as DecisionBody;
-      // Another node's data: only well-formed fields are taken.
-      if (typeof d.rule !== 'string' || typeof d.active !== 'boolean' || typeof d.t !== 'number') continue;
-      latest.set(`${origin}/${d.rule}`, {
-        origin, name: names.get(origin), rule: d.rule.slice(0, 64), active: d.active, t: d.t,
-        severity: typeof d.severity === 'string' ? d.severity.slice(0, 16) : 'warning',
-        message: typeof d.message === 'string' ? d.message.slice(0, 200) : d.rule.slice(0, 64),
-        reason: typeof d.reason === 'string' ? d.reason.slice(0, 300) : '',
-      });
+/**
+ * Each other node's latest decision per rule: seeded from the tail of each
+ * feed at start, then kept from every entry that arrives, so a decision
+ * older than any scan window is still known.
+ */
+export class NeighbourDecisions {
+  private readonly latest = new Map<string, NeighbourDecision>();
+
+  constructor(private readonly ctx: NodeContext) {}
+
+  /** Reads back the tail of every other feed (in the background: `ctx.track`). */
+  async seed(): Promise<void> {
+    const mesh = this.ctx.mesh;
+    if (!mesh) return;
+    for (const [origin, head] of Object.entries(mesh.store.have())) {
+      if (origin === this.ctx.identity.nodeId) continue;
+      const entries: AsyncIterable<FeedEntry> = mesh.store.read(origin, Math.max(1, head - FEED_SCAN + 1));
+      for await (const entry of entries) this.onEntry(entry);
     }
   }
-  return [...latest.values()].sort((a, b) => b.t - a.t).slice(0, limit);
+
+  /** An entry of another origin: kept if it is a decision this node may read, newer than the one held. */
+  onEntry(entry: FeedEntry): void {
+    const mesh = this.ctx.mesh;
+    if (!mesh || entry.origin === this.ctx.identity.nodeId || (entry.type !== 'decision' && entry.type !== PRIVATE_ENTRY_TYPE)) return;
+    const read = mesh.readEntry(entry);
+    if (read?.type !== 'decision' || read.body === null || typeof read.body !== 'object') return;
+    const d = read.body as DecisionBody;
+    // Another node's data: only well-formed fields are taken, and bounded.
+    if (typeof d.rule !== 'string' || typeof d.active !== 'boolean' || typeof d.t !== 'number') return;
+    const key = `${entry.origin}/${d.rule}`;
+    if ((this.latest.get(key)?.t ?? Number.NEGATIVE_INFINITY) > d.t) return;
+    this.latest.set(key, {
+      origin: entry.origin, rule: d.rule.slice(0, 64), active: d.active, t: d.t,
+      severity: typeof d.severity === 'string' ? d.severity.slice(0, 16) : 'warning',
+      message: typeof d.message === 'string' ? d.message.slice(0, 200) : d.rule.slice(0, 64),
+      reason: typeof d.reason === 'string' ? d.reason.slice(0, 300) : '',
+    });
+  }
+
+  /** Newest first, with the name in each origin's certificate. */
+  list(limit: number): NeighbourDecision[] {
+    const names = memberNames(this.ctx);
+    return [...this.latest.values()].sort((a, b) => b.t - a.t).slice(0, limit).map((d) => ({ ...d, name: names.get(d.origin) }));
+  }
 }
 
 /** Node id -> the name in its certificate, for every other node this one knows. */
