@@ -260,25 +260,36 @@ describe('asking the hive in text', () => {
     }
   });
 
-  it("keeps each question and answer as text in the node's feed, sealed to itself (ask.record: private)", async () => {
+  it("keeps each question and answer as text in the node's feed, sealed to itself: a neighbour holds it, and cannot read it (ask.record: private)", async () => {
     const mesh = node.mesh;
     if (!mesh) throw new Error('no mesh');
     await ask('how heavy is it');
-    const bodies: Record<string, unknown>[] = [];
+    const found: { seq: number; body: Record<string, unknown> }[] = [];
     await waitFor(async () => {
-      bodies.length = 0;
+      found.length = 0;
       for await (const entry of mesh.store.read(node.nodeId, 1)) {
         const read = mesh.readEntry(entry);
         if (read?.type === QUESTION_ENTRY_TYPE) {
           expect(entry.type).not.toBe(QUESTION_ENTRY_TYPE); // sealed: relays see a private entry, not the question
-          bodies.push(read.body as Record<string, unknown>);
+          found.push({ seq: entry.seq, body: read.body as Record<string, unknown> });
         }
       }
-      return bodies.some((b) => b.question === 'how heavy is it');
+      return found.some((f) => f.body.question === 'how heavy is it');
     }, 10_000, () => 'the question in the feed');
-    const body = bodies.find((b) => b.question === 'how heavy is it');
-    expect(Object.keys(body ?? {}).sort()).toEqual(['answer', 'intent', 'question', 'slots', 't', 'time']);
-    expect(body).toMatchObject({ intent: 'weight', answer: expect.stringMatching(/^The weight is \d+\.\d kg/) as string });
+    const mine = found.find((f) => f.body.question === 'how heavy is it');
+    expect(Object.keys(mine?.body ?? {}).sort()).toEqual(['answer', 'intent', 'question', 'slots', 't', 'time']);
+    expect(mine?.body).toMatchObject({ intent: 'weight', answer: expect.stringMatching(/^The weight is \d+\.\d kg/) as string });
+    // The neighbour holds the entry (the feed replicates) but cannot read the question in it.
+    await waitFor(() => (neighbour.mesh.store.have()[node.nodeId] ?? 0) >= (mine?.seq ?? Infinity), 20_000, () => 'the entry at the neighbour');
+    let held = 0;
+    for await (const entry of neighbour.mesh.store.read(node.nodeId, mine?.seq ?? 1)) {
+      held = entry.seq;
+      expect(entry.type).toBe('private');
+      expect(entry.body).not.toContain('how heavy');
+      expect(neighbour.mesh.readEntry(entry)).toBeUndefined();
+      break;
+    }
+    expect(held).toBe(mine?.seq);
   });
 
   it('`apiary ask` against the running node prints the answer, or the JSON reply with --json; bad input exits non-zero with the field', async () => {
