@@ -8,6 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { AskReply } from '../extensions/ask/commands.js';
 import type { AuditResult } from '../extensions/decision-audit/decision-audit.js';
 import type { UpdateReport } from '../extensions/model-updates/model-updates.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -23,6 +24,7 @@ export const NODE_COMMAND_GROUPS: Readonly<Record<string, string>> = {
   models: 'the models a node runs: shipped ones are trusted with the code, any other must be signed by an owner the node trusts',
   decisions: 'the decisions a node made, each signed into its feed with the evidence behind it',
   flows: 'the optional Node-RED the node runs and supervises in its own process (flows.enabled)',
+  readings: "a node's stored readings",
 };
 
 /** A file's JSON, or an error naming the file and what is wrong with it. */
@@ -85,6 +87,10 @@ export const NODE_COMMAND_VIEWS: Readonly<Record<string, Presentation>> = {
         '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`';
     },
     exitCode: (result) => ((result as UpdateReport).status === 'rolled-back' || (result as UpdateReport).status === 'refused' ? 1 : 0),
+  },
+  ask: {
+    positional: [{ field: 'question', description: 'the question, in quotes, like "how is the hive?" or "is it going to swarm?"' }],
+    format: ({ result }) => (result as AskReply).answer,
   },
   'decisions/audit': {
     also: ['audit'],

@@ -173,4 +173,9 @@ flows:                        # Node-RED in its own process, supervised by the n
   host: 127.0.0.1             # the editor; any other address needs \`apiary flows passwd\` first
   port: 1880
   heapMb: 128                 # Node-RED's heap cap (it shares a 512 MB board with the node)
+
+ask:                          # questions in text: apiary ask "how is the hive?", MQTT cmd/ask
+  enabled: true
+  announce: [warning, critical]  # severities of the decisions announced as they are raised, with the reason
+  record: private             # questions and answers as text in this node's feed: private (sealed to itself) | shared | off
 `;

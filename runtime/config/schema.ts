@@ -18,6 +18,7 @@ import { uplinkSchema } from '../extensions/uplink/config.js';
 import { systemdSchema } from '../extensions/systemd/config.js';
 import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { flowsSchema } from '../extensions/flows/config.js';
+import { askSchema } from '../extensions/ask/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
@@ -257,6 +258,8 @@ export const configSchema = z.strictObject({
   updates: updatesSchema.prefault({}),
   /** An optional Node-RED beside the node, in its own supervised process. */
   flows: flowsSchema.prefault({}),
+  /** Questions in text (`apiary ask`), kept as text in the feed; which decisions are announced as they are raised. */
+  ask: askSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   (config.decisions ?? []).forEach((rule, index) => {

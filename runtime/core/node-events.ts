@@ -31,6 +31,8 @@ export interface NodeEventMap {
   'device-state': [state: DeviceState];
   /** A push button was pressed or released (push-to-talk, later). */
   button: [event: ButtonEvent];
+  /** A decision to tell aloud as it is raised, with its reason (the ask extension, per `ask.announce`; a voice front speaks it). */
+  announcement: [announcement: { readonly rule: string; readonly severity: string; readonly text: string; readonly speech: string; readonly t: number }];
   /** Start-up is complete: device open, models loaded. */
   started: [];
 }

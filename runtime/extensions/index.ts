@@ -9,6 +9,7 @@ import { declareAuditCommands } from './decision-audit/commands.js';
 import { declareModelUpdateCommands } from './model-updates/commands.js';
 import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
 import { declareFlowsCommands } from './flows/commands.js';
+import { declareAskCommands } from './ask/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -21,6 +22,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
     declareCommands: (registry) => declareModelUpdateCommands(registry),
   },
   { name: 'decision-audit', enabled: () => true, load: async () => (await import('./decision-audit/index.js')).createDecisionAudit, declareCommands: (registry) => declareAuditCommands(registry) },
+  // Small and text-only (voice is its own extension): on unless ask.enabled is false. After the rules, so it announces a decision once it is stored.
+  { name: 'ask', after: ['rules'], enabled: (c) => c.ask.enabled, load: async () => (await import('./ask/index.js')).createAsk, declareCommands: (registry) => declareAskCommands(registry) },
   { name: 'uplink', enabled: (c) => c.mesh.enabled && c.broker.enabled && c.mesh.uplink !== undefined, load: async () => (await import('./uplink/index.js')).createUplink },
   { name: 'home-assistant', after: ['rules'], enabled: (c) => c.homeAssistant.enabled, load: async () => (await import('./home-assistant/index.js')).createHomeAssistant },
   { name: 'mqtt-commands', enabled: () => true, load: async () => (await import('./mqtt-commands/index.js')).createMqttCommands },
