@@ -72,6 +72,12 @@ export const ErrorCodes = {
   BLOB_BUSY: 'APIARY_BLOB_BUSY',
   /** Node-RED cannot run as configured: not installed, no password for an editor off loopback, an unreadable admin file. */
   FLOWS_UNAVAILABLE: 'APIARY_FLOWS_UNAVAILABLE',
+  /** Audio that cannot be used: a WAV file that is malformed or not 16-bit PCM, a buffer of odd length, a rate out of range. */
+  AUDIO_INVALID: 'APIARY_AUDIO_INVALID',
+  /** The voice path cannot run: a program (pocketsphinx, espeak-ng, arecord, aplay, sox) or the speech model is missing; the hint has the `apt install` line. */
+  VOICE_UNAVAILABLE: 'APIARY_VOICE_UNAVAILABLE',
+  /** A speech program failed, timed out, wrote too much or wrote something unreadable. */
+  VOICE_FAILED: 'APIARY_VOICE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

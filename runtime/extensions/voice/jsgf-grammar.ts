@@ -1,0 +1,224 @@
+/**
+ * From an IntentVocabulary to a JSGF grammar for pocketsphinx, and from a
+ * recognised sentence back to its intent and slot values.
+ *
+ * The grammar has one public rule, `<question>`, the alternatives of one
+ * private rule per intent (pocketsphinx decodes against the first public rule
+ * only: with one public rule per intent every other intent would be out of
+ * grammar), and one private rule per slot. Recognition can only produce a
+ * sentence of the grammar, so the way back is exact: every pattern is expanded
+ * into its sentences, with the slot values each one used, and the recognised
+ * words are looked up.
+ *
+ * Words the recogniser's dictionary lacks cannot be in the grammar (the
+ * decoder refuses it): a slot value with such a word (a neighbour called
+ * "Bramblewick") is left out and reported, not fatal; a pattern with one is
+ * a programming error in the vocabulary and throws.
+ */
+import { ApiaryError, ErrorCodes } from '../../errors.js';
+import type { IntentVocabulary, RecognisedIntent } from '../ask/vocabulary.js';
+
+export type Expansion =
+  | { readonly kind: 'word'; readonly word: string }
+  | { readonly kind: 'slot'; readonly name: string }
+  | { readonly kind: 'seq'; readonly items: readonly Expansion[] }
+  | { readonly kind: 'alt'; readonly options: readonly Expansion[] }
+  | { readonly kind: 'opt'; readonly body: Expansion };
+
+/** Sentences per intent beyond which the vocabulary is refused (slots multiply). */
+export const MAX_SENTENCES = 20_000;
+const WORD = /^[a-z][a-z']*$/;
+const SLOT_NAME = /^[a-z][a-z0-9_]*$/;
+
+function patternError(pattern: string, message: string): ApiaryError {
+  return new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern ${JSON.stringify(pattern)}: ${message}`, {
+    hint: 'patterns are lower-case words, ( a | b ), [ optional ] and <slot> (runtime/extensions/ask/vocabulary.ts)',
+  });
+}
+
+/** Parses one pattern of the vocabulary's JSGF subset. */
+export function parsePattern(pattern: string): Expansion {
+  const tokens = pattern.match(/<[^<>\s]*>|[()[\]|]|[^\s()[\]|<>]+|[<>]/g) ?? [];
+  let i = 0;
+  const alt = (close: string | undefined): Expansion => {
+    const options: Expansion[] = [seq(close)];
+    while (tokens[i] === '|') {
+      i++;
+      options.push(seq(close));
+    }
+    if (close !== undefined) {
+      if (tokens[i] !== close) throw patternError(pattern, `expected ${JSON.stringify(close)}`);
+      i++;
+    }
+    return options.length === 1 ? (options[0] as Expansion) : { kind: 'alt', options };
+  };
+  const seq = (close: string | undefined): Expansion => {
+    const items: Expansion[] = [];
+    for (let t = tokens[i]; t !== undefined && t !== '|' && t !== close; t = tokens[i]) {
+      i++;
+      if (t === '(') items.push(alt(')'));
+      else if (t === '[') items.push({ kind: 'opt', body: alt(']') });
+      else if (t.startsWith('<') && t.endsWith('>') && SLOT_NAME.test(t.slice(1, -1))) items.push({ kind: 'slot', name: t.slice(1, -1) });
+      else if (WORD.test(t)) items.push({ kind: 'word', word: t });
+      else throw patternError(pattern, `unexpected ${JSON.stringify(t)}`);
+    }
+    if (items.length === 0) throw patternError(pattern, 'an empty alternative');
+    return items.length === 1 ? (items[0] as Expansion) : { kind: 'seq', items };
+  };
+  const tree = alt(undefined);
+  if (i !== tokens.length) throw patternError(pattern, `unexpected ${JSON.stringify(tokens[i])}`);
+  return tree;
+}
+
+export interface Sentence {
+  readonly words: readonly string[];
+  readonly slots: Readonly<Record<string, string>>;
+}
+
+/** Every sentence `tree` can say, with the slot values it used. */
+export function expandTree(tree: Expansion, slots: Readonly<Record<string, readonly string[]>>, limit = MAX_SENTENCES): Sentence[] {
+  const go = (e: Expansion): Sentence[] => {
+    switch (e.kind) {
+      case 'word':
+        return [{ words: [e.word], slots: {} }];
+      case 'slot': {
+        const values = slots[e.name];
+        if (values === undefined) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern uses <${e.name}>, which the vocabulary has no slot for`);
+        return values.map((v) => ({ words: v.split(' '), slots: { [e.name]: v } }));
+      }
+      case 'opt':
+        return [{ words: [], slots: {} }, ...go(e.body)];
+      case 'alt':
+        return e.options.flatMap(go);
+      case 'seq': {
+        let acc: Sentence[] = [{ words: [], slots: {} }];
+        for (const item of e.items) {
+          const next = go(item);
+          if (acc.length * next.length > limit) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `an intent pattern expands to over ${limit} sentences`, { hint: 'fewer slot values or optional words' });
+          acc = acc.flatMap((a) => next.map((b) => ({ words: [...a.words, ...b.words], slots: { ...a.slots, ...b.slots } })));
+        }
+        return acc;
+      }
+    }
+  };
+  return go(tree);
+}
+
+/** The sentences of every pattern of every intent, with the intent's name. */
+export function expandPatterns(vocabulary: IntentVocabulary): { intent: string; sentence: Sentence }[] {
+  return vocabulary.intents.flatMap((spec) => spec.patterns.flatMap((p) => expandTree(parsePattern(p), vocabulary.slots).map((sentence) => ({ intent: spec.name, sentence }))));
+}
+
+export function normaliseWords(text: string): string {
+  return text.toLowerCase().replace(/[^a-z'\s]/g, ' ').trim().split(/\s+/).filter(Boolean).join(' ');
+}
+
+/** Recognised words -> intent, exact: the grammar only produces its own sentences. The first intent listed wins a sentence two share. */
+export class SentenceMatcher {
+  private readonly table = new Map<string, { intent: string; slots: Readonly<Record<string, string>> }>();
+
+  constructor(vocabulary: IntentVocabulary) {
+    for (const { intent, sentence } of expandPatterns(vocabulary)) {
+      const key = sentence.words.join(' ');
+      if (!this.table.has(key)) this.table.set(key, { intent, slots: sentence.slots });
+    }
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  match(text: string): RecognisedIntent | undefined {
+    const key = normaliseWords(text);
+    const hit = this.table.get(key);
+    return hit ? { text: key, intent: hit.intent, slots: hit.slots } : undefined;
+  }
+}
+
+export interface Grammar {
+  /** The JSGF text. */
+  readonly text: string;
+  /** The public rule to decode against. */
+  readonly topRule: string;
+  /** The vocabulary as it went in: slot values with unknown words removed. */
+  readonly vocabulary: IntentVocabulary;
+  /** What was left out, and why (for logs and `apiary doctor`). */
+  readonly omitted: readonly string[];
+}
+
+export const TOP_RULE = 'question';
+
+function toJsgf(e: Expansion, slotRule: (name: string) => string): string {
+  switch (e.kind) {
+    case 'word':
+      return e.word;
+    case 'slot':
+      return `<${slotRule(e.name)}>`;
+    case 'opt':
+      return `[ ${toJsgf(e.body, slotRule)} ]`;
+    case 'alt':
+      return `( ${e.options.map((o) => toJsgf(o, slotRule)).join(' | ')} )`;
+    case 'seq':
+      return e.items.map((i) => toJsgf(i, slotRule)).join(' ');
+  }
+}
+
+function words(e: Expansion): string[] {
+  switch (e.kind) {
+    case 'word':
+      return [e.word];
+    case 'slot':
+      return [];
+    case 'opt':
+      return words(e.body);
+    case 'alt':
+      return e.options.flatMap(words);
+    case 'seq':
+      return e.items.flatMap(words);
+  }
+}
+
+/**
+ * The grammar for `vocabulary`. `known` says whether the recogniser's
+ * dictionary has a word (default: every word is known).
+ */
+export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string) => boolean = () => true): Grammar {
+  const omitted: string[] = [];
+  const slots: Record<string, string[]> = {};
+  for (const [name, values] of Object.entries(vocabulary.slots)) {
+    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits and _`);
+    const kept = new Set<string>();
+    for (const value of values) {
+      const spoken = normaliseWords(value);
+      const unknown = spoken.split(' ').filter((w) => !WORD.test(w) || !known(w));
+      if (spoken === '' || unknown.length > 0) omitted.push(`<${name}> ${JSON.stringify(value)}: ${spoken === '' ? 'no words' : `not in the dictionary: ${unknown.join(', ')}`}`);
+      else kept.add(spoken);
+    }
+    slots[name] = [...kept];
+  }
+  const slotRule = (name: string) => `slot_${name}`;
+  const lines = ['#JSGF V1.0;', 'grammar apiary;', ''];
+  const intentRules: string[] = [];
+  const usedSlots = new Set<string>();
+  const intents = vocabulary.intents.flatMap((spec, index) => {
+    const trees = spec.patterns.map(parsePattern);
+    const unknown = [...new Set(trees.flatMap(words))].filter((w) => !known(w));
+    if (unknown.length > 0) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent ${spec.name}: words not in the recogniser's dictionary: ${unknown.join(', ')}`, { hint: 'use dictionary words in the vocabulary\'s patterns' });
+    // A pattern whose slot has no values left can say nothing: drop it rather than write an empty rule.
+    const usable = trees.filter((t) => expandTree(t, slots).length > 0);
+    if (usable.length === 0) {
+      omitted.push(`intent ${spec.name}: no pattern left to say`);
+      return [];
+    }
+    const rule = `intent_${index}`;
+    intentRules.push(`<${rule}>`);
+    const slotNames = (e: Expansion): string[] => (e.kind === 'slot' ? [e.name] : e.kind === 'seq' ? e.items.flatMap(slotNames) : e.kind === 'alt' ? e.options.flatMap(slotNames) : e.kind === 'opt' ? slotNames(e.body) : []);
+    for (const t of usable) for (const s of slotNames(t)) usedSlots.add(s);
+    lines.push(`<${rule}> = ${usable.map((t) => `( ${toJsgf(t, slotRule)} )`).join(' | ')}; // ${spec.name}`);
+    return [{ ...spec, patterns: spec.patterns.filter((_, i) => usable.includes(trees[i] as Expansion)) }];
+  });
+  if (intentRules.length === 0) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, 'the vocabulary has no intent that can be said', { hint: omitted.join('; ') });
+  for (const name of [...usedSlots].sort()) lines.push(`<${slotRule(name)}> = ${(slots[name] ?? []).join(' | ')};`);
+  lines.splice(3, 0, `public <${TOP_RULE}> = ${intentRules.join(' | ')};`);
+  return { text: `${lines.join('\n')}\n`, topRule: TOP_RULE, vocabulary: { intents, slots }, omitted };
+}
