@@ -78,6 +78,8 @@ export const ErrorCodes = {
   VOICE_UNAVAILABLE: 'APIARY_VOICE_UNAVAILABLE',
   /** A speech program failed, timed out, wrote too much or wrote something unreadable. */
   VOICE_FAILED: 'APIARY_VOICE_FAILED',
+  /** The node is already listening for a question (one microphone): wait for its answer. */
+  VOICE_BUSY: 'APIARY_VOICE_BUSY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -178,4 +178,17 @@ ask:                          # questions in text: apiary ask "how is the hive?"
   enabled: true
   announce: [warning, critical]  # severities of the decisions announced as they are raised, with the reason
   record: private             # questions and answers as text in this node's feed: private (sealed to itself) | shared | off
+
+voice:                        # talk to the hive: sudo apt install pocketsphinx pocketsphinx-en-us espeak-ng alsa-utils
+  enabled: false
+  input: { device: default }  # the voice microphone (not the in-hive one: hive hum drowns speech); arecord -L lists them
+  output: { device: default } # the speaker; aplay -L lists them
+  # trigger: { gpio: { chip: gpiochip0, line: 17 } }   # push-to-talk button from GPIO 17 to ground (sudo apt install gpiod)
+  speakAnnouncements: true    # speak the decisions ask.announce selects, as they are raised
+  tts: { engine: espeak-ng, voice: en-us, speed: 160 }
+  wyoming:                    # Home Assistant's voice protocol: add the node in HA's Wyoming integration
+    enabled: false
+    host: 127.0.0.1           # 0.0.0.0 for a Home Assistant on another machine
+    port: 10500
+    mdns: false               # announce _wyoming._tcp so Home Assistant discovers it
 `;

@@ -9,6 +9,7 @@ import { declareAuditCommands } from './decision-audit/commands.js';
 import { declareModelUpdateCommands } from './model-updates/commands.js';
 import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
 import { declareFlowsCommands } from './flows/commands.js';
+import { declareVoiceCommands } from './voice/commands.js';
 import { declareAskCommands } from './ask/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
@@ -36,6 +37,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   },
   // Node-RED in its own supervised process: off unless flows.enabled (it is not a runtime dependency).
   { name: 'flows', enabled: (c) => c.flows.enabled, load: async () => (await import('./flows/index.js')).createFlows, declareCommands: (registry) => declareFlowsCommands(registry) },
+  // Speech in and out (answers through the ask extension's `ask` command) and the Wyoming endpoint: off unless voice.enabled.
+  { name: 'voice', after: ['ask'], enabled: (c) => c.voice.enabled, load: async () => (await import('./voice/index.js')).createVoice, declareCommands: (registry) => declareVoiceCommands(registry) },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];
