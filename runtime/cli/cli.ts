@@ -176,6 +176,24 @@ addRegistryCommands(program, allNodeCommands(), {
   groups: NODE_COMMAND_GROUPS,
 });
 
+// `ask` beyond the registry's generic view: also --listen (the node's microphone) and --audio (a recording), --say/--out.
+{
+  const generic = program.commands.findIndex((c) => c.name() === 'ask');
+  if (generic >= 0) (program.commands as Command[]).splice(generic, 1);
+  withNodeOptions(program.command('ask'))
+    .description('ask the node a question, typed, spoken into its voice microphone (--listen), or from a recording (--audio); answers from its own readings, models, decisions and mesh')
+    .argument('[question]', 'the question, in quotes, like "how is the hive?" or "is it going to swarm?"')
+    .option('--listen', "listen for one spoken question on the node's voice microphone (voice.enabled); it answers on its speaker")
+    .option('--audio <file.wav>', 'recognise the question in a WAV recording here (pocketsphinx), then ask the node')
+    .option('--say', "speak the answer on this machine's speaker (espeak-ng, aplay)")
+    .option('--out <file.wav>', 'write the spoken answer to a WAV file')
+    .option('--json', 'print the raw JSON answer')
+    .action(async (question: string | undefined, options: Record<string, unknown>) => {
+      const { askCommand } = await import('./ask-command.js');
+      await askCommand(load(options).config, question, options);
+    });
+}
+
 withCommonOptions(program.command('commands'))
   .description("list the commands a node answers over MQTT, with their arguments (from the node's command registry; no node needs to run)")
   .option('--json', 'print JSON: name, description, write, and the arguments as JSON Schema')

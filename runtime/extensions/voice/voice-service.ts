@@ -19,13 +19,13 @@ import { CommandTts } from './command-tts.js';
 import type { VoiceConfig } from './config.js';
 import { EnergyEndOfSpeech } from './energy-end-of-speech.js';
 import { EspeakTts } from './espeak-tts.js';
+import { NOT_UNDERSTOOD } from './not-understood.js';
 import { PocketsphinxRecogniser } from './pocketsphinx-recogniser.js';
 import { resamplePcm } from './resample.js';
 import { runSpeechPipeline, type PipelineResult } from './speech-pipeline.js';
 import { SPEECH_RATE, type AudioSink, type AudioSource, type Pcm, type Recognition, type TextToSpeech } from './types.js';
 
-/** What is said when speech was heard but was not one of the node's questions. */
-export const NOT_UNDERSTOOD = "Sorry, I did not understand. Ask me how the hive is, whether it will swarm, or how heavy it is.";
+export { NOT_UNDERSTOOD } from './not-understood.js';
 /** Sentences waiting to be spoken; more are dropped (counted): an alert storm must not queue minutes of speech. */
 const MAX_SPEECH_QUEUE = 4;
 

@@ -19,6 +19,7 @@ import { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import { NOT_UNDERSTOOD, type ListenOutcome } from '../../../../runtime/extensions/voice/voice-service.js';
 import { fakeAlsa, spokenQuestion, type FakeAlsa } from '../../../support/fake-alsa.js';
 import { WyomingTestClient } from '../../../support/wyoming-client.js';
+import { apiary } from '../../../support/cli.js';
 import { waitFor } from '../../../support/mesh-node.js';
 import { missingPrograms, soxStat } from './speech-tools.js';
 
@@ -148,6 +149,26 @@ describe.skipIf(skip !== undefined)(`talking to a node ${skip ?? ''}`, () => {
     } finally {
       c.end();
     }
+  });
+
+  it('`apiary ask --audio q.wav --out a.wav` recognises here and asks the node; `apiary ask --listen` asks through its microphone', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const question = path.join(dir, 'question.wav');
+    execFileSync('espeak-ng', ['-v', 'en-gb', '-w', question, 'what is the humidity']);
+    const answerFile = path.join(dir, 'answer.wav');
+    const cli = ['--port', String(node.brokerPort), '--data-dir', path.join(dir, 'hive')];
+    const fromFile = await apiary(['ask', '--audio', question, '--out', answerFile, ...cli], dir);
+    expect(fromFile.stderr).toContain(`wrote the spoken answer to ${answerFile}`);
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.stdout).toMatch(/^heard: what is the humidity\nThe humidity is \d+\.\d%/);
+    expect(soxStat(answerFile).rms).toBeGreaterThan(0.01);
+    await say('is it going to swarm', 'cli-listen');
+    const listened = await apiary(['ask', '--listen', '--json', ...cli], dir);
+    expect(listened.code).toBe(0);
+    expect(JSON.parse(listened.stdout)).toMatchObject({ heard: 'is it going to swarm', intent: 'swarm-risk' });
+    const both = await apiary(['ask', 'how is the hive', '--listen', ...cli], dir);
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toContain('ask one way at a time');
   });
 
   it('speaks an alert as it is raised, with its reason', async () => {
