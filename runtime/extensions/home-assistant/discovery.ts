@@ -25,7 +25,14 @@ export interface DiscoveryInput {
   /** Model name -> output labels. */
   models: Record<string, readonly string[]>;
   rules: readonly RuleConfig[];
+  /** Offer "ask the hive" (ask.enabled): a text entity to type a question into, and a sensor with the answer. */
+  ask: boolean;
 }
+
+/** The requestId Home Assistant's questions carry: their answers come back on reply/<this>. */
+export const HA_ASK_REQUEST_ID = 'home-assistant-ask';
+/** MAX_QUESTION_CHARS of the ask command. */
+const MAX_QUESTION = 200;
 
 export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
   const { discoveryPrefix, nodeId, topics } = input;
@@ -88,6 +95,27 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
       payload_off: 'OFF',
       json_attributes_topic: topics.decision(rule.id),
       device_class: 'problem',
+    });
+  }
+  if (input.ask) {
+    // A question typed into the text entity becomes an `ask` command (the node's registry, as over MQTT and the CLI);
+    // its reply, on the reply topic named by the request id, is the answer sensor's state (HA states hold 255 characters).
+    entity('text', 'ask', {
+      name: 'Ask the hive',
+      command_topic: topics.command('ask'),
+      command_template: `{"requestId":"${HA_ASK_REQUEST_ID}","args":{"question":{{ value | tojson }}}}`,
+      min: 1,
+      max: MAX_QUESTION,
+      mode: 'text',
+      icon: 'mdi:chat-question',
+    });
+    entity('sensor', 'answer', {
+      name: 'Hive answer',
+      state_topic: topics.reply(HA_ASK_REQUEST_ID),
+      value_template: '{{ (value_json.result.answer if value_json.ok else value_json.error)[:255] }}',
+      json_attributes_topic: topics.reply(HA_ASK_REQUEST_ID),
+      json_attributes_template: "{{ {'question': value_json.result.question, 'intent': value_json.result.intent} | tojson if value_json.ok else {'error': value_json.code} | tojson }}",
+      icon: 'mdi:bee',
     });
   }
   return messages;

@@ -23,6 +23,7 @@ export function createHomeAssistant(config: ApiaryConfig): Extension {
       channels: ctx.channels(),
       models: ctx.models.labels(),
       rules: config.decisions,
+      ask: config.ask.enabled,
     });
     await Promise.all(messages.map((message) => bus.publishJson(message.topic, message.config, { retain: true, qos: 1 })));
     // Each rule's state as restored from disk (the rules saved it), else off.

@@ -192,8 +192,9 @@ describe('an Apiary node, end to end', () => {
     // Short entity names (the rule's message stays in the attributes), and the origin of the config.
     expect(configs[`homeassistant/binary_sensor/apiary_${node.nodeId}/hive-overheating/config`]).toMatchObject({ name: 'Hive overheating', origin: { name: 'Apiary' } });
     expect(configs[`${base}/temperature/config`]?.origin).toMatchObject({ name: 'Apiary', sw_version: expect.any(String) as unknown });
-    // 4 channels + 4 model outputs + 5 rules (the 4 defaults and the stale-label one)
-    expect(Object.keys(configs)).toHaveLength(13);
+    // 4 channels + 4 model outputs + 5 rules (the 4 defaults and the stale-label one) + "ask the hive" (text and answer sensor)
+    expect(Object.keys(configs)).toHaveLength(15);
+    expect(Object.keys(configs)).toEqual(expect.arrayContaining([`homeassistant/text/apiary_${node.nodeId}/ask/config`, `${base}/answer/config`]));
   });
 
   it('answers status over MQTT, and rejects and counts malformed commands without falling over', async () => {

@@ -108,4 +108,32 @@ describe('Home Assistant alert states', () => {
     expect(record.time).toBe(new Date(record.t as number).toISOString());
     expect(record.reason).toMatch(/^reading\.probe = 5 > 0/);
   });
+
+  it('offers "ask the hive": a text entity whose command becomes an `ask` command, and an answer sensor on its reply topic', async () => {
+    const base = `homeassistant/%s/apiary_${node.nodeId}/%s/config`;
+    const textTopic = base.replace('%s', 'text').replace('%s', 'ask');
+    const sensorTopic = base.replace('%s', 'sensor').replace('%s', 'answer');
+    const got = await lateSubscriber(node, 'homeassistant/#', [textTopic, sensorTopic]);
+    const text = JSON.parse(got.get(textTopic)?.payload ?? '{}') as { command_topic: string; command_template: string; max: number; unique_id: string };
+    const sensor = JSON.parse(got.get(sensorTopic)?.payload ?? '{}') as { state_topic: string; value_template: string; json_attributes_topic: string };
+    expect(text).toMatchObject({ name: 'Ask the hive', command_topic: node.topics.command('ask'), max: 200, unique_id: `apiary_${node.nodeId}_ask` });
+    expect(sensor.json_attributes_topic).toBe(sensor.state_topic);
+    // What Home Assistant does with a typed question: renders the template (`value | tojson` is JSON) and publishes it.
+    const client = await connectAsync(`mqtt://127.0.0.1:${node.brokerPort}`, { clientId: 'ha-ask' });
+    try {
+      const answers: string[] = [];
+      client.on('message', (topic, payload) => { if (topic === sensor.state_topic) answers.push(payload.toString('utf8')); });
+      await client.subscribeAsync(sensor.state_topic, { qos: 1 });
+      const question = 'What is the "temperature", please?';
+      await client.publishAsync(text.command_topic, text.command_template.replace('{{ value | tojson }}', JSON.stringify(question)), { qos: 1 });
+      await waitFor(() => answers.length > 0, 10_000, () => 'no answer on the sensor\'s state topic');
+      const reply = JSON.parse(answers[0] ?? '{}') as { ok: boolean; result: { question: string; intent: string; answer: string } };
+      // The fields the sensor's templates read.
+      expect(reply).toMatchObject({ ok: true, result: { question, intent: 'reading' } });
+      expect(reply.result.answer).toMatch(/^The temperature is -?\d+\.\d °C/);
+      expect(sensor.value_template).toContain('value_json.result.answer');
+    } finally {
+      await client.endAsync();
+    }
+  });
 });
