@@ -2,7 +2,7 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows] [--baseline <dir>]`.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice] [--baseline <dir>]`.
  * arm64 (the arm64 .deb under qemu-aarch64, minutes), packaged (this machine's .deb, built and
  * extracted, against the checkout, natively) and flows (the node with and without its supervised
  * Node-RED, issue 13) run only when named in --only.
@@ -28,6 +28,8 @@ import { measurePackaged, type PackagedResults } from './packaged.js';
 import { packagedRows } from './packaged-report.js';
 import { FLOWS_FULL, FLOWS_QUICK, measureFlows, type FlowsPlan, type FlowsResults } from './flows.js';
 import { flowsRows } from './flows-report.js';
+import { measureVoice, VOICE_FULL, VOICE_QUICK, type VoiceResults } from './voice.js';
+import { voiceRows } from './voice-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
@@ -133,7 +135,7 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice'] as const;
 type Section = (typeof SECTIONS)[number];
 /** What runs without --only: arm64 (minutes of emulation), packaged (builds a .deb) and flows (needs node-red) are asked for by name. */
 const OPT_IN: readonly Section[] = ['arm64', 'packaged', 'flows'];
@@ -171,6 +173,7 @@ async function main(): Promise<void> {
   const catchupPlan = withCatchupOverrides(quick ? CATCHUP_QUICK : CATCHUP_FULL);
   const inferencePlan = quick ? INFERENCE_QUICK : INFERENCE_FULL;
   const flowsPlan = withFlowsOverrides(quick ? FLOWS_QUICK : FLOWS_FULL);
+  const voicePlan = quick ? VOICE_QUICK : VOICE_FULL;
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -192,6 +195,7 @@ async function main(): Promise<void> {
       ...(sections.has('arm64') ? [`${quick ? 1 : 3} emulated arm64 start-ups`] : []),
       ...(sections.has('packaged') ? [`${quick ? 3 : 7} start-ups each of the packaged app and the checkout`] : []),
       ...(sections.has('flows') ? [`${flowsPlan.rounds} start-ups each of the node alone and with Node-RED`] : []),
+      ...(sections.has('voice') ? [`${voicePlan.rounds} start-ups each of the node with voice off and on, 5 spoken questions each`] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
@@ -205,6 +209,7 @@ async function main(): Promise<void> {
     const arm64: Arm64Results | undefined = sections.has('arm64') ? await measureArm64(tmp, quick ? 1 : 3, progress) : undefined;
     const packaged: PackagedResults | undefined = sections.has('packaged') ? await measurePackaged(tmp, quick ? 3 : 7, progress) : undefined;
     const flows: FlowsResults | undefined = sections.has('flows') ? await measureFlows(tmp, flowsPlan, progress) : undefined;
+    const voice: VoiceResults | undefined = sections.has('voice') ? await measureVoice(tmp, voicePlan, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
@@ -221,6 +226,8 @@ async function main(): Promise<void> {
     if (packagedTable.length > 0) process.stdout.write(`${renderTable(packagedTable)}\n`);
     const flowsTable = flows ? flowsRows(flows).map(evaluate) : [];
     if (flowsTable.length > 0) process.stdout.write(`${renderTable(flowsTable)}\n`);
+    const voiceTable = voice ? voiceRows(voice).map(evaluate) : [];
+    if (voiceTable.length > 0) process.stdout.write(`${renderTable(voiceTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
     const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
@@ -230,6 +237,7 @@ async function main(): Promise<void> {
       ...arm64?.runs.some((r) => r.exit.code !== 0 || r.exit.forced) ? ['an emulated arm64 node did not exit cleanly on SIGTERM'] : [],
       ...packaged && [...packaged.packaged, ...packaged.checkout].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a packaged-or-checkout node did not exit cleanly on SIGTERM'] : [],
       ...flows && [...flows.alone, ...flows.withNodeRed].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a node of the flows section did not exit cleanly on SIGTERM'] : [],
+      ...voice && [...voice.off, ...voice.on].some((r) => r.exit.code !== 0 || r.exit.forced) ? ['a node of the voice section did not exit cleanly on SIGTERM'] : [],
       ...catchup?.notes ?? [],
     ];
     for (const note of notes) progress(`NOTE: ${note}`);
@@ -250,11 +258,13 @@ async function main(): Promise<void> {
       ...(arm64 ? { arm64Rows: emulatedRows } : {}),
       ...(packaged ? { packagedRows: packagedTable } : {}),
       ...(flows ? { flowsRows: flowsTable } : {}),
+      ...(voice ? { voiceRows: voiceTable } : {}),
       notes,
       raw: {
         startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference,
         arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) },
         flows,
+        voice,
         packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
       },
     };
