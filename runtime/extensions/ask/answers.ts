@@ -184,7 +184,10 @@ async function neighbours(evidence: Evidence, only: string | undefined): Promise
   const named = (id: string, name?: string) => (name !== undefined ? words(name) : `node ${id}`);
   const decisions = (await evidence.neighbourDecisions()).filter((d) => d.active && d.origin !== status.mesh?.nodeId && (only === undefined || d.origin === only));
   evidence.use('mesh/decisions', '[active]', decisions.map((d) => ({ origin: d.origin, rule: d.rule })));
-  const heard = decisions.map((d) => `${capital(named(d.origin, d.name ?? peers.find((p) => p.nodeId === d.origin)?.name))}: ${sentence(d.message)}`);
+  // One neighbour asked for: its alerts as this node's own are told; all of them: each alert with whose it is.
+  const heard = only !== undefined
+    ? (decisions.length === 0 ? [] : [`${decisions.length === 1 ? 'One alert' : `${decisions.length} alerts`}: ${decisions.map((d) => sentence(d.message)).join(' ')}`])
+    : decisions.map((d) => `${capital(named(d.origin, d.name ?? peers.find((p) => p.nodeId === d.origin)?.name))}: ${sentence(d.message)}`);
   const intro = only !== undefined
     ? `${capital(named(only, peers[0]?.name))} is ${linked.length > 0 ? 'linked' : 'not linked now'}.`
     : `${linked.length === 0 ? 'No neighbour is' : linked.length === 1 ? 'One neighbour is' : `${linked.length} neighbours are`} linked${peers.length > linked.length ? `, of ${peers.length} known` : ''}.`;

@@ -119,7 +119,7 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
   if (has(channel)) {
     intents.push({
       name: INTENTS.reading,
-      patterns: ['[what is] the [current] <channel>', 'how is the <channel>', '<channel>'],
+      patterns: ['[what is] the [current] <channel> [(of | in) the hive]', 'how is the <channel>', '<channel>'],
       commands: ['status', 'readings/recent'],
     });
   }

@@ -189,7 +189,7 @@ describe('asking the hive in text', () => {
     await waitFor(async () => /North hive: The hive is overheating\./.test((await ask('how are the other hives?')).answer), 20_000, () => 'the neighbour\'s alert');
     const named = await ask('What does North Hive say?');
     expect(named).toMatchObject({ intent: 'neighbours', slots: { neighbour: 'north hive' } });
-    expect(named.answer).toBe('North hive is linked. North hive: The hive is overheating.');
+    expect(named.answer).toBe('North hive is linked. One alert: The hive is overheating.');
     expect(named.sources.map((x) => x.command)).toEqual(['status', 'mesh/decisions']);
   });
 

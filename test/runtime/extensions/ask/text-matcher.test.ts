@@ -99,6 +99,8 @@ describe('the text matcher', () => {
     ['the hive humidity', 'reading', { channel: 'hive humidity' }],
     ['Sound level', 'reading', { channel: 'sound level' }],
     ['how is the weight', 'reading', { channel: 'weight' }],
+    ["What's the temperature in the hive?", 'reading', { channel: 'temperature' }],
+    ['the humidity of the hive', 'reading', { channel: 'humidity' }],
     ['can you tell me the temperature please', 'reading', { channel: 'temperature' }],
     ['Why did you raise that alert?', 'why'],
     ['why that alarm', 'why'],
@@ -141,6 +143,7 @@ describe('the text matcher', () => {
     'tell me a joke',
     'delete all the data',
     'what is the temperature of the sun',
+    'what is the temperature of the hive of the hive',
   ];
   it.each(rejected)('rejects "%s"', (text) => {
     expect(matcher.match(text)).toEqual({ text: text.trim(), intent: 'unknown', slots: {} });
