@@ -8,7 +8,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AskReply } from '../extensions/ask/commands.js';
 import type { AuditResult } from '../extensions/decision-audit/decision-audit.js';
 import type { UpdateReport } from '../extensions/model-updates/model-updates.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -87,10 +86,6 @@ export const NODE_COMMAND_VIEWS: Readonly<Record<string, Presentation>> = {
         '  nodes that run this model and trust the signer install it when the entry reaches them; see `apiary status`';
     },
     exitCode: (result) => ((result as UpdateReport).status === 'rolled-back' || (result as UpdateReport).status === 'refused' ? 1 : 0),
-  },
-  ask: {
-    positional: [{ field: 'question', description: 'the question, in quotes, like "how is the hive?" or "is it going to swarm?"' }],
-    format: ({ result }) => (result as AskReply).answer,
   },
   'decisions/audit': {
     also: ['audit'],
