@@ -59,7 +59,12 @@ export function registerConfigNode(RED: NodeAPI): void {
     const config: ApiaryConfigNode | null = RED.nodes.getNode(req.params.id ?? '');
     const connection = config?.connection;
     if (!connection) {
-      res.status(404).json({ code: ErrorCodes.CONFIG_INVALID, error: config?.configError ?? 'this apiary-node is not deployed yet: deploy it, then open this dialog again' });
+      // Not an HTTP error: the editor asks for every new config node before its first deploy, and a browser logs each
+      // 4xx as a console error. Nothing to offer yet, and why, in the shape the dialog's hint already shows.
+      res.json({
+        state: 'undeployed', nodeId: null, models: [], rules: [], channels: [], othersSeen: [],
+        code: ErrorCodes.CONFIG_INVALID, lastError: config?.configError ?? 'this apiary-node is not deployed yet: deploy it, then open this dialog again',
+      });
       return;
     }
     void pickerChoices(connection).then((body) => res.json(body));

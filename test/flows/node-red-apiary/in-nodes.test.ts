@@ -81,7 +81,7 @@ describe('apiary reading, model and decision', () => {
     expect(fresh).toEqual([]);
   });
 
-  it('the editor\'s pickers: rules and models from the node\'s info, channels from its latest readings; 404 for an undeployed config', async () => {
+  it('the editor\'s pickers: rules and models from the node\'s info, channels from its latest readings; nothing yet, and why, for an undeployed config', async () => {
     await helper.load(suite.palette, [server(), { id: 'r', type: 'apiary-reading', server: 'srv', channel: '', wires: [[]] }]);
     const res = await helper.request().get('/apiary/nodes/srv');
     expect(res.status).toBe(200);
@@ -91,8 +91,11 @@ describe('apiary reading, model and decision', () => {
     expect(body.rules).toEqual(['warm']);
     expect(body.models).toEqual(expect.arrayContaining(['hive-sound', 'hive-thermal']));
     expect(body.channels).toEqual(expect.arrayContaining(['temperature', 'humidity', 'weight', 'sound_level']));
+    // Not deployed yet (every new config node, before its first deploy): nothing to offer, and why; not an HTTP error,
+    // which the browser would log as a console error (test/runtime/extensions/flows/editor-browser.test.ts).
     const missing = await helper.request().get('/apiary/nodes/nosuchnode');
-    expect(missing.status).toBe(404);
-    expect((missing.body as { error: string }).error).toMatch(/not deployed yet/);
+    expect(missing.status).toBe(200);
+    expect(missing.body).toMatchObject({ state: 'undeployed', channels: [], models: [], rules: [] });
+    expect((missing.body as { lastError: string }).lastError).toMatch(/not deployed yet/);
   });
 });

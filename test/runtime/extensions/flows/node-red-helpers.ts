@@ -1,10 +1,12 @@
 /** Shared by the flows tests: a free loopback port, a node with flows on, and Node-RED's admin API. */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { pino } from 'pino';
 import { createNode } from '../../../../runtime/apps/index.js';
 import { parseConfig } from '../../../../runtime/config/load-config.js';
 import type { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import type { FlowsStatus } from '../../../../runtime/extensions/flows/supervisor.js';
+import { BUILT_CLI } from '../../../support/global-setup.js';
 import { waitFor } from '../../../support/mesh-node.js';
 
 export const silent = pino({ level: 'silent' });
@@ -44,6 +46,26 @@ export async function admin(url: string, route: string, init: RequestInit & { to
   const headers = new Headers(init.headers);
   if (init.token !== undefined) headers.set('Authorization', `Bearer ${init.token}`);
   return fetch(new URL(route, url), { ...init, headers });
+}
+
+/** `apiary flows passwd` as a user runs it, the password on stdin. */
+export async function passwd(dataDir: string, password: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [BUILT_CLI, 'flows', 'passwd', '--data-dir', dataDir, '--user', 'keeper'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdin.end(`${password}\n`);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { code, out };
+}
+
+/** A token from Node-RED's adminAuth (the editor's own login). */
+export async function login(url: string, username: string, password: string): Promise<Response> {
+  return admin(url, 'auth/token', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username, password }),
+  });
 }
 
 /** Replaces every flow (a full deploy) and checks Node-RED took it. */

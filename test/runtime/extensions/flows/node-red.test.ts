@@ -5,7 +5,6 @@
  * API reacts to a swarm injected on the simulated hive; a flow that throws
  * asynchronously crashes Node-RED and never the node.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -14,10 +13,9 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import { flowsTopics } from '../../../../runtime/extensions/flows/default-flow.js';
-import { BUILT_CLI } from '../../../support/global-setup.js';
 import { spawnNodeProcess, type SpawnedNode } from '../../../support/node-process.js';
 import { waitFor } from '../../../support/mesh-node.js';
-import { admin, alive, deploy, flowsNode, flowsStatus, freePort, waitForFlows } from './node-red-helpers.js';
+import { admin, alive, deploy, flowsNode, flowsStatus, freePort, login, passwd, waitForFlows } from './node-red-helpers.js';
 
 let dir: string;
 let node: ApiaryNode | undefined;
@@ -40,26 +38,6 @@ afterEach(async () => {
   node = undefined;
   await rm(dir, { recursive: true, force: true });
 });
-
-/** `apiary flows passwd` as a user runs it, the password on stdin. */
-async function passwd(dataDir: string, password: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [BUILT_CLI, 'flows', 'passwd', '--data-dir', dataDir, '--user', 'keeper'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stdin.end(`${password}\n`);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  return { code, out };
-}
-
-/** A token from Node-RED's adminAuth (the editor's own login). */
-async function login(url: string, username: string, password: string): Promise<Response> {
-  return admin(url, 'auth/token', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username, password }),
-  });
-}
 
 /**
  * A flow on the default flow's broker connection: the swarming decision -> a
