@@ -72,14 +72,14 @@ export function defaultFlow(): Record<string, unknown>[] {
     { id: 'a91a7e0000000010', type: 'comment', z, name: 'Alerts: a rule raised (swarming, overheating...) -> notify topic + log', info: '', x: 260, y: 40, wires: [] },
     { id: 'a91a7e0000000011', type: 'mqtt in', z, name: 'decisions', topic: '${APIARY_DECISIONS_TOPIC}', qos: '1', datatype: 'json', broker: BROKER, nl: false, rap: true, rh: 0, inputs: 0, x: 120, y: 100, wires: [['a91a7e0000000012']] },
     { id: 'a91a7e0000000012', type: 'function', z, name: 'raised -> notification', func: NOTIFY, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], x: 330, y: 100, wires: [['a91a7e0000000013', 'a91a7e0000000014']] },
-    { id: 'a91a7e0000000013', type: 'mqtt out', z, name: 'notify', topic: '', qos: '1', retain: 'false', respTopic: '', contentType: '', userProps: '', correl: '', expiry: '', broker: BROKER, x: 550, y: 80, wires: [] },
-    { id: 'a91a7e0000000014', type: 'debug', z, name: 'alert log', active: true, tosidebar: true, console: true, tostatus: true, complete: 'payload', targetType: 'msg', statusVal: 'payload.rule', statusType: 'msg', x: 560, y: 120, wires: [] },
+    { id: 'a91a7e0000000013', type: 'mqtt out', z, name: 'notify', topic: '', qos: '1', retain: 'false', respTopic: '', contentType: '', userProps: '', correl: '', expiry: '', broker: BROKER, x: 550, y: 70, wires: [] },
+    { id: 'a91a7e0000000014', type: 'debug', z, name: 'alert log', active: true, tosidebar: true, console: true, tostatus: true, complete: 'payload', targetType: 'msg', statusVal: 'payload.rule', statusType: 'msg', x: 560, y: 130, wires: [] },
     { id: 'a91a7e0000000020', type: 'comment', z, name: 'Daily weight summary at 20:00 -> weight-summary topic + log', info: '', x: 250, y: 180, wires: [] },
-    { id: 'a91a7e0000000021', type: 'mqtt in', z, name: 'weight', topic: '${APIARY_WEIGHT_TOPIC}', qos: '0', datatype: 'json', broker: BROKER, nl: false, rap: true, rh: 0, inputs: 0, x: 110, y: 240, wires: [['a91a7e0000000023']] },
-    { id: 'a91a7e0000000022', type: 'inject', z, name: 'every day at 20:00', props: [{ p: 'topic', vt: 'str' }], repeat: '', crontab: '00 20 * * *', once: false, onceDelay: 0.1, topic: 'summary', x: 140, y: 280, wires: [['a91a7e0000000023']] },
+    { id: 'a91a7e0000000021', type: 'mqtt in', z, name: 'weight', topic: '${APIARY_WEIGHT_TOPIC}', qos: '0', datatype: 'json', broker: BROKER, nl: false, rap: true, rh: 0, inputs: 0, x: 110, y: 230, wires: [['a91a7e0000000023']] },
+    { id: 'a91a7e0000000022', type: 'inject', z, name: 'every day at 20:00', props: [{ p: 'topic', vt: 'str' }], repeat: '', crontab: '00 20 * * *', once: false, onceDelay: 0.1, topic: 'summary', x: 140, y: 290, wires: [['a91a7e0000000023']] },
     { id: 'a91a7e0000000023', type: 'function', z, name: 'summarise the day', func: SUMMARY, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], x: 360, y: 260, wires: [['a91a7e0000000024', 'a91a7e0000000025']] },
-    { id: 'a91a7e0000000024', type: 'mqtt out', z, name: 'weight summary', topic: '', qos: '1', retain: 'true', respTopic: '', contentType: '', userProps: '', correl: '', expiry: '', broker: BROKER, x: 580, y: 240, wires: [] },
-    { id: 'a91a7e0000000025', type: 'debug', z, name: 'summary log', active: true, tosidebar: true, console: true, tostatus: false, complete: 'payload', targetType: 'msg', x: 570, y: 280, wires: [] },
+    { id: 'a91a7e0000000024', type: 'mqtt out', z, name: 'weight summary', topic: '', qos: '1', retain: 'true', respTopic: '', contentType: '', userProps: '', correl: '', expiry: '', broker: BROKER, x: 580, y: 230, wires: [] },
+    { id: 'a91a7e0000000025', type: 'debug', z, name: 'summary log', active: true, tosidebar: true, console: true, tostatus: false, complete: 'payload', targetType: 'msg', x: 570, y: 290, wires: [] },
   ];
 }
 
