@@ -36,7 +36,7 @@ export const voiceSchema = z.strictObject({
   /** The recogniser's language: the acoustic model Debian ships in pocketsphinx-en-us. */
   language: z.enum(['en-us']).default('en-us'),
   /** espeak-ng voice (`espeak-ng --voices=en`) and words per minute. */
-  voice: z.string().regex(/^[a-z0-9][a-z0-9_+-]{0,63}$/i, 'expected an espeak-ng voice name, e.g. en-us or en-gb-x-rp').default('en-gb'),
+  voice: z.string().regex(/^[a-z0-9][a-z0-9_+-]{0,63}$/i, 'expected an espeak-ng voice name, e.g. en-us or en-gb-x-rp').default('en-us'),
   speed: z.number().int().min(MIN_SPEED).max(MAX_SPEED).default(160),
   tts: z.strictObject({
     /**

@@ -9,7 +9,7 @@ describe('the voice config section (draft)', () => {
       output: { device: 'default' },
       trigger: { command: true },
       language: 'en-us',
-      voice: 'en-gb',
+      voice: 'en-us',
       speed: 160,
       tts: { timeout: 20_000 },
       announce: { severities: ['critical'] },
