@@ -38,6 +38,8 @@ export class WavFileSource implements AudioSource {
 
   async *read(signal?: AbortSignal): AsyncIterable<Int16Array> {
     this.stopped = false;
+    // A file has no pace of its own: yield to the event loop between chunks, as a microphone would.
+    await Promise.resolve();
     const step = Math.max(1, Math.round((this.pcm.sampleRate * CHUNK_MS) / 1000)) * this.pcm.channels;
     for (let at = 0; at < this.pcm.samples.length; at += step) {
       if (this.stopped || signal?.aborted) return;

@@ -189,10 +189,15 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits and _`);
     const kept = new Set<string>();
     for (const value of values) {
-      const spoken = normaliseWords(value);
-      const unknown = spoken.split(' ').filter((w) => !WORD.test(w) || !known(w));
-      if (spoken === '' || unknown.length > 0) omitted.push(`<${name}> ${JSON.stringify(value)}: ${spoken === '' ? 'no words' : `not in the dictionary: ${unknown.join(', ')}`}`);
-      else kept.add(spoken);
+      // Lower case only: dropping a digit or a sign would make "Hive 7" the neighbour "hive".
+      const spoken = value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+      const notWords = spoken.filter((w) => !WORD.test(w));
+      const unknown = spoken.filter((w) => WORD.test(w) && !known(w));
+      const why = spoken.length === 0 ? ['no words'] : [];
+      if (notWords.length > 0) why.push(`not spoken words: ${notWords.join(', ')}`);
+      if (unknown.length > 0) why.push(`not in the dictionary: ${unknown.join(', ')}`);
+      if (why.length > 0) omitted.push(`<${name}> ${JSON.stringify(value)}: ${why.join('; ')}`);
+      else kept.add(spoken.join(' '));
     }
     slots[name] = [...kept];
   }

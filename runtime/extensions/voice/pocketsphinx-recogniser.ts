@@ -83,7 +83,7 @@ export interface Hypothesis {
   readonly text: string;
   /** Where each word is, when the program said and there was one utterance; alternates lose their `(2)`. */
   readonly words: readonly WordTime[] | undefined;
-  /** Utterances the program found (pocketsphinx_continuous splits at pauses). */
+  /** Utterances with words the program found (pocketsphinx_continuous splits at pauses). */
   readonly utterances: number;
 }
 

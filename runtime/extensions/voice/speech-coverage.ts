@@ -11,7 +11,7 @@
  * rule as the end-of-speech detector: 12 dB over the quietest frame and over
  * -55 dBFS) that fall outside every word. Measured on espeak-ng speech in
  * four voices at two speeds through the pipeline (test/runtime/extensions/
- * voice/speech-end-to-end.test.ts): questions leave at most 0.12 s
+ * voice/speech-end-to-end.test.ts): questions leave under 0.15 s
  * unexplained (0.23 s on untrimmed recordings); of 24 out-of-grammar
  * sentences, 5 were forced into a question before this check and 2 after it
  * with the limit at 0.25 s, about one short word. Those 2 ("what time is

@@ -72,7 +72,8 @@ async function listen(parts: PipelineParts, options: PipelineOptions): Promise<{
     kept.push(samples);
     total += samples.length;
     const event = endOfSpeech.push(samples);
-    if (event?.kind === 'start') started = true;
+    // An end implies a start (both can fall in one chunk): from then on nothing is dropped.
+    if (event) started = true;
     if (!started) {
       // Drop what the pre-roll can no longer reach.
       while (kept.length > 1 && total - keptFrom - (kept[0]?.length ?? 0) >= KEEP_WHILE_WAITING_SECONDS * SPEECH_RATE) {

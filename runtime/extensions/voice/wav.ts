@@ -12,7 +12,7 @@ import type { Pcm } from './types.js';
 
 const FORMAT_PCM = 1;
 const FORMAT_EXTENSIBLE = 0xfffe;
-export const MIN_RATE = 4_000;
+export const MIN_RATE = 2_000;
 export const MAX_RATE = 192_000;
 const MAX_CHANNELS = 8;
 const CONVERT_HINT = 'convert it to 16-bit PCM WAV: `sox <in> -b 16 -e signed-integer <out>.wav`';

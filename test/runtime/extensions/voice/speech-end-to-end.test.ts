@@ -72,13 +72,13 @@ const ANSWERS: Record<string, string> = {
   neighbours: 'Two neighbours, no alerts.',
 };
 
-async function answer(r: Recognition): Promise<string> {
-  return r.kind === 'intent' ? (ANSWERS[r.intent.intent] ?? 'I do not know that.') : 'I do not know that.';
+function answer(r: Recognition): Promise<string> {
+  return Promise.resolve(r.kind === 'intent' ? (ANSWERS[r.intent.intent] ?? 'I do not know that.') : 'I do not know that.');
 }
 
 /** Runs `jobs` two at a time: the machine is shared, and a board has few cores. */
 async function pool<T>(jobs: (() => Promise<T>)[], width = 2): Promise<T[]> {
-  const results: T[] = new Array(jobs.length);
+  const results: T[] = [];
   let next = 0;
   await Promise.all(Array.from({ length: width }, async () => {
     while (next < jobs.length) {
