@@ -29,6 +29,7 @@ import type { ApiaryConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import { packagePath } from '../package-root.js';
 import { boardReport, formatBoard, type BoardReport } from './doctor-board.js';
+import { formatVoice, voiceReport, type VoiceReport } from './doctor-voice.js';
 import { formatSensors, sensorChecks, type SensorCheck } from './doctor-sensors.js';
 import { formatSystem, systemReport, type SystemReport } from './doctor-system.js';
 import { EXIT_CONFIG, isConfigError } from './node-options.js';
@@ -58,6 +59,8 @@ export interface DoctorReport {
   /** Each configured sensor read once; null when device.kind is not linux (or the config is invalid). */
   readonly sensors: readonly SensorCheck[] | null;
   readonly system: SystemReport;
+  /** The voice's programs and sound devices, when the config turns voice on (voice.enabled); else null. */
+  readonly voice: VoiceReport | null;
 }
 
 export interface DoctorOptions {
@@ -161,6 +164,7 @@ export async function doctorReport(config: ApiaryConfig | ConfigProblem, options
     board: await boardReport(root),
     sensors: linux ? await sensorChecks(linux, root) : null,
     system: await systemReport(dataDir, root),
+    voice: valid?.voice.enabled ? await voiceReport(valid.voice.pocketsphinx.modelDir ? { modelDir: valid.voice.pocketsphinx.modelDir } : {}) : null,
   };
 }
 
@@ -195,6 +199,7 @@ export function formatDoctor(report: DoctorReport): string {
   lines.push('', ...formatBoard(report.board));
   if (report.config.valid) lines.push('', ...formatSensors(report.sensors));
   lines.push('', ...formatSystem(report.system), '');
+  if (report.voice) lines.push(...formatVoice(report.voice), '');
   const works = report.backends.some((b) => b.ok);
   if (!report.config.valid) lines.push('FAILED: the config is invalid (see the top): fix it; the findings above do not depend on it');
   lines.push(works ? 'ok: at least one backend works' : 'FAILED: no inference backend works on this machine');

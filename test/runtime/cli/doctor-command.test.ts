@@ -42,6 +42,19 @@ describe('apiary doctor', () => {
     expect(stdout).toContain('this node would use: onnxruntime-node (models.backend: auto');
     expect(stdout).toMatch(/hive-sound\s+0\.1\.0\s+sha256 [0-9a-f]{12}\s+hash ok/);
     expect(stdout).toContain('ok: at least one backend works');
+    expect(stdout).not.toContain('voice (optional'); // voice is off in this config
+  });
+
+  it('with voice on and none of its programs on PATH: the voice section names each, with one apt line, and the doctor still passes', async () => {
+    await writeFile(path.join(dir, 'voice.yaml'), 'node: { dataDir: data }\nvoice: { enabled: true, pocketsphinx: { modelDir: /nonexistent } }\n');
+    const empty = path.join(dir, 'empty-bin');
+    await mkdir(empty, { recursive: true });
+    const { code, stdout } = await apiary(['doctor', '--config', 'voice.yaml'], dir, { PATH: empty });
+    expect(code).toBe(0);
+    expect(stdout).toContain('voice (optional: the node runs without it)');
+    expect(stdout).toMatch(/pocketsphinx\s+WARN: not installed/);
+    expect(stdout).toMatch(/espeak-ng\s+WARN: not installed/);
+    expect(stdout).toContain('to install everything voice needs: sudo apt install pocketsphinx pocketsphinx-en-us espeak-ng alsa-utils');
   });
 });
 
