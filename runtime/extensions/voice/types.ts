@@ -75,3 +75,16 @@ export interface EndOfSpeech {
   /** Forgets everything, ready for the next utterance. */
   reset(): void;
 }
+
+/**
+ * A wake word: the seam for an always-listening trigger. None is shipped or
+ * on by default: the known engines pin a core of a Pi Zero 2 W, and
+ * openWakeWord's models are non-commercial (docs/voice.md). An
+ * implementation watches a stream and calls `onWake`; the voice extension
+ * would then listen as on a button press.
+ */
+export interface WakeWordDetector {
+  /** Starts watching `source` (the voice microphone); resolves once it runs. */
+  start(source: AudioSource, onWake: () => void): Promise<void>;
+  stop(): Promise<void>;
+}
