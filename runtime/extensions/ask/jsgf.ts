@@ -6,6 +6,8 @@
  * contractions) is in text-matcher.ts, not here.
  */
 
+import { ApiaryError, ErrorCodes } from '../../errors.js';
+
 export type Expansion =
   | { readonly kind: 'word'; readonly word: string }
   | { readonly kind: 'slot'; readonly slot: string }
@@ -13,57 +15,52 @@ export type Expansion =
   | { readonly kind: 'alt'; readonly options: readonly Expansion[] }
   | { readonly kind: 'opt'; readonly item: Expansion };
 
-const TOKEN = /\s*(<[a-z][a-z0-9-]*>|[()[\]|]|[a-z][a-z']*)\s*/y;
+/** A spoken word of a pattern or slot value, and a slot's name. */
+export const WORD = /^[a-z][a-z']*$/;
+export const SLOT_NAME = /^[a-z][a-z0-9_-]*$/;
 
-/** Parses one expansion; throws (a programming error in the catalogue) on anything outside the subset vocabulary.ts allows. */
+function patternError(pattern: string, message: string): ApiaryError {
+  return new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern ${JSON.stringify(pattern)}: ${message}`, {
+    hint: 'patterns are lower-case words, ( a | b ), [ optional ] and <slot> (runtime/extensions/ask/vocabulary.ts)',
+  });
+}
+
+/**
+ * Parses one pattern of the vocabulary's JSGF subset (both fronts use this
+ * one parser); anything outside it is a programming error in the catalogue:
+ * APIARY_CONFIG_INVALID naming the pattern.
+ */
 export function parseExpansion(pattern: string): Expansion {
-  const tokens: string[] = [];
-  TOKEN.lastIndex = 0;
-  while (TOKEN.lastIndex < pattern.length) {
-    const at = TOKEN.lastIndex;
-    const match = TOKEN.exec(pattern);
-    if (!match?.[1]) {
-      if (pattern.slice(at).trim() === '') break;
-      throw new Error(`JSGF pattern "${pattern}": unexpected text at ${at}: "${pattern.slice(at)}"`);
-    }
-    tokens.push(match[1]);
-  }
+  const tokens = pattern.match(/<[^<>\s]*>|[()[\]|]|[^\s()[\]|<>]+|[<>]/g) ?? [];
   let i = 0;
-  const fail = (why: string): never => { throw new Error(`JSGF pattern "${pattern}": ${why}`); };
-
-  /** alternatives := sequence ( '|' sequence )* */
-  function alternatives(): Expansion {
-    const options = [sequence()];
+  const alt = (close: string | undefined): Expansion => {
+    const options: Expansion[] = [seq(close)];
     while (tokens[i] === '|') {
-      i += 1;
-      options.push(sequence());
+      i++;
+      options.push(seq(close));
+    }
+    if (close !== undefined) {
+      if (tokens[i] !== close) throw patternError(pattern, `expected ${JSON.stringify(close)}`);
+      i++;
     }
     return options.length === 1 ? (options[0] as Expansion) : { kind: 'alt', options };
-  }
-
-  function sequence(): Expansion {
+  };
+  const seq = (close: string | undefined): Expansion => {
     const items: Expansion[] = [];
-    for (let t = tokens[i]; t !== undefined && t !== '|' && t !== ')' && t !== ']'; t = tokens[i]) {
-      i += 1;
-      if (t === '(' || t === '[') {
-        const inner = alternatives();
-        const close = t === '(' ? ')' : ']';
-        if (tokens[i] !== close) fail(`"${t}" is not closed by "${close}"`);
-        i += 1;
-        items.push(t === '(' ? inner : { kind: 'opt', item: inner });
-      } else if (t.startsWith('<')) {
-        items.push({ kind: 'slot', slot: t.slice(1, -1) });
-      } else {
-        items.push({ kind: 'word', word: t });
-      }
+    for (let t = tokens[i]; t !== undefined && t !== '|' && t !== close; t = tokens[i]) {
+      i++;
+      if (t === '(') items.push(alt(')'));
+      else if (t === '[') items.push({ kind: 'opt', item: alt(']') });
+      else if (t.startsWith('<') && t.endsWith('>') && SLOT_NAME.test(t.slice(1, -1))) items.push({ kind: 'slot', slot: t.slice(1, -1) });
+      else if (WORD.test(t)) items.push({ kind: 'word', word: t });
+      else throw patternError(pattern, `unexpected ${JSON.stringify(t)}`);
     }
-    if (items.length === 0) fail('an empty alternative or group');
+    if (items.length === 0) throw patternError(pattern, 'an empty alternative');
     return items.length === 1 ? (items[0] as Expansion) : { kind: 'seq', items };
-  }
-
-  const root = alternatives();
-  if (i !== tokens.length) fail(`unexpected "${tokens[i] ?? ''}"`);
-  return root;
+  };
+  const tree = alt(undefined);
+  if (i !== tokens.length) throw patternError(pattern, `unexpected ${JSON.stringify(tokens[i])}`);
+  return tree;
 }
 
 /** Slot name -> its values, each as words. */

@@ -16,59 +16,14 @@
  * a programming error in the vocabulary and throws.
  */
 import { ApiaryError, ErrorCodes } from '../../errors.js';
+import { parseExpansion, SLOT_NAME, WORD, type Expansion } from '../ask/jsgf.js';
 import type { IntentVocabulary, RecognisedIntent } from '../ask/vocabulary.js';
-
-export type Expansion =
-  | { readonly kind: 'word'; readonly word: string }
-  | { readonly kind: 'slot'; readonly name: string }
-  | { readonly kind: 'seq'; readonly items: readonly Expansion[] }
-  | { readonly kind: 'alt'; readonly options: readonly Expansion[] }
-  | { readonly kind: 'opt'; readonly body: Expansion };
 
 /** Sentences per intent beyond which the vocabulary is refused (slots multiply). */
 export const MAX_SENTENCES = 20_000;
-const WORD = /^[a-z][a-z']*$/;
-const SLOT_NAME = /^[a-z][a-z0-9_]*$/;
 
-function patternError(pattern: string, message: string): ApiaryError {
-  return new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern ${JSON.stringify(pattern)}: ${message}`, {
-    hint: 'patterns are lower-case words, ( a | b ), [ optional ] and <slot> (runtime/extensions/ask/vocabulary.ts)',
-  });
-}
-
-/** Parses one pattern of the vocabulary's JSGF subset. */
-export function parsePattern(pattern: string): Expansion {
-  const tokens = pattern.match(/<[^<>\s]*>|[()[\]|]|[^\s()[\]|<>]+|[<>]/g) ?? [];
-  let i = 0;
-  const alt = (close: string | undefined): Expansion => {
-    const options: Expansion[] = [seq(close)];
-    while (tokens[i] === '|') {
-      i++;
-      options.push(seq(close));
-    }
-    if (close !== undefined) {
-      if (tokens[i] !== close) throw patternError(pattern, `expected ${JSON.stringify(close)}`);
-      i++;
-    }
-    return options.length === 1 ? (options[0] as Expansion) : { kind: 'alt', options };
-  };
-  const seq = (close: string | undefined): Expansion => {
-    const items: Expansion[] = [];
-    for (let t = tokens[i]; t !== undefined && t !== '|' && t !== close; t = tokens[i]) {
-      i++;
-      if (t === '(') items.push(alt(')'));
-      else if (t === '[') items.push({ kind: 'opt', body: alt(']') });
-      else if (t.startsWith('<') && t.endsWith('>') && SLOT_NAME.test(t.slice(1, -1))) items.push({ kind: 'slot', name: t.slice(1, -1) });
-      else if (WORD.test(t)) items.push({ kind: 'word', word: t });
-      else throw patternError(pattern, `unexpected ${JSON.stringify(t)}`);
-    }
-    if (items.length === 0) throw patternError(pattern, 'an empty alternative');
-    return items.length === 1 ? (items[0] as Expansion) : { kind: 'seq', items };
-  };
-  const tree = alt(undefined);
-  if (i !== tokens.length) throw patternError(pattern, `unexpected ${JSON.stringify(tokens[i])}`);
-  return tree;
-}
+/** Parses one pattern of the vocabulary's JSGF subset: the text front's parser (runtime/extensions/ask/jsgf.ts). */
+export const parsePattern = parseExpansion;
 
 export interface Sentence {
   readonly words: readonly string[];
@@ -82,12 +37,12 @@ export function expandTree(tree: Expansion, slots: Readonly<Record<string, reado
       case 'word':
         return [{ words: [e.word], slots: {} }];
       case 'slot': {
-        const values = slots[e.name];
-        if (values === undefined) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern uses <${e.name}>, which the vocabulary has no slot for`);
-        return values.map((v) => ({ words: v.split(' '), slots: { [e.name]: v } }));
+        const values = slots[e.slot];
+        if (values === undefined) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern uses <${e.slot}>, which the vocabulary has no slot for`);
+        return values.map((v) => ({ words: v.split(' '), slots: { [e.slot]: v } }));
       }
       case 'opt':
-        return [{ words: [], slots: {} }, ...go(e.body)];
+        return [{ words: [], slots: {} }, ...go(e.item)];
       case 'alt':
         return e.options.flatMap(go);
       case 'seq': {
@@ -153,9 +108,9 @@ function toJsgf(e: Expansion, slotRule: (name: string) => string): string {
     case 'word':
       return e.word;
     case 'slot':
-      return `<${slotRule(e.name)}>`;
+      return `<${slotRule(e.slot)}>`;
     case 'opt':
-      return `[ ${toJsgf(e.body, slotRule)} ]`;
+      return `[ ${toJsgf(e.item, slotRule)} ]`;
     case 'alt':
       return `( ${e.options.map((o) => toJsgf(o, slotRule)).join(' | ')} )`;
     case 'seq':
@@ -170,7 +125,7 @@ function words(e: Expansion): string[] {
     case 'slot':
       return [];
     case 'opt':
-      return words(e.body);
+      return words(e.item);
     case 'alt':
       return e.options.flatMap(words);
     case 'seq':
@@ -186,7 +141,7 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
   const omitted: string[] = [];
   const slots: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(vocabulary.slots)) {
-    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits and _`);
+    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits, _ and -`);
     const kept = new Set<string>();
     for (const value of values) {
       // Lower case only: dropping a digit or a sign would make "Hive 7" the neighbour "hive".
@@ -217,7 +172,7 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     }
     const rule = `intent_${index}`;
     intentRules.push(`<${rule}>`);
-    const slotNames = (e: Expansion): string[] => (e.kind === 'slot' ? [e.name] : e.kind === 'seq' ? e.items.flatMap(slotNames) : e.kind === 'alt' ? e.options.flatMap(slotNames) : e.kind === 'opt' ? slotNames(e.body) : []);
+    const slotNames = (e: Expansion): string[] => (e.kind === 'slot' ? [e.slot] : e.kind === 'seq' ? e.items.flatMap(slotNames) : e.kind === 'alt' ? e.options.flatMap(slotNames) : e.kind === 'opt' ? slotNames(e.item) : []);
     for (const t of usable) for (const s of slotNames(t)) usedSlots.add(s);
     lines.push(`<${rule}> = ${usable.map((t) => `( ${toJsgf(t, slotRule)} )`).join(' | ')}; // ${spec.name}`);
     return [{ ...spec, patterns: spec.patterns.filter((_, i) => usable.includes(trees[i] as Expansion)) }];
