@@ -20,9 +20,10 @@ import type { AskReply } from '../../../../runtime/extensions/ask/commands.js';
 import { QUESTION_ENTRY_TYPE } from '../../../../runtime/extensions/ask/index.js';
 import { valueAt } from '../../../../runtime/value-at.js';
 import { apiary } from '../../../support/cli.js';
+import { commandRequester, type CommandReply } from '../../../support/mqtt-request.js';
 import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../../support/mesh-node.js';
 
-interface Reply { ok: boolean; result?: unknown; code?: string; error?: string }
+type Reply = CommandReply;
 interface Status {
   latest: {
     readings: Record<string, { value: number; unit: string; t: number }>;
@@ -37,7 +38,6 @@ describe('asking the hive in text', () => {
   let node: ApiaryNode;
   let neighbour: TestMeshNode;
   let client: MqttClient;
-  let next = 0;
   const announcements: Announcement[] = [];
 
   /** What a voice front would be: an extension that listens for announcements. */
@@ -51,22 +51,8 @@ describe('asking the hive in text', () => {
     })),
   };
 
-  const request = async (name: string, args?: unknown): Promise<Reply> => {
-    const requestId = `ask-${++next}`;
-    const replyTopic = `apiary/${node.nodeId}/reply/${requestId}`;
-    const answer = new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no reply to ${name}`)), 15_000);
-      const onMessage = (topic: string, payload: Buffer) => {
-        if (topic !== replyTopic) return;
-        clearTimeout(timer);
-        client.off('message', onMessage);
-        resolve(JSON.parse(payload.toString()) as Reply);
-      };
-      client.on('message', onMessage);
-    });
-    await client.publishAsync(`apiary/${node.nodeId}/cmd/${name}`, JSON.stringify({ requestId, ...(args !== undefined ? { args } : {}) }), { qos: 1 });
-    return answer;
-  };
+  let requester: ReturnType<typeof commandRequester> | undefined;
+  const request = (name: string, args?: unknown): Promise<Reply> => (requester ??= commandRequester(client, () => node.nodeId, { idPrefix: 'ask' }))(name, args);
   const status = async () => (await request('status')).result as Status;
   const ask = async (question: string) => {
     const reply = await request('ask', { question });

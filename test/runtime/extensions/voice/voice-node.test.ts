@@ -20,10 +20,11 @@ import { NOT_UNDERSTOOD, type ListenOutcome } from '../../../../runtime/extensio
 import { fakeAlsa, spokenQuestion, type FakeAlsa } from '../../../support/fake-alsa.js';
 import { WyomingTestClient } from '../../../support/wyoming-client.js';
 import { apiary } from '../../../support/cli.js';
+import { commandRequester, type CommandReply } from '../../../support/mqtt-request.js';
 import { waitFor } from '../../../support/mesh-node.js';
 import { missingPrograms, soxStat } from './speech-tools.js';
 
-interface Reply { ok: boolean; result?: unknown; code?: string; error?: string }
+type Reply = CommandReply;
 const skip = await missingPrograms('espeak-ng', 'sox', 'pocketsphinx');
 
 /** Every 32-byte window at these offsets of `audio`: a payload holding any of them holds audio. */
@@ -38,27 +39,12 @@ describe.skipIf(skip !== undefined)(`talking to a node ${skip ?? ''}`, () => {
   let node: ApiaryNode;
   let alsa: FakeAlsa;
   let client: MqttClient;
-  let next = 0;
   const payloads: Buffer[] = [];
   const heardAudio: Buffer[] = [];
   const oldPath = process.env.PATH;
 
-  const request = async (name: string, args?: unknown, timeoutMs = 60_000): Promise<Reply> => {
-    const requestId = `voice-${++next}`;
-    const replyTopic = `apiary/${node.nodeId}/reply/${requestId}`;
-    const answer = new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no reply to ${name}`)), timeoutMs);
-      const onMessage = (topic: string, payload: Buffer) => {
-        if (topic !== replyTopic) return;
-        clearTimeout(timer);
-        client.off('message', onMessage);
-        resolve(JSON.parse(payload.toString()) as Reply);
-      };
-      client.on('message', onMessage);
-    });
-    await client.publishAsync(`apiary/${node.nodeId}/cmd/${name}`, JSON.stringify({ requestId, ...(args !== undefined ? { args } : {}) }), { qos: 1 });
-    return answer;
-  };
+  let requester: ReturnType<typeof commandRequester> | undefined;
+  const request = (name: string, args?: unknown): Promise<Reply> => (requester ??= commandRequester(client, () => node.nodeId, { idPrefix: 'voice' }))(name, args, 60_000);
 
   const say = async (text: string, name: string) => {
     const file = path.join(dir, `${name}.raw`);
