@@ -11,9 +11,9 @@
  * words are looked up.
  *
  * Words the recogniser's dictionary lacks cannot be in the grammar (the
- * decoder refuses it): a slot value with such a word (a neighbour called
- * "Bramblewick") is left out and reported, not fatal; a pattern with one is
- * a programming error in the vocabulary and throws.
+ * decoder refuses it): a slot value or a pattern with such a word (a
+ * neighbour called "Bramblewick") is left out and reported in `omitted`, not
+ * fatal; only a vocabulary with nothing left to say throws.
  */
 import { ApiaryError, ErrorCodes } from '../../errors.js';
 import type { IntentVocabulary, RecognisedIntent } from '../ask/vocabulary.js';
@@ -28,7 +28,7 @@ export type Expansion =
 /** Sentences per intent beyond which the vocabulary is refused (slots multiply). */
 export const MAX_SENTENCES = 20_000;
 const WORD = /^[a-z][a-z']*$/;
-const SLOT_NAME = /^[a-z][a-z0-9_]*$/;
+const SLOT_NAME = /^[a-z][a-z0-9_-]*$/;
 
 function patternError(pattern: string, message: string): ApiaryError {
   return new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern ${JSON.stringify(pattern)}: ${message}`, {
@@ -186,7 +186,7 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
   const omitted: string[] = [];
   const slots: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(vocabulary.slots)) {
-    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits and _`);
+    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits, - and _`);
     const kept = new Set<string>();
     for (const value of values) {
       // Lower case only: dropping a digit or a sign would make "Hive 7" the neighbour "hive".
@@ -201,16 +201,19 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     }
     slots[name] = [...kept];
   }
-  const slotRule = (name: string) => `slot_${name}`;
+  const slotRule = (name: string) => `slot_${name.replace(/-/g, '_')}`;
   const lines = ['#JSGF V1.0;', 'grammar apiary;', ''];
   const intentRules: string[] = [];
   const usedSlots = new Set<string>();
   const intents = vocabulary.intents.flatMap((spec, index) => {
     const trees = spec.patterns.map(parsePattern);
-    const unknown = [...new Set(trees.flatMap(words))].filter((w) => !known(w));
-    if (unknown.length > 0) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent ${spec.name}: words not in the recogniser's dictionary: ${unknown.join(', ')}`, { hint: 'use dictionary words in the vocabulary\'s patterns' });
-    // A pattern whose slot has no values left can say nothing: drop it rather than write an empty rule.
-    const usable = trees.filter((t) => expandTree(t, slots).length > 0);
+    // A pattern with a word the dictionary lacks cannot be decoded, and one whose slot has no values left can say
+    // nothing: each is dropped (and reported) rather than failing the whole grammar.
+    const usable = trees.filter((t, i) => {
+      const unknown = [...new Set(words(t))].filter((w) => !known(w));
+      if (unknown.length > 0) omitted.push(`intent ${spec.name} pattern ${JSON.stringify(spec.patterns[i])}: not in the dictionary: ${unknown.join(', ')}`);
+      return unknown.length === 0 && expandTree(t, slots).length > 0;
+    });
     if (usable.length === 0) {
       omitted.push(`intent ${spec.name}: no pattern left to say`);
       return [];
