@@ -28,7 +28,7 @@ export type Expansion =
 /** Sentences per intent beyond which the vocabulary is refused (slots multiply). */
 export const MAX_SENTENCES = 20_000;
 const WORD = /^[a-z][a-z']*$/;
-const SLOT_NAME = /^[a-z][a-z0-9_-]*$/;
+const SLOT_NAME = /^[a-z][a-z0-9_]*$/;
 
 function patternError(pattern: string, message: string): ApiaryError {
   return new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent pattern ${JSON.stringify(pattern)}: ${message}`, {
@@ -186,7 +186,7 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
   const omitted: string[] = [];
   const slots: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(vocabulary.slots)) {
-    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits, - and _`);
+    if (!SLOT_NAME.test(name)) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `vocabulary slot name ${JSON.stringify(name)} is not lower-case letters, digits and _`);
     const kept = new Set<string>();
     for (const value of values) {
       // Lower case only: dropping a digit or a sign would make "Hive 7" the neighbour "hive".
@@ -201,6 +201,7 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     }
     slots[name] = [...kept];
   }
+  // JSGF rule names are safest as letters, digits and _: a slot may be named with '-'.
   const slotRule = (name: string) => `slot_${name.replace(/-/g, '_')}`;
   const lines = ['#JSGF V1.0;', 'grammar apiary;', ''];
   const intentRules: string[] = [];
