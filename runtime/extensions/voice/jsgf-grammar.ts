@@ -11,9 +11,9 @@
  * words are looked up.
  *
  * Words the recogniser's dictionary lacks cannot be in the grammar (the
- * decoder refuses it): a slot value with such a word (a neighbour called
- * "Bramblewick") is left out and reported, not fatal; a pattern with one is
- * a programming error in the vocabulary and throws.
+ * decoder refuses it): a slot value or a pattern with such a word (a
+ * neighbour called "Bramblewick") is left out and reported in `omitted`, not
+ * fatal; only a vocabulary with nothing left to say throws.
  */
 import { ApiaryError, ErrorCodes } from '../../errors.js';
 import { parseExpansion, SLOT_NAME, WORD, type Expansion } from '../ask/jsgf.js';
@@ -156,16 +156,20 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     }
     slots[name] = [...kept];
   }
-  const slotRule = (name: string) => `slot_${name}`;
+  // JSGF rule names are safest as letters, digits and _: a slot may be named with '-'.
+  const slotRule = (name: string) => `slot_${name.replace(/-/g, '_')}`;
   const lines = ['#JSGF V1.0;', 'grammar apiary;', ''];
   const intentRules: string[] = [];
   const usedSlots = new Set<string>();
   const intents = vocabulary.intents.flatMap((spec, index) => {
     const trees = spec.patterns.map(parsePattern);
-    const unknown = [...new Set(trees.flatMap(words))].filter((w) => !known(w));
-    if (unknown.length > 0) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `intent ${spec.name}: words not in the recogniser's dictionary: ${unknown.join(', ')}`, { hint: 'use dictionary words in the vocabulary\'s patterns' });
-    // A pattern whose slot has no values left can say nothing: drop it rather than write an empty rule.
-    const usable = trees.filter((t) => expandTree(t, slots).length > 0);
+    // A pattern with a word the dictionary lacks cannot be decoded, and one whose slot has no values left can say
+    // nothing: each is dropped (and reported) rather than failing the whole grammar.
+    const usable = trees.filter((t, i) => {
+      const unknown = [...new Set(words(t))].filter((w) => !known(w));
+      if (unknown.length > 0) omitted.push(`intent ${spec.name} pattern ${JSON.stringify(spec.patterns[i])}: not in the dictionary: ${unknown.join(', ')}`);
+      return unknown.length === 0 && expandTree(t, slots).length > 0;
+    });
     if (usable.length === 0) {
       omitted.push(`intent ${spec.name}: no pattern left to say`);
       return [];

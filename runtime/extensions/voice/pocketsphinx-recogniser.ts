@@ -31,6 +31,26 @@ export const POCKETSPHINX_PROGRAMS = ['pocketsphinx', 'pocketsphinx_continuous']
 
 export type PocketsphinxFlavour = 'v5' | 'continuous';
 
+/**
+ * Search beams wider than pocketsphinx's defaults (1e-48, 7e-29, 1e-48), an
+ * option, not the default: with the defaults the grammar search sometimes
+ * prunes the right path and ends nowhere ("Final result does not match the
+ * grammar": nothing recognised); these recover some of those (on 64 espeak-ng
+ * questions 63 right instead of 62) but force more out-of-grammar speech into
+ * questions (3 of 24 instead of 2), and rejecting what is not a question
+ * matters as much. Wider still (1e-80) forced most of it.
+ */
+export const WIDE_BEAMS: readonly string[] = ['-beam', '1e-60', '-wbeam', '1e-40', '-pbeam', '1e-60'];
+
+/**
+ * Half-bit noise added before feature extraction, with a fixed seed so a
+ * recording always gives the same answer: digital silence (exact zeros, as in
+ * a synthesised or edited file) upsets pocketsphinx's log-energy features, and
+ * a question padded with it was not recognised where the same one with sox's
+ * dither was.
+ */
+export const DITHER: readonly string[] = ['-dither', 'yes', '-seed', '1'];
+
 export interface PocketsphinxOptions {
   readonly vocabulary: IntentVocabulary;
   /** Holds `en-us/` (the acoustic model) and `cmudict-en-us.dict`. */
@@ -43,6 +63,8 @@ export interface PocketsphinxOptions {
   readonly maxConcurrent?: number;
   /** Longest utterance taken, in seconds (the end-of-speech detector cuts at 10 s). */
   readonly maxSeconds?: number;
+  /** Decoder search beams (pocketsphinx arguments, e.g. WIDE_BEAMS); default pocketsphinx's own. */
+  readonly beams?: readonly string[];
   /** Loud audio the recognised words may leave unexplained before the match is refused (speech-coverage.ts); Infinity turns the check off. */
   readonly maxUnexplainedSeconds?: number;
 }
@@ -168,7 +190,7 @@ export class PocketsphinxRecogniser implements SpeechToIntent {
     const flavour = flavourOf(program);
     // Word times for the coverage check (speech-coverage.ts); pocketsphinx 5 always gives them.
     const logArgs = flavour === 'continuous' ? ['-logfn', '/dev/null', '-time', 'yes'] : [];
-    const modelArgs = ['-hmm', hmm, '-dict', dict, '-jsgf', grammarFile, '-samprate', String(SPEECH_RATE), ...logArgs];
+    const modelArgs = ['-hmm', hmm, '-dict', dict, '-jsgf', grammarFile, '-samprate', String(SPEECH_RATE), ...(options.beams ?? []), ...DITHER, ...logArgs];
     return new PocketsphinxRecogniser(program, flavour, grammar, new SentenceMatcher(grammar.vocabulary), dir, modelArgs, options);
   }
 

@@ -47,5 +47,5 @@ describe.skipIf(missing !== undefined)(`hive hum under speech${missing ? ` (${mi
     expect(await right(null)).toBeGreaterThanOrEqual(5);
     expect(await right(-20)).toBeLessThanOrEqual(3);
     expect(await right(10)).toBeLessThanOrEqual(2);
-  });
+  }, 120_000);
 });

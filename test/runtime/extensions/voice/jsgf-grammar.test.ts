@@ -73,8 +73,11 @@ describe('the vocabulary as a JSGF grammar', () => {
     expect(g.text).toContain('<slot_neighbour> = the orchard hive | the meadow hive;');
     expect(g.text).not.toContain('reading');
     expect(g.vocabulary.intents.map((i) => i.name)).toEqual(['status', 'neighbour']);
+    const partly = buildGrammar({ intents: [{ name: 'x', patterns: ['frobnicate the hive', 'how is the hive'], commands: [] }], slots: {} }, (w) => dictionary.has(w));
+    expect(partly.omitted).toEqual(['intent x pattern "frobnicate the hive": not in the dictionary: frobnicate']);
+    expect(partly.text).toContain('<intent_0> = ( how is the hive ); // x');
     expect(() => buildGrammar({ intents: [{ name: 'x', patterns: ['frobnicate the hive'], commands: [] }], slots: {} }, (w) => dictionary.has(w)))
-      .toThrow(/intent x: words not in the recogniser's dictionary: frobnicate/);
+      .toThrow(/the vocabulary has no intent that can be said/);
   });
 
   it('maps a recognised sentence back to its intent and slots, exactly', () => {

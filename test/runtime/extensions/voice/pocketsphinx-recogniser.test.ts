@@ -84,6 +84,19 @@ describe.skipIf(missing !== undefined)(`pocketsphinx runs, bounded${missing ? ` 
     await expect(recogniser.recognise(new Int16Array(16 * 16_000))).rejects.toMatchObject({ code: ErrorCodes.AUDIO_INVALID, message: expect.stringContaining('16.0 s is over the 15 s') as string });
   });
 
+  it('recognises questions padded with digital silence (exact zeros, as a synthesised or edited file has)', async () => {
+    const cases = ['en-us', 'en-gb-x-rp', 'en-029'].flatMap((voice) => ['what is the brood temperature', 'why did you raise that alert', 'what do the neighbours say'].map((text) => ({ voice, text })));
+    let right = 0;
+    for (const { voice, text } of cases) {
+      const speech = resamplePcm(espeak(text, voice, 175), 16_000);
+      const padded = new Int16Array(speech.length + 16_000);
+      padded.set(speech, 8_000);
+      const r = await recogniser.recognise(padded);
+      if (r.kind === 'intent' && r.intent.text === text) right++;
+    }
+    expect(right).toBeGreaterThanOrEqual(cases.length - 1);
+  });
+
   it('kills the program on abort and on timeout', async () => {
     const controller = new AbortController();
     const pending = recogniser.recognise(question, controller.signal);

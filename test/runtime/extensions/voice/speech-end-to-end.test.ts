@@ -42,6 +42,8 @@ const OUT_OF_GRAMMAR = ['the weather is nice in paris today', 'play some music',
 const MIN_REJECTED = 0.85;
 const WANTED_VOICES = ['en-us', 'en-gb-x-rp', 'en-gb-scotland', 'en-029'];
 const SPEEDS = [140, 190];
+/** 64 + 24 utterances through pocketsphinx, two at a time: about 15 s alone, more on a busy machine (not a timing assertion). */
+const SLOW = 180_000;
 
 /** Deterministic noise, so a failure can be reproduced. */
 function noise(seed: number): () => number {
@@ -143,7 +145,7 @@ describe.skipIf(missing !== undefined)(`speech to intent and back, end to end${m
       expect(stat.seconds, r.answerFile).toBeGreaterThan(0.8);
       expect(stat.rms, r.answerFile).toBeGreaterThan(0.02);
     }
-  });
+  }, SLOW);
 
   it('rejects speech outside the grammar instead of forcing it into a question', async () => {
     const cases = ['en-us', 'en-gb-x-rp', 'en-gb-scotland'].filter((v) => espeakVoices().has(v)).flatMap((voice) => OUT_OF_GRAMMAR.map((text, i) => ({ voice, text, i })));
@@ -164,7 +166,7 @@ describe.skipIf(missing !== undefined)(`speech to intent and back, end to end${m
       expect(rejected(r), `${r.voice} "${r.text}" must be rejected`).toBe(true);
     }
     expect(results.filter(rejected).length / results.length, forced.join('\n')).toBeGreaterThanOrEqual(MIN_REJECTED);
-  });
+  }, SLOW);
 
   it('finds no utterance in silence with noise, and says nothing', async () => {
     const file = path.join(dir, 'noise.wav');
