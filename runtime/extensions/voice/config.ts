@@ -43,7 +43,9 @@ export const voiceSchema = z.strictObject({
     /** Words per minute. */
     speed: z.number().int().min(80).max(450).default(160),
     /** For engine: command, the program and its arguments, e.g. [piper, --model, /opt/voice.onnx, --output_file, /dev/stdout]. */
-    command: z.array(z.string().min(1).max(4_096)).min(1).max(64).optional(),
+    command: z.array(z.string().min(1).max(4_096).refine((a) => !a.includes('\0'), { error: 'no NUL characters' })).min(1).max(64)
+      .refine((c) => !(c[0] ?? '').includes('/') || (c[0] ?? '').startsWith('/'), { error: 'tts.command[0] must be a program on PATH or an absolute path' })
+      .optional(),
   }).prefault({}).refine((t) => t.engine !== 'command' || t.command !== undefined, { error: 'tts.command: engine is "command", so give the program and its arguments, like [my-tts, --wav]' }),
   pocketsphinx: z.strictObject({
     /** Holds en-us/ and cmudict-en-us.dict; default /usr/share/pocketsphinx/model/en-us (package pocketsphinx-en-us). */

@@ -1,32 +1,36 @@
 import { describe, expect, it } from 'vitest';
 import { voiceSchema } from '../../../../runtime/extensions/voice/config.js';
 
-describe('the voice config section (draft)', () => {
-  it('is off by default, with the defaults the pipeline uses', () => {
+describe('the voice config section', () => {
+  it('is off by default, with the defaults the voice extension uses', () => {
     expect(voiceSchema.parse({})).toEqual({
       enabled: false,
-      input: { device: 'default', maxListen: 8_000 },
-      output: { device: 'default' },
-      trigger: { command: true },
       language: 'en-us',
-      voice: 'en-us',
-      speed: 160,
-      tts: { timeout: 20_000 },
-      announce: { severities: ['critical'] },
+      input: { device: 'default' },
+      output: { device: 'default' },
+      trigger: {},
+      listenTimeout: 10_000,
+      speakAnnouncements: true,
+      tts: { engine: 'espeak-ng', voice: 'en-us', speed: 160 },
+      pocketsphinx: { timeout: 30_000 },
+      wyoming: { enabled: false, host: '127.0.0.1', port: 10_500, mdns: false, maxConnections: 4, maxUtterance: 15_000, idleTimeout: 300_000 },
     });
+    expect(voiceSchema.parse({ trigger: { gpio: { line: 17 } } }).trigger.gpio).toEqual({ chip: 'gpiochip0', line: 17, debounce: 300 });
   });
 
-  it('names the field that is wrong', () => {
+  it('names the field that is wrong, and the fix', () => {
     const issues = (value: unknown) => {
       const r = voiceSchema.safeParse(value);
       return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     };
     expect(issues({ input: { device: 'hw:1; reboot' } })).toEqual([expect.stringMatching(/^input\.device: expected an ALSA device name/) as string]);
-    expect(issues({ speed: 1_000 })).toEqual([expect.stringMatching(/^speed: /) as string]);
-    expect(issues({ tts: { command: ['./piper'] } })).toEqual(['tts.command: tts.command[0] must be a program on PATH or an absolute path']);
+    expect(issues({ tts: { speed: 1_000 } })).toEqual([expect.stringMatching(/^tts\.speed: /) as string]);
+    expect(issues({ tts: { engine: 'command', command: ['./piper'] } })).toEqual(['tts.command: tts.command[0] must be a program on PATH or an absolute path']);
+    expect(issues({ tts: { engine: 'command' } })).toEqual([expect.stringMatching(/^tts: tts\.command: engine is "command", so give the program/) as string]);
     expect(issues({ tts: { command: [] } })).toEqual([expect.stringMatching(/^tts\.command: /) as string]);
-    expect(issues({ trigger: { button: { chip: 'gpiochip0' } } })).toEqual([expect.stringMatching(/^trigger\.button\.line: /) as string]);
-    expect(issues({ announce: { severities: ['loud'] } })).toEqual([expect.stringMatching(/^announce\.severities\.0: /) as string]);
+    expect(issues({ trigger: { gpio: { chip: 'gpiochip0' } } })).toEqual([expect.stringMatching(/^trigger\.gpio\.line: /) as string]);
+    expect(issues({ language: 'de' })).toEqual([expect.stringMatching(/^language: expected "en-us"/) as string]);
+    expect(issues({ wyoming: { port: 70_000 } })).toEqual([expect.stringMatching(/^wyoming\.port: /) as string]);
     expect(issues({ wakeWord: true })).toEqual([expect.stringMatching(/wakeWord/) as string]);
   });
 });
