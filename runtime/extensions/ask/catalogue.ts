@@ -94,6 +94,7 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
         '[what is the] (hive | colony) status',
         'what is the status [of the (hive | colony)]',
       ],
+      spoken: ['how is the (hive | colony) [doing]', 'how are the bees [doing]', 'what is the (hive | colony) status'],
       commands: ['status'],
     },
   ];
@@ -106,6 +107,7 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
         'will (it | they | the bees | the colony) swarm',
         '(is there a | what is the) swarm (risk | warning)',
       ],
+      spoken: ['is (it | the hive | the colony) (going to swarm | swarming)', 'are the bees going to swarm', 'will (it | they | the bees) swarm', 'is there a swarm (risk | warning)'],
       commands: ['status'],
     });
   }
@@ -120,6 +122,8 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
     intents.push({
       name: INTENTS.reading,
       patterns: ['[what is] the [current] <channel> [(of | in) the hive]', 'how is the <channel>', '<channel>'],
+      // No optional tail and no bare channel name for speech: both invite the decoder to stop or force a match mid-sentence.
+      spoken: ['what is the <channel>', 'how is the <channel>'],
       commands: ['status', 'readings/recent'],
     });
   }
@@ -132,6 +136,7 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
         'why is there an (alert | alarm | warning)',
         ...(has(rule) ? ['why [the] <rule> [alert | alarm | warning]', 'why is <rule> (raised | on | active)'] : []),
       ],
+      spoken: ['why did you raise (that | the | this) (alert | alarm | warning)', 'why is there an (alert | alarm | warning)', ...(has(rule) ? ['why [the] <rule> alert'] : [])],
       commands: ['status'],
     });
   }
@@ -143,11 +148,13 @@ export function buildVocabulary(source: CatalogueSource): Catalogue {
       '(any | what) news from the (neighbours | other hives)',
       ...(has(neighbour) ? ['what does <neighbour> say', 'how is <neighbour>'] : []),
     ],
+      spoken: ['what do the (neighbours | other hives) say', 'how are the (neighbours | other hives)', ...(has(neighbour) ? ['what does <neighbour> say'] : [])],
     commands: source.mesh ? ['status', 'mesh/decisions'] : ['status'],
   });
   intents.push({
     name: INTENTS.help,
     patterns: ['what can i ask [you]', 'what can you (do | tell me | answer)', 'help'],
+    spoken: ['what can i ask [you]', 'what can you (do | tell me)'],
     commands: [],
   });
 

@@ -18,8 +18,15 @@
 export interface IntentSpec {
   /** Stable name: `hive-status`, `swarm-risk`, `weight`, `why`, `neighbours`, `reading`, ... */
   readonly name: string;
-  /** JSGF expansions, as above. */
+  /** JSGF expansions, as above: every phrasing a typed question may take. */
   readonly patterns: readonly string[];
+  /**
+   * The phrasings the speech grammar is made of, when fewer than `patterns`
+   * (each also matched by `patterns`): a grammar decoder does best on a
+   * small grammar, and optional tails or one-word patterns invite it to
+   * force unrelated speech into a question. Default: `patterns`.
+   */
+  readonly spoken?: readonly string[];
   /** Registry commands the answer reads (`status`, `audit/...`): every number in an answer comes from one of them. */
   readonly commands: readonly string[];
 }

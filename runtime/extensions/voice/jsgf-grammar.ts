@@ -60,8 +60,13 @@ export function expandTree(tree: Expansion, slots: Readonly<Record<string, reado
 }
 
 /** The sentences of every pattern of every intent, with the intent's name. */
+/** The phrasings of an intent the speech grammar uses (vocabulary.ts, `spoken`). */
+export function spokenPatterns(spec: IntentVocabulary['intents'][number]): readonly string[] {
+  return spec.spoken ?? spec.patterns;
+}
+
 export function expandPatterns(vocabulary: IntentVocabulary): { intent: string; sentence: Sentence }[] {
-  return vocabulary.intents.flatMap((spec) => spec.patterns.flatMap((p) => expandTree(parsePattern(p), vocabulary.slots).map((sentence) => ({ intent: spec.name, sentence }))));
+  return vocabulary.intents.flatMap((spec) => spokenPatterns(spec).flatMap((p) => expandTree(parsePattern(p), vocabulary.slots).map((sentence) => ({ intent: spec.name, sentence }))));
 }
 
 export function normaliseWords(text: string): string {
@@ -162,12 +167,13 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
   const intentRules: string[] = [];
   const usedSlots = new Set<string>();
   const intents = vocabulary.intents.flatMap((spec, index) => {
-    const trees = spec.patterns.map(parsePattern);
+    const patterns = spokenPatterns(spec);
+    const trees = patterns.map(parsePattern);
     // A pattern with a word the dictionary lacks cannot be decoded, and one whose slot has no values left can say
     // nothing: each is dropped (and reported) rather than failing the whole grammar.
     const usable = trees.filter((t, i) => {
       const unknown = [...new Set(words(t))].filter((w) => !known(w));
-      if (unknown.length > 0) omitted.push(`intent ${spec.name} pattern ${JSON.stringify(spec.patterns[i])}: not in the dictionary: ${unknown.join(', ')}`);
+      if (unknown.length > 0) omitted.push(`intent ${spec.name} pattern ${JSON.stringify(patterns[i])}: not in the dictionary: ${unknown.join(', ')}`);
       return unknown.length === 0 && expandTree(t, slots).length > 0;
     });
     if (usable.length === 0) {
@@ -179,7 +185,8 @@ export function buildGrammar(vocabulary: IntentVocabulary, known: (word: string)
     const slotNames = (e: Expansion): string[] => (e.kind === 'slot' ? [e.slot] : e.kind === 'seq' ? e.items.flatMap(slotNames) : e.kind === 'alt' ? e.options.flatMap(slotNames) : e.kind === 'opt' ? slotNames(e.item) : []);
     for (const t of usable) for (const s of slotNames(t)) usedSlots.add(s);
     lines.push(`<${rule}> = ${usable.map((t) => `( ${toJsgf(t, slotRule)} )`).join(' | ')}; // ${spec.name}`);
-    return [{ ...spec, patterns: spec.patterns.filter((_, i) => usable.includes(trees[i] as Expansion)) }];
+    // What the grammar holds: the spoken phrasings that could be said, as the intent's patterns.
+    return [{ name: spec.name, commands: spec.commands, patterns: patterns.filter((_, i) => usable.includes(trees[i] as Expansion)) }];
   });
   if (intentRules.length === 0) throw new ApiaryError(ErrorCodes.CONFIG_INVALID, 'the vocabulary has no intent that can be said', { hint: omitted.join('; ') });
   for (const name of [...usedSlots].sort()) lines.push(`<${slotRule(name)}> = ${(slots[name] ?? []).join(' | ')};`);

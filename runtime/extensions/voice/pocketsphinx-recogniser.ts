@@ -149,7 +149,7 @@ export function parseHypotheses(flavour: PocketsphinxFlavour, stdout: string): H
 
 /** Every word the vocabulary could put in the grammar: pattern words and slot value words. */
 function vocabularyWords(vocabulary: IntentVocabulary): Set<string> {
-  const all = [...vocabulary.intents.flatMap((i) => i.patterns), ...Object.values(vocabulary.slots).flat()];
+  const all = [...vocabulary.intents.flatMap((i) => i.spoken ?? i.patterns), ...Object.values(vocabulary.slots).flat()];
   return new Set(all.join(' ').toLowerCase().split(/[^a-z']+/).filter(Boolean));
 }
 

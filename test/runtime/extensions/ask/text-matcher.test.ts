@@ -52,6 +52,17 @@ describe('the intent catalogue', () => {
     expect(new TextMatcher(sensorNode).match('is it going to swarm').intent).toBe('unknown');
   });
 
+  it('every sentence of the speech grammar (`spoken`) is understood by the text matcher as the same intent', async () => {
+    const { expandPatterns } = await import('../../../../runtime/extensions/voice/jsgf-grammar.js');
+    const sentences = expandPatterns(catalogue.vocabulary);
+    expect(sentences.length).toBeGreaterThan(50);
+    expect(catalogue.vocabulary.intents.filter((i) => i.spoken !== undefined).length).toBeGreaterThanOrEqual(4);
+    for (const { intent, sentence } of sentences) {
+      const said = sentence.words.join(' ');
+      expect(matcher.match(said), said).toMatchObject({ intent, slots: sentence.slots });
+    }
+  });
+
   it('keeps the grammar small: a few patterns per intent, every pattern parses', () => {
     for (const intent of catalogue.vocabulary.intents) {
       expect(intent.patterns.length).toBeLessThanOrEqual(5);

@@ -22,7 +22,27 @@ import { PocketsphinxRecogniser } from '../../../../runtime/extensions/voice/poc
 import { runSpeechPipeline, type PipelineResult } from '../../../../runtime/extensions/voice/speech-pipeline.js';
 import type { Pcm, Recognition } from '../../../../runtime/extensions/voice/types.js';
 import { writeWavFile } from '../../../../runtime/extensions/voice/wav.js';
-import { espeak, espeakVoices, missingPrograms, soxStat, VOCABULARY } from './speech-tools.js';
+import { DEFAULT_RULES } from '../../../../runtime/apps/beehive/defaults.js';
+import { buildVocabulary } from '../../../../runtime/extensions/ask/catalogue.js';
+import { espeak, espeakVoices, missingPrograms, soxStat } from './speech-tools.js';
+
+/**
+ * The node's own vocabulary (the ask extension's catalogue), for a simulated
+ * beehive with its default rules and two named neighbours: the grammar the
+ * recogniser gets on a real node.
+ */
+const VOCABULARY = buildVocabulary({
+  channels: [
+    { name: 'temperature', label: 'Hive temperature' },
+    { name: 'humidity', label: 'Hive humidity' },
+    { name: 'weight', label: 'Hive weight' },
+    { name: 'sound_level', label: 'Hive sound level' },
+  ],
+  rules: DEFAULT_RULES.map((r) => ({ id: r.id, input: r.input })),
+  neighbours: [{ nodeId: 'abcdefghijkl', name: 'North hive' }, { nodeId: 'mnopqrstuvwx', name: 'Meadow hive' }],
+  mesh: true,
+  modelLabels: ['normal', 'pre-swarm', 'swarm', 'strong_colony'],
+}).vocabulary;
 
 const missing = await missingPrograms('espeak-ng', 'pocketsphinx', 'sox');
 
@@ -30,9 +50,9 @@ const QUESTIONS: readonly { text: string; intent: string; slots?: Record<string,
   { text: 'how is the hive', intent: 'hive-status' },
   { text: 'is it going to swarm', intent: 'swarm-risk' },
   { text: 'how heavy is it', intent: 'weight' },
-  { text: 'what is the brood temperature', intent: 'reading', slots: { channel: 'brood temperature' } },
+  { text: 'what is the temperature', intent: 'reading', slots: { channel: 'temperature' } },
   { text: 'what is the humidity', intent: 'reading', slots: { channel: 'humidity' } },
-  { text: 'what is the weight', intent: 'reading', slots: { channel: 'weight' } },
+  { text: 'what is the sound level', intent: 'reading', slots: { channel: 'sound level' } },
   { text: 'why did you raise that alert', intent: 'why' },
   { text: 'what do the neighbours say', intent: 'neighbours' },
 ];
