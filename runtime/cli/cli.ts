@@ -179,9 +179,11 @@ addRegistryCommands(program, allNodeCommands(), {
 // `ask` beyond the registry's generic view: also --listen (the node's microphone) and --audio (a recording), --say/--out.
 {
   const generic = program.commands.findIndex((c) => c.name() === 'ask');
+  // The registry's description first, as for every registry command.
+  const registryHelp = generic >= 0 ? program.commands[generic]?.description() : undefined;
   if (generic >= 0) (program.commands as Command[]).splice(generic, 1);
   withNodeOptions(program.command('ask'))
-    .description('ask the node a question, typed, spoken into its voice microphone (--listen), or from a recording (--audio); answers from its own readings, models, decisions and mesh')
+    .description(`${registryHelp ?? 'answer a question in words'}; typed, spoken into the node's voice microphone (--listen), or from a recording (--audio)`)
     .argument('[question]', 'the question, in quotes, like "how is the hive?" or "is it going to swarm?"')
     .option('--listen', "listen for one spoken question on the node's voice microphone (voice.enabled); it answers on its speaker")
     .option('--audio <file.wav>', 'recognise the question in a WAV recording here (pocketsphinx), then ask the node')

@@ -50,6 +50,8 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
   // A real Node-RED child process (node-red is a devDependency), stopped with the node.
   { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
+  // Voice with its Wyoming endpoint (on a free port) and its mDNS announcement on loopback.
+  { name: 'voice on', raw: { voice: { enabled: true, wyoming: { enabled: true, port: 0, mdns: true, mdnsInterface: '127.0.0.1' } } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
