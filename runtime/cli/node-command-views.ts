@@ -87,6 +87,10 @@ export const NODE_COMMAND_VIEWS: Readonly<Record<string, Presentation>> = {
     },
     exitCode: (result) => ((result as UpdateReport).status === 'rolled-back' || (result as UpdateReport).status === 'refused' ? 1 : 0),
   },
+  // cli.ts replaces this view with its own `ask` (also --listen and --audio, so the question is optional there).
+  ask: {
+    positional: [{ field: 'question', optional: true, description: 'the question, in quotes, like "how is the hive?" or "is it going to swarm?"' }],
+  },
   'decisions/audit': {
     also: ['audit'],
     format: ({ nodeId, result }) => formatAudit(nodeId, result as AuditResult[]),

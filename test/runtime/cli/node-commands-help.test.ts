@@ -36,7 +36,11 @@ describe('apiary offers every registry command', () => {
     // Each argument is a --flag, unless the command's presentation types it in place.
     const inPlace = new Set(NODE_COMMAND_VIEWS[name]?.positional?.map((p) => p.field) ?? []);
     for (const field of Object.keys(command.args.shape)) {
-      if (inPlace.has(field)) expect(help).toMatch(new RegExp(`Usage: apiary ${words.join(' ')} \\[options\\].*<${NODE_COMMAND_VIEWS[name]?.positional?.find((p) => p.field === field)?.name ?? field}>`));
+      if (inPlace.has(field)) {
+        const p = NODE_COMMAND_VIEWS[name]?.positional?.find((x) => x.field === field);
+        const shown = p?.optional ? `\\[${p.name ?? field}\\]` : `<${p?.name ?? field}>`;
+        expect(help).toMatch(new RegExp(`Usage: apiary ${words.join(' ')} \\[options\\].*${shown}`));
+      }
       else expect(help).toContain(`--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} `);
     }
     // The group lists it with its description (the top-level list for a one-word command).
