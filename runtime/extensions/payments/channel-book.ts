@@ -68,11 +68,9 @@ export class ChannelBook {
    */
   addVoucher(v: Voucher): VoucherVerdict {
     const channel = this.channel(v.payer, v.payee, v.unit);
+    const twin = channel.vouchers.find((held) => held.seq === v.seq);
+    if (twin) return sameContent(twin, v) ? 'stale' : this.fork(channel, 'same-seq', twin, v);
     for (const held of channel.vouchers) {
-      if (held.seq === v.seq) {
-        if (sameContent(held, v)) return 'stale';
-        return this.fork(channel, 'same-seq', held, v);
-      }
       const [lower, higher] = held.seq < v.seq ? [held, v] : [v, held];
       if (lower.cumulative > higher.cumulative) return this.fork(channel, 'cumulative-went-down', lower, higher);
     }

@@ -99,9 +99,22 @@ export class PaymentService implements PaymentParts {
     }
   }
 
-  /** Refuses to sign while a linked peer holds more of our own feed than we do: restored from an older copy, not caught up yet. */
+  /**
+   * Refuses to sign until this node knows it is not behind on its own feed:
+   * at least one peer heard since start, and none of the peers heard holds
+   * more of our own feed than we do (a data dir restored from an older copy:
+   * our own entries come back from them first). A node with no peer in reach
+   * could not deliver a voucher anyway. Left: a restored node whose peers in
+   * reach all lack its newer entries (issued-state.ts).
+   */
   private checkCaughtUp(): void {
-    const ahead = (this.options.mesh.status().peers as { nodeId: string; weLack: Record<string, number> }[]).find((p) => (p.weLack[this.self] ?? 0) > 0);
+    const peers = this.options.mesh.status().peers as { nodeId: string; lastSeen: string | null; weLack: Record<string, number> }[];
+    const heard = peers.filter((p) => p.lastSeen !== null);
+    const ahead = heard.find((p) => (p.weLack[this.self] ?? 0) > 0);
+    if (heard.length === 0 || ahead) this.options.counters.increment('payments.sign_deferred');
+    if (heard.length === 0) {
+      throw refused('no peer heard from since this node started: it signs nothing until it can check that it holds all of its own feed', 'link a neighbour (mesh.neighbours), wait a few seconds and try again');
+    }
     if (ahead) {
       throw refused(`this node's own feed is behind the copy node ${ahead.nodeId} holds (restored from a backup?): it signs nothing until it has caught up`, 'wait a few seconds and try again');
     }
