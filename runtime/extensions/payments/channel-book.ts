@@ -34,7 +34,8 @@ export interface Channel {
   readonly forks: ForkEvidence[];
 }
 
-export type VoucherVerdict = 'accepted' | 'stale' | 'fork';
+/** accepted: the new highest; late: an older one not held before (amounts unchanged); stale: held already, or older than the window. */
+export type VoucherVerdict = 'accepted' | 'late' | 'stale' | 'fork';
 export type SettlementVerdict = 'accepted' | 'stale' | 'conflict';
 
 export function channelKey(payer: string, payee: string, unit: string): string {
@@ -61,8 +62,8 @@ export class ChannelBook {
 
   /**
    * Takes a verified voucher. Kept if it is above the highest (a higher seq,
-   * and a cumulative that did not go down); an older or repeated one is
-   * `stale` (ignored); one that contradicts a voucher held (same seq and other
+   * and a cumulative that did not go down); a repeated one is `stale`
+   * (ignored), an older one not held yet `late` (listed, no amount changes); one that contradicts a voucher held (same seq and other
    * content, or a higher seq with a lower cumulative) is a `fork`: both are
    * kept as evidence, and neither changes what is owed.
    */
@@ -75,11 +76,13 @@ export class ChannelBook {
       if (lower.cumulative > higher.cumulative) return this.fork(channel, 'cumulative-went-down', lower, higher);
     }
     const highest = channel.vouchers.at(-1);
-    if (highest && v.seq < highest.seq) return 'stale';
+    const below = highest !== undefined && v.seq < highest.seq;
+    // A consistent voucher older than the highest changes no amount; it is kept (when inside the window) so both ends list the same ones.
+    if (below && channel.vouchers.length >= HISTORY && v.seq < (channel.vouchers[0] as Voucher).seq) return 'stale';
     channel.vouchers.push(v);
     channel.vouchers.sort((a, b) => a.seq - b.seq);
     if (channel.vouchers.length > HISTORY) channel.vouchers.splice(0, channel.vouchers.length - HISTORY);
-    return 'accepted';
+    return below ? 'late' : 'accepted';
   }
 
   private fork(channel: Channel, kind: ForkEvidence['kind'], a: Voucher, b: Voucher): 'fork' {
@@ -88,14 +91,14 @@ export class ChannelBook {
     return 'fork';
   }
 
-  /** Takes a verified settlement: kept if it is the next by number with a total that did not go down. */
+  /** Takes a verified settlement: kept unless held already (stale) or its total contradicts one held (conflict). */
   addSettlement(s: Settlement): SettlementVerdict {
     const channel = this.channel(s.payer, s.payee, s.unit);
     const same = channel.settlements.find((held) => held.n === s.n);
     if (same) return sameContent(same, s) ? 'stale' : 'conflict';
-    const last = channel.settlements.at(-1);
-    if (last && s.n < last.n) return 'stale';
-    if (last && s.total < last.total + s.amount && s.n === last.n + 1) return 'conflict';
+    // Totals must rise with n: a settlement whose total is out of line with a neighbour's contradicts it.
+    if (channel.settlements.some((held) => (held.n < s.n ? held.total > s.total - s.amount : held.total - held.amount < s.total))) return 'conflict';
+    if (channel.settlements.length >= HISTORY && s.n < (channel.settlements[0] as Settlement).n) return 'stale';
     channel.settlements.push(s);
     channel.settlements.sort((a, b) => a.n - b.n);
     if (channel.settlements.length > HISTORY) channel.settlements.splice(0, channel.settlements.length - HISTORY);

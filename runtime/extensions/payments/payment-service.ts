@@ -84,7 +84,7 @@ export class PaymentService implements PaymentParts {
       if (verdict === 'fork') {
         count('forks');
         this.options.logger.warn({ payer: v.payer, unit: v.unit, seq: v.seq }, 'payments: a payer signed two vouchers that contradict each other (kept as evidence; see pay/statement)');
-      } else count(verdict === 'accepted' ? 'vouchers_received' : 'vouchers_stale');
+      } else count(verdict === 'stale' ? 'vouchers_stale' : verdict === 'late' ? 'vouchers_late' : 'vouchers_received');
       return v.payer === this.self && this.options.state.raise('vouchers', key, { seq: v.seq, total: v.cumulative });
     }
     const s = record as Settlement;
