@@ -50,6 +50,7 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
   // A real Node-RED child process (node-red is a devDependency), stopped with the node.
   { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
+  { name: 'payments on', raw: { payments: { enabled: true } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
