@@ -12,6 +12,7 @@ import type { BalanceRow, Statement } from '../../../../runtime/extensions/payme
 import type { CreditCheck } from '../../../../runtime/extensions/payments/commands.js';
 import { signVoucher, VOUCHER_ENTRY_TYPE, type Voucher } from '../../../../runtime/extensions/payments/signed-records.js';
 import { ErrorCodes } from '../../../../runtime/errors.js';
+import { formatBalance, formatStatement } from '../../../../runtime/cli/format-payments.js';
 import { waitFor } from '../../../support/mesh-node.js';
 import { run, startPayPair, type PayNode, type PayPair } from './pay-nodes.js';
 
@@ -127,6 +128,11 @@ describe('payments between two nodes of two owners', () => {
     // Netting per unit: b owes a 7 honey, a owes b 6 credit.
     expect(await rowOf(a, b, 'honey')).toMatchObject({ owedToUs: 7, weOwe: 0, net: 7 });
     expect(await rowOf(b, a, 'credit')).toMatchObject({ owedToUs: 6, net: 6 });
+    // What `apiary pay statement` and `apiary pay balance` print.
+    const text = formatStatement(b.nodeId, sb);
+    expect(text).toContain(`digest ${sa.digest}`);
+    expect(text).toContain(`${a.nodeId} -> ${b.nodeId}: vouched 13 (voucher 5), settled 7, outstanding 6`);
+    expect(formatBalance(b.nodeId, await run<BalanceRow[]>(b, 'pay/balance', {}))).toMatch(new RegExp(`${a.nodeId}  credit: we owe 0, owed to us 6 -> it owes us 6; .*credit limit 20`));
   }, 60_000);
 
   it('a restarted payer continues above; a payer restored from an older copy of its data dir cannot under-sign', async () => {
