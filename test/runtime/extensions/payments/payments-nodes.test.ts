@@ -13,6 +13,7 @@ import type { CreditCheck } from '../../../../runtime/extensions/payments/comman
 import { signVoucher, VOUCHER_ENTRY_TYPE, type Voucher } from '../../../../runtime/extensions/payments/signed-records.js';
 import { ErrorCodes } from '../../../../runtime/errors.js';
 import { formatBalance, formatStatement } from '../../../../runtime/cli/format-payments.js';
+import { formatStatus } from '../../../../runtime/cli/format-status.js';
 import { waitFor } from '../../../support/mesh-node.js';
 import { run, startPayPair, type PayNode, type PayPair } from './pay-nodes.js';
 
@@ -176,6 +177,8 @@ describe('payments between two nodes of two owners', () => {
     const evidence = (await run<Statement>(b, 'pay/statement', { peer: a.nodeId, unit: 'credit' })).forks;
     expect(evidence).toHaveLength(1);
     expect(evidence[0]).toMatchObject({ payer: a.nodeId, kind: 'same-seq', b: { seq: held.seq, cumulative: 1 } });
-    expect((await b.node.status()).payments).toMatchObject({ forkedPayers: 1 });
+    const nodeStatus = await b.node.status();
+    expect(nodeStatus.payments).toMatchObject({ forkedPayers: 1 });
+    expect(formatStatus(nodeStatus)).toContain('Payments: 1 peer(s); owed to us 12 credit, 0 honey; we owe 0 credit, 7 honey; 1 FORKED payer(s)');
   });
 });
