@@ -32,11 +32,11 @@ const total = z.number().int().min(0).max(MAX_AMOUNT);
 const signature = z.string().regex(/^[A-Za-z0-9_-]{86}$/);
 const time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** Both records name their channel: one direction (payer to payee) in one unit. */
+const channelFields = { v: z.literal(1), payer: nodeId, payee: nodeId, unit: z.string().regex(UNIT_PATTERN) };
+
 const voucherSchema = z.strictObject({
-  v: z.literal(1),
-  payer: nodeId,
-  payee: nodeId,
-  unit: z.string().regex(UNIT_PATTERN),
+  ...channelFields,
   /** This channel's voucher number, from 1. */
   seq: count,
   /** Everything the payer owes the payee in this unit on this channel, up to this voucher. */
@@ -48,10 +48,7 @@ const voucherSchema = z.strictObject({
 }).refine((v) => v.payer !== v.payee, { error: 'a node does not pay itself' });
 
 const settlementSchema = z.strictObject({
-  v: z.literal(1),
-  payer: nodeId,
-  payee: nodeId,
-  unit: z.string().regex(UNIT_PATTERN),
+  ...channelFields,
   /** This channel's settlement number, from 1. */
   n: count,
   amount: z.number().int().min(1).max(MAX_AMOUNT),
