@@ -77,6 +77,8 @@ export class PaymentService implements PaymentParts {
     const signer = voucher ? record.payer : record.payee;
     if (signer !== entry.origin) return (count(`refused.${kind}_not_signer`), false);
     if (record.payer !== this.self && record.payee !== this.self) return (count(`refused.${kind}_misaddressed`), false);
+    // Only the configured units: a peer cannot make this node hold a channel per made-up unit name.
+    if (!this.options.config.units.includes(record.unit)) return (count(`refused.${kind}_unit`), false);
     const key = channelKey(record.payer, record.payee, record.unit);
     if (voucher) {
       const v = record as Voucher;

@@ -73,6 +73,10 @@ describe('payments between two nodes of two owners', () => {
     expect(await run<CreditCheck>(b, 'pay/credit-check', { payer: a.nodeId, unit: 'credit', amount: 11 })).toEqual({ ok: false, reason: 'credit-limit', outstanding: 10, limit: 20 });
     expect(await run<CreditCheck>(b, 'pay/credit-check', { payer: 'aaaaaaaaaaaa', unit: 'credit', amount: 1 })).toMatchObject({ ok: false, reason: 'unknown-payer' });
     expect(counter(b, 'payments.credit_refused.credit-limit')).toBe(1);
+    // A payee this node knows no certificate of, or a unit it does not use, is refused before anything is signed.
+    await expect(a.node.commands.run('pay/send', { payee: 'aaaaaaaaaaaa', unit: 'credit', amount: 1 })).resolves.toMatchObject({ ok: false, code: ErrorCodes.PAYMENT_REFUSED, error: expect.stringContaining('not known here') as string });
+    await expect(a.node.commands.run('pay/send', { payee: b.nodeId, unit: 'wax', amount: 1 })).resolves.toMatchObject({ ok: false, code: ErrorCodes.PAYMENT_REFUSED, error: expect.stringContaining('payments.units') as string });
+    expect(counter(a, 'payments.vouchers_issued')).toBe(3);
     // Bad arguments are refused naming the field.
     const bad = await b.node.commands.run('pay/credit-check', { payer: a.nodeId, unit: 'credit', amount: 1.5 });
     expect(bad).toMatchObject({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: expect.stringContaining('field "amount"') as string });
@@ -97,7 +101,11 @@ describe('payments between two nodes of two owners', () => {
     const next = signVoucher(a.node.identity, { payer: a.nodeId, payee: b.nodeId, unit: 'credit', seq: 9, cumulative: 1000, t: Date.now() });
     await mesh.appendPrivate(VOUCHER_ENTRY_TYPE, { ...next, cumulative: 1_000_000 }, [b.nodeId]);
     await mesh.appendPrivate(VOUCHER_ENTRY_TYPE, { v: 1, payer: a.nodeId, payee: b.nodeId, cumulative: 'lots' }, [b.nodeId]);
-    await waitFor(() => counter(b, 'payments.vouchers_stale') >= 1 && counter(b, 'payments.refused.voucher_signature') >= 1 && counter(b, 'payments.refused.voucher_malformed') >= 1, 20_000, status);
+    // Validly signed, in a unit b does not use: b keeps no channel for it.
+    await mesh.appendPrivate(VOUCHER_ENTRY_TYPE, signVoucher(a.node.identity, { payer: a.nodeId, payee: b.nodeId, unit: 'wax', seq: 1, cumulative: 5, t: Date.now() }), [b.nodeId]);
+    await waitFor(() => counter(b, 'payments.vouchers_stale') >= 1 && counter(b, 'payments.refused.voucher_signature') >= 1 && counter(b, 'payments.refused.voucher_malformed') >= 1
+      && counter(b, 'payments.refused.voucher_unit') >= 1, 20_000, status);
+    expect((await run<BalanceRow[]>(b, 'pay/balance', {})).map((r) => r.unit)).toEqual(['credit']);
     expect(await rowOf(b, a)).toMatchObject({ owedToUs: 4, forked: false });
     expect(counter(b, 'payments.forks')).toBe(0);
   });
