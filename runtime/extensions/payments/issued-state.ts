@@ -10,12 +10,14 @@
  * Which state is authoritative: the highest of this file, this node's own
  * feed, and its own entries that peers hold and send back (the mesh asks
  * for them as for any origin). A data dir restored from an older copy has
- * an older file and an older feed; the extension refuses to sign while a
- * linked peer says it holds more of our feed than we do (index.ts). The
- * residual risk: restored, and no peer that holds the newer entries
- * reachable. Then the node can sign a voucher at a seq it used before; the
- * payee sees two vouchers at one seq, a provable fork (reported, and the
- * mesh quarantines the forked feed), but cannot be paid twice for it.
+ * an older file and an older feed; the node signs nothing until it has heard
+ * a peer since it started and no peer heard holds more of its feed than it
+ * does (payment-service.ts). The residual risk: restored, and the peers it
+ * hears all lack its newer entries while a payee it does not hear holds
+ * them. Then it can sign a voucher at a seq it used before; that payee sees
+ * two vouchers at one seq, a provable fork (reported, kept as evidence, no
+ * more credit; the mesh quarantines the forked feed), and is owed no less
+ * than its highest voucher says.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
