@@ -189,4 +189,12 @@ describe('payments between two nodes of two owners', () => {
     expect(nodeStatus.payments).toMatchObject({ forkedPayers: 1 });
     expect(formatStatus(nodeStatus)).toContain('Payments: 1 peer(s); owed to us 12 credit, 0 honey; we owe 0 credit, 7 honey; 1 FORKED payer(s)');
   });
+
+  it('a restarted payee rebuilds the same book from the feeds it holds: same statement, same fork, same credit answer', async () => {
+    const before = await run<Statement>(b, 'pay/statement', { peer: a.nodeId });
+    await pair.restart(b);
+    expect(await run<Statement>(b, 'pay/statement', { peer: a.nodeId })).toEqual(before);
+    expect(await rowOf(b, a)).toMatchObject({ forked: true, owedToUs: 12 });
+    expect(await run<CreditCheck>(b, 'pay/credit-check', { payer: a.nodeId, unit: 'credit', amount: 1 })).toMatchObject({ ok: false, reason: 'forked' });
+  }, 60_000);
 });
