@@ -98,7 +98,6 @@ export const NODE_COMMAND_VIEWS: Readonly<Record<string, Presentation>> = {
     exitCode: (result) => ((result as AuditResult[]).some((r) => AUDIT_FAILURES.has(r.verdict)) ? 1 : 0),
   },
   'pay/balance': {
-    positional: [{ field: 'peer', optional: true }],
     format: ({ nodeId, result }) => formatBalance(nodeId, result as BalanceRow[]),
   },
   'pay/statement': {
