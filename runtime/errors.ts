@@ -80,6 +80,8 @@ export const ErrorCodes = {
   VOICE_FAILED: 'APIARY_VOICE_FAILED',
   /** The node is already listening for a question (one microphone): wait for its answer. */
   VOICE_BUSY: 'APIARY_VOICE_BUSY',
+  /** A payment this node will not sign: an unknown payee, a unit it does not use, more than is owed, or its own feed is behind a peer's copy (restored from a backup). */
+  PAYMENT_REFUSED: 'APIARY_PAYMENT_REFUSED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -31,6 +31,8 @@ interface StatusView {
   broker?: { url: string; clients: number; connections?: number };
   extensions?: Record<string, { state: string; error?: string }>;
   flows?: { state: string; pid: number | null; restarts: number; crashes: number; url: string; lastError?: string };
+  /** The payments extension (payments.enabled): totals per unit. */
+  payments?: { channels: number; peers: number; owedToUs: Record<string, number>; weOwe: Record<string, number>; forkedPayers: number };
   mesh?: {
     owner: string;
     shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
@@ -58,6 +60,11 @@ export function formatStatus(raw: unknown): string {
   if (s.flows) {
     const f = s.flows;
     lines.push(`Node-RED: ${f.state}${f.pid === null ? '' : ` (pid ${f.pid})`}, editor ${f.url}, ${f.restarts} restart(s), ${f.crashes} crash(es)${f.lastError ? `; ${f.lastError}` : ''}`);
+  }
+  if (s.payments) {
+    const p = s.payments;
+    const per = (totals: Record<string, number>) => Object.entries(totals).map(([unit, n]) => `${n} ${unit}`).join(', ') || 'nothing';
+    lines.push(`Payments: ${p.peers} peer(s); owed to us ${per(p.owedToUs)}; we owe ${per(p.weOwe)}${p.forkedPayers > 0 ? `; ${p.forkedPayers} FORKED payer(s) (apiary pay balance)` : ''}`);
   }
   const guarded = brokerGuardSummary(s.counters ?? {});
   if (guarded) lines.push(guarded);

@@ -13,6 +13,10 @@ import type { UpdateReport } from '../extensions/model-updates/model-updates.js'
 import { ApiaryError, ErrorCodes } from '../errors.js';
 import { AUDIT_FAILURES, formatAudit } from './format-audit.js';
 import { formatStatus } from './format-status.js';
+import { formatBalance, formatCreditCheck, formatSettlement, formatStatement, formatVoucher } from './format-payments.js';
+import type { BalanceRow, Statement } from '../extensions/payments/reports.js';
+import type { CreditCheck } from '../extensions/payments/commands.js';
+import type { Settlement, Voucher } from '../extensions/payments/signed-records.js';
 import type { Presentation } from './registry-cli.js';
 
 /** Help of the commands that group node commands. */
@@ -24,6 +28,7 @@ export const NODE_COMMAND_GROUPS: Readonly<Record<string, string>> = {
   decisions: 'the decisions a node made, each signed into its feed with the evidence behind it',
   flows: 'the optional Node-RED the node runs and supervises in its own process (flows.enabled)',
   readings: "a node's stored readings",
+  pay: 'offline micro-payments between nodes: cumulative signed vouchers (IOUs backed by their owners), credit limits, settlements (payments.enabled)',
 };
 
 /** A file's JSON, or an error naming the file and what is wrong with it. */
@@ -95,5 +100,25 @@ export const NODE_COMMAND_VIEWS: Readonly<Record<string, Presentation>> = {
     also: ['audit'],
     format: ({ nodeId, result }) => formatAudit(nodeId, result as AuditResult[]),
     exitCode: (result) => ((result as AuditResult[]).some((r) => AUDIT_FAILURES.has(r.verdict)) ? 1 : 0),
+  },
+  'pay/balance': {
+    format: ({ nodeId, result }) => formatBalance(nodeId, result as BalanceRow[]),
+  },
+  'pay/statement': {
+    positional: [{ field: 'peer' }],
+    format: ({ nodeId, result }) => formatStatement(nodeId, result as Statement),
+  },
+  'pay/send': {
+    positional: [{ field: 'payee' }],
+    format: ({ nodeId, result }) => formatVoucher(nodeId, result as Voucher),
+  },
+  'pay/settle': {
+    positional: [{ field: 'peer' }],
+    format: ({ nodeId, result }) => formatSettlement(nodeId, result as Settlement),
+  },
+  'pay/credit-check': {
+    positional: [{ field: 'payer' }],
+    format: ({ nodeId, result }) => formatCreditCheck(nodeId, result as CreditCheck),
+    exitCode: (result) => ((result as CreditCheck).ok ? 0 : 1),
   },
 };

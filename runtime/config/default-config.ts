@@ -191,4 +191,10 @@ voice:                        # talk to the hive: sudo apt install pocketsphinx 
     host: 127.0.0.1           # 0.0.0.0 for a Home Assistant on another machine
     port: 10500
     mdns: false               # announce _wyoming._tcp so Home Assistant discovers it
+
+payments:                     # offline micro-payments: cumulative signed vouchers (IOUs) sealed in the feeds
+  enabled: false
+  creditLimit: 100            # what any peer may owe this node per unit before it refuses more work from it
+  perPeer: {}                 # node id -> its own credit limit, like { abcdefghijkl: 20 }
+  units: [credit]
 `;

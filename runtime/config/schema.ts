@@ -20,6 +20,7 @@ import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { flowsSchema } from '../extensions/flows/config.js';
 import { askSchema } from '../extensions/ask/config.js';
 import { voiceSchema } from '../extensions/voice/config.js';
+import { paymentsSchema } from '../extensions/payments/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
 /** Each application's defaults: what a config that does not say gets. */
@@ -263,6 +264,8 @@ export const configSchema = z.strictObject({
   ask: askSchema.prefault({}),
   /** Speech in and out (pocketsphinx, espeak-ng), push-to-talk, and a Wyoming endpoint for Home Assistant. */
   voice: voiceSchema.prefault({}),
+  /** Offline micro-payments between nodes: cumulative signed vouchers in the feeds, a credit limit per peer. */
+  payments: paymentsSchema.prefault({}),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   (config.decisions ?? []).forEach((rule, index) => {

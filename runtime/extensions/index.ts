@@ -11,6 +11,7 @@ import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
 import { declareFlowsCommands } from './flows/commands.js';
 import { declareVoiceCommands } from './voice/commands.js';
 import { declareAskCommands } from './ask/commands.js';
+import { declarePaymentCommands } from './payments/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -39,6 +40,13 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   { name: 'flows', enabled: (c) => c.flows.enabled, load: async () => (await import('./flows/index.js')).createFlows, declareCommands: (registry) => declareFlowsCommands(registry) },
   // Speech in and out (answers through the ask extension's `ask` command) and the Wyoming endpoint: off unless voice.enabled.
   { name: 'voice', after: ['ask'], enabled: (c) => c.voice.enabled, load: async () => (await import('./voice/index.js')).createVoice, declareCommands: (registry) => declareVoiceCommands(registry) },
+  // Offline micro-payments (vouchers sealed in the feeds): off unless payments.enabled, and only with the mesh.
+  {
+    name: 'payments',
+    enabled: (c) => c.payments.enabled && c.mesh.enabled && c.broker.enabled,
+    load: async () => (await import('./payments/index.js')).createPayments,
+    declareCommands: (registry) => declarePaymentCommands(registry),
+  },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

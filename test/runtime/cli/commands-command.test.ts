@@ -14,7 +14,7 @@ describe('apiary commands', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toContain('apiary/<node id>/cmd/<name>');
-    for (const name of ['status', 'sim/swarm', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions']) expect(stdout).toMatch(new RegExp(`^  ${name}\\s+\\S`, 'm'));
+    for (const name of ['status', 'sim/swarm', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle']) expect(stdout).toMatch(new RegExp(`^  ${name}\\s+\\S`, 'm'));
     expect(stdout).toContain('arguments: map (string), key (string), value');
     expect(stdout).toContain('arguments: [origin (string)], [limit (integer)]');
   });
@@ -27,5 +27,9 @@ describe('apiary commands', () => {
     expect(set).toMatchObject({ write: true, args: { type: 'object', required: ['map', 'key', 'value'] } });
     expect(set?.args.properties.map?.description).toBe('the map, like thresholds');
     expect(commands.find((c) => c.name === 'status')).toMatchObject({ write: false, args: { type: 'object' } });
+    // Payments: the commands that sign are writes; the others only read.
+    expect(commands.find((c) => c.name === 'pay/send')).toMatchObject({ write: true, args: { required: ['payee', 'amount'] } });
+    expect(commands.find((c) => c.name === 'pay/settle')).toMatchObject({ write: true, args: { required: ['peer', 'amount'] } });
+    expect(commands.filter((c) => ['pay/credit-check', 'pay/balance', 'pay/statement'].includes(c.name)).map((c) => c.write)).toEqual([false, false, false]);
   });
 });

@@ -48,4 +48,9 @@ describe('formatStatus', () => {
       .toContain('Node-RED: crashed, editor http://127.0.0.1:1880/, 4 restart(s), 5 crash(es); restart loop');
     expect(formatStatus({})).not.toContain('Node-RED');
   });
+
+  it('shows payments in one line when the extension runs', () => {
+    expect(formatStatus({ payments: { channels: 2, peers: 1, owedToUs: { credit: 5 }, weOwe: {}, forkedPayers: 0 } })).toContain('Payments: 1 peer(s); owed to us 5 credit; we owe nothing');
+    expect(formatStatus({})).not.toContain('Payments');
+  });
 });

@@ -52,6 +52,7 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
   // Voice with its Wyoming endpoint (on a free port) and its mDNS announcement on loopback.
   { name: 'voice on', raw: { voice: { enabled: true, wyoming: { enabled: true, port: 0, mdns: true, mdnsInterface: '127.0.0.1' } } } },
+  { name: 'payments on', raw: { payments: { enabled: true } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
