@@ -14,11 +14,8 @@ import { ErrorCodes } from '../../../../runtime/errors.js';
 import { loadOrCreateKeyFile, type NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { MCP_TOOL_NAMES } from '../../../../runtime/mcp/mcp-server.js';
 import { waitFor } from '../../../support/mesh-node.js';
-import { inProcessClient, startMcpTestNode, toolJson, toolText, type McpTestNode } from './mcp-support.js';
+import { inProcessClient, MAX_TOOL_NAME, MAX_TOOLS_LIST_CHARS, startMcpTestNode, toolJson, toolText, type McpTestNode } from './mcp-support.js';
 
-/** What users of IoT MCP servers complain about: keep the list small (issue 15). */
-export const MAX_TOOLS_LIST_CHARS = 6000;
-const MAX_TOOL_NAME = 40;
 
 describe('MCP over a real node', () => {
   let target: McpTestNode;

@@ -12,6 +12,10 @@ import { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import type { NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { createApiaryMcpServer } from '../../../../runtime/mcp/mcp-server.js';
 
+/** What users of IoT MCP servers complain about: keep the list small (issue 15). */
+export const MAX_TOOLS_LIST_CHARS = 6000;
+export const MAX_TOOL_NAME = 40;
+
 export interface McpTestNode {
   dir: string;
   node: ApiaryNode;
