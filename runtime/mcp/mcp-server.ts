@@ -29,10 +29,20 @@ export const MCP_TOOL_NAMES = ['status', 'readings', 'decisions', 'ask', 'peers'
 const COVERED = new Set(['status', 'readings/recent', 'mesh/decisions', 'decisions/audit', 'ask', 'shared/get', 'shared/set']);
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
-const time = z.union([z.number().int(), z.iso.datetime({ offset: true })]);
-
+/** A refusal the node (or this server) answered: a tool error with its code, which the model reads. */
 class Refusal extends Error {
   constructor(readonly code: string, message: string) { super(message); }
+}
+
+/** Plain (no date-time pattern): the schema is sent at every session; the handler checks the value. */
+const time = z.union([z.number(), z.string()]);
+
+/** A time as ms since 1970, or a refusal naming the field and the forms it takes. */
+function timeOf(field: string, value: number | string | undefined, otherwise: number): number {
+  if (value === undefined) return otherwise;
+  const t = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(t)) throw new Refusal(ErrorCodes.COMMAND_INVALID, `field "${field}": got ${JSON.stringify(value)}; expected ms since 1970 or an ISO 8601 time like 2026-07-01T12:00:00Z`);
+  return t;
 }
 
 const text = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) ?? 'null' }] });
@@ -68,19 +78,19 @@ export function createApiaryMcpServer(options: ApiaryMcpOptions): McpServer {
   }, tool(() => run('status')));
 
   server.registerTool('readings', {
-    description: "One channel's stored readings, oldest first, optionally within a time range (ms or ISO 8601).",
+    description: "One channel's stored readings, oldest first, optionally within a time range [from, to].",
     inputSchema: z.object({
       channel: z.string().describe('e.g. weight, temperature (see status.latest.readings)'),
-      from: time.optional(),
+      from: time.optional().describe('ms or ISO 8601'),
       to: time.optional(),
       limit: z.number().int().min(1).max(500).default(100),
     }),
     annotations: READ,
   }, tool(async ({ channel, from, to, limit }) => {
+    const lo = timeOf('from', from, -Infinity);
+    const hi = timeOf('to', to, Infinity);
     const ranged = from !== undefined || to !== undefined;
     const result = await run('readings/recent', { channel, limit: ranged ? 500 : limit }) as { readings?: { t: number }[] };
-    const lo = from === undefined ? -Infinity : new Date(from).getTime();
-    const hi = to === undefined ? Infinity : new Date(to).getTime();
     const readings = (result.readings ?? []).filter((r) => r.t >= lo && r.t <= hi).slice(-limit);
     return { ...result, readings };
   }));
@@ -128,7 +138,7 @@ export function createApiaryMcpServer(options: ApiaryMcpOptions): McpServer {
 
   server.registerTool('shared_set', {
     description: "Set one fact in the shared state; it spreads to every node. Owner only (signed with the owner key).",
-    inputSchema: z.object({ map: z.string().describe('e.g. thresholds'), key: z.string(), value: z.json() }),
+    inputSchema: z.object({ map: z.string().describe('e.g. thresholds'), key: z.string(), value: z.unknown().describe('any JSON') }),
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   }, tool(({ map, key, value }) => run('shared/set', { map, key, value })));
 

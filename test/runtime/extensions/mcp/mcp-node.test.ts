@@ -71,7 +71,9 @@ describe('MCP over a real node', () => {
     const ranged = toolJson(await asOwner.callTool({ name: 'readings', arguments: { channel: 'weight', from, to: new Date(all.readings.at(-1)!.t).toISOString() } })) as { readings: { t: number }[] };
     expect(ranged.readings.length).toBeGreaterThanOrEqual(2);
     expect(ranged.readings.every((r) => r.t >= from)).toBe(true);
-    expect(ranged.readings.length).toBeLessThan(all.readings.length + 1);
+    expect(ranged.readings.length).toBeLessThan(all.readings.length);
+    expect(toolText(await asOwner.callTool({ name: 'readings', arguments: { channel: 'weight', from: 'last tuesday' } })))
+      .toMatchObject({ isError: true, text: expect.stringContaining('field "from": got "last tuesday"') as string });
 
     expect(toolJson(await asOwner.callTool({ name: 'decisions', arguments: {} }))).toEqual(expect.any(Object));
     expect(toolJson(await asOwner.callTool({ name: 'decisions', arguments: { scope: 'mesh' } }))).toEqual(expect.any(Array));
