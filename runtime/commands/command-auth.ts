@@ -70,7 +70,7 @@ export class CommandVerifier {
     }
     const { key, t, nonce, sig } = parsed.data;
     if (key === undefined || t === undefined || nonce === undefined || sig === undefined) {
-      return { ok: false, code: ErrorCodes.COMMAND_UNSIGNED, reason: 'unsigned', error: `"${command}" needs the owner's signature: give \`apiary mcp\` the owner key (--owner-key <owner.json>, from \`apiary owner init\`)` };
+      return { ok: false, code: ErrorCodes.COMMAND_UNSIGNED, reason: 'unsigned', error: `"${command}" needs the owner's signature (sent by apiary mcp, or commands.writes: owner-signed): run it through \`apiary mcp --owner-key <owner.json>\`, the key that signed this node's certificate` };
     }
     const owner = await this.ownerKey();
     if (owner === undefined) return { ok: false, code: ErrorCodes.COMMAND_NOT_OWNER, reason: 'not_owner', error: `node ${this.nodeId} has no owner key yet (mesh.owner), so it cannot tell its owner's signature` };

@@ -54,6 +54,9 @@ bus:
   # url: mqtt://192.168.1.10:1883   # publish to an external broker instead
   topicPrefix: apiary         # topics are <topicPrefix>/<nodeId>/...
 
+commands:
+  writes: any                 # any: write commands from any client the broker admits | owner-signed: only signed with the owner key (apiary mcp)
+
 homeAssistant:
   enabled: true               # publish MQTT discovery configs (retained)
   discoveryPrefix: homeassistant

@@ -240,6 +240,10 @@ export const configSchema = z.strictObject({
     url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://host:1883 or mqtts://host:8883' }).optional(),
     topicPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, { error: 'use letters, digits, _ or -: it becomes the first topic level' }).default('apiary'),
   }).prefault({}),
+  /** Who may run write commands: `owner-signed` refuses writes without the owner's signature (runtime/commands/command-auth.ts). */
+  commands: z.strictObject({
+    writes: z.enum(['any', 'owner-signed'], { error: 'expected "any" (plain MQTT writes from clients the broker admits, as before) or "owner-signed" (only writes signed with the owner key, as apiary mcp sends)' }).default('any'),
+  }).prefault({}),
   homeAssistant: homeAssistantSchema.prefault({}),
   device: deviceSchema.prefault({}),
   models: modelsSchema.prefault({}),

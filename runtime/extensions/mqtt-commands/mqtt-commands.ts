@@ -9,8 +9,9 @@
  * it asks to be judged as the owner's, so it runs only if the signature is
  * the node's owner's, fresh and not seen before (`apiary mcp` sends every
  * write so; it cannot drop the check by leaving out a key). Plain requests
- * without `auth` are answered as before: the broker admits anonymous
- * clients from loopback only by default (broker.anonymous).
+ * without `auth` are answered as before (the broker admits anonymous clients
+ * from loopback only by default, broker.anonymous), unless
+ * `commands.writes: owner-signed`: then a write needs the envelope too.
  */
 import { z } from 'zod';
 import type { MessageHandler } from '../../bus/bus.js';
@@ -65,8 +66,11 @@ export class CommandHandler {
       logger.warn({ command: name, error: request.error }, 'rejected a malformed command');
       return;
     }
-    if (request.auth !== undefined) {
-      const verdict = await this.verifier.verify(name, request.args ?? {}, request.auth);
+    // A write under `commands.writes: owner-signed` is judged as if it asked to be: no envelope is an unsigned one.
+    const mustSign = this.ctx.config.commands.writes === 'owner-signed' && this.ctx.commands.get(name)?.write === true;
+    const auth = request.auth ?? (mustSign ? { v: 1 } : undefined);
+    if (auth !== undefined) {
+      const verdict = await this.verifier.verify(name, request.args ?? {}, auth);
       if (!verdict.ok) {
         counters.increment('commands.rejected');
         counters.increment(`commands.auth.${verdict.reason}`);

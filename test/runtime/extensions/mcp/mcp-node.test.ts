@@ -168,3 +168,25 @@ describe('MCP over a real node', () => {
     expect((await shared()).thresholds?.plain).toBe(2);
   });
 });
+
+describe('commands.writes: owner-signed', () => {
+  let target: McpTestNode;
+  afterAll(async () => {
+    await target?.node.stop();
+    if (target) await rm(target.dir, { recursive: true, force: true });
+  });
+
+  it('refuses plain writes without the owner signature, and still answers plain reads and signed writes', async () => {
+    target = await startMcpTestNode('apiary-mcp-locked-', { commands: { writes: 'owner-signed' } });
+    const owner = (await loadOrCreateKeyFile(path.join(target.dir, 'hive', 'owner.json'))).identity;
+    const args = { map: 'thresholds', key: 'locked', value: 3 };
+    expect(await target.ask('shared/set', args)).toMatchObject({ ok: false, code: ErrorCodes.COMMAND_UNSIGNED, error: expect.stringContaining('commands.writes') as string });
+    expect(await target.ask('status')).toMatchObject({ ok: true });
+    expect(((await target.ask('shared/get')).result as { thresholds?: Record<string, unknown> }).thresholds?.locked).toBeUndefined();
+    expect(await target.ask('shared/set', args, (nodeId) => signCommand(owner, nodeId, 'shared/set', args))).toMatchObject({ ok: true });
+    expect(((await target.ask('shared/get')).result as { thresholds?: Record<string, unknown> }).thresholds?.locked).toBe(3);
+    const counters = ((await target.ask('status')).result as { counters: Record<string, number> }).counters;
+    expect(counters['commands.auth.unsigned']).toBe(1);
+    expect(counters['commands.auth.owner_signed']).toBe(1);
+  }, 60_000);
+});

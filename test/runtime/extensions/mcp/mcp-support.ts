@@ -24,7 +24,7 @@ export interface McpTestNode {
   ask(command: string, args?: Record<string, unknown>, auth?: (nodeId: string) => unknown): Promise<NodeReply>;
 }
 
-export async function startMcpTestNode(prefix: string): Promise<McpTestNode> {
+export async function startMcpTestNode(prefix: string, extra: { commands?: { writes: 'any' | 'owner-signed' } } = {}): Promise<McpTestNode> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   const config = parseConfig({
     node: { dataDir: path.join(dir, 'hive'), name: 'MCP hive' },
@@ -35,6 +35,7 @@ export async function startMcpTestNode(prefix: string): Promise<McpTestNode> {
       sensors: { temperature: { interval: '1m' }, humidity: { interval: '1m' }, weight: { interval: '1m' }, sound: { interval: '1m' } },
     },
     mesh: { commitInterval: '20ms' },
+    ...extra,
   });
   const node = new ApiaryNode(config, pino({ level: 'silent' }), extensionsFor(config));
   await node.start();
