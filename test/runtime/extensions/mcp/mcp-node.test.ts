@@ -13,8 +13,7 @@ import { signCommand } from '../../../../runtime/commands/command-auth.js';
 import { ErrorCodes } from '../../../../runtime/errors.js';
 import { loadOrCreateKeyFile, type NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { MCP_TOOL_NAMES } from '../../../../runtime/mcp/mcp-server.js';
-import { waitFor } from '../../../support/mesh-node.js';
-import { inProcessClient, MAX_TOOL_NAME, MAX_TOOLS_LIST_CHARS, startMcpTestNode, toolJson, toolText, type McpTestNode } from './mcp-support.js';
+import { inProcessClient, MAX_TOOL_NAME, MAX_TOOLS_LIST_CHARS, startMcpTestNode, toolJson, toolText, waitForReadings, type McpTestNode } from './mcp-support.js';
 
 
 describe('MCP over a real node', () => {
@@ -34,10 +33,7 @@ describe('MCP over a real node', () => {
     owner = (await loadOrCreateKeyFile(path.join(target.dir, 'hive', 'owner.json'))).identity;
     stranger = (await loadOrCreateKeyFile(path.join(target.dir, 'stranger.json'))).identity;
     [asOwner, asStranger, keyless] = await Promise.all([inProcessClient(target, owner), inProcessClient(target, stranger), inProcessClient(target, undefined)]);
-    await waitFor(async () => {
-      const reply = await target.ask('readings/recent', { channel: 'weight' });
-      return reply.ok && (reply.result as { readings: unknown[] }).readings.length >= 3;
-    }, 60_000, () => 'three weight readings');
+    await waitForReadings(target, 3);
   }, 90_000);
 
   afterAll(async () => {

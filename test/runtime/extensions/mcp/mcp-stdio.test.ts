@@ -17,8 +17,7 @@ import { loadOrCreateKeyFile } from '../../../../runtime/identity/identity.js';
 import { MCP_TOOL_NAMES } from '../../../../runtime/mcp/mcp-server.js';
 import { apiary } from '../../../support/cli.js';
 import { BUILT_CLI } from '../../../support/global-setup.js';
-import { waitFor } from '../../../support/mesh-node.js';
-import { MAX_TOOLS_LIST_CHARS, startMcpTestNode, toolJson, toolText, type McpTestNode } from './mcp-support.js';
+import { MAX_TOOLS_LIST_CHARS, startMcpTestNode, toolJson, toolText, waitForReadings, type McpTestNode } from './mcp-support.js';
 
 describe('apiary mcp on stdio', () => {
   let target: McpTestNode;
@@ -45,10 +44,7 @@ describe('apiary mcp on stdio', () => {
     target = await startMcpTestNode('apiary-mcp-stdio-');
     cwd = await mkdtemp(path.join(os.tmpdir(), 'apiary-mcp-cwd-'));
     await loadOrCreateKeyFile(path.join(cwd, 'stranger.json'));
-    await waitFor(async () => {
-      const reply = await target.ask('readings/recent', { channel: 'weight' });
-      return reply.ok && (reply.result as { readings: unknown[] }).readings.length >= 2;
-    }, 60_000, () => 'two weight readings');
+    await waitForReadings(target, 2);
   }, 90_000);
 
   afterAll(async () => {

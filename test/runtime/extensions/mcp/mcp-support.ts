@@ -11,6 +11,7 @@ import { parseConfig } from '../../../../runtime/config/load-config.js';
 import { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import type { NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { createApiaryMcpServer } from '../../../../runtime/mcp/mcp-server.js';
+import { waitFor } from '../../../support/mesh-node.js';
 
 /** What users of IoT MCP servers complain about: keep the list small (issue 15). */
 export const MAX_TOOLS_LIST_CHARS = 6000;
@@ -44,6 +45,14 @@ export async function startMcpTestNode(prefix: string, extra: { commands?: { wri
     dir, node, url,
     ask: (command, args, auth) => requestNode({ url, topicPrefix: 'apiary', nodeId: node.nodeId, command, ...(args ? { args } : {}), ...(auth ? { auth } : {}), timeoutMs: 20_000 }),
   };
+}
+
+/** Waits until the node has stored `count` weight readings (the simulated hive at 120x: a few seconds). */
+export async function waitForReadings(target: McpTestNode, count: number): Promise<void> {
+  await waitFor(async () => {
+    const reply = await target.ask('readings/recent', { channel: 'weight' });
+    return reply.ok && (reply.result as { readings: unknown[] }).readings.length >= count;
+  }, 60_000, () => `${count} weight readings`);
 }
 
 /** An in-process SDK client on a server built as `apiary mcp` builds it, signing writes with `owner` (or marking them unsigned). */
