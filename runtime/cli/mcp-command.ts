@@ -39,9 +39,9 @@ export async function mcpCommand(options: McpCommandOptions, version: string): P
   process.stderr.write(owner
     ? `apiary mcp: serving MCP on stdio; writes are signed with owner key ${owner.publicKey.slice(0, 8)}...\n`
     : `apiary mcp: serving MCP on stdio; no owner key (--owner-key), so the node refuses writes\n`);
-  const { createApiaryMcpServer } = await import('../mcp/mcp-server.js');
+  const { mcpServerFactory } = await import('../mcp/mcp-server.js');
   const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
-  serveStdio(() => createApiaryMcpServer({
+  serveStdio(await mcpServerFactory({
     registry: allNodeCommands(),
     version,
     callNode: (command, args, { write }) => askNode(options, command, args, write

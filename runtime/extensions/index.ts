@@ -39,6 +39,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   { name: 'flows', enabled: (c) => c.flows.enabled, load: async () => (await import('./flows/index.js')).createFlows, declareCommands: (registry) => declareFlowsCommands(registry) },
   // Speech in and out (answers through the ask extension's `ask` command) and the Wyoming endpoint: off unless voice.enabled.
   { name: 'voice', after: ['ask'], enabled: (c) => c.voice.enabled, load: async () => (await import('./voice/index.js')).createVoice, declareCommands: (registry) => declareVoiceCommands(registry) },
+  // The node's own MCP endpoint (loopback, read-only): off unless mcp.http.enabled; the SDK loads only then.
+  { name: 'mcp-http', enabled: (c) => c.mcp.http.enabled, load: async () => (await import('./mcp-http/index.js')).createMcpHttp },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

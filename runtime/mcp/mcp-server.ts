@@ -5,9 +5,12 @@
  * bulk data. Every tool call becomes registry commands sent to a node by
  * `callNode`; the `command` tool runs any other registry command (tasks/*,
  * pay/*, models/*...) by name, checked against the registry's own schema.
- * Loaded only by `apiary mcp` (lazily), never by a running node.
+ * The SDK is imported only in mcpServerFactory: a static import would be
+ * hoisted to the top of the one-file bundle and load it at every `apiary`
+ * start, a running node included (RAM on a 512 MB board).
  */
-import { McpServer, ResourceTemplate, type CallToolResult } from '@modelcontextprotocol/server';
+import type * as McpSdk from '@modelcontextprotocol/server';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { checkArgs, jsonSchemaOf, type CommandRegistry } from '../commands/command-registry.js';
 import { ErrorCodes, isApiaryError } from '../errors.js';
@@ -48,7 +51,15 @@ function timeOf(field: string, value: number | string | undefined, otherwise: nu
 const text = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) ?? 'null' }] });
 const refusal = (code: string, message: string): CallToolResult => ({ isError: true, content: [{ type: 'text', text: `${code}: ${message}` }] });
 
-export function createApiaryMcpServer(options: ApiaryMcpOptions): McpServer {
+type Sdk = typeof McpSdk;
+
+/** Loads the SDK once, then makes a server per call (serveStdio and the HTTP handler want a synchronous factory). */
+export async function mcpServerFactory(options: ApiaryMcpOptions): Promise<() => McpServer> {
+  const sdk = await import('@modelcontextprotocol/server');
+  return () => createApiaryMcpServer(sdk, options);
+}
+
+function createApiaryMcpServer({ McpServer, ResourceTemplate }: Sdk, options: ApiaryMcpOptions): McpServer {
   const { registry, callNode } = options;
   const server = new McpServer({ name: 'apiary', version: options.version }, { capabilities: { tools: {}, resources: {} } });
 

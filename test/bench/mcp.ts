@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { allNodeCommands } from '../../runtime/apps/index.js';
-import { createApiaryMcpServer } from '../../runtime/mcp/mcp-server.js';
+import { mcpServerFactory } from '../../runtime/mcp/mcp-server.js';
 import { memory } from './proc.js';
 import { NODE_MAIN } from './processes.js';
 import { summarize } from './stats.js';
@@ -29,7 +29,7 @@ export interface McpResults {
 const MAX_LIST_CHARS = 6000;
 
 async function inProcessList(): Promise<{ tools: { name: string }[] }> {
-  const server = createApiaryMcpServer({ registry: allNodeCommands(), version: 'bench', callNode: () => Promise.reject(new Error('tools/list asks no node')) });
+  const server = (await mcpServerFactory({ registry: allNodeCommands(), version: 'bench', callNode: () => Promise.reject(new Error('tools/list asks no node')) }))();
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: 'apiary-bench', version: '1.0.0' });

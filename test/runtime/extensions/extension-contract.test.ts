@@ -50,6 +50,8 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
   // A real Node-RED child process (node-red is a devDependency), stopped with the node.
   { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
+  // The node's own MCP endpoint on a free loopback port.
+  { name: 'mcp endpoint on', raw: { mcp: { http: { enabled: true, port: 0 } } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */

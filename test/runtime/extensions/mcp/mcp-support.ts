@@ -10,7 +10,7 @@ import { signCommand } from '../../../../runtime/commands/command-auth.js';
 import { parseConfig } from '../../../../runtime/config/load-config.js';
 import { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import type { NodeIdentity } from '../../../../runtime/identity/identity.js';
-import { createApiaryMcpServer } from '../../../../runtime/mcp/mcp-server.js';
+import { mcpServerFactory } from '../../../../runtime/mcp/mcp-server.js';
 import { waitFor } from '../../../support/mesh-node.js';
 
 /** What users of IoT MCP servers complain about: keep the list small (issue 15). */
@@ -25,7 +25,7 @@ export interface McpTestNode {
   ask(command: string, args?: Record<string, unknown>, auth?: (nodeId: string) => unknown): Promise<NodeReply>;
 }
 
-export async function startMcpTestNode(prefix: string, extra: { commands?: { writes: 'any' | 'owner-signed' } } = {}): Promise<McpTestNode> {
+export async function startMcpTestNode(prefix: string, extra: { commands?: { writes: 'any' | 'owner-signed' }; mcp?: { http: { enabled: boolean; port: number } } } = {}): Promise<McpTestNode> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   const config = parseConfig({
     node: { dataDir: path.join(dir, 'hive'), name: 'MCP hive' },
@@ -57,11 +57,11 @@ export async function waitForReadings(target: McpTestNode, count: number): Promi
 
 /** An in-process SDK client on a server built as `apiary mcp` builds it, signing writes with `owner` (or marking them unsigned). */
 export async function inProcessClient(target: McpTestNode, owner: NodeIdentity | undefined): Promise<Client> {
-  const server = createApiaryMcpServer({
+  const server = (await mcpServerFactory({
     registry: allNodeCommands(),
     version: 'test',
     callNode: (command, args, { write }) => target.ask(command, args, write ? (nodeId) => (owner ? signCommand(owner, nodeId, command, args) : { v: 1 }) : undefined),
-  });
+  }))();
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: 'apiary-test', version: '1.0.0' });
