@@ -57,9 +57,10 @@ export function createMcpHttp(config: ApiaryConfig): Extension {
     },
     async stop() {
       await close?.();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      server?.closeAllConnections();
+      const closing = server;
       server = undefined;
+      // close() waits for open connections; an assistant's open stream must not hold the node's stop.
+      if (closing) await new Promise<void>((resolve) => { closing.close(() => resolve()); closing.closeAllConnections(); });
     },
     status: () => ({ mcp: { http: { url } } }),
   };
