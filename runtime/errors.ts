@@ -82,6 +82,14 @@ export const ErrorCodes = {
   VOICE_BUSY: 'APIARY_VOICE_BUSY',
   /** A payment this node will not sign: an unknown payee, a unit it does not use, more than is owed, or its own feed is behind a peer's copy (restored from a backup). */
   PAYMENT_REFUSED: 'APIARY_PAYMENT_REFUSED',
+  /** A write asked to be judged as the owner's (an `apiary mcp` write) but carries no owner signature: start `apiary mcp --owner-key <owner.json>`. */
+  COMMAND_UNSIGNED: 'APIARY_COMMAND_UNSIGNED',
+  /** A command's owner signature envelope is malformed, or its signature does not verify. */
+  COMMAND_SIGNATURE_INVALID: 'APIARY_COMMAND_SIGNATURE_INVALID',
+  /** A command is signed by a key that is not this node's owner key (or the node has no owner key yet). */
+  COMMAND_NOT_OWNER: 'APIARY_COMMAND_NOT_OWNER',
+  /** A signed command was seen before (its nonce), or its time is outside the allowed clock skew. */
+  COMMAND_REPLAYED: 'APIARY_COMMAND_REPLAYED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

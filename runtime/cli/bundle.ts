@@ -16,6 +16,7 @@ export const BUNDLE_EXTERNALS = [
   'onnxruntime-node', // native addon
   'serialport', '@serialport/*', 'firmata', 'browser-serialport', // johnny-five's optional serial stack, native
   'pino-pretty', 'yaml', // loaded on demand with require()
+  '@modelcontextprotocol/*', // `apiary mcp` only: a running node never parses it
 ];
 
 async function main(): Promise<void> {

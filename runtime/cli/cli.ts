@@ -196,6 +196,14 @@ addRegistryCommands(program, allNodeCommands(), {
     });
 }
 
+withNodeOptions(program.command('mcp'))
+  .description("serve MCP on stdio for an AI assistant (add `apiary mcp` to its MCP config): eight tools over the node's commands, asked over MQTT; writes only owner-signed")
+  .option('--owner-key <file>', 'the owner key file that signs writes (default: ./owner.json if it exists; without one the node refuses writes)')
+  .action(async (options: Record<string, unknown>) => {
+    const { mcpCommand } = await import('./mcp-command.js');
+    await mcpCommand(options, VERSION);
+  });
+
 withCommonOptions(program.command('commands'))
   .description("list the commands a node answers over MQTT, with their arguments (from the node's command registry; no node needs to run)")
   .option('--json', 'print JSON: name, description, write, and the arguments as JSON Schema')

@@ -64,7 +64,8 @@ export function load(options: CommonOptions, quiet = false) {
   return loaded;
 }
 
-export async function askNode(options: NodeOptions, command: string, args?: Record<string, unknown>): Promise<NodeReply> {
+/** `auth`: an owner signature envelope for the node that answers (`apiary mcp`). */
+export async function askNode(options: NodeOptions, command: string, args?: Record<string, unknown>, auth?: (nodeId: string) => unknown): Promise<NodeReply> {
   const { config } = load(options);
   const timeoutMs = options.timeout ?? 5000;
   // --port / --host name the broker: they win. Otherwise the run file `apiary start` wrote finds the node and its broker.
@@ -78,7 +79,7 @@ export async function askNode(options: NodeOptions, command: string, args?: Reco
       if (path.resolve(running.dataDir) !== path.resolve(config.node.dataDir) && options.node === undefined) {
         process.stderr.write(`(asking node ${running.nodeId} of ${running.dataDir}, the only node running here)\n`);
       }
-      return requestNode({ url: running.url, topicPrefix: running.topicPrefix, command, ...(args ? { args } : {}), nodeId: running.nodeId, timeoutMs });
+      return requestNode({ url: running.url, topicPrefix: running.topicPrefix, command, ...(args ? { args } : {}), ...(auth ? { auth } : {}), nodeId: running.nodeId, timeoutMs });
     }
   }
   const url = config.bus.url ?? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`;
@@ -87,7 +88,7 @@ export async function askNode(options: NodeOptions, command: string, args?: Reco
     const { readIdentity } = await import('../identity/identity.js');
     nodeId = (await readIdentity(config.node.dataDir))?.nodeId;
   }
-  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs });
+  return requestNode({ url, topicPrefix: config.bus.topicPrefix, command, ...(args ? { args } : {}), ...(auth ? { auth } : {}), ...(nodeId ? { nodeId } : {}), timeoutMs });
 }
 
 export function withNodeOptions(command: Command): Command {

@@ -15,6 +15,8 @@ export interface NodeRequestOptions {
   command: string;
   args?: Record<string, unknown>;
   timeoutMs?: number;
+  /** The request's `auth` envelope for the node that answers (an owner signature: runtime/commands/command-auth.ts). */
+  auth?: (nodeId: string) => unknown;
 }
 
 export interface NodeReply {
@@ -56,7 +58,7 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
       });
     });
     await client.subscribeAsync(replyTopic, { qos: 1 });
-    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}) }), { qos: 1 });
+    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}), ...(options.auth ? { auth: options.auth(nodeId) } : {}) }), { qos: 1 });
     return await answer;
   } finally {
     await client.endAsync(true);

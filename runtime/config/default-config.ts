@@ -54,6 +54,15 @@ bus:
   # url: mqtt://192.168.1.10:1883   # publish to an external broker instead
   topicPrefix: apiary         # topics are <topicPrefix>/<nodeId>/...
 
+commands:
+  writes: any                 # any: write commands from any client the broker admits | owner-signed: only signed with the owner key (apiary mcp)
+
+mcp:                          # AI assistants use \`apiary mcp\` (stdio, over MQTT: no port here); this is the node's own endpoint
+  http:
+    enabled: false            # Streamable HTTP at http://<host>:<port>/mcp, read-only (writes: apiary mcp --owner-key)
+    host: 127.0.0.1           # loopback only: 127.0.0.1 | ::1 | localhost
+    port: 8765
+
 homeAssistant:
   enabled: true               # publish MQTT discovery configs (retained)
   discoveryPrefix: homeassistant

@@ -18,6 +18,7 @@ import { uplinkSchema } from '../extensions/uplink/config.js';
 import { systemdSchema } from '../extensions/systemd/config.js';
 import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { flowsSchema } from '../extensions/flows/config.js';
+import { mcpSchema } from '../extensions/mcp-http/config.js';
 import { askSchema } from '../extensions/ask/config.js';
 import { voiceSchema } from '../extensions/voice/config.js';
 import { paymentsSchema } from '../extensions/payments/config.js';
@@ -241,7 +242,13 @@ export const configSchema = z.strictObject({
     url: z.url({ protocol: /^mqtts?$/, error: 'expected a URL like mqtt://host:1883 or mqtts://host:8883' }).optional(),
     topicPrefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, { error: 'use letters, digits, _ or -: it becomes the first topic level' }).default('apiary'),
   }).prefault({}),
+  /** Who may run write commands: `owner-signed` refuses writes without the owner's signature (runtime/commands/command-auth.ts). */
+  commands: z.strictObject({
+    writes: z.enum(['any', 'owner-signed'], { error: 'expected "any" (plain MQTT writes from clients the broker admits, as before) or "owner-signed" (only writes signed with the owner key, as apiary mcp sends)' }).default('any'),
+  }).prefault({}),
   homeAssistant: homeAssistantSchema.prefault({}),
+  /** The node's own MCP endpoint (Streamable HTTP, loopback, read-only); `apiary mcp` needs none. */
+  mcp: mcpSchema.prefault({}),
   device: deviceSchema.prefault({}),
   models: modelsSchema.prefault({}),
   storage: z.strictObject({

@@ -47,6 +47,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
     load: async () => (await import('./payments/index.js')).createPayments,
     declareCommands: (registry) => declarePaymentCommands(registry),
   },
+  // The node's own MCP endpoint (loopback, read-only): off unless mcp.http.enabled; the SDK loads only then.
+  { name: 'mcp-http', enabled: (c) => c.mcp.http.enabled, load: async () => (await import('./mcp-http/index.js')).createMcpHttp },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

@@ -2,7 +2,7 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice] [--baseline <dir>]`.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice|mcp] [--baseline <dir>]`.
  * arm64 (the arm64 .deb under qemu-aarch64, minutes), packaged (this machine's .deb, built and
  * extracted, against the checkout, natively) and flows (the node with and without its supervised
  * Node-RED, issue 13) run only when named in --only.
@@ -30,6 +30,7 @@ import { FLOWS_FULL, FLOWS_QUICK, measureFlows, type FlowsPlan, type FlowsResult
 import { flowsRows } from './flows-report.js';
 import { measureVoice, VOICE_FULL, VOICE_QUICK, type VoiceResults } from './voice.js';
 import { voiceRows } from './voice-report.js';
+import { mcpRows, measureMcp, type McpResults } from './mcp.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
@@ -135,7 +136,7 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice', 'mcp'] as const;
 type Section = (typeof SECTIONS)[number];
 /** What runs without --only: arm64 (minutes of emulation), packaged (builds a .deb) and flows (needs node-red) are asked for by name. */
 const OPT_IN: readonly Section[] = ['arm64', 'packaged', 'flows'];
@@ -196,6 +197,7 @@ async function main(): Promise<void> {
       ...(sections.has('packaged') ? [`${quick ? 3 : 7} start-ups each of the packaged app and the checkout`] : []),
       ...(sections.has('flows') ? [`${flowsPlan.rounds} start-ups each of the node alone and with Node-RED`] : []),
       ...(sections.has('voice') ? [`${voicePlan.rounds} start-ups each of the node with voice off and on, 5 spoken questions each`] : []),
+      ...(sections.has('mcp') ? ['the MCP tool list and apiary mcp on stdio'] : []),
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
@@ -210,6 +212,7 @@ async function main(): Promise<void> {
     const packaged: PackagedResults | undefined = sections.has('packaged') ? await measurePackaged(tmp, quick ? 3 : 7, progress) : undefined;
     const flows: FlowsResults | undefined = sections.has('flows') ? await measureFlows(tmp, flowsPlan, progress) : undefined;
     const voice: VoiceResults | undefined = sections.has('voice') ? await measureVoice(tmp, voicePlan, progress) : undefined;
+    const mcp: McpResults | undefined = sections.has('mcp') ? await measureMcp(quick ? 3 : 7, progress) : undefined;
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
@@ -228,6 +231,8 @@ async function main(): Promise<void> {
     if (flowsTable.length > 0) process.stdout.write(`${renderTable(flowsTable)}\n`);
     const voiceTable = voice ? voiceRows(voice).map(evaluate) : [];
     if (voiceTable.length > 0) process.stdout.write(`${renderTable(voiceTable)}\n`);
+    const mcpTable = mcp ? mcpRows(mcp).map(evaluate) : [];
+    if (mcpTable.length > 0) process.stdout.write(`${renderTable(mcpTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
     const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
@@ -259,12 +264,14 @@ async function main(): Promise<void> {
       ...(packaged ? { packagedRows: packagedTable } : {}),
       ...(flows ? { flowsRows: flowsTable } : {}),
       ...(voice ? { voiceRows: voiceTable } : {}),
+      ...(mcp ? { mcpRows: mcpTable } : {}),
       notes,
       raw: {
         startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference,
         arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) },
         flows,
         voice,
+        mcp,
         packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
       },
     };

@@ -19,7 +19,7 @@ describe('apiary CLI', () => {
   afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
 
   it('has --help on every command', async () => {
-    for (const command of [[], ['start'], ['init'], ['id'], ['status'], ['sim', 'swarm'], ['owner', 'sign'], ['demo']]) {
+    for (const command of [[], ['start'], ['init'], ['id'], ['status'], ['sim', 'swarm'], ['owner', 'sign'], ['demo'], ['mcp']]) {
       const { code, stdout } = await apiary([...command, '--help'], dir);
       expect(code).toBe(0);
       expect(stdout).toContain('Usage: apiary');

@@ -53,6 +53,8 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   // Voice with its Wyoming endpoint (on a free port) and its mDNS announcement on loopback.
   { name: 'voice on', raw: { voice: { enabled: true, wyoming: { enabled: true, port: 0, mdns: true, mdnsInterface: '127.0.0.1' } } } },
   { name: 'payments on', raw: { payments: { enabled: true } } },
+  // The node's own MCP endpoint on a free loopback port.
+  { name: 'mcp endpoint on', raw: { mcp: { http: { enabled: true, port: 0 } } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
