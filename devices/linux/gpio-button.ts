@@ -63,7 +63,12 @@ export class GpioButton {
       this.restart(`${config.command} --version failed (apt install gpiod)`);
       return;
     }
-    const child = spawn(config.command, gpiomonArgs(config, version), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // libgpiod 2's gpiomon neither flushes after an event nor has a line-buffered option: into a pipe its events
+    // would wait in a 4 KiB stdio buffer, so it runs under coreutils' `stdbuf -oL` (v1 has --line-buffered).
+    const args = gpiomonArgs(config, version);
+    const child = version === 2
+      ? spawn('stdbuf', ['-oL', config.command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(config.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).trim().slice(-200); });

@@ -192,7 +192,7 @@ voice:                        # talk to the hive: sudo apt install pocketsphinx 
   enabled: false
   input: { device: default }  # the voice microphone (not the in-hive one: hive hum drowns speech); arecord -L lists them
   output: { device: default } # the speaker; aplay -L lists them
-  # trigger: { gpio: { chip: gpiochip0, line: 17 } }   # push-to-talk button from GPIO 17 to ground (sudo apt install gpiod)
+  # trigger: { button: talk }   # push-to-talk: the device's button named talk (device.linux.button: { line: 17, name: talk })
   speakAnnouncements: true    # speak the decisions ask.announce selects, as they are raised
   tts: { engine: espeak-ng, voice: en-us, speed: 160 }
   wyoming:                    # Home Assistant's voice protocol: add the node in HA's Wyoming integration

@@ -24,12 +24,11 @@ export const voiceSchema = z.strictObject({
   output: z.strictObject({ device: alsaDevice.default('default') }).prefault({}),
   /** What starts listening, besides `apiary ask --listen` and the `voice/listen` command. No always-on wake word. */
   trigger: z.strictObject({
-    /** Push-to-talk: a button from this GPIO line to ground (the pull-up is turned on); libgpiod's `gpiomon` watches it. */
-    gpio: z.strictObject({
-      chip: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'expected a gpiochip name or number, like gpiochip0 (`gpiodetect` lists them)' }).default('gpiochip0'),
-      line: z.number().int().min(0).max(1_023),
-      debounce: duration(0, 10_000).prefault('300ms'),
-    }).optional(),
+    /**
+     * Push-to-talk: the name of a button of the node's device whose press starts a listen. The device owns the
+     * GPIO line (`device.linux.button: { line: 17, name: talk }`: a button to ground, watched by libgpiod's gpiomon).
+     */
+    button: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { error: 'expected the name of a device button, like talk (device.linux.button.name)' }).optional(),
   }).prefault({}),
   /** Listening gives up after this long without a finished question. */
   listenTimeout: duration(1_000, 120_000).prefault('10s'),

@@ -13,7 +13,6 @@ import { describeError } from '../../errors.js';
 import { WyomingAdvert } from '../wyoming/wyoming-mdns.js';
 import { WyomingServer } from '../wyoming/wyoming-server.js';
 import { declareVoiceCommands } from './commands.js';
-import { GpioPushToTalk } from './gpio-push-to-talk.js';
 import { aptLine, missingVoicePrograms, type VoiceRequirement } from './voice-requirements.js';
 import { VoiceService } from './voice-service.js';
 
@@ -22,7 +21,6 @@ const MDNS_PORT = 5353;
 export function createVoice(config: ApiaryConfig): Extension {
   const voice = config.voice;
   let service: VoiceService | undefined;
-  let button: GpioPushToTalk | undefined;
   let wyoming: WyomingServer | undefined;
   let advert: WyomingAdvert | undefined;
   let missing: VoiceRequirement[] = [];
@@ -33,7 +31,7 @@ export function createVoice(config: ApiaryConfig): Extension {
       listening: service?.busy ?? false,
       input: voice.input.device,
       output: voice.output.device,
-      trigger: voice.trigger.gpio ? { gpio: `${voice.trigger.gpio.chip} line ${voice.trigger.gpio.line}` } : 'commands only',
+      trigger: voice.trigger.button ? { button: voice.trigger.button } : 'commands only',
       missing: missing.map((m) => ({ purpose: m.purpose, programs: m.programs, packages: m.packages })),
       ...(missing.length > 0 ? { fix: aptLine(missing) } : {}),
       ...(wyoming ? { wyoming: { host: voice.wyoming.host, port: wyoming.port, mdns: voice.wyoming.mdns } } : {}),
@@ -55,26 +53,15 @@ export function createVoice(config: ApiaryConfig): Extension {
       };
       declareVoiceCommands(ctx.commands, { listen, say: (text) => { s.say(text); return { queued: true }; }, status });
       if (voice.speakAnnouncements) ctx.events.on('announcement', (a) => { s.say(a.speech); });
-      if (voice.trigger.gpio) {
-        const gpio = voice.trigger.gpio;
-        button = new GpioPushToTalk({
-          chip: gpio.chip,
-          line: gpio.line,
-          debounceMs: gpio.debounce,
-          onPress: () => {
-            // A press while listening is ignored (counted as busy by listen).
-            listen().catch((err: unknown) => ctx.logger.warn({ err: describeError(err) }, 'voice: push-to-talk listen failed'));
-          },
-          counters: ctx.counters,
-          logger: ctx.logger,
+      if (voice.trigger.button) {
+        // Push-to-talk: the device's own button (devices/linux/gpio-button.ts owns the GPIO line).
+        const name = voice.trigger.button;
+        ctx.events.on('button', (event) => {
+          if (event.name !== name || event.action !== 'press') return;
+          ctx.counters.increment('voice.trigger.presses');
+          // A press while listening is refused by listen (counted as voice.busy).
+          listen().catch((err: unknown) => ctx.logger.warn({ err: describeError(err) }, 'voice: push-to-talk listen failed'));
         });
-        try {
-          await button.start();
-        } catch (err) {
-          ctx.counters.increment('voice.trigger.gpio_failed');
-          ctx.logger.warn({ err: describeError(err) }, 'voice: push-to-talk button not watched; `apiary ask --listen` and the voice/listen command still work');
-          button = undefined;
-        }
       }
       if (voice.wyoming.enabled) {
         const w = voice.wyoming;
@@ -111,7 +98,6 @@ export function createVoice(config: ApiaryConfig): Extension {
     async stop() {
       await advert?.stop();
       await wyoming?.stop();
-      await button?.stop();
       await service?.stop();
     },
     status: () => (service ? { voice: status() } : {}),

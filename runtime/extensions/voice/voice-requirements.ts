@@ -21,7 +21,6 @@ export function voiceRequirements(voice: VoiceConfig): VoiceRequirement[] {
     ...(voice.tts.engine === 'espeak-ng' ? [{ purpose: 'speech out', programs: ['espeak-ng'], packages: 'espeak-ng' }] : []),
     { purpose: 'the voice microphone', programs: ['arecord'], packages: 'alsa-utils' },
     { purpose: 'the speaker', programs: ['aplay'], packages: 'alsa-utils' },
-    ...(voice.trigger.gpio ? [{ purpose: 'the push-to-talk button', programs: ['gpiomon'], packages: 'gpiod' }] : []),
   ];
 }
 

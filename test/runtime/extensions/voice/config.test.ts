@@ -15,7 +15,7 @@ describe('the voice config section', () => {
       pocketsphinx: { timeout: 30_000 },
       wyoming: { enabled: false, host: '127.0.0.1', port: 10_500, mdns: false, maxConnections: 4, maxUtterance: 15_000, idleTimeout: 300_000 },
     });
-    expect(voiceSchema.parse({ trigger: { gpio: { line: 17 } } }).trigger.gpio).toEqual({ chip: 'gpiochip0', line: 17, debounce: 300 });
+    expect(voiceSchema.parse({ trigger: { button: 'talk' } }).trigger).toEqual({ button: 'talk' });
   });
 
   it('names the field that is wrong, and the fix', () => {
@@ -28,7 +28,8 @@ describe('the voice config section', () => {
     expect(issues({ tts: { engine: 'command', command: ['./piper'] } })).toEqual(['tts.command: tts.command[0] must be a program on PATH or an absolute path']);
     expect(issues({ tts: { engine: 'command' } })).toEqual([expect.stringMatching(/^tts: tts\.command: engine is "command", so give the program/) as string]);
     expect(issues({ tts: { command: [] } })).toEqual([expect.stringMatching(/^tts\.command: /) as string]);
-    expect(issues({ trigger: { gpio: { chip: 'gpiochip0' } } })).toEqual([expect.stringMatching(/^trigger\.gpio\.line: /) as string]);
+    expect(issues({ trigger: { button: 'Talk Button' } })).toEqual([expect.stringMatching(/^trigger\.button: expected the name of a device button/) as string]);
+    expect(issues({ trigger: { gpio: { line: 17 } } })).toEqual([expect.stringMatching(/gpio/) as string]);
     expect(issues({ language: 'de' })).toEqual([expect.stringMatching(/^language: expected "en-us"/) as string]);
     expect(issues({ wyoming: { port: 70_000 } })).toEqual([expect.stringMatching(/^wyoming\.port: /) as string]);
     expect(issues({ wakeWord: true })).toEqual([expect.stringMatching(/wakeWord/) as string]);

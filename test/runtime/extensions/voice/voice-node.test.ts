@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extensionsFor } from '../../../../runtime/apps/index.js';
 import { parseConfig } from '../../../../runtime/config/load-config.js';
 import { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
+import type { Extension } from '../../../../runtime/core/extension.js';
 import { NOT_UNDERSTOOD, type ListenOutcome } from '../../../../runtime/extensions/voice/voice-service.js';
 import { fakeAlsa, spokenQuestion, type FakeAlsa } from '../../../support/fake-alsa.js';
 import { WyomingTestClient } from '../../../support/wyoming-client.js';
@@ -42,6 +43,7 @@ describe.skipIf(skip !== undefined)(`talking to a node ${skip ?? ''}`, () => {
   const payloads: Buffer[] = [];
   const heardAudio: Buffer[] = [];
   const oldPath = process.env.PATH;
+  let pressButton: (name: string) => Promise<void> = () => Promise.reject(new Error('the probe did not start'));
 
   let requester: ReturnType<typeof commandRequester> | undefined;
   const request = (name: string, args?: unknown): Promise<Reply> => (requester ??= commandRequester(client, () => node.nodeId, { idPrefix: 'voice' }))(name, args, 60_000);
@@ -62,9 +64,19 @@ describe.skipIf(skip !== undefined)(`talking to a node ${skip ?? ''}`, () => {
       homeAssistant: { enabled: false },
       device: { simulation: { speed: 120, preSwarm: '3m', swarm: '4m' } },
       ask: { announce: ['warning', 'critical'], record: 'private' },
-      voice: { enabled: true, wyoming: { enabled: true, port: 0 } },
+      voice: { enabled: true, trigger: { button: 'talk' }, wyoming: { enabled: true, port: 0 } },
     });
-    node = new ApiaryNode(config, pino({ level: 'silent' }), extensionsFor(config));
+    // The device's button events as a board's gpiomon would raise them (devices/linux/gpio-button.ts), through the node's own event bus.
+    const probe = {
+      name: 'button-probe',
+      enabled: () => true,
+      load: () => Promise.resolve((): Extension => ({
+        name: 'button-probe',
+        start: (ctx) => { pressButton = (name) => ctx.events.emit('button', { name, action: 'press', t: ctx.clock.now() }); return Promise.resolve(); },
+        stop: () => Promise.resolve(),
+      })),
+    };
+    node = new ApiaryNode(config, pino({ level: 'silent' }), [probe, ...extensionsFor(config)]);
     await node.start();
     client = await connectAsync(`mqtt://127.0.0.1:${node.brokerPort}`, { clientId: 'voice-test' });
     client.on('message', (_topic, payload) => { payloads.push(Buffer.from(payload)); });
@@ -96,6 +108,20 @@ describe.skipIf(skip !== undefined)(`talking to a node ${skip ?? ''}`, () => {
     const spoken = soxStat(played[0]!);
     expect(spoken.seconds).toBeGreaterThan(1);
     expect(spoken.rms).toBeGreaterThan(0.01);
+  });
+
+  it('push-to-talk: a press of the device button named in voice.trigger.button listens, answers and speaks; another button does nothing', async () => {
+    await say('what is the temperature', 'button');
+    const before = (await alsa.playedFiles()).length;
+    await pressButton('other');
+    await pressButton('talk');
+    await waitFor(async () => ((await request('voice/status')).result as { last?: { heard: string } }).last?.heard === 'what is the temperature', 30_000, () => 'a listen from the button');
+    const last = ((await request('voice/status')).result as { last: ListenOutcome }).last;
+    expect(last.intent).toBe('reading');
+    expect(last.answer).toMatch(/^The temperature is -?\d+\.\d °C/);
+    await waitFor(async () => (await alsa.playedFiles()).length === before + 1, 10_000, () => 'the spoken answer');
+    const counters = ((await request('status')).result as { counters: Record<string, number> }).counters;
+    expect(counters['voice.trigger.presses']).toBe(1);
   });
 
   it('voice/listen: out-of-grammar speech is not forced into a question; it says it did not understand', async () => {
