@@ -19,6 +19,7 @@ import { systemdSchema } from '../extensions/systemd/config.js';
 import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { flowsSchema } from '../extensions/flows/config.js';
 import { askSchema } from '../extensions/ask/config.js';
+import { tasksSchema } from '../extensions/tasks/config.js';
 import { voiceSchema } from '../extensions/voice/config.js';
 import { CONFIG_VERSION } from './migrations.js';
 
@@ -261,6 +262,8 @@ export const configSchema = z.strictObject({
   flows: flowsSchema.prefault({}),
   /** Questions in text (`apiary ask`), kept as text in the feed; which decisions are announced as they are raised. */
   ask: askSchema.prefault({}),
+  /** Tasks between nodes (contract net) within the owner's signed mandate: off by default, needs the mesh. */
+  tasks: tasksSchema.prefault({}),
   /** Speech in and out (pocketsphinx, espeak-ng), push-to-talk, and a Wyoming endpoint for Home Assistant. */
   voice: voiceSchema.prefault({}),
 }).superRefine((config, ctx) => {

@@ -11,6 +11,7 @@ import { declareRuntimeUpdateCommands } from './runtime-updates/commands.js';
 import { declareFlowsCommands } from './flows/commands.js';
 import { declareVoiceCommands } from './voice/commands.js';
 import { declareAskCommands } from './ask/commands.js';
+import { declareTasksCommands } from './tasks/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -39,6 +40,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   { name: 'flows', enabled: (c) => c.flows.enabled, load: async () => (await import('./flows/index.js')).createFlows, declareCommands: (registry) => declareFlowsCommands(registry) },
   // Speech in and out (answers through the ask extension's `ask` command) and the Wyoming endpoint: off unless voice.enabled.
   { name: 'voice', after: ['ask'], enabled: (c) => c.voice.enabled, load: async () => (await import('./voice/index.js')).createVoice, declareCommands: (registry) => declareVoiceCommands(registry) },
+  // Work between nodes by contract net, within the owner's mandate: off unless tasks.enabled; needs the mesh.
+  { name: 'tasks', after: ['rules'], enabled: (c) => c.tasks.enabled && c.mesh.enabled, load: async () => (await import('./tasks/index.js')).createTasks, declareCommands: (registry) => declareTasksCommands(registry) },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

@@ -10,7 +10,7 @@ import type { Counters } from '../../counters.js';
 import type { NodeIdentity } from '../../identity/identity.js';
 import type { Logger } from '../../log.js';
 import type { Mesh } from '../../mesh/mesh.js';
-import type { TasksConfig } from './config.js';
+import type { TaskAgentConfig } from './config.js';
 import { parseTaskEntry, type TaskEntry } from './entries.js';
 import type { TaskEnv } from './env.js';
 import { modelFor, type WorkResources } from './kinds.js';
@@ -30,7 +30,7 @@ const DIRECT_PER_SECOND = 20;
 export interface TaskAgentOptions {
   mesh: Mesh;
   node: NodeIdentity;
-  config: TasksConfig;
+  config: TaskAgentConfig;
   mandate: SignedMandate | undefined;
   dataDir: string;
   counters: Counters;
@@ -116,7 +116,7 @@ export class TaskAgent {
   }
 
   /** This node's offers in the shared state: kind, model and its sha256, price, unit, expected time. */
-  private async publishOffers(): Promise<void> {
+  async publishOffers(): Promise<void> {
     const { mesh, config, resources } = this.options;
     const sell = this.options.mandate?.mandate.sell.kinds ?? [];
     const offers = config.offers.filter((o) => sell.includes(o.kind)).map((o) => {

@@ -33,3 +33,6 @@ export const tasksSchema = z.strictObject({
 });
 
 export type TasksConfig = z.output<typeof tasksSchema>;
+
+/** The section as the node holds it (frozen): what the task agent reads. */
+export type TaskAgentConfig = Readonly<Omit<TasksConfig, 'offers'>> & { readonly offers: readonly Readonly<TasksConfig['offers'][number]>[] };

@@ -4,7 +4,7 @@ import type { Counters } from '../../counters.js';
 import type { NodeIdentity } from '../../identity/identity.js';
 import type { Logger } from '../../log.js';
 import type { Mesh } from '../../mesh/mesh.js';
-import type { TasksConfig } from './config.js';
+import type { TaskAgentConfig } from './config.js';
 import type { WorkResources } from './kinds.js';
 import type { Ledger } from './ledger.js';
 import type { SignedMandate } from './mandate.js';
@@ -15,7 +15,7 @@ export interface TaskEnv {
   readonly mesh: Mesh;
   /** The node key: it signs proposals. */
   readonly node: NodeIdentity;
-  readonly config: TasksConfig;
+  readonly config: TaskAgentConfig;
   readonly mandate: SignedMandate | undefined;
   readonly store: TaskStore;
   readonly ledger: Ledger;
