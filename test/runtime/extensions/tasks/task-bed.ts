@@ -50,8 +50,10 @@ export function meanFeatures(models: ModelHost): Record<string, number> {
 export async function startTaskNode(options: {
   name: string; dir: string; trustedOwners: string[]; tasks?: z.input<typeof tasksSchema>; mandate?: MandateInput | null;
   mesh?: ConfigInput['mesh']; readings?: Record<string, StoredReading[]>; model?: boolean; payments?: PaymentBook;
+  /** A new agent (as after a restart) on this running mesh node: stop() then stops the agent only. */
+  reuse?: TestMeshNode;
 }): Promise<TaskNode> {
-  const mesh = await startMeshNode({ name: options.name, dir: options.dir, trustedOwners: options.trustedOwners, ...(options.mesh ? { mesh: options.mesh } : {}) });
+  const mesh = options.reuse ?? await startMeshNode({ name: options.name, dir: options.dir, trustedOwners: options.trustedOwners, ...(options.mesh ? { mesh: options.mesh } : {}) });
   const owner = await loadOrCreateKeyFile(path.join(options.dir, 'owner.json'));
   const { identity: node } = await loadOrCreateIdentity(options.dir);
   const models = new ModelHost(new OnnxRuntimeNodeBackend(), {});
@@ -79,7 +81,7 @@ export async function startTaskNode(options: {
     mesh, agent, models, owner: owner.identity.publicKey,
     stop: async () => {
       await agent.stop();
-      await mesh.stop();
+      if (!options.reuse) await mesh.stop();
       await models.stop();
     },
   };
