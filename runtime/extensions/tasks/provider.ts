@@ -31,7 +31,8 @@ export class Provider {
   }
 
   /** The reason to refuse `cfp` from `from`, or undefined to bid. */
-  private async refusal(from: string, cfp: Pick<CallForProposals, 'kind' | 'input' | 'maxPrice' | 'unit' | 'mandate'>): Promise<RefusalReason | undefined> {
+  /** At an award the payer's mandate was checked with the bid: the rest is checked again (credit, this node's own mandate). */
+  private async refusal(from: string, cfp: Pick<CallForProposals, 'kind' | 'input' | 'maxPrice' | 'unit' | 'mandate'>, atAward = false): Promise<RefusalReason | undefined> {
     const { env } = this;
     const mandate = env.mandate?.mandate;
     if (!peerAllowed(env, from)) return 'untrusted';
@@ -45,7 +46,9 @@ export class Provider {
     if (offer.price < mandate.sell.minPrice) return 'policy';
     if (offer.price > 0) {
       if (!env.payments()) return 'policy'; // payments off: only free work
-      if (cfp.mandate && !cfp.mandate.mandate.buy.kinds.includes(cfp.kind)) return 'budget';
+      // A payer's signed bounds, checked with the owner key this node trusts: priced work only inside them.
+      const buy = cfp.mandate?.mandate.buy;
+      if (!atAward && (!buy || !buy.kinds.includes(cfp.kind) || offer.price > buy.maxPrice)) return 'budget';
       const credit = await env.run('pay/credit-check', { payer: from, unit: offer.unit, amount: offer.price });
       const answer = credit.ok ? (credit.result as { ok?: boolean; reason?: string }) : { ok: false, reason: 'unknown-payer' };
       if (answer.ok !== true) return answer.reason === 'credit-limit' ? 'credit-limit' : 'untrusted';
@@ -119,7 +122,7 @@ export class Provider {
       id: award.task, role: 'provider', kind: award.kind, input: award.input, phase: 'working', peer: from, maxPrice: award.proposal.price, unit: award.proposal.unit,
       deadline: award.deadline, attempt: award.attempt, proposals: [], refusals: [], passedOver: [], award: award.proposal, created: now, updated: now,
     };
-    const reason = await this.refusal(from, { kind: award.kind, input: award.input, maxPrice: award.proposal.price, unit: award.proposal.unit, mandate: undefined });
+    const reason = await this.refusal(from, { kind: award.kind, input: award.input, maxPrice: award.proposal.price, unit: award.proposal.unit, mandate: undefined }, true);
     if (reason && reason !== 'busy') {
       record.phase = 'failed';
       record.failure = `refused at award: ${reason}`;

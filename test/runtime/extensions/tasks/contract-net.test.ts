@@ -31,7 +31,8 @@ describe('contract net between nodes of different owners', () => {
       books[name] = paymentBook(10);
       nodes[name] = await startTaskNode({
         name, dir: dirs[i] ?? '', trustedOwners: owners, payments: books[name], model: name !== 'refuser', mesh: { dialBack: false, acceptRelayedPlainLinks: true },
-        tasks: { offers: [{ kind: 'hive-sound', price: price[name] ?? 0 }, { kind: 'reading-at', price: 0 }] },
+        // A wide bid window: on a loaded machine an on-time bid must not look late.
+        tasks: { bidWindow: '1500ms', offers: [{ kind: 'hive-sound', price: price[name] ?? 0 }, { kind: 'reading-at', price: 0 }] },
         mandate: { buy: { kinds: ['hive-sound', 'reading-at'], maxPrice: 10 }, dailyBudget: 100, creditLimitPerPeer: 10 },
         readings: { temperature: [{ value: 11.5, unit: '°C', t: 1_000 }, { value: 12.25, unit: '°C', t: 2_000 }] },
       });
