@@ -87,6 +87,21 @@ describe('contract net between nodes of different owners', () => {
     expect(node('dear').agent.store.get(record.id)).toBeUndefined(); // never awarded
   });
 
+  it('publishes each node\'s offers in the shared capabilities map: kind, model and sha256, price, unit, expected time', async () => {
+    const requester = node('requester');
+    const model = requester.models.loaded('hive-sound');
+    await waitFor(() => requester.mesh.mesh.shared.get('capabilities', id('cheap')) !== undefined && requester.mesh.mesh.shared.get('capabilities', id('refuser')) !== undefined, 10_000);
+    expect(requester.mesh.mesh.shared.get('capabilities', id('cheap'))).toEqual({ offers: [
+      { kind: 'hive-sound', price: 3, unit: 'credit', eta: 2_000, model: 'hive-sound', version: model?.manifest.version, sha256: model?.sha256 },
+      { kind: 'reading-at', price: 0, unit: 'credit', eta: 2_000 },
+    ] });
+    // The refuser has no model loaded: its offer names none.
+    expect(requester.mesh.mesh.shared.get('capabilities', id('refuser'))).toEqual({ offers: [
+      { kind: 'hive-sound', price: 1, unit: 'credit', eta: 2_000 },
+      { kind: 'reading-at', price: 0, unit: 'credit', eta: 2_000 },
+    ] });
+  });
+
   it('answers a reading-at task from the provider\'s own readings', async () => {
     const requester = node('requester');
     const record = await requester.agent.request({ kind: 'reading-at', input: { channel: 'temperature', t: 1_500 }, maxPrice: 0, deadline: 20_000 });

@@ -13,6 +13,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../../../runtime/cli/demo/mesh-demo.js';
+import { requestNode } from '../../../../runtime/cli/node-request.js';
 import { loadOrCreateIdentity, loadOrCreateKeyFile } from '../../../../runtime/identity/identity.js';
 import { mandateBodySchema, signMandate } from '../../../../runtime/extensions/tasks/mandate.js';
 import { TaskStore, type TaskRecord } from '../../../../runtime/extensions/tasks/task-store.js';
@@ -91,6 +92,13 @@ tasks:
       await waitFor(() => settled(requester.agent.store.get(record.id)), 40_000, () => `${JSON.stringify(requester.agent.store.get(record.id))}\n${running?.output() ?? ''}`);
       // Everything the child wrote for the task has reached the requester: exactly one answer.
       await waitFor(async () => (await answers(requester.mesh, child.nodeId, record.id)).length >= 1, 20_000);
+      // The node's own view: `apiary status` has the tasks entry, and tasks/list shows the task.
+      const ask = async (command: string) => (await requestNode({ url: `mqtt://127.0.0.1:${childPort}`, topicPrefix: 'apiary', nodeId: child.nodeId, command })).result;
+      const status = (await ask('status')) as { tasks?: { tasks: Record<string, number>; mandate: { sell: string[] } | null; payments: string; reputation: object } };
+      expect(status.tasks?.mandate?.sell).toEqual(['hive-sound', 'reading-at']);
+      expect(status.tasks?.payments).toBe('off (tasks run at price 0)');
+      expect(Object.entries(status.tasks?.tasks ?? {}).filter(([k]) => k.startsWith('provider.')).map(([, n]) => n)).toEqual([1]);
+      expect(((await ask('tasks/list')) as { id: string; role: string }[]).map((t) => [t.id, t.role])).toEqual([[record.id, 'provider']]);
       running.child.kill('SIGTERM');
       expect((await running.exited).code).toBe(0);
       running = undefined;
