@@ -34,7 +34,7 @@ function summary(r: TaskRecord): Record<string, unknown> {
   return {
     id: r.id, role: r.role, kind: r.kind, phase: r.phase, peer: r.peer, price: r.award?.price, maxPrice: r.maxPrice, unit: r.unit,
     attempt: r.attempt, bids: r.proposals.length, refusals: r.refusals.length, deadline: new Date(r.deadline).toISOString(),
-    ...(r.pending ? { pending: r.pending } : {}), ...(r.failure ? { failure: r.failure } : {}), ...(r.check ? { check: r.check.verdict } : {}),
+    ...(r.pending ? { pending: r.pending } : {}), ...(r.note ? { note: r.note } : {}), ...(r.failure ? { failure: r.failure } : {}), ...(r.check ? { check: r.check.verdict } : {}),
   };
 }
 

@@ -48,6 +48,7 @@ export class Requester {
       id: randomUUID(), role: 'requester', kind: request.kind, input: request.input, phase: 'bidding', maxPrice,
       unit: env.mandate?.mandate.unit ?? 'credit', deadline: now + request.deadline, attempt: 0, proposals: [], refusals: [], passedOver: [], created: now, updated: now,
     };
+    if (maxPrice !== request.maxPrice) record.note = `payments are off on this node: max price held at 0 (was ${request.maxPrice}), only free bids are taken`;
     env.counters.increment('tasks.requested');
     const outside = this.outsideMandate({ kind: request.kind, maxPrice });
     if (outside) {
@@ -92,7 +93,7 @@ export class Requester {
     const { env } = this;
     const bidBy = env.now() + env.config.bidWindow;
     record.phase = 'bidding';
-    record.ackBy = bidBy;
+    record.bidBy = bidBy;
     await env.store.save(record);
     const peers = env.mesh.linkedPeers().filter((peer) => ownerApproved ? env.mesh.directory.get(peer) !== undefined : peerAllowed(env, peer));
     for (const peer of peers) {
@@ -114,7 +115,7 @@ export class Requester {
         env.counters.increment('tasks.bids_refused');
         return;
       }
-      if (record.phase !== 'bidding' || env.now() > (record.ackBy ?? 0)) {
+      if (record.phase !== 'bidding' || env.now() > (record.bidBy ?? 0)) {
         env.counters.increment('tasks.bids_late');
         return;
       }
@@ -145,7 +146,7 @@ export class Requester {
     const now = env.now();
     for (const record of env.store.all()) {
       if (record.role !== 'requester') continue;
-      if (record.phase === 'bidding' && now > (record.ackBy ?? 0)) await env.serial(record.id, () => this.awardNext(record, undefined));
+      if (record.phase === 'bidding' && now > (record.bidBy ?? 0)) await env.serial(record.id, () => this.awardNext(record, undefined));
       else if (record.phase === 'awarded' && now > (record.ackBy ?? 0)) await env.serial(record.id, () => this.awardNext(record, 'not acknowledged in time'));
       else if (record.phase === 'working' && now > (record.resultBy ?? 0)) await env.serial(record.id, () => this.awardNext(record, 'missed the deadline'));
     }

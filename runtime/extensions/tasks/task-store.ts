@@ -34,11 +34,15 @@ export interface TaskRecord {
   /** Bidders already awarded and given up on (they get a cancellation). */
   passedOver: string[];
   award?: SignedProposal;
-  /** When the current award must be acknowledged / answered by. */
+  /** When bids close (requester role, bidding). */
+  bidBy?: number;
+  /** When the current award must be acknowledged by, and its result be in. */
   ackBy?: number;
   resultBy?: number;
   result?: unknown;
   failure?: string;
+  /** Said to the operator: the price was held at 0 because payments are off. */
+  note?: string;
   /** Why it waits for the owner (input-required). */
   pending?: string;
   /** The spot-check's verdict on a result (requester role). */

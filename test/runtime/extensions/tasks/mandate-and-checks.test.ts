@@ -71,6 +71,25 @@ describe('owner mandates and spot-checks', () => {
     }
   });
 
+  it('with payments off, a request is held at price 0, so a priced offer is refused on price', async () => {
+    const dirs = ['requester', 'provider'].map((n) => path.join(bed.dir(), n));
+    const owners = await ownerKeysOf(dirs);
+    const provider = await startTaskNode({ name: 'provider', dir: dirs[1] ?? '', trustedOwners: owners, tasks: { offers: [{ kind: 'hive-sound', price: 2 }] } });
+    const requester = await startTaskNode({ name: 'requester', dir: dirs[0] ?? '', trustedOwners: owners, mesh: { neighbours: [{ url: provider.mesh.broker.url, nodeId: provider.mesh.node.nodeId }] } });
+    stopping.push(requester, provider);
+    try {
+      await waitFor(() => requester.mesh.mesh.linkedPeers().length === 1 && provider.mesh.mesh.linkedPeers().length === 1, 20_000);
+      const record = await requester.agent.request({ kind: 'hive-sound', input: { features: meanFeatures(requester.models) }, maxPrice: 3, deadline: 20_000 });
+      expect(record.maxPrice).toBe(0);
+      expect(record.note).toMatch(/^payments are off on this node: max price held at 0 \(was 3\)/);
+      await waitFor(() => settled(requester.agent.store.get(record.id)), 15_000);
+      expect(requester.agent.store.get(record.id)).toMatchObject({ phase: 'failed', failure: 'no bids', refusals: [{ bidder: provider.mesh.node.nodeId, reason: 'price' }] });
+      expect(requester.agent.status()).toMatchObject({ payments: 'off (tasks run at price 0)' });
+    } finally {
+      await Promise.all(stopping.splice(0).map((n) => n.stop()));
+    }
+  });
+
   it('a spot-check catches a wrong inference result and lowers the provider\'s reputation', async () => {
     const dirs = ['requester', 'liar'].map((n) => path.join(bed.dir(), n));
     const owners = await ownerKeysOf(dirs);
