@@ -50,6 +50,8 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'systemd notify on', raw: { systemd: { notify: 'on' } } },
   // A real Node-RED child process (node-red is a devDependency), stopped with the node.
   { name: 'flows on', raw: { flows: { enabled: true, port: flowsPort } } },
+  // Tasks between nodes without a mandate: it offers nothing, and every request would wait for the owner.
+  { name: 'tasks on', raw: { tasks: { enabled: true, offers: [{ kind: 'reading-at' }] } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
