@@ -65,8 +65,10 @@ export class TcpProxy {
     target.pipe(client);
     client.on('error', close).on('close', close);
     target.on('error', close).on('close', close);
-    if (this.held) target.pause();
-    else client.resume();
+    if (this.held) {
+      client.pause();
+      target.pause();
+    } else client.resume();
   }
 
   get url(): string {
