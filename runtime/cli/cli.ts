@@ -255,6 +255,16 @@ owner.command('revoke')
     const { ownerRevokeCommand } = await import('./owner-command.js');
     await ownerRevokeCommand(options);
   });
+owner.command('mandate').description("the owner's mandate for a node: what it may sell and buy, price bounds, budget, credit limits, peers, expiry")
+  .command('sign')
+  .description('sign a mandate (JSON: v, node, sell, buy, unit, dailyBudget, creditLimitPerPeer, peerOwners, data, expires) for a node; set tasks.mandate to the file on the board')
+  .addOption(ownerKeyOption())
+  .requiredOption('--file <file>', 'the mandate, as JSON')
+  .option('-o, --out <file>', 'where to write the signed mandate (default: <node id>.mandate.json)')
+  .action(async (options: { keyFile: string; file: string; out?: string }) => {
+    const { mandateSignCommand } = await import('./mandate-command.js');
+    await mandateSignCommand(options);
+  });
 const update = groupCommand('update');
 update.command('sign')
   .description('sign a runtime payload from `npm run package` (apiary-runtime_<version>_<arch>.tar.gz) with the owner key, into an apiary_<version>_<arch>.release file')

@@ -206,4 +206,14 @@ payments:                     # offline micro-payments: cumulative signed vouche
   creditLimit: 100            # what any peer may owe this node per unit before it refuses more work from it
   perPeer: {}                 # node id -> its own credit limit, like { abcdefghijkl: 20 }
   units: [credit]
+tasks:                        # work between nodes (contract net) within the owner's mandate; needs the mesh
+  enabled: false
+  # mandate: mandate.signed.json   # from \`apiary owner mandate sign\`; without one nothing is sold and every request waits for the owner
+  offers: []                  # - { kind: hive-sound, price: 0, unit: credit, eta: 2s }   (kinds: hive-sound | reading-at)
+  bidWindow: 2s               # how long a call for proposals collects bids
+  ackTimeout: 5s              # a winner that does not acknowledge by then is passed over (next bidder)
+  grace: 5s                   # added to the winner's ETA before its result counts as missed
+  maxConcurrent: 2            # tasks worked on at once; more calls are refused as busy
+  spotCheck: 0.2              # share of inference results re-run here when this node has the same model
+  minReputation: 0.3          # providers below this local score get no more awards
 `;

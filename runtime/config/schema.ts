@@ -20,6 +20,7 @@ import { updatesSchema } from '../extensions/runtime-updates/config.js';
 import { flowsSchema } from '../extensions/flows/config.js';
 import { mcpSchema } from '../extensions/mcp-http/config.js';
 import { askSchema } from '../extensions/ask/config.js';
+import { tasksSchema } from '../extensions/tasks/config.js';
 import { voiceSchema } from '../extensions/voice/config.js';
 import { paymentsSchema } from '../extensions/payments/config.js';
 import { CONFIG_VERSION } from './migrations.js';
@@ -269,6 +270,8 @@ export const configSchema = z.strictObject({
   flows: flowsSchema.prefault({}),
   /** Questions in text (`apiary ask`), kept as text in the feed; which decisions are announced as they are raised. */
   ask: askSchema.prefault({}),
+  /** Tasks between nodes (contract net) within the owner's signed mandate: off by default, needs the mesh. */
+  tasks: tasksSchema.prefault({}),
   /** Speech in and out (pocketsphinx, espeak-ng), push-to-talk, and a Wyoming endpoint for Home Assistant. */
   voice: voiceSchema.prefault({}),
   /** Offline micro-payments between nodes: cumulative signed vouchers in the feeds, a credit limit per peer. */

@@ -12,6 +12,7 @@ import { declareFlowsCommands } from './flows/commands.js';
 import { declareVoiceCommands } from './voice/commands.js';
 import { declareAskCommands } from './ask/commands.js';
 import { declarePaymentCommands } from './payments/commands.js';
+import { declareTasksCommands } from './tasks/commands.js';
 import { systemdNotifyEnabled } from './systemd/config.js';
 
 export const EXTENSIONS: readonly ExtensionEntry[] = [
@@ -49,6 +50,8 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
   },
   // The node's own MCP endpoint (loopback, read-only): off unless mcp.http.enabled; the SDK loads only then.
   { name: 'mcp-http', enabled: (c) => c.mcp.http.enabled, load: async () => (await import('./mcp-http/index.js')).createMcpHttp },
+  // Work between nodes by contract net, within the owner's mandate: off unless tasks.enabled; needs the mesh.
+  { name: 'tasks', after: ['rules'], enabled: (c) => c.tasks.enabled && c.mesh.enabled, load: async () => (await import('./tasks/index.js')).createTasks, declareCommands: (registry) => declareTasksCommands(registry) },
   // Last: it says READY once every other extension has started, and STOPPING before any of them stops.
   { name: 'systemd', enabled: (c) => systemdNotifyEnabled(c.systemd.notify, process.env), load: async () => (await import('./systemd/index.js')).createSystemd },
 ];

@@ -16,6 +16,7 @@
  *   blob-want {t, blob, index}    send me chunk `index` of the blob whose sha256 is `blob` (blob-transfer.ts)
  *   blob      {t, blob, index}    + exactly one line: that chunk, base64; the asker checks it against its descriptor
  *   blob-none {t, blob, index}    I do not serve that blob (or cannot read that chunk now): ask another peer
+ *   task      {t}                  + exactly one line: a contract-net message (runtime/extensions/tasks/wire.ts); may be lost
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -28,6 +29,8 @@ export const MAX_MESH_MESSAGE_BYTES = 512 * 1024;
  * MQTT fixed header, topic and packet id (MQTT 3.1.1 section 3.3).
  */
 export const MAX_ENTRIES_MESSAGE_BYTES = 256 * 1024;
+/** Largest contract-net message (a call for proposals carries the requester's mandate and the task input: features, not audio). */
+export const MAX_TASK_MESSAGE_BYTES = 32 * 1024;
 /** Certificates in one `entries` message (one per origin it newly carries). */
 export const MAX_CERTS_PER_MESSAGE = 256;
 /** An entry is forwarded at most this many hops from its origin. */
@@ -70,6 +73,7 @@ const headerSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('blob-want'), blob: blobName, index: chunkIndex }),
   z.strictObject({ t: z.literal('blob'), blob: blobName, index: chunkIndex }),
   z.strictObject({ t: z.literal('blob-none'), blob: blobName, index: chunkIndex }),
+  z.strictObject({ t: z.literal('task') }),
 ]);
 
 export type MeshHeader = z.infer<typeof headerSchema>;
@@ -101,7 +105,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
   if (!parsed.success) throw invalid(`bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || 't'}: ${i.message}`).join('; ')}`);
   const lines: Buffer[] = [];
   if (end >= 0) {
-    if (parsed.data.t !== 'entries' && parsed.data.t !== 'fork' && parsed.data.t !== 'blob') throw invalid(`a ${parsed.data.t} message has no body`);
+    if (parsed.data.t !== 'entries' && parsed.data.t !== 'fork' && parsed.data.t !== 'blob' && parsed.data.t !== 'task') throw invalid(`a ${parsed.data.t} message has no body`);
     let start = end + 1;
     while (start < payload.length) {
       const next = payload.indexOf(0x0a, start);
@@ -112,6 +116,7 @@ export function decodeMeshMessage(payload: Buffer): MeshMessage {
   }
   if (parsed.data.t === 'fork' && lines.length !== 2) throw invalid(`a fork proof is two entries, not ${lines.length}`);
   if (parsed.data.t === 'blob' && lines.length !== 1) throw invalid(`a blob chunk is one line, not ${lines.length}`);
+  if (parsed.data.t === 'task' && (lines.length !== 1 || (lines[0]?.length ?? 0) > MAX_TASK_MESSAGE_BYTES)) throw invalid(`a task message is one line of at most ${MAX_TASK_MESSAGE_BYTES} bytes`);
   return { header: parsed.data, lines };
 }
 

@@ -104,6 +104,8 @@ export interface MeshEvents {
   entry: [entry: FeedEntry];
   /** A private entry sealed for this node, opened. */
   private: [message: { origin: string; seq: number; type: string; body: unknown }];
+  /** A direct contract-net message from a trusted, linked peer (lossy: not stored, not forwarded). */
+  task: [from: string, line: Buffer];
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -340,6 +342,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.shared.set(map, key, value);
   }
 
+  /** Sends one direct message to a linked peer (no store, no forwarding): false when the link is down. */
+  sendTask(peerId: string, line: Buffer): boolean {
+    return this.send(peerId, { t: 'task' }, [line]);
+  }
+
   /** The peers whose link is up now (cheap: for health checks, unlike status()). */
   linkedPeers(): string[] {
     return [...this.links].filter(([, link]) => link.state === 'up').map(([id]) => id);
@@ -445,6 +452,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'blob':
       case 'blob-none':
         await this.blobs.received(from, header, lines);
+        return;
+      case 'task':
+        if (lines[0]) this.emit('task', from, lines[0]);
         return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);

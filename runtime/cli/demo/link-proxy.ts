@@ -9,6 +9,7 @@ export class TcpProxy {
   private server: net.Server | undefined;
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   private isCut = false;
+  private held = false;
   port = 0;
   /** Bytes forwarded in each direction since start (client->target, target->client). */
   readonly bytes = { up: 0, down: 0 };
@@ -64,7 +65,10 @@ export class TcpProxy {
     target.pipe(client);
     client.on('error', close).on('close', close);
     target.on('error', close).on('close', close);
-    client.resume();
+    if (this.held) {
+      client.pause();
+      target.pause();
+    } else client.resume();
   }
 
   get url(): string {
@@ -83,6 +87,23 @@ export class TcpProxy {
 
   heal(): void {
     this.isCut = false;
+  }
+
+  /** Holds every byte in both directions (a congested link): nothing is lost, it flows again at release(). */
+  hold(): void {
+    this.held = true;
+    for (const [a, b] of this.pairs) {
+      a.pause();
+      b.pause();
+    }
+  }
+
+  release(): void {
+    this.held = false;
+    for (const [a, b] of this.pairs) {
+      a.resume();
+      b.resume();
+    }
   }
 
   async stop(): Promise<void> {

@@ -80,9 +80,9 @@ describe("the node's commands", () => {
   it('declares every command the node had before the registry, each with a description and a JSON Schema', () => {
     const commands = nodeCommands().list();
     // The kernel's first, then the application's, then the extensions'.
-    expect(commands.map((c) => c.name)).toEqual(['status', 'shared/get', 'shared/set', 'mesh/revoke', 'sim/swarm', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'update/status', 'update/publish', 'flows/status', 'flows/start', 'flows/stop', 'voice/listen', 'voice/say', 'voice/status', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle']);
+    expect(commands.map((c) => c.name)).toEqual(['status', 'shared/get', 'shared/set', 'mesh/revoke', 'sim/swarm', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'update/status', 'update/publish', 'flows/status', 'flows/start', 'flows/stop', 'voice/listen', 'voice/say', 'voice/status', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle', 'tasks/request', 'tasks/list', 'tasks/show', 'tasks/pending', 'tasks/approve', 'tasks/reject']);
     // Another application brings its own: a sensor node has no colony to make swarm.
-    expect(nodeCommands('sensor-node').list().map((c) => c.name)).toEqual(['status', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'update/status', 'update/publish', 'flows/status', 'flows/start', 'flows/stop', 'voice/listen', 'voice/say', 'voice/status', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle']);
+    expect(nodeCommands('sensor-node').list().map((c) => c.name)).toEqual(['status', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'update/status', 'update/publish', 'flows/status', 'flows/start', 'flows/stop', 'voice/listen', 'voice/say', 'voice/status', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle', 'tasks/request', 'tasks/list', 'tasks/show', 'tasks/pending', 'tasks/approve', 'tasks/reject']);
     for (const command of commands) {
       expect(command.description.length, command.name).toBeGreaterThan(10);
       expect(jsonSchemaOf(command), command.name).toMatchObject({ type: 'object' });
@@ -97,6 +97,6 @@ describe("the node's commands", () => {
     expect(await r.run('status', {})).toMatchObject({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'no node is running here' });
     expect(await r.run('shared/get', {})).toMatchObject({ ok: false, error: expect.stringContaining('the mesh is off') as string });
     expect(await r.run('sim/swarm', {})).toMatchObject({ ok: false, error: expect.stringContaining('no simulated device') as string });
-    expect(await r.run('stat', {})).toMatchObject({ ok: false, error: expect.stringContaining('known commands are status, shared/get, shared/set, mesh/revoke, sim/swarm, models/publish, decisions/audit, ask, intents, readings/recent, mesh/decisions, update/status, update/publish, flows/status, flows/start, flows/stop, voice/listen, voice/say, voice/status, pay/credit-check, pay/send, pay/balance, pay/statement and pay/settle') as string });
+    expect(await r.run('stat', {})).toMatchObject({ ok: false, error: expect.stringContaining('known commands are status, shared/get, shared/set, mesh/revoke, sim/swarm, models/publish, decisions/audit, ask, intents, readings/recent, mesh/decisions, update/status, update/publish, flows/status, flows/start, flows/stop, voice/listen, voice/say, voice/status, pay/credit-check, pay/send, pay/balance, pay/statement, pay/settle, tasks/request, tasks/list, tasks/show, tasks/pending, tasks/approve and tasks/reject') as string });
   });
 });

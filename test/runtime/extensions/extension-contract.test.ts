@@ -55,6 +55,8 @@ const variants = (uplinkUrl: string, flowsPort = 1880): { name: string; raw: Rec
   { name: 'payments on', raw: { payments: { enabled: true } } },
   // The node's own MCP endpoint on a free loopback port.
   { name: 'mcp endpoint on', raw: { mcp: { http: { enabled: true, port: 0 } } } },
+  // Tasks between nodes without a mandate: it offers nothing, and every request would wait for the owner.
+  { name: 'tasks on', raw: { tasks: { enabled: true, offers: [{ kind: 'reading-at' }] } } },
 ];
 
 /** A loopback port nothing listens on (bound, then closed). */
