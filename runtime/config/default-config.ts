@@ -64,7 +64,7 @@ mcp:                          # AI assistants use \`apiary mcp\` (stdio, over MQ
     port: 8765
     auth: none                # none | owner-token: every request needs a token from \`apiary owner mcp-token\` (write scope: writes too)
     revokedTokens: []         # ids of tokens refused before they expire
-    # tls: { certificateFile: broker-cert.pem, keyFile: broker-key.pem }   # HTTPS (needed off loopback)
+    # tls: { certificateFile: mcp-cert.pem, keyFile: mcp-key.pem }   # HTTPS, needed off loopback (README, MCP)
 
 homeAssistant:
   enabled: true               # publish MQTT discovery configs (retained)
