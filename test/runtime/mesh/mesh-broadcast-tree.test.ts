@@ -106,6 +106,27 @@ describe('the broadcast tree on five nodes', () => {
     await waitFor(() => victim.mesh.linkedPeers().length === N - 1, 30_000, describeAll);
   }, 120_000);
 
+  it('heals when a node on the tree goes silent (its links held, as a board that lost power): entries are grafted before any link is seen down', async () => {
+    const hub = nodes.find((n) => treeOf(n).eager.length >= 2);
+    if (!hub) throw new Error(`no node has two eager links: ${describeAll()}`);
+    const h = indexOf(hub.node.nodeId);
+    const held = [...proxies].filter(([key]) => key.split('-').map(Number).includes(h)).map(([, proxy]) => proxy);
+    for (const proxy of held) proxy.hold();
+    stopped.add(hub); // out of the count while silent
+    try {
+      const grafts = count('mesh.tree.grafts');
+      for (const n of live()) await write(n, 2);
+      expect(count('mesh.tree.grafts')).toBeGreaterThan(grafts);
+      // Every link to it still counts as up: the tree healed without waiting for a failure to be noticed.
+      for (const n of live()) expect(n.mesh.linkedPeers(), n.name).toContain(hub.node.nodeId);
+    } finally {
+      for (const proxy of held) proxy.release();
+      stopped.delete(hub);
+    }
+    // Back: it catches up with what it missed (its links never went down, so the tree and the announcements bring it).
+    for (const n of live()) await write(n, 1);
+  }, 120_000);
+
   it('heals when a node on the tree stops: the others still get every new entry', async () => {
     // A node with two or more eager links: entries of others reach someone only through it.
     const hub = nodes.find((n) => treeOf(n).eager.length >= 2);
