@@ -34,8 +34,46 @@ export interface PayPair {
   close(): Promise<void>;
 }
 
-/** Payments on; no rules, no shared readings, no recorded questions: the feeds hold payment entries only. */
-export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {}): Promise<PayPair> {
+/** What a test may change in a node's config besides payments: the mesh section (merged) and storage. */
+export interface NodeOverrides {
+  readonly mesh?: Record<string, unknown>;
+  readonly storage?: Record<string, unknown>;
+}
+
+/**
+ * A payment node's config, as a plain object (also written as a child node's
+ * config file: JSON is YAML). Payments on; no rules, no shared readings, no
+ * recorded questions: the feed holds payment entries only.
+ */
+export function payNodeConfig(options: {
+  name: string; dir: string; neighbour: { url: string; nodeId: string }; owners: readonly string[];
+  payments?: Record<string, unknown>; overrides?: NodeOverrides;
+}): Record<string, unknown> {
+  return {
+    app: 'sensor-node',
+    node: { name: options.name, dataDir: options.dir },
+    broker: { port: 0 },
+    homeAssistant: { enabled: false },
+    device: { simulation: { speed: 1 } },
+    decisions: [],
+    ask: { record: 'off' },
+    mesh: {
+      share: [], commitInterval: '20ms', antiEntropyInterval: '1s', acceptRelayedPlainLinks: true,
+      neighbours: [options.neighbour],
+      trust: { owners: options.owners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
+      ...options.overrides?.mesh,
+    },
+    ...(options.overrides?.storage ? { storage: options.overrides.storage } : {}),
+    payments: { enabled: true, ...options.payments },
+  };
+}
+
+export function createPayNode(config: Record<string, unknown>): ApiaryNode {
+  return createNode(parseConfig(config), pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' }));
+}
+
+export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+  overrides: { a?: NodeOverrides; b?: NodeOverrides } = {}): Promise<PayPair> {
   const dirs = { a: path.join(dir, 'a'), b: path.join(dir, 'b') };
   const owners = [await ownerKeyOf(dirs.a), await ownerKeyOf(dirs.b)];
   const ids = { a: (await loadOrCreateIdentity(dirs.a)).identity.nodeId, b: (await loadOrCreateIdentity(dirs.b)).identity.nodeId };
@@ -44,21 +82,9 @@ export async function startPayPair(dir: string, payments: { a?: Record<string, u
   await proxies.b.start();
   const make = (name: 'a' | 'b'): ApiaryNode => {
     const other = name === 'a' ? 'b' : 'a';
-    return createNode(parseConfig({
-      app: 'sensor-node',
-      node: { name, dataDir: dirs[name] },
-      broker: { port: 0 },
-      homeAssistant: { enabled: false },
-      device: { simulation: { speed: 1 } },
-      decisions: [],
-      ask: { record: 'off' },
-      mesh: {
-        share: [], commitInterval: '20ms', antiEntropyInterval: '1s', acceptRelayedPlainLinks: true,
-        neighbours: [{ url: proxies[other].url, nodeId: ids[other] }],
-        trust: { owners: owners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
-      },
-      payments: { enabled: true, ...payments[name] },
-    }), pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' }));
+    return createPayNode(payNodeConfig({
+      name, dir: dirs[name], neighbour: { url: proxies[other].url, nodeId: ids[other] }, owners, payments: payments[name], overrides: overrides[name],
+    }));
   };
   const nodes = {
     a: { name: 'a', dir: dirs.a, nodeId: ids.a, node: make('a'), inbound: proxies.a },
