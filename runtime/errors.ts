@@ -90,6 +90,8 @@ export const ErrorCodes = {
   COMMAND_NOT_OWNER: 'APIARY_COMMAND_NOT_OWNER',
   /** A signed command was seen before (its nonce), or its time is outside the allowed clock skew. */
   COMMAND_REPLAYED: 'APIARY_COMMAND_REPLAYED',
+  /** A command asked over MQTT while the node is still starting, before the extension that defines it has started: ask again in a moment. */
+  NODE_STARTING: 'APIARY_NODE_STARTING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
