@@ -90,6 +90,10 @@ export const ErrorCodes = {
   COMMAND_NOT_OWNER: 'APIARY_COMMAND_NOT_OWNER',
   /** A signed command was seen before (its nonce), or its time is outside the allowed clock skew. */
   COMMAND_REPLAYED: 'APIARY_COMMAND_REPLAYED',
+  /** A request to the MCP endpoint (mcp.http.auth: owner-token) has no token, or one that is malformed, not the owner's, for another node, expired or revoked: HTTP 401. */
+  MCP_TOKEN_INVALID: 'APIARY_MCP_TOKEN_INVALID',
+  /** A write tool was called with a read-scope MCP token: make a write one (`apiary owner mcp-token --scope write`). */
+  MCP_TOKEN_SCOPE: 'APIARY_MCP_TOKEN_SCOPE',
   /** A command asked over MQTT while the node is still starting, before the extension that defines it has started: ask again in a moment. */
   NODE_STARTING: 'APIARY_NODE_STARTING',
 } as const;

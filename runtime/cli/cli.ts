@@ -265,6 +265,17 @@ owner.command('mandate').description("the owner's mandate for a node: what it ma
     const { mandateSignCommand } = await import('./mandate-command.js');
     await mandateSignCommand(options);
   });
+owner.command('mcp-token')
+  .description("sign an access token for a node's MCP endpoint (mcp.http.auth: owner-token); prints it and how to use it")
+  .addOption(ownerKeyOption())
+  .requiredOption('--node <id>', 'the node whose endpoint the token opens (`apiary id` on it)')
+  .option('--scope <scope>', 'read (the read tools) or write (also the tools that change the node, as the owner)', 'read')
+  .option('--expires <duration>', 'how long it is valid, like 12h or 30d (at most 366d)', '30d')
+  .option('--json', 'print JSON')
+  .action(async (options: { keyFile: string; node: string; scope: string; expires: string; json?: boolean }) => {
+    const { mcpTokenCommand } = await import('./mcp-token-command.js');
+    await mcpTokenCommand(options);
+  });
 const update = groupCommand('update');
 update.command('sign')
   .description('sign a runtime payload from `npm run package` (apiary-runtime_<version>_<arch>.tar.gz) with the owner key, into an apiary_<version>_<arch>.release file')

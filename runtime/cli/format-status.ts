@@ -31,6 +31,8 @@ interface StatusView {
   broker?: { url: string; clients: number; connections?: number };
   extensions?: Record<string, { state: string; error?: string }>;
   flows?: { state: string; pid: number | null; restarts: number; crashes: number; url: string; lastError?: string };
+  /** The node's own MCP endpoint (mcp.http), when on. */
+  mcp?: { http?: { url?: string; auth?: string; tls?: boolean; revokedTokens?: number } };
   /** The payments extension (payments.enabled): totals per unit. */
   payments?: { channels: number; peers: number; owedToUs: Record<string, number>; weOwe: Record<string, number>; forkedPayers: number };
   mesh?: {
@@ -60,6 +62,10 @@ export function formatStatus(raw: unknown): string {
   if (s.flows) {
     const f = s.flows;
     lines.push(`Node-RED: ${f.state}${f.pid === null ? '' : ` (pid ${f.pid})`}, editor ${f.url}, ${f.restarts} restart(s), ${f.crashes} crash(es)${f.lastError ? `; ${f.lastError}` : ''}`);
+  }
+  const mcp = s.mcp?.http;
+  if (mcp?.url) {
+    lines.push(`MCP endpoint: ${mcp.url}, ${mcp.auth === 'owner-token' ? `owner tokens${mcp.tls ? ' over TLS' : ''} (${mcp.revokedTokens ?? 0} revoked; writes with a write token)` : 'no token: loopback, read-only'}`);
   }
   if (s.payments) {
     const p = s.payments;

@@ -60,8 +60,11 @@ commands:
 mcp:                          # AI assistants use \`apiary mcp\` (stdio, over MQTT: no port here); this is the node's own endpoint
   http:
     enabled: false            # Streamable HTTP at http://<host>:<port>/mcp, read-only (writes: apiary mcp --owner-key)
-    host: 127.0.0.1           # loopback only: 127.0.0.1 | ::1 | localhost
+    host: 127.0.0.1           # loopback, unless auth: owner-token and tls are set (then e.g. 0.0.0.0)
     port: 8765
+    auth: none                # none | owner-token: every request needs a token from \`apiary owner mcp-token\` (write scope: writes too)
+    revokedTokens: []         # ids of tokens refused before they expire
+    # tls: { certificateFile: mcp-cert.pem, keyFile: mcp-key.pem }   # HTTPS, needed off loopback (README, MCP)
 
 homeAssistant:
   enabled: true               # publish MQTT discovery configs (retained)

@@ -158,6 +158,7 @@ function resolvePaths(config: ApiaryConfig, baseDir: string): ApiaryConfig {
     node: { ...config.node, dataDir },
     models: { ...config.models, ...(modelsDir === undefined ? {} : { dir: modelsDir }) },
     broker: { ...config.broker, ...(config.broker.tls ? { tls: { ...config.broker.tls, certificateFile: path.resolve(baseDir, config.broker.tls.certificateFile), keyFile: path.resolve(baseDir, config.broker.tls.keyFile) } } : {}) },
+    mcp: { ...config.mcp, http: { ...config.mcp.http, ...(config.mcp.http.tls ? { tls: { certificateFile: path.resolve(baseDir, config.mcp.http.tls.certificateFile), keyFile: path.resolve(baseDir, config.mcp.http.tls.keyFile) } } : {}) } },
     mesh: {
       ...config.mesh,
       owner: Object.fromEntries(Object.entries(owner).filter(([, v]) => v !== undefined)),

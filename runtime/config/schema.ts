@@ -248,7 +248,7 @@ export const configSchema = z.strictObject({
     writes: z.enum(['any', 'owner-signed'], { error: 'expected "any" (plain MQTT writes from clients the broker admits, as before) or "owner-signed" (only writes signed with the owner key, as apiary mcp sends)' }).default('any'),
   }).prefault({}),
   homeAssistant: homeAssistantSchema.prefault({}),
-  /** The node's own MCP endpoint (Streamable HTTP, loopback, read-only); `apiary mcp` needs none. */
+  /** The node's own MCP endpoint (Streamable HTTP: loopback and read-only, or owner tokens over TLS); `apiary mcp` needs none. */
   mcp: mcpSchema.prefault({}),
   device: deviceSchema.prefault({}),
   models: modelsSchema.prefault({}),

@@ -48,7 +48,7 @@ export const EXTENSIONS: readonly ExtensionEntry[] = [
     load: async () => (await import('./payments/index.js')).createPayments,
     declareCommands: (registry) => declarePaymentCommands(registry),
   },
-  // The node's own MCP endpoint (loopback, read-only): off unless mcp.http.enabled; the SDK loads only then.
+  // The node's own MCP endpoint (loopback and read-only, or owner tokens): off unless mcp.http.enabled; the SDK loads only then.
   { name: 'mcp-http', enabled: (c) => c.mcp.http.enabled, load: async () => (await import('./mcp-http/index.js')).createMcpHttp },
   // Work between nodes by contract net, within the owner's mandate: off unless tasks.enabled; needs the mesh.
   { name: 'tasks', after: ['rules'], enabled: (c) => c.tasks.enabled && c.mesh.enabled, load: async () => (await import('./tasks/index.js')).createTasks, declareCommands: (registry) => declareTasksCommands(registry) },

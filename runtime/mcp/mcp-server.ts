@@ -98,12 +98,11 @@ function createApiaryMcpServer({ McpServer, ResourceTemplate }: Sdk, options: Ap
     }),
     annotations: READ,
   }, tool(async ({ channel, from, to, limit }) => {
-    const lo = timeOf('from', from, -Infinity);
-    const hi = timeOf('to', to, Infinity);
-    const ranged = from !== undefined || to !== undefined;
-    const result = await run('readings/recent', { channel, limit: ranged ? 500 : limit }) as { readings?: { t: number }[] };
-    const readings = (result.readings ?? []).filter((r) => r.t >= lo && r.t <= hi).slice(-limit);
-    return { ...result, readings };
+    if (from === undefined && to === undefined) return run('readings/recent', { channel, limit });
+    // A range is found in the stored stream, however old (readings/range), not only among the recent.
+    const lo = timeOf('from', from, 0);
+    const hi = timeOf('to', to, Number.MAX_SAFE_INTEGER);
+    return run('readings/range', { channel, from: lo, to: hi, limit });
   }));
 
   server.registerTool('decisions', {

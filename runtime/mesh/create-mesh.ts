@@ -149,7 +149,7 @@ export async function readPinnedCertificate(file: string, field: string): Promis
 }
 
 /** The broker's own certificate and key (broker.tls), read at start; a bad file is a config error naming the field. */
-export async function readBrokerTls(tls: { certificateFile: string; keyFile: string }): Promise<{ cert: string; key: string }> {
+export async function readBrokerTls(tls: { certificateFile: string; keyFile: string }, field = 'broker.tls'): Promise<{ cert: string; key: string }> {
   const read = async (file: string, field: string) => {
     try {
       return await readFile(file, 'utf8');
@@ -159,13 +159,13 @@ export async function readBrokerTls(tls: { certificateFile: string; keyFile: str
       });
     }
   };
-  const cert = await read(tls.certificateFile, 'broker.tls.certificateFile');
-  const key = await read(tls.keyFile, 'broker.tls.keyFile');
+  const cert = await read(tls.certificateFile, `${field}.certificateFile`);
+  const key = await read(tls.keyFile, `${field}.keyFile`);
   try {
     const x509 = new X509Certificate(cert);
     if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
   } catch (err) {
-    throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "broker.tls": ${tls.certificateFile} and ${tls.keyFile} are not a matching PEM certificate and key: ${(err as Error).message}`);
+    throw new ApiaryError(ErrorCodes.CONFIG_INVALID, `field "${field}": ${tls.certificateFile} and ${tls.keyFile} are not a matching PEM certificate and key: ${(err as Error).message}`);
   }
   return { cert, key };
 }

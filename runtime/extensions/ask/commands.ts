@@ -12,6 +12,9 @@ import type { IntentVocabulary } from './vocabulary.js';
 /** Longest question taken: a spoken sentence, not a document. */
 export const MAX_QUESTION_CHARS = 200;
 const EXAMPLE = 'like "how is the hive?"';
+const CHANNEL = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { error: 'channel: a reading channel name, like temperature (see `apiary status`)' });
+/** A time as ms since the epoch, or an ISO 8601 string (as the CLI and MCP clients send it). */
+const TIME = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((iso) => Date.parse(iso))], { error: 'expected a time: ms since the epoch, or an ISO time like 2026-12-01T00:00:00Z' });
 
 /** The reply of `ask`. */
 export interface AskReply {
@@ -31,6 +34,7 @@ export interface AskParts {
   ask(question: string): Promise<AskReply>;
   intents(): IntentVocabulary;
   recentReadings(channel: string, limit: number): Promise<RecentReadings>;
+  rangeReadings(channel: string, from: number, to: number, limit: number): Promise<RecentReadings & { truncated: boolean }>;
   /** Undefined when the mesh is off. */
   neighbourDecisions: ((limit: number) => Promise<NeighbourDecision[]>) | undefined;
 }
@@ -60,11 +64,22 @@ export function declareAskCommands(registry: CommandRegistry, parts?: AskParts):
   registry.define('readings/recent', {
     description: "one channel's most recent stored readings, oldest first (for trends)",
     args: z.strictObject({
-      channel: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { error: 'channel: a reading channel name, like temperature (see `apiary status`)' }).describe('the channel, like weight'),
+      channel: CHANNEL.describe('the channel, like weight'),
       limit: z.number().int().min(1).max(500).default(60).describe('at most this many readings'),
     }),
     unavailable,
     handler: ({ channel, limit }) => parts?.recentReadings(channel, limit),
+  });
+  registry.define('readings/range', {
+    description: "one channel's stored readings within a time range [from, to], oldest first; truncated when there are more",
+    args: z.strictObject({
+      channel: CHANNEL.describe('the channel, like weight'),
+      from: TIME.describe('from this time: ms since the epoch or an ISO time'),
+      to: TIME.optional().describe('up to this time (default: now)'),
+      limit: z.number().int().min(1).max(2000).default(500).describe('at most this many readings'),
+    }).refine((a) => a.to === undefined || a.to >= a.from, { error: 'to: must not be before from', path: ['to'] }),
+    unavailable,
+    handler: ({ channel, from, to, limit }) => parts?.rangeReadings(channel, from, to ?? Number.MAX_SAFE_INTEGER, limit),
   });
   registry.define('mesh/decisions', {
     description: "each other node's latest decision per rule, from the signed feeds this node holds and may read",

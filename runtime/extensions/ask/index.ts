@@ -13,7 +13,7 @@ import { announce, announced } from './announce.js';
 import { answer } from './answers.js';
 import { buildVocabulary, INTENTS, type Catalogue } from './catalogue.js';
 import { declareAskCommands, type AskReply } from './commands.js';
-import { memberNames, NeighbourDecisions, recentReadings } from './node-sources.js';
+import { memberNames, NeighbourDecisions, rangeReadings, recentReadings } from './node-sources.js';
 import { TextMatcher } from './text-matcher.js';
 
 /** The feed entry type of a question and its answer (text only). */
@@ -63,6 +63,7 @@ export function createAsk(config: ApiaryConfig): Extension {
         },
         intents: () => catalogue(context).vocabulary,
         recentReadings: (channel, limit) => recentReadings(context, channel, limit),
+        rangeReadings: (channel, from, to, limit) => rangeReadings(context, channel, from, to, limit),
         neighbourDecisions: neighbours ? (limit) => Promise.resolve(neighbours.list(limit)) : undefined,
       });
       context.events.on('decision', async (decision) => {

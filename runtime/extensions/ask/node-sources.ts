@@ -34,6 +34,63 @@ export async function recentReadings(ctx: NodeContext, channel: string, limit: n
   return { channel, unit, readings: readings.sort((a, b) => a.t - b.t).slice(-limit) };
 }
 
+/** A channel's readings within [from, to]; `truncated` when the scan stopped at its bound or at `limit`. */
+export interface RangeReadings extends RecentReadings { readonly truncated: boolean }
+
+/** The node time of the record at `seq`, if it is a reading. */
+async function timeAt(stream: Awaited<ReturnType<NodeContext['storage']['stream']>>, seq: number): Promise<number | undefined> {
+  for await (const record of stream.read(seq, 1)) {
+    try {
+      const t = (JSON.parse(record.payload.toString('utf8')) as { t?: unknown }).t;
+      return typeof t === 'number' ? t : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Readings of one channel with from <= t <= to, oldest first. Records are
+ * stored in the order they were taken, so a binary search (one indexed read
+ * per step) finds the first at or after `from`, and a forward scan of at most
+ * MAX_RECORDS records collects them: a range of last year costs as little as
+ * one of today. A clock set back while recording (a board without a real-time
+ * clock booting before NTP) makes a range around that moment approximate.
+ */
+export async function rangeReadings(ctx: NodeContext, channel: string, from: number, to: number, limit: number): Promise<RangeReadings> {
+  const stream = await ctx.storage.stream('readings');
+  const { firstSeq, nextSeq } = stream.stats();
+  let lo = firstSeq;
+  let hi = nextSeq;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const t = await timeAt(stream, mid);
+    if (t !== undefined && t < from) lo = mid + 1;
+    else hi = mid;
+  }
+  const readings: { value: number; t: number }[] = [];
+  let unit = ctx.channels().find((c) => c.name === channel)?.unit ?? '';
+  let scanned = 0;
+  let truncated = false;
+  for await (const record of stream.read(lo)) {
+    if (++scanned > MAX_RECORDS || readings.length >= limit) {
+      truncated = true;
+      break;
+    }
+    try {
+      const r = JSON.parse(record.payload.toString('utf8')) as { channel?: unknown; value?: unknown; unit?: unknown; t?: unknown };
+      if (typeof r.t === 'number' && r.t > to) break;
+      if (r.channel !== channel || typeof r.value !== 'number' || typeof r.t !== 'number' || r.t < from) continue;
+      readings.push({ value: r.value, t: r.t });
+      if (typeof r.unit === 'string') unit = r.unit;
+    } catch {
+      ctx.counters.increment('storage.unreadable_records');
+    }
+  }
+  return { channel, unit, readings, truncated };
+}
+
 interface DecisionBody { rule?: unknown; active?: unknown; severity?: unknown; message?: unknown; reason?: unknown; t?: unknown }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { CommandRegistry } from '../../commands/command-registry.js';
-import { amountSchema, nodeIdSchema, unitSchema } from './config.js';
+import { amountSchema, MAX_AMOUNT, nodeIdSchema, unitSchema } from './config.js';
 import type { BalanceRow, Statement } from './reports.js';
 import type { Settlement, Voucher } from './signed-records.js';
 
@@ -14,7 +14,7 @@ export type CreditCheck =
   | { ok: false; reason: 'credit-limit' | 'unknown-payer' | 'forked'; outstanding: number; limit: number };
 
 export interface PaymentParts {
-  creditCheck(payer: string, unit: string, amount: number): CreditCheck;
+  creditCheck(payer: string, unit: string, amount: number, cap?: number): CreditCheck;
   send(payee: string, unit: string, amount: number, memo: { task?: string } | undefined): Promise<Voucher>;
   balance(peer: string | undefined): BalanceRow[];
   statement(peer: string, unit: string | undefined): Statement;
@@ -31,9 +31,10 @@ export function declarePaymentCommands(registry: CommandRegistry, parts?: Paymen
       payer: nodeIdSchema.describe('the node that would pay'),
       unit: unitSchema.default('credit').describe('the unit, like credit'),
       amount: amountSchema.describe('the price of the work, in whole units'),
+      limit: z.number().int().min(0).max(MAX_AMOUNT).optional().describe('a lower limit to apply, like the owner mandate\'s creditLimitPerPeer'),
     }),
     unavailable,
-    handler: ({ payer, unit, amount }) => parts?.creditCheck(payer, unit, amount),
+    handler: ({ payer, unit, amount, limit }) => parts?.creditCheck(payer, unit, amount, limit),
   });
   registry.define('pay/send', {
     description: 'pay a peer: sign the next cumulative voucher to it (higher by `amount`) and send it sealed in this node\'s feed',

@@ -183,9 +183,10 @@ export class PaymentService implements PaymentParts {
     });
   }
 
-  creditCheck(payer: string, unit: string, amount: number): CreditCheck {
+  /** `cap`: a lower limit from elsewhere (the owner mandate's creditLimitPerPeer); the lower of the two applies. */
+  creditCheck(payer: string, unit: string, amount: number, cap?: number): CreditCheck {
     this.checkUnit(unit);
-    const limit = creditLimitOf(this.options.config, payer);
+    const limit = Math.min(creditLimitOf(this.options.config, payer), cap ?? Number.POSITIVE_INFINITY);
     const known = payer !== this.self && this.options.mesh.directory.get(payer) !== undefined;
     const row = balanceRows(this.book, this.self, () => limit, payer).find((r) => r.unit === unit);
     const outstanding = row?.net ?? 0;

@@ -181,7 +181,7 @@ export class TaskAgent {
     return {
       tasks: phases,
       counters,
-      mandate: m ? { expires: m.expires, sell: m.sell.kinds, buy: m.buy.kinds, dailyBudget: m.dailyBudget, spentToday: this.ledger.spentToday(Date.now()), unit: m.unit } : null,
+      mandate: m ? { expires: m.expires, sell: m.sell.kinds, buy: m.buy.kinds, dailyBudget: m.dailyBudget, spentToday: this.ledger.spentToday(Date.now()), heldByTasksUnderWay: this.requester.inFlight(), unit: m.unit } : null,
       payments: this.options.payments() ? 'on' : 'off (tasks run at price 0)',
       pending: this.store.all().filter((r) => r.phase === 'input-required').length,
       reputation: this.ledger.all(),

@@ -30,8 +30,8 @@ export const mandateBodySchema = z.strictObject({
   unit: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/).default('credit'),
   /** Most the node may commit to pay in one UTC day. */
   dailyBudget: amount.default(0),
-  /** Most any one peer may owe this node (work past it is refused: `credit-limit`). */
-  creditLimitPerPeer: amount.default(0),
+  /** Most any one peer may owe this node (work past it is refused: `credit-limit`); absent: the node's payments.creditLimit alone. The lower of the two applies. */
+  creditLimitPerPeer: amount.optional(),
   /** Owner keys whose nodes it may deal with; empty: any owner this node trusts. */
   peerOwners: z.array(ownerKey).max(64).default([]),
   /** Data rules: raw audio never leaves (only features do); the channels whose readings it may sell. */

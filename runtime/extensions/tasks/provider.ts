@@ -49,7 +49,8 @@ export class Provider {
       // A payer's signed bounds, checked with the owner key this node trusts: priced work only inside them.
       const buy = cfp.mandate?.mandate.buy;
       if (!atAward && (!buy || !buy.kinds.includes(cfp.kind) || offer.price > buy.maxPrice)) return 'budget';
-      const credit = await env.run('pay/credit-check', { payer: from, unit: offer.unit, amount: offer.price });
+      const cap = mandate.creditLimitPerPeer;
+      const credit = await env.run('pay/credit-check', { payer: from, unit: offer.unit, amount: offer.price, ...(cap === undefined ? {} : { limit: cap }) });
       const answer = credit.ok ? (credit.result as { ok?: boolean; reason?: string }) : { ok: false, reason: 'unknown-payer' };
       if (answer.ok !== true) return answer.reason === 'credit-limit' ? 'credit-limit' : 'untrusted';
     }

@@ -35,8 +35,26 @@ export class Requester {
     if (!m.buy.kinds.includes(request.kind)) return `the mandate does not allow buying ${request.kind}`;
     if (request.maxPrice > m.buy.maxPrice) return `max price ${request.maxPrice} is above the mandate's ${m.buy.maxPrice}`;
     const spent = ledger.spentToday(this.env.now());
-    if (spent + request.maxPrice > m.dailyBudget) return `budget: ${spent} of ${m.dailyBudget} ${m.unit} spent today, this task may cost ${request.maxPrice}`;
+    const held = this.inFlight();
+    if (spent + held + request.maxPrice > m.dailyBudget) {
+      return `budget: ${spent} of ${m.dailyBudget} ${m.unit} spent today${held > 0 ? ` and ${held} held by tasks under way` : ''}, this task may cost ${request.maxPrice}`;
+    }
     return undefined;
+  }
+
+  /**
+   * What tasks under way may still cost: the awarded price, or the maximum
+   * while bids are open. Counted against the daily budget with what was
+   * spent, so requests made in a burst cannot together pass it.
+   */
+  inFlight(): number {
+    let held = 0;
+    for (const r of this.env.store.all()) {
+      if (r.role !== 'requester' || r.pending !== undefined) continue;
+      if (r.phase === 'bidding') held += r.maxPrice;
+      else if (r.phase === 'awarded' || r.phase === 'working') held += r.award?.price ?? r.maxPrice;
+    }
+    return held;
   }
 
   async request(request: TaskRequest): Promise<TaskRecord> {
@@ -159,6 +177,7 @@ export class Requester {
     if (why && record.award) {
       const loser = record.award.bidder;
       record.passedOver.push(loser);
+      record.givenUp = [...(record.givenUp ?? []), { bidder: loser, why }];
       env.counters.increment('tasks.reawards');
       await env.ledger.note(loser, { missed: 1 });
       await env.mesh.appendPrivate('task-cancel', { task: record.id, attempt: record.attempt, reason: why }, [loser]);
@@ -168,7 +187,8 @@ export class Requester {
       .sort((a, b) => a.price - b.price || a.eta - b.eta || (a.bidder < b.bidder ? -1 : 1))[0];
     if (!best || now >= record.deadline || record.attempt >= 64) {
       record.phase = 'failed';
-      record.failure = best ? 'deadline passed' : record.proposals.length === 0 ? 'no bids' : 'no bidder left';
+      const last = record.givenUp?.at(-1);
+      record.failure = best ? 'deadline passed' : record.proposals.length === 0 ? 'no bids' : `no bidder left${last ? ` (the last ${last.why})` : ''}`;
       env.counters.increment('tasks.failed');
       await env.store.save(record);
       return;
@@ -222,8 +242,6 @@ export class Requester {
     }
     const failed = record.check?.verdict === 'failed';
     await env.ledger.note(from, { results: 1, ...(record.check && record.check.verdict !== 'skipped' ? { checks: 1 } : {}), ...(failed ? { failedChecks: 1 } : {}) });
-    record.phase = failed ? 'failed' : 'completed';
-    if (failed) record.failure = `spot-check failed: ${record.check?.detail ?? ''}`;
     const price = record.award?.price ?? 0;
     if (!failed && price > 0) {
       await env.ledger.commit(price, env.now());
@@ -231,6 +249,9 @@ export class Requester {
       record.paid = paid.ok ? { amount: price, voucher: paid.result } : { amount: 0, error: paid.error };
       env.counters.increment(paid.ok ? 'tasks.paid' : 'tasks.pay_errors');
     }
+    // Settled only once paid: whoever reads the record sees the payment with the phase.
+    record.phase = failed ? 'failed' : 'completed';
+    if (failed) record.failure = `spot-check failed: ${record.check?.detail ?? ''}`;
     await env.store.save(record);
   }
 }

@@ -33,6 +33,8 @@ export interface TaskRecord {
   refusals: { bidder: string; reason: RefusalReason }[];
   /** Bidders already awarded and given up on (they get a cancellation). */
   passedOver: string[];
+  /** Why each of them was given up on (a failure it reported, a missed deadline): at most one per award. */
+  givenUp?: { bidder: string; why: string }[];
   award?: SignedProposal;
   /** When bids close (requester role, bidding). */
   bidBy?: number;

@@ -14,7 +14,7 @@ describe('apiary commands', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toContain('apiary/<node id>/cmd/<name>');
-    for (const name of ['status', 'sim/swarm', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'mesh/decisions', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle', 'tasks/request', 'tasks/pending', 'tasks/approve']) expect(stdout).toMatch(new RegExp(`^  ${name}\\s+\\S`, 'm'));
+    for (const name of ['status', 'sim/swarm', 'shared/get', 'shared/set', 'mesh/revoke', 'models/publish', 'decisions/audit', 'ask', 'intents', 'readings/recent', 'readings/range', 'mesh/decisions', 'pay/credit-check', 'pay/send', 'pay/balance', 'pay/statement', 'pay/settle', 'tasks/request', 'tasks/pending', 'tasks/approve']) expect(stdout).toMatch(new RegExp(`^  ${name}\\s+\\S`, 'm'));
     expect(stdout).toContain('arguments: map (string), key (string), value');
     expect(stdout).toContain('arguments: [origin (string)], [limit (integer)]');
   });

@@ -49,6 +49,14 @@ describe('formatStatus', () => {
     expect(formatStatus({})).not.toContain('Node-RED');
   });
 
+  it('shows the MCP endpoint with its auth mode when it is on', () => {
+    expect(formatStatus({ mcp: { http: { url: 'https://0.0.0.0:8765/mcp', auth: 'owner-token', tls: true, revokedTokens: 2 } } }))
+      .toContain('MCP endpoint: https://0.0.0.0:8765/mcp, owner tokens over TLS (2 revoked; writes with a write token)');
+    expect(formatStatus({ mcp: { http: { url: 'http://127.0.0.1:8765/mcp', auth: 'none', tls: false, revokedTokens: 0 } } }))
+      .toContain('MCP endpoint: http://127.0.0.1:8765/mcp, no token: loopback, read-only');
+    expect(formatStatus({})).not.toContain('MCP endpoint');
+  });
+
   it('shows payments in one line when the extension runs', () => {
     expect(formatStatus({ payments: { channels: 2, peers: 1, owedToUs: { credit: 5 }, weOwe: {}, forkedPayers: 0 } })).toContain('Payments: 1 peer(s); owed to us 5 credit; we owe nothing');
     expect(formatStatus({})).not.toContain('Payments');

@@ -96,7 +96,7 @@ describe("the node's commands over MQTT", () => {
   it('an unknown command lists the known ones, and is counted as rejected', async () => {
     expect(await request('stats')).toEqual({
       ok: false, code: ErrorCodes.COMMAND_INVALID,
-      error: 'unknown command "stats": known commands are status, shared/get, shared/set, mesh/revoke, flows/status, flows/start, flows/stop, voice/listen, voice/say, voice/status, pay/credit-check, pay/send, pay/balance, pay/statement, pay/settle, tasks/request, tasks/list, tasks/show, tasks/pending, tasks/approve, tasks/reject, sim/swarm, models/publish, decisions/audit, ask, intents, readings/recent, mesh/decisions, update/status and update/publish',
+      error: 'unknown command "stats": known commands are status, shared/get, shared/set, mesh/revoke, flows/status, flows/start, flows/stop, voice/listen, voice/say, voice/status, pay/credit-check, pay/send, pay/balance, pay/statement, pay/settle, tasks/request, tasks/list, tasks/show, tasks/pending, tasks/approve, tasks/reject, sim/swarm, models/publish, decisions/audit, ask, intents, readings/recent, readings/range, mesh/decisions, update/status and update/publish',
     });
     const status = await request('status');
     expect((status.result as { counters: Record<string, number> }).counters['commands.rejected']).toBeGreaterThanOrEqual(1);

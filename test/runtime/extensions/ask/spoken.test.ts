@@ -71,7 +71,7 @@ describe('the ask commands with no node', () => {
   it('are declared for `apiary commands`, and answer that they are off', async () => {
     const registry = new CommandRegistry();
     declareAskCommands(registry);
-    expect(registry.list().map((c) => c.name)).toEqual(['ask', 'intents', 'readings/recent', 'mesh/decisions']);
+    expect(registry.list().map((c) => c.name)).toEqual(['ask', 'intents', 'readings/recent', 'readings/range', 'mesh/decisions']);
     expect(registry.list().every((c) => !c.write)).toBe(true);
     expect(await registry.run('ask', { question: 'how is the hive' })).toEqual({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'questions are off on this node (ask.enabled)' });
     expect(await registry.run('mesh/decisions', {})).toEqual({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: 'questions are off on this node (ask.enabled)' });

@@ -25,8 +25,9 @@ export interface McpTestNode {
   ask(command: string, args?: Record<string, unknown>, auth?: (nodeId: string) => unknown): Promise<NodeReply>;
 }
 
-export async function startMcpTestNode(prefix: string, extra: { commands?: { writes: 'any' | 'owner-signed' }; mcp?: { http: { enabled: boolean; port: number } } } = {}): Promise<McpTestNode> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+/** `dir`: a folder made beforehand (its hive/ may already hold the node's and owner's keys); default a new one. */
+export async function startMcpTestNode(prefix: string, extra: { commands?: { writes: 'any' | 'owner-signed' }; mcp?: { http: Record<string, unknown> } } = {}, made?: string): Promise<McpTestNode> {
+  const dir = made ?? await mkdtemp(path.join(os.tmpdir(), prefix));
   const config = parseConfig({
     node: { dataDir: path.join(dir, 'hive'), name: 'MCP hive' },
     broker: { port: 0, host: '127.0.0.1' },

@@ -22,33 +22,47 @@ export interface PayNode {
   readonly inbound: TcpProxy;
 }
 
-export interface PayPair {
-  readonly a: PayNode;
-  readonly b: PayNode;
+export interface PayNodes {
+  readonly nodes: Readonly<Record<string, PayNode>>;
   /** Stops and starts a node again on its data dir (its proxy now leads to the new broker). */
   restart(n: PayNode): Promise<void>;
   stopNode(n: PayNode): Promise<void>;
   startNode(n: PayNode): Promise<void>;
+  /** Cuts (or heals) every link between the nodes. */
   partition(): void;
   heal(): void;
   close(): Promise<void>;
 }
 
-/** What a test may change in a node's config besides payments: the mesh section (merged) and storage. */
-export interface NodeOverrides {
-  readonly mesh?: Record<string, unknown>;
-  readonly storage?: Record<string, unknown>;
+export interface PayPair extends Omit<PayNodes, 'nodes'> {
+  readonly a: PayNode;
+  readonly b: PayNode;
+}
+
+/** Payments on; no rules, no shared readings, no recorded questions: the feeds hold payment entries only. */
+export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+  more: { a?: Omit<PayNodeConfig, 'payments'>; b?: Omit<PayNodeConfig, 'payments'> } = {}): Promise<PayPair> {
+  const bed = await startPayNodes(dir, { a: { ...more.a, payments: payments.a ?? {} }, b: { ...more.b, payments: payments.b ?? {} } });
+  return { ...bed, a: bed.nodes.a as PayNode, b: bed.nodes.b as PayNode };
+}
+
+/** Extra config of one node: its payments section, and any other sections (tasks, device...). */
+export interface PayNodeConfig {
+  payments?: Record<string, unknown>;
+  /** Merged into the mesh section (retention, intervals). */
+  mesh?: Record<string, unknown>;
+  extra?: (dir: string) => Record<string, unknown>;
 }
 
 /**
- * A payment node's config, as a plain object (also written as a child node's
- * config file: JSON is YAML). Payments on; no rules, no shared readings, no
- * recorded questions: the feed holds payment entries only.
+ * One payment node's config, as a plain object (also written as a child
+ * node's config file: JSON is YAML): payments on; no rules, no shared
+ * readings, no recorded questions, so the feed holds payment entries only.
  */
 export function payNodeConfig(options: {
-  name: string; dir: string; neighbour: { url: string; nodeId: string }; owners: readonly string[];
-  payments?: Record<string, unknown>; overrides?: NodeOverrides;
+  name: string; dir: string; neighbours: readonly { url: string; nodeId: string }[]; owners: readonly string[]; node?: PayNodeConfig;
 }): Record<string, unknown> {
+  const { payments, mesh, extra } = options.node ?? {};
   return {
     app: 'sensor-node',
     node: { name: options.name, dataDir: options.dir },
@@ -59,12 +73,12 @@ export function payNodeConfig(options: {
     ask: { record: 'off' },
     mesh: {
       share: [], commitInterval: '20ms', antiEntropyInterval: '1s', acceptRelayedPlainLinks: true,
-      neighbours: [options.neighbour],
+      neighbours: options.neighbours,
       trust: { owners: options.owners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
-      ...options.overrides?.mesh,
+      ...mesh,
     },
-    ...(options.overrides?.storage ? { storage: options.overrides.storage } : {}),
-    payments: { enabled: true, ...options.payments },
+    payments: { enabled: true, ...payments },
+    ...extra?.(options.dir),
   };
 }
 
@@ -72,31 +86,36 @@ export function createPayNode(config: Record<string, unknown>): ApiaryNode {
   return createNode(parseConfig(config), pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' }));
 }
 
-export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
-  overrides: { a?: NodeOverrides; b?: NodeOverrides } = {}): Promise<PayPair> {
-  const dirs = { a: path.join(dir, 'a'), b: path.join(dir, 'b') };
-  const owners = [await ownerKeyOf(dirs.a), await ownerKeyOf(dirs.b)];
-  const ids = { a: (await loadOrCreateIdentity(dirs.a)).identity.nodeId, b: (await loadOrCreateIdentity(dirs.b)).identity.nodeId };
-  const proxies = { a: new TcpProxy(), b: new TcpProxy() };
-  await proxies.a.start();
-  await proxies.b.start();
-  const make = (name: 'a' | 'b'): ApiaryNode => {
-    const other = name === 'a' ? 'b' : 'a';
-    return createPayNode(payNodeConfig({
-      name, dir: dirs[name], neighbour: { url: proxies[other].url, nodeId: ids[other] }, owners, payments: payments[name], overrides: overrides[name],
-    }));
-  };
-  const nodes = {
-    a: { name: 'a', dir: dirs.a, nodeId: ids.a, node: make('a'), inbound: proxies.a },
-    b: { name: 'b', dir: dirs.b, nodeId: ids.b, node: make('b'), inbound: proxies.b },
-  };
+/**
+ * Nodes of as many owners, each linked to every other through the other's
+ * inbound proxy, all trusting all owners.
+ */
+export async function startPayNodes(dir: string, configs: Readonly<Record<string, PayNodeConfig>>): Promise<PayNodes> {
+  const names = Object.keys(configs);
+  const dirs = Object.fromEntries(names.map((name) => [name, path.join(dir, name)]));
+  const owners = await Promise.all(names.map((name) => ownerKeyOf(dirs[name] as string)));
+  const ids: Record<string, string> = {};
+  const proxies: Record<string, TcpProxy> = {};
+  for (const name of names) {
+    ids[name] = (await loadOrCreateIdentity(dirs[name] as string)).identity.nodeId;
+    proxies[name] = new TcpProxy();
+    await proxies[name].start();
+  }
+  const make = (name: string): ApiaryNode => createPayNode(payNodeConfig({
+    name, dir: dirs[name] as string, owners, node: configs[name],
+    neighbours: names.filter((other) => other !== name).map((other) => ({ url: (proxies[other] as TcpProxy).url, nodeId: ids[other] as string })),
+  }));
+  const nodes: Record<string, PayNode> = Object.fromEntries(names.map((name) => [name, {
+    name, dir: dirs[name] as string, nodeId: ids[name] as string, node: make(name), inbound: proxies[name] as TcpProxy,
+  }]));
+  const all = Object.values(nodes);
   const startNode = async (n: PayNode) => {
-    n.node = make(n.name as 'a' | 'b');
+    n.node = make(n.name);
     await n.node.start();
     n.inbound.setTarget(n.node.brokerPort as number);
     n.inbound.heal();
   };
-  for (const n of [nodes.a, nodes.b]) {
+  for (const n of all) {
     await n.node.start();
     n.inbound.setTarget(n.node.brokerPort as number);
   }
@@ -105,19 +124,18 @@ export async function startPayPair(dir: string, payments: { a?: Record<string, u
     await n.node.stop();
   };
   return {
-    ...nodes,
+    nodes,
     stopNode,
     startNode,
     restart: async (n) => {
       await stopNode(n);
       await startNode(n);
     },
-    partition: () => { proxies.a.cut(); proxies.b.cut(); },
-    heal: () => { proxies.a.heal(); proxies.b.heal(); },
+    partition: () => { for (const n of all) n.inbound.cut(); },
+    heal: () => { for (const n of all) n.inbound.heal(); },
     close: async () => {
-      for (const n of [nodes.a, nodes.b]) await n.node.stop();
-      await proxies.a.stop();
-      await proxies.b.stop();
+      for (const n of all) await n.node.stop();
+      for (const n of all) await n.inbound.stop();
     },
   };
 }

@@ -46,7 +46,7 @@ describe('a payer killed mid-payments', () => {
     const owners = [await ownerKeyOf(dirs.a), await ownerKeyOf(dirs.b)];
     const ids = { a: (await loadOrCreateIdentity(dirs.a)).identity.nodeId, b: (await loadOrCreateIdentity(dirs.b)).identity.nodeId };
     const port = await freePort();
-    payee = createPayNode(payNodeConfig({ name: 'b', dir: dirs.b, neighbour: { url: `mqtt://127.0.0.1:${port}`, nodeId: ids.a }, owners }));
+    payee = createPayNode(payNodeConfig({ name: 'b', dir: dirs.b, neighbours: [{ url: `mqtt://127.0.0.1:${port}`, nodeId: ids.a }], owners }));
     await payee.start();
     const b = payee;
     const onB = async <T>(command: string, commandArgs: Record<string, unknown>): Promise<T> => {
@@ -56,7 +56,7 @@ describe('a payer killed mid-payments', () => {
     };
     const configFile = path.join(dir, 'a.yaml');
     await writeFile(configFile, JSON.stringify({
-      ...payNodeConfig({ name: 'a', dir: dirs.a, neighbour: { url: `mqtt://127.0.0.1:${b.brokerPort as number}`, nodeId: ids.b }, owners }),
+      ...payNodeConfig({ name: 'a', dir: dirs.a, neighbours: [{ url: `mqtt://127.0.0.1:${b.brokerPort as number}`, nodeId: ids.b }], owners }),
       log: { level: 'warn' },
     }));
     const args = ['--config', configFile, '--data-dir', dirs.a, '--port', String(port)];

@@ -29,7 +29,7 @@ describe('a voucher the payee never receives is covered by the next', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-payments-dropped-'));
     // The payer keeps at most 64 KiB of its own feed, in 4 KiB segments: some 55 vouchers.
-    pair = await startPayPair(dir, {}, { a: { mesh: { retention: { maxBytesPerOrigin: '64KiB' } }, storage: { segmentBytes: '4KiB' } } });
+    pair = await startPayPair(dir, {}, { a: { mesh: { retention: { maxBytesPerOrigin: '64KiB' } }, extra: () => ({ storage: { segmentBytes: '4KiB' } }) } });
     ({ a, b } = pair);
     await waitFor(() => (a.node.mesh?.linkedPeers().length ?? 0) > 0 && (b.node.mesh?.linkedPeers().length ?? 0) > 0, 20_000, status);
   }, 60_000);

@@ -104,10 +104,11 @@ export function paymentBook(limit: number): PaymentBook {
 
 function definePaymentStandIns(registry: CommandRegistry, book: PaymentBook): void {
   registry.define('pay/credit-check', {
-    description: 'stand-in', args: z.object({ payer: z.string(), unit: z.string(), amount: z.number() }),
-    handler: ({ payer, amount }) => {
+    description: 'stand-in', args: z.object({ payer: z.string(), unit: z.string(), amount: z.number(), limit: z.number().optional() }),
+    handler: ({ payer, amount, limit: cap }) => {
       const outstanding = book.owed.get(payer) ?? 0;
-      return outstanding + amount > book.limit ? { ok: false, reason: 'credit-limit', outstanding, limit: book.limit } : { ok: true, outstanding, limit: book.limit };
+      const limit = Math.min(book.limit, cap ?? Infinity);
+      return outstanding + amount > limit ? { ok: false, reason: 'credit-limit', outstanding, limit } : { ok: true, outstanding, limit };
     },
   });
   registry.define('pay/send', {
