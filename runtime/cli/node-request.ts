@@ -57,11 +57,13 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
         }
       });
     });
-    // If subscribing or publishing fails, that error is the one thrown: the timeout rejecting later must not go unhandled.
-    answer.catch(() => undefined);
-    await client.subscribeAsync(replyTopic, { qos: 1 });
-    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}), ...(options.auth ? { auth: options.auth(nodeId) } : {}) }), { qos: 1 });
-    return await answer;
+    const asked = (async () => {
+      await client.subscribeAsync(replyTopic, { qos: 1 });
+      await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}), ...(options.auth ? { auth: options.auth(nodeId) } : {}) }), { qos: 1 });
+      return answer;
+    })();
+    // The timeout bounds the whole request: a broker that goes away mid-subscribe (the node was killed) never acknowledges it.
+    return await Promise.race([asked, answer]);
   } finally {
     await client.endAsync(true);
   }
