@@ -11,7 +11,7 @@
  * the clients were told was paid and what they asked, and both statements
  * agree.
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,17 +93,18 @@ describe('a payer killed mid-payments', () => {
       const from = replied.length;
       await waitFor(() => replied.length >= from + more && existsSync(watchDir), 30_000, output);
       const child = running as NodeProcess;
-      let watcher: FSWatcher | undefined;
-      const killed = new Promise<void>((resolve) => {
-        watcher = watch(watchDir, (_event, name) => {
-          if (name !== null && at(name) && child.child.exitCode === null) {
-            child.child.kill('SIGKILL');
-            resolve();
-          }
-        });
+      let fired = false;
+      const watcher = watch(watchDir, (_event, name) => {
+        if (!fired && name !== null && at(name)) {
+          fired = true;
+          child.child.kill('SIGKILL');
+        }
       });
-      await killed;
-      watcher?.close();
+      try {
+        await waitFor(() => fired, 30_000, output);
+      } finally {
+        watcher.close();
+      }
       expect((await child.exited).signal).toBe('SIGKILL');
       // What the crash left: issued.json loads (a copy: loading clears temp files, which the restart must do), and covers every voucher a client was told of.
       const copy = path.join(dir as string, `issued-${marksTaken++}.json`);
