@@ -18,6 +18,7 @@ export function paymentsRows(p: PaymentsResults): Row[] {
     { section, metric: "plain signed entry, empty body (payer's store)", unit: 'B', summary: summarize(p.plainEntryBytes) },
     { section, metric: 'pay/send -> voucher counted by the payee', unit: 'ms', summary: summarize(p.deliveryMs) },
     { section: rebuild, metric: 'rebuild the book (open: read, unseal, verify, add)', unit: 'ms', summary: summarize(p.rebuild.openMs), reference: { label: 'ms read the entries alone', value: summarize(p.rebuild.readMs)?.median ?? Number.NaN } },
+    { section: rebuild, metric: 'rebuild the book, CPU time of the process', unit: 'ms', summary: summarize(p.rebuild.openCpuMs) },
     { section: rebuild, metric: 'rebuild per voucher', unit: 'µs', summary: summarize(p.rebuild.openMs.map((ms) => (ms * 1000) / p.rebuild.vouchers)) },
     { section: rebuild, metric: 'read the entries off disk alone', unit: 'ms', summary: summarize(p.rebuild.readMs) },
   ];

@@ -62,6 +62,8 @@ export interface PaymentsResults {
     readonly vouchers: number;
     /** ms for a fresh payment service to rebuild its book from every feed held (open()). */
     readonly openMs: number[];
+    /** CPU ms of this process in that time (less sensitive than openMs to other load on the machine). */
+    readonly openCpuMs: number[];
     /** ms to read the same entries off disk, nothing else. */
     readonly readMs: number[];
   };
@@ -214,6 +216,7 @@ async function measureRebuild(a: BenchNode, b: BenchNode, plan: PaymentsPlan, pr
   progress(`payments: b holds ${seq} vouchers of a; rebuilding its book ${plan.rebuildRuns} times`);
   const readMs: number[] = [];
   const openMs: number[] = [];
+  const openCpuMs: number[] = [];
   let entries = 0;
   for (let run = 0; run < plan.rebuildRuns; run++) {
     readMs.push(await timed(async () => {
@@ -225,10 +228,13 @@ async function measureRebuild(a: BenchNode, b: BenchNode, plan: PaymentsPlan, pr
       state: new IssuedState(path.join(b.dir, `rebuild-${run}.json`)),
       appended: () => Promise.resolve(),
     });
+    const cpu = process.cpuUsage();
     openMs.push(await timed(() => service.open()));
+    const used = process.cpuUsage(cpu);
+    openCpuMs.push((used.user + used.system) / 1000);
     const rebuilt = service.book.get(a.nodeId, b.nodeId, 'credit')?.vouchers.at(-1);
     if (rebuilt?.seq !== seq || rebuilt.cumulative !== vouched) throw new Error(`payments bench: the rebuilt book ends at voucher ${rebuilt?.seq}, not ${seq}`);
   }
   if (entries < seq) throw new Error(`payments bench: read ${entries} entries, fewer than the ${seq} vouchers`);
-  return { vouchers: seq, openMs, readMs };
+  return { vouchers: seq, openMs, openCpuMs, readMs };
 }
