@@ -11,7 +11,7 @@ import { TcpProxy } from '../../../../runtime/cli/demo/link-proxy.js';
 import { parseConfig } from '../../../../runtime/config/load-config.js';
 import type { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import { loadOrCreateIdentity } from '../../../../runtime/identity/identity.js';
-import { ownerKeyOf } from '../../../support/mesh-node.js';
+import { ownerKeyOf, waitFor } from '../../../support/mesh-node.js';
 
 export interface PayNode {
   readonly name: string;
@@ -145,4 +145,10 @@ export async function run<T>(n: PayNode, command: string, args: Record<string, u
   const outcome = await n.node.commands.run(command, args);
   if (!outcome.ok) throw new Error(`${command}: ${outcome.code} ${outcome.error}`);
   return outcome.result as T;
+}
+
+/** Waits until every node of the pair has a link up (`up`), or none. */
+export function waitLinks(pair: PayPair, up: boolean, describe?: () => string): Promise<void> {
+  const links = (n: PayNode) => n.node.mesh?.linkedPeers().length ?? (up ? 0 : 1);
+  return waitFor(() => [pair.a, pair.b].every((n) => (links(n) > 0) === up), 20_000, describe);
 }

@@ -16,7 +16,7 @@ import type { BalanceRow, Statement } from '../../../../runtime/extensions/payme
 import type { Voucher } from '../../../../runtime/extensions/payments/signed-records.js';
 import { ErrorCodes } from '../../../../runtime/errors.js';
 import { waitFor } from '../../../support/mesh-node.js';
-import { run, startPayPair, type PayNode, type PayPair } from './pay-nodes.js';
+import { run, startPayPair, waitLinks, type PayNode, type PayPair } from './pay-nodes.js';
 
 describe('a voucher the payee never receives is covered by the next', () => {
   let dir: string;
@@ -31,7 +31,7 @@ describe('a voucher the payee never receives is covered by the next', () => {
     // The payer keeps at most 64 KiB of its own feed, in 4 KiB segments: some 55 vouchers.
     pair = await startPayPair(dir, {}, { a: { mesh: { retention: { maxBytesPerOrigin: '64KiB' } }, extra: () => ({ storage: { segmentBytes: '4KiB' } }) } });
     ({ a, b } = pair);
-    await waitFor(() => (a.node.mesh?.linkedPeers().length ?? 0) > 0 && (b.node.mesh?.linkedPeers().length ?? 0) > 0, 20_000, status);
+    await waitLinks(pair, true, status);
   }, 60_000);
   afterAll(async () => {
     await pair.close();
@@ -40,7 +40,7 @@ describe('a voucher the payee never receives is covered by the next', () => {
 
   it('the payer pays on while apart, its retention drops the first vouchers, and the payee is owed the whole amount', async () => {
     pair.partition();
-    await waitFor(() => (a.node.mesh?.linkedPeers().length ?? 1) === 0 && (b.node.mesh?.linkedPeers().length ?? 1) === 0, 20_000, status);
+    await waitLinks(pair, false, status);
     const amounts = Array.from({ length: 80 }, (_, k) => 1 + (k % 5));
     const total = amounts.reduce((sum, x) => sum + x, 0);
     const sent: Voucher[] = [];
