@@ -170,7 +170,13 @@ withCommonOptions(program.command('id'))
 
 // Every command a node answers, from its command registry: `shared/set` is `apiary shared set`, an extension's new command is here too.
 addRegistryCommands(program, allNodeCommands(), {
-  send: (command, args, options) => askNode(options, command, args),
+  send: async (command, args, options) => {
+    // Signed only when asked (--owner-key): a key that is not this node's owner's would make it refuse what it would take unsigned.
+    if (typeof options.ownerKey !== 'string') return askNode(options, command, args);
+    const [{ readOwnerKey }, { signCommand }] = await Promise.all([import('./mcp-command.js'), import('../commands/command-auth.js')]);
+    const owner = await readOwnerKey(options.ownerKey);
+    return askNode(options, command, args, owner ? (nodeId) => signCommand(owner, nodeId, command, args) : undefined);
+  },
   nodeOptions: withNodeOptions,
   presentations: NODE_COMMAND_VIEWS,
   groups: NODE_COMMAND_GROUPS,

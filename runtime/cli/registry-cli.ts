@@ -145,6 +145,8 @@ function addOne(command: Command, spec: CommandSpec, presentation: Presentation,
   const properties = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
   options.nodeOptions(command.description(spec.description)).option('--json', 'print the raw JSON answer');
+  // A write may need the owner's signature (a node with commands.writes: owner-signed refuses it unsigned).
+  if (spec.write) command.option('--owner-key <file>', "sign this command with the owner key file (needed where the node sets commands.writes: owner-signed)");
   const positional = presentation.positional ?? [];
   for (const p of positional) {
     const field = p.field === undefined ? undefined : properties[p.field];

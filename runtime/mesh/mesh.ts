@@ -5,8 +5,10 @@
  * - Own entries are signed, appended, and made durable (group commit every
  *   commitInterval) before they leave the node: a power cut can then never
  *   make this node sign a second history for a seq a peer already holds.
- * - New entries go to every linked peer at once and are forwarded, hop by
- *   hop, up to maxHops; a peer known to hold an entry is skipped.
+ * - New entries spread along an epidemic broadcast tree (broadcast-tree.ts):
+ *   pushed whole on eager links, announced on lazy ones, up to maxHops; a
+ *   redundant path is pruned, a lost one grafted back; a peer known to hold
+ *   an entry is skipped.
  * - Catch-up is pulled: a node that learns (hello, have) that a peer holds
  *   more of some origin wants it from that one peer only, so a healed
  *   partition costs about one copy of what is missing, not one per peer.
@@ -41,6 +43,7 @@ import { PeerTable, type PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { BlobTransfer } from './blob-transfer.js';
+import { BroadcastTree } from './broadcast-tree.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 import { SharedStateBudget } from './shared-state-budget.js';
@@ -69,6 +72,10 @@ export interface MeshSettings {
   linkProofTimeoutMs?: number;
   /** Entries and shared-state ops stamped further ahead of our clock are refused. */
   clockSkewMs: number;
+  /** Broadcast tree (broadcast-tree.ts): how long an announced entry may take on the tree before its announcer is grafted; default 5 commit intervals, at least 1 s. */
+  graftTimeoutMs?: number;
+  /** How long announcements to a lazy peer are gathered; default one commit interval. */
+  announceDelayMs?: number;
   sharedState: SharedStateRules;
 }
 
@@ -120,6 +127,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly shared: SharedDocument;
   /** Files moved between neighbours in checked chunks (blob-transfer.ts): serve, unserve, fetch. */
   readonly blobs: BlobTransfer;
+  /** Which links carry new entries whole (eager) and which only announce them (lazy). */
+  private readonly tree: BroadcastTree;
   private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
   private readonly peers = new PeerTable();
@@ -161,6 +170,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
       peers: () => this.links.keys(), send: (peerId, header, lines) => this.send(peerId, header, lines),
     });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
+    this.tree = new BroadcastTree({
+      scheduler: { now: () => Date.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); t.unref(); return () => clearTimeout(t); } },
+      graftTimeoutMs: settings.graftTimeoutMs ?? Math.max(1000, 5 * settings.commitIntervalMs),
+      announceDelayMs: settings.announceDelayMs ?? Math.max(20, settings.commitIntervalMs),
+      head: (origin) => this.store.head(origin).seq,
+      sendAnnounce: (peer, have) => this.send(peer, { t: 'ihave', have: { ...have } }),
+      sendPrune: (peer) => this.send(peer, { t: 'prune' }),
+      sendGraft: (peer, want) => this.send(peer, { t: 'graft', want: { ...want } }),
+      count: (name, by) => counters.increment(name, by),
+    });
     this.state = new SharedState({
       dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
       admit: (doc, update) => this.shared.admit(doc, update), budget: new SharedStateBudget(budgets, counters),
@@ -240,6 +259,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.tree.stop();
     await this.blobs.stop(); // fetches end (their .part files kept) before the links go
     for (const timer of this.timers.splice(0)) clearInterval(timer);
     clearTimeout(this.haveTimer);
@@ -286,12 +306,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
         });
         this.forks.linked(peerId);
         this.blobs.peerUp(peerId);
+        this.tree.peerUp(peerId);
+        this.send(peerId, { t: 'ihave', have: {} }); // says this node speaks the tree protocol
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
         for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
         this.lateStarts.forgetPeer(peerId);
         this.blobs.peerDown(peerId);
+        this.tree.peerDown(peerId);
       },
     });
     this.links.set(peerId, link);
@@ -371,6 +394,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       /** Origins proven to have forked (fork-proofs.ts). */
       quarantined: this.quarantine.all().map((proof) => proof.a.origin),
       budgets: this.budgetStatus(feeds),
+      /** The broadcast tree: links that carry new entries whole (eager) or only announce them (lazy). */
+      tree: this.tree.status(),
     };
   }
 
@@ -456,6 +481,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'task':
         if (lines[0]) this.emit('task', from, lines[0]);
         return;
+      case 'ihave': {
+        // Only origins whose certificates we hold: the others come by anti-entropy, with their certificates.
+        const { known } = splitHave(header.have, (origin) => this.directory.get(origin) !== undefined, counters);
+        this.peers.mergeHave(from, known);
+        this.tree.onAnnounce(from, known);
+        return;
+      }
+      case 'prune':
+        this.tree.onPrune(from);
+        return;
+      case 'graft':
+        this.tree.onGraft(from);
+        await this.answerGraft(from, header.want);
+        return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -467,6 +506,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private async onEntries(from: string, header: Extract<MeshHeader, { t: 'entries' }>, lines: readonly Buffer[]): Promise<void> {
     const { counters, settings } = this.options;
     for (const cert of header.certs) this.learnQuietly(cert);
+    let duplicates = 0;
     const entries = decodeLines(lines, counters, (entry) => {
       // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
       if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
@@ -477,6 +517,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const known = this.store.recentHash(entry.origin, entry.seq);
       if (known === undefined || known !== entryHash(entry)) return false;
       this.store.countDuplicate();
+      duplicates++;
       this.peers.raise(from, entry.origin, entry.seq);
       return true;
     });
@@ -516,7 +557,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       }
       if (applied.length > 0) this.announceHaveSoon(from);
     } else {
-      if (applied.length > 0 && header.hops + 1 < settings.maxHops) this.forward(applied, header.hops + 1, from);
+      if (applied.length > 0) this.forward(applied, header.hops + 1, from);
+      // Pushed, and every entry already here: this link is a redundant path of the tree.
+      else if (lines.length > 0 && duplicates === lines.length) this.tree.duplicate(from);
       if (outcome.gap > 0) this.requestMissing(from);
     }
     this.requestMissing(from);
@@ -585,6 +628,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts, ...(id !== undefined ? { answers: id } : {}) });
     this.options.counters.increment('mesh.catchup_entries_sent', batch.entries.length);
     this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
+  }
+
+  /** A graft: the peer's tree lost it these entries; they are pushed (not a reply: it spreads them on). Rate-limited as wants are. */
+  private async answerGraft(from: string, want: Record<string, number>): Promise<void> {
+    const { counters, settings } = this.options;
+    if (this.links.get(from)?.state !== 'up') return;
+    if (!this.wantLimit.take(from)) {
+      counters.increment('mesh.rejected.graft_rate');
+      return;
+    }
+    const batch = await collectBatch(this.store, want, messageBudget(this.certificatesFor(from, Date.now()), settings.batchBytes));
+    if (batch.entries.length === 0) return;
+    this.sendEntries(from, batch.entries, { hops: 0, reply: false, starts: batch.starts });
+    counters.increment('mesh.tree.graft_entries_sent', batch.entries.length);
   }
 
   // ---- finding peers ---------------------------------------------------
@@ -692,9 +749,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.running) this.forward(entries, 0, undefined);
   }
 
+  /** New entries along the tree: pushed to eager links (within maxHops), announced to lazy ones. */
   private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
-    for (const peerId of this.links.keys()) {
-      if (peerId === except) continue;
+    const up = [...this.links].filter(([, link]) => link.state === 'up').map(([id]) => id);
+    const eager = this.tree.spread(entries, except, up);
+    if (hops >= this.options.settings.maxHops) return;
+    for (const peerId of eager) {
       const view = this.peers.get(peerId);
       const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
       if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });

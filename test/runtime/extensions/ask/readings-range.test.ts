@@ -27,6 +27,12 @@ describe('readings/range over a long stored history', () => {
   let dir: string;
   let node: ApiaryNode;
   const run = (args: Record<string, unknown>) => node.commands.run('readings/range', args);
+  /** A command's result, or a throw with its refusal. */
+  const resultOf = async <T>(name: string, args: Record<string, unknown>): Promise<T> => {
+    const outcome = await node.commands.run(name, args);
+    if (!outcome.ok) throw new Error(`${outcome.code}: ${outcome.error}`);
+    return outcome.result as T;
+  };
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-range-'));
@@ -54,25 +60,23 @@ describe('readings/range over a long stored history', () => {
     // Minutes 100..109 of a year-old history: weight is record 3m + 2.
     const from = START + 100 * MINUTE;
     const to = START + 109 * MINUTE;
-    const outcome = await run({ channel: 'weight', from, to: new Date(to).toISOString() });
-    expect(outcome.ok).toBe(true);
-    const result = outcome.result as { channel: string; unit: string; readings: { value: number; t: number }[]; truncated: boolean };
+    const result = await resultOf<{ channel: string; unit: string; readings: { value: number; t: number }[]; truncated: boolean }>('readings/range', { channel: 'weight', from, to: new Date(to).toISOString() });
     expect(result).toMatchObject({ channel: 'weight', unit: 'kg', truncated: false });
     expect(result.readings).toEqual(Array.from({ length: 10 }, (_, k) => ({ t: from + k * MINUTE, value: valueAtIndex((100 + k) * 3 + 2) })));
     // readings/recent cannot reach it: its window is the tail.
-    const recent = (await node.commands.run('readings/recent', { channel: 'weight', limit: 500 })).result as { readings: { t: number }[] };
+    const recent = await resultOf<{ readings: { t: number }[] }>('readings/recent', { channel: 'weight', limit: 500 });
     expect(recent.readings.every((r) => r.t > to)).toBe(true);
   });
 
   it('a range wider than the limit returns the first `limit` readings and says it is truncated', async () => {
-    const result = (await run({ channel: 'temperature', from: START, to: START + 1000 * MINUTE, limit: 50 })).result as { readings: { t: number }[]; truncated: boolean };
+    const result = await resultOf<{ readings: { t: number }[]; truncated: boolean }>('readings/range', { channel: 'temperature', from: START, to: START + 1000 * MINUTE, limit: 50 });
     expect(result.truncated).toBe(true);
     expect(result.readings.map((r) => r.t)).toEqual(Array.from({ length: 50 }, (_, k) => START + k * MINUTE));
   });
 
   it('a range before the history or after it is empty; to before from and a bad time are refused', async () => {
-    expect((await run({ channel: 'weight', from: 0, to: START - 1 })).result).toMatchObject({ readings: [], truncated: false });
-    expect((await run({ channel: 'weight', from: Date.now() + 86_400_000 })).result).toMatchObject({ readings: [], truncated: false });
+    expect(await resultOf('readings/range', { channel: 'weight', from: 0, to: START - 1 })).toMatchObject({ readings: [], truncated: false });
+    expect(await resultOf('readings/range', { channel: 'weight', from: Date.now() + 86_400_000 })).toMatchObject({ readings: [], truncated: false });
     expect(await run({ channel: 'weight', from: START + MINUTE, to: START })).toMatchObject({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: expect.stringContaining('to: must not be before from') as string });
     expect(await run({ channel: 'weight', from: 'yesterday' })).toMatchObject({ ok: false, code: ErrorCodes.COMMAND_INVALID, error: expect.stringContaining('expected a time') as string });
   });

@@ -10,6 +10,7 @@ import { rm } from 'node:fs/promises';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signCommand } from '../../../../runtime/commands/command-auth.js';
+import { apiary } from '../../../support/cli.js';
 import { ErrorCodes } from '../../../../runtime/errors.js';
 import { loadOrCreateKeyFile, type NodeIdentity } from '../../../../runtime/identity/identity.js';
 import { MCP_TOOL_NAMES } from '../../../../runtime/mcp/mcp-server.js';
@@ -184,5 +185,22 @@ describe('commands.writes: owner-signed', () => {
     const counters = ((await target.ask('status')).result as { counters: Record<string, number> }).counters;
     expect(counters['commands.auth.unsigned']).toBe(1);
     expect(counters['commands.auth.owner_signed']).toBe(1);
+  }, 60_000);
+
+  it('the CLI signs a write with --owner-key; without it, or with another owner\'s key, the node refuses', async () => {
+    const port = String(target.node.brokerPort);
+    const cli = (extra: string[]) => apiary(['shared', 'set', 'thresholds', 'cli', '5', '--port', port, '--node', target.node.nodeId, ...extra], target.dir);
+    const unsigned = await cli([]);
+    expect(unsigned.code).not.toBe(0);
+    expect(unsigned.stderr).toContain(ErrorCodes.COMMAND_UNSIGNED);
+    const stranger = path.join(target.dir, 'stranger.json');
+    await loadOrCreateKeyFile(stranger);
+    expect((await cli(['--owner-key', stranger])).code).not.toBe(0);
+    expect(((await target.ask('shared/get')).result as { thresholds?: Record<string, unknown> }).thresholds?.cli).toBeUndefined();
+    const signed = await cli(['--owner-key', path.join(target.dir, 'hive', 'owner.json')]);
+    expect(signed, signed.stderr).toMatchObject({ code: 0 });
+    expect(((await target.ask('shared/get')).result as { thresholds?: Record<string, unknown> }).thresholds?.cli).toBe(5);
+    // Reads take no key.
+    expect((await apiary(['shared', 'get', '--port', port, '--node', target.node.nodeId], target.dir)).code).toBe(0);
   }, 60_000);
 });
