@@ -84,6 +84,9 @@ export class FeedGossip {
   /** Which links carry new entries whole (eager) and which only announce them (lazy). */
   private readonly tree: BroadcastTree;
   private haveTimer: (() => void) | undefined;
+  /** Peers whose stated have-vector is to be acted on soon (onHave). */
+  private readonly pulls = new Map<string, () => void>();
+  private readonly graftTimeoutMs: number;
   private stopped = false;
 
   constructor(private readonly ports: GossipPorts) {
@@ -91,9 +94,10 @@ export class FeedGossip {
     const now = () => scheduler.now();
     this.wantLimit = new WantRateLimit({ perSecond: settings.wantsPerSecond, burst: settings.wantBurst, now });
     this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters, now });
+    this.graftTimeoutMs = settings.graftTimeoutMs ?? Math.max(1000, 5 * settings.commitIntervalMs);
     this.tree = new BroadcastTree({
       scheduler,
-      graftTimeoutMs: settings.graftTimeoutMs ?? Math.max(1000, 5 * settings.commitIntervalMs),
+      graftTimeoutMs: this.graftTimeoutMs,
       announceDelayMs: settings.announceDelayMs ?? Math.max(20, settings.commitIntervalMs),
       head: (origin) => ports.store.head(origin).seq,
       sendAnnounce: (peer, have) => ports.send(peer, { t: 'ihave', have: { ...have } }),
@@ -124,6 +128,8 @@ export class FeedGossip {
   }
 
   linkDown(peer: string): void {
+    this.pulls.get(peer)?.();
+    this.pulls.delete(peer);
     for (const [origin, want] of this.wants) if (want.peer === peer) this.wants.delete(origin);
     this.lateStarts.forgetPeer(peer);
     this.tree.peerDown(peer);
@@ -155,15 +161,25 @@ export class FeedGossip {
   }
 
   onHave(from: string, header: Extract<MeshHeader, { t: 'have' }>): void {
-    if (header.answers !== undefined) this.answered(from, header.answers);
     this.takeHave(from, header.have);
-    this.requestMissing(from);
+    if (header.answers !== undefined) {
+      this.answered(from, header.answers);
+      this.requestMissing(from);
+      return;
+    }
+    // What it holds beyond us may be on its way down the tree: pulled only if still missing a graft timeout later.
+    // (Pulled at once, every entry in flight would be fetched twice, and each answer's have would set off more.)
+    if (this.pulls.has(from)) return;
+    this.pulls.set(from, this.ports.scheduler.after(this.graftTimeoutMs, () => {
+      this.pulls.delete(from);
+      if (!this.stopped) this.requestMissing(from);
+    }));
   }
 
   onIHave(from: string, have: Record<string, number>): void {
     // Only origins whose certificates we hold: the others come by anti-entropy, with their certificates.
+    // Not taken into the peer's have-vector: that would make the next message from it pull at once what the tree is about to push.
     const { known } = splitHave(have, (origin) => this.ports.trust.known(origin), this.ports.counters);
-    this.peers.mergeHave(from, known);
     this.tree.onAnnounce(from, known);
   }
 
@@ -219,13 +235,14 @@ export class FeedGossip {
         counters.increment('mesh.unrecoverable_gaps', outcome.gap);
       }
       if (applied.length > 0) this.announceHaveSoon(from);
+      this.requestMissing(from); // the rest of a catch-up, batch by batch
     } else {
       if (applied.length > 0) this.forward(applied, header.hops + 1, from);
       // Pushed, and every entry already here: this link is a redundant path of the tree.
       else if (lines.length > 0 && duplicates === lines.length) this.tree.duplicate(from);
+      // Only a gap is asked for at once: what peers said they hold is on its way down the tree (or grafted, or found by anti-entropy).
       if (outcome.gap > 0) this.requestMissing(from);
     }
-    this.requestMissing(from);
   }
 
   async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
@@ -263,6 +280,8 @@ export class FeedGossip {
     this.tree.stop();
     this.haveTimer?.();
     this.haveTimer = undefined;
+    for (const cancel of this.pulls.values()) cancel();
+    this.pulls.clear();
   }
 
   // ---- rules -------------------------------------------------------------
