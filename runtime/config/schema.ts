@@ -113,7 +113,7 @@ const meshSchema = z.strictObject({
   private: z.array(z.strictObject({ stream: streamNameSchema, recipients: z.array(nodeIdSchema).min(1).max(63) })).max(3).default([]),
   /** Node id -> streams it may subscribe to on this node's broker. */
   grants: z.record(nodeIdSchema, z.array(streamNameSchema)).default({}),
-  /** New entries are forwarded at most this many hops from their origin. */
+  /** Shared-state updates are forwarded at most this many hops (feed entries follow their origin's broadcast tree to every node). */
   maxHops: z.number().int().min(1).max(16).default(4),
   /** Own entries are made durable, then sent, in groups this often. */
   commitInterval: duration(10, 10_000).prefault('200ms'),

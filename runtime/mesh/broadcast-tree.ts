@@ -1,24 +1,31 @@
 /**
  * Epidemic broadcast trees (Plumtree: Leitão, Pereira, Rodrigues, "Epidemic
- * Broadcast Trees", SRDS 2007), for the feeds' live gossip. Each link is
- * eager (new entries are pushed whole) or lazy (only "I have" announcements
- * go, batched). All links start eager; an eager push that brings nothing new
- * means the sender is a redundant path, so the receiver prunes the link to
- * lazy, on both ends. The eager links then thin out to a spanning tree: in
- * steady state each node receives each entry about once, whoever wrote it
- * (a tree of symmetric links carries every origin's entries).
+ * Broadcast Trees", SRDS 2007), for the feeds' live gossip: one tree per
+ * origin, as riak_core's broadcast keeps one per root. For each origin a
+ * link is eager (its new entries are pushed whole) or lazy (only "I have"
+ * announcements go, batched). All links start eager; an eager push that
+ * brings nothing new means the sender is a redundant path for that origin,
+ * so the receiver prunes the link to lazy for it, on both ends. The eager
+ * links of an origin thin out to a spanning tree rooted at it: in steady
+ * state each node receives each entry about once.
+ *
+ * One tree per origin, not one shared by all: prunes made at once for
+ * different origins' duplicates can otherwise cut two links of one cycle and
+ * split the shared tree, and the grafts that mend it make new cycles, so the
+ * tree never settles (the simulation, test/sim, showed it at 20 nodes).
  *
  * A broken tree heals from the lazy links: an announcement of an entry that
  * does not arrive by the eager path within graftTimeoutMs grafts the
- * announcer (the link turns eager and the entries are pushed), one announcer
- * after another. Anti-entropy (have/want) stays the safety net beneath.
+ * announcer (the link turns eager for that origin and the entries are
+ * pushed), one announcer after another. Anti-entropy (have/want) stays the
+ * safety net beneath.
  *
  * Entries of one origin are a sequence, so "I have" is a have-vector delta
  * (origin -> highest seq), not a list of message ids. A peer that never
  * spoke this protocol (an older node) is kept eager: it is never pruned.
  *
  * Pure state: the mesh sends what this decides; time comes from `scheduler`,
- * so the same code runs in the simulation (test/sim) as on a board.
+ * so the same code runs in the simulation as on a board.
  */
 export interface TreeScheduler {
   now(): number;
@@ -35,8 +42,8 @@ export interface BroadcastTreeOptions {
   /** The highest seq of `origin` this node holds without a gap (0: none). */
   head(origin: string): number;
   sendAnnounce(peer: string, have: Readonly<Record<string, number>>): void;
-  sendPrune(peer: string): void;
-  /** Graft `peer`: it turns the link eager and pushes `origin`'s entries from `from`. */
+  sendPrune(peer: string, origins: readonly string[]): void;
+  /** Graft `peer`: it turns the link eager for these origins and pushes their entries from the seqs given. */
   sendGraft(peer: string, want: Readonly<Record<string, number>>): void;
   /** Counter names are prefixed mesh.tree. */
   count(name: string, by?: number): void;
@@ -44,6 +51,10 @@ export interface BroadcastTreeOptions {
 
 /** Origins awaited at once (announced, not yet here): a peer announcing more is not followed further. */
 export const MAX_AWAITED_ORIGINS = 4096;
+/** Origins with a tree of their own (a lazy link): past it, a new origin's links all stay eager (counted). */
+export const MAX_TREES = 4096;
+/** Origins named in one prune. */
+export const MAX_PRUNE_ORIGINS = 256;
 
 interface Awaited {
   seq: number;
@@ -53,8 +64,8 @@ interface Awaited {
 }
 
 export class BroadcastTree {
-  private readonly eager = new Set<string>();
-  private readonly lazy = new Set<string>();
+  /** origin -> the links that are lazy for it; every other link is eager. */
+  private readonly lazy = new Map<string, Set<string>>();
   /** Peers that spoke this protocol: only they may be made lazy. */
   private readonly capable = new Set<string>();
   private readonly announcements = new Map<string, { have: Record<string, number>; cancel: () => void }>();
@@ -63,15 +74,13 @@ export class BroadcastTree {
 
   constructor(private readonly options: BroadcastTreeOptions) {}
 
-  /** A link came up: eager until a duplicate says otherwise. */
+  /** A link came up: eager for every origin until duplicates say otherwise. */
   peerUp(peer: string): void {
-    if (this.lazy.has(peer)) return;
-    this.eager.add(peer);
+    for (const lazy of this.lazy.values()) lazy.delete(peer);
   }
 
   peerDown(peer: string): void {
-    this.eager.delete(peer);
-    this.lazy.delete(peer);
+    for (const lazy of this.lazy.values()) lazy.delete(peer);
     this.announcements.get(peer)?.cancel();
     this.announcements.delete(peer);
     for (const awaited of this.awaited.values()) awaited.announcers = awaited.announcers.filter((p) => p !== peer);
@@ -82,53 +91,58 @@ export class BroadcastTree {
     this.capable.add(peer);
   }
 
-  isEager(peer: string): boolean {
-    return this.eager.has(peer) || (!this.lazy.has(peer) && !this.capable.has(peer));
+  isEager(origin: string, peer: string): boolean {
+    return !this.lazy.get(origin)?.has(peer);
   }
 
   /**
    * Entries this node now holds, first received from `from` (undefined: its
-   * own). Returns the peers to push them to; the lazy peers are announced
-   * them (batched). Entries that were awaited no longer are.
+   * own). Returns, per peer, the entries to push it; the peers lazy for an
+   * origin are announced its entries (batched). Entries that were awaited no
+   * longer are.
    */
-  spread(entries: readonly { origin: string; seq: number }[], from: string | undefined, linked: Iterable<string>): string[] {
+  spread(entries: readonly { origin: string; seq: number }[], from: string | undefined, linked: readonly string[]): Map<string, number[]> {
     const top: Record<string, number> = {};
-    for (const e of entries) if (e.seq > (top[e.origin] ?? 0)) top[e.origin] = e.seq;
+    const push = new Map<string, number[]>();
+    for (const [i, e] of entries.entries()) {
+      if (e.seq > (top[e.origin] ?? 0)) top[e.origin] = e.seq;
+      const lazy = this.lazy.get(e.origin);
+      for (const peer of linked) {
+        if (peer === from || lazy?.has(peer)) continue;
+        let list = push.get(peer);
+        if (!list) push.set(peer, (list = []));
+        list.push(i);
+      }
+    }
     for (const [origin, seq] of Object.entries(top)) {
       const awaited = this.awaited.get(origin);
       if (awaited && seq >= awaited.seq) {
         awaited.cancel();
         this.awaited.delete(origin);
       }
+      for (const peer of this.lazy.get(origin) ?? []) if (peer !== from && linked.includes(peer)) this.announce(peer, origin, seq);
     }
-    const eager: string[] = [];
-    for (const peer of linked) {
-      if (peer === from) continue;
-      if (this.isEager(peer)) eager.push(peer);
-      else this.announce(peer, top);
-    }
-    return eager;
+    return push;
   }
 
-  /** An eager push from `from` brought nothing new: a redundant path, pruned to lazy on both ends. */
-  duplicate(from: string): void {
-    if (!this.capable.has(from) || !this.eager.has(from)) return;
-    this.eager.delete(from);
-    this.lazy.add(from);
-    this.options.count('mesh.tree.pruned');
-    this.options.sendPrune(from);
+  /** An eager push from `from` brought nothing new for these origins: a redundant path for them, pruned to lazy on both ends. */
+  duplicate(from: string, origins: readonly string[]): void {
+    if (!this.capable.has(from)) return;
+    const pruned = origins.filter((origin) => this.makeLazy(origin, from)).slice(0, MAX_PRUNE_ORIGINS);
+    if (pruned.length === 0) return;
+    this.options.count('mesh.tree.pruned', pruned.length);
+    this.options.sendPrune(from, pruned);
   }
 
-  onPrune(from: string): void {
+  onPrune(from: string, origins: readonly string[]): void {
     this.speaks(from);
-    if (this.eager.delete(from)) this.lazy.add(from);
+    for (const origin of origins) this.makeLazy(origin, from);
   }
 
-  /** `from` grafted us: it missed entries on the tree, so the link is eager again (the mesh pushes what it asked). */
-  onGraft(from: string): void {
+  /** `from` grafted us: it missed these origins' entries on the tree, so the link is eager for them again (the mesh pushes what it asked). */
+  onGraft(from: string, origins: readonly string[]): void {
     this.speaks(from);
-    this.lazy.delete(from);
-    this.eager.add(from);
+    for (const origin of origins) this.lazy.get(origin)?.delete(from);
   }
 
   /** `from` announced what it holds: what we lack is awaited, and grafted if the tree does not bring it in time. */
@@ -152,6 +166,41 @@ export class BroadcastTree {
     }
   }
 
+  /** For status: how many origins have a tree, and for how many each peer is lazy. */
+  status(): { trees: number; lazy: Record<string, number>; awaited: number } {
+    const lazy: Record<string, number> = {};
+    for (const peers of this.lazy.values()) for (const peer of peers) lazy[peer] = (lazy[peer] ?? 0) + 1;
+    return { trees: this.lazy.size, lazy, awaited: this.awaited.size };
+  }
+
+  /** One origin's tree: which of `linked` are eager and which lazy. */
+  treeOf(origin: string, linked: readonly string[]): { eager: string[]; lazy: string[] } {
+    const lazy = this.lazy.get(origin);
+    return { eager: linked.filter((p) => !lazy?.has(p)).sort(), lazy: linked.filter((p) => lazy?.has(p)).sort() };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const pending of this.announcements.values()) pending.cancel();
+    this.announcements.clear();
+    for (const awaited of this.awaited.values()) awaited.cancel();
+    this.awaited.clear();
+  }
+
+  private makeLazy(origin: string, peer: string): boolean {
+    let lazy = this.lazy.get(origin);
+    if (!lazy) {
+      if (this.lazy.size >= MAX_TREES) {
+        this.options.count('mesh.tree.trees_full');
+        return false;
+      }
+      this.lazy.set(origin, (lazy = new Set()));
+    }
+    if (lazy.has(peer)) return false;
+    lazy.add(peer);
+    return true;
+  }
+
   /** The tree did not bring `origin` in time: graft the next announcer, and wait again (for the one after it). */
   private graft(origin: string): void {
     const awaited = this.awaited.get(origin);
@@ -166,14 +215,13 @@ export class BroadcastTree {
       this.awaited.delete(origin); // nobody left to ask: anti-entropy finds it
       return;
     }
-    this.lazy.delete(peer);
-    this.eager.add(peer);
+    this.lazy.get(origin)?.delete(peer);
     this.options.count('mesh.tree.grafts');
     this.options.sendGraft(peer, { [origin]: head + 1 });
     awaited.cancel = this.options.scheduler.after(this.options.graftTimeoutMs / 2, () => this.graft(origin));
   }
 
-  private announce(peer: string, top: Readonly<Record<string, number>>): void {
+  private announce(peer: string, origin: string, seq: number): void {
     let pending = this.announcements.get(peer);
     if (!pending) {
       const have: Record<string, number> = {};
@@ -186,19 +234,6 @@ export class BroadcastTree {
       };
       this.announcements.set(peer, pending);
     }
-    for (const [origin, seq] of Object.entries(top)) if (seq > (pending.have[origin] ?? 0)) pending.have[origin] = seq;
-  }
-
-  /** For status: which links are eager and which lazy. */
-  status(): { eager: string[]; lazy: string[]; awaited: number } {
-    return { eager: [...this.eager].sort(), lazy: [...this.lazy].sort(), awaited: this.awaited.size };
-  }
-
-  stop(): void {
-    this.stopped = true;
-    for (const pending of this.announcements.values()) pending.cancel();
-    this.announcements.clear();
-    for (const awaited of this.awaited.values()) awaited.cancel();
-    this.awaited.clear();
+    if (seq > (pending.have[origin] ?? 0)) pending.have[origin] = seq;
   }
 }

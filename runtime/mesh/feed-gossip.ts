@@ -101,7 +101,7 @@ export class FeedGossip {
       announceDelayMs: settings.announceDelayMs ?? Math.max(20, settings.commitIntervalMs),
       head: (origin) => ports.store.head(origin).seq,
       sendAnnounce: (peer, have) => ports.send(peer, { t: 'ihave', have: { ...have } }),
-      sendPrune: (peer) => ports.send(peer, { t: 'prune' }),
+      sendPrune: (peer, origins) => ports.send(peer, { t: 'prune', origins: [...origins] }),
       sendGraft: (peer, want) => ports.send(peer, { t: 'graft', want: { ...want } }),
       count: (name, by) => counters.increment(name, by),
     });
@@ -183,12 +183,12 @@ export class FeedGossip {
     this.tree.onAnnounce(from, known);
   }
 
-  onPrune(from: string): void {
-    this.tree.onPrune(from);
+  onPrune(from: string, origins: readonly string[]): void {
+    this.tree.onPrune(from, origins);
   }
 
   async onGraft(from: string, want: Record<string, number>): Promise<void> {
-    this.tree.onGraft(from);
+    this.tree.onGraft(from, Object.keys(want));
     await this.answerGraft(from, want);
   }
 
@@ -200,12 +200,12 @@ export class FeedGossip {
   async onEntries(from: string, header: EntriesHeader, lines: readonly Buffer[]): Promise<void> {
     const { counters, store, trust } = this.ports;
     for (const cert of header.certs) trust.learn(cert);
-    let duplicates = 0;
+    const duplicated = new Set<string>();
     const entries = decodeLines(lines, counters, (entry) => trust.refusal(entry), (entry) => {
       const known = store.recentHash(entry.origin, entry.seq);
       if (known === undefined || known !== entryHash(entry)) return false;
       store.countDuplicate();
-      duplicates++;
+      if (!header.reply) duplicated.add(entry.origin);
       this.peers.raise(from, entry.origin, entry.seq);
       return true;
     }, this.ports.verify);
@@ -238,8 +238,8 @@ export class FeedGossip {
       this.requestMissing(from); // the rest of a catch-up, batch by batch
     } else {
       if (applied.length > 0) this.forward(applied, header.hops + 1, from);
-      // Pushed, and every entry already here: this link is a redundant path of the tree.
-      else if (lines.length > 0 && duplicates === lines.length) this.tree.duplicate(from);
+      // Pushed, and already here: for those origins this link is a redundant path of the tree.
+      if (duplicated.size > 0) this.tree.duplicate(from, [...duplicated].filter((origin) => !applied.some((e) => e.origin === origin)));
       // Only a gap is asked for at once: what peers said they hold is on its way down the tree (or grafted, or found by anti-entropy).
       if (outcome.gap > 0) this.requestMissing(from);
     }
@@ -273,6 +273,17 @@ export class FeedGossip {
 
   treeStatus(): ReturnType<BroadcastTree['status']> {
     return this.tree.status();
+  }
+
+  /** One origin's tree over the links up now. */
+  treeOf(origin: string): { eager: string[]; lazy: string[] } {
+    return this.tree.treeOf(origin, this.upLinks());
+  }
+
+  private upLinks(): string[] {
+    const up: string[] = [];
+    for (const [id, isUp] of this.ports.links()) if (isUp) up.push(id);
+    return up;
   }
 
   stop(): void {
@@ -358,16 +369,18 @@ export class FeedGossip {
     if (probed.length > 0) view.probing = { id, origins: probed };
   }
 
-  /** New entries along the tree: pushed to eager links (within maxHops), announced to lazy ones. */
+  /**
+   * New entries along their origins' trees: pushed on eager links, announced
+   * on lazy ones. No hop limit: only entries new here are passed on, so each
+   * goes over each link at most once, and a spanning tree is often deeper
+   * than the mesh's diameter (a limit would cut it, and grafts would churn).
+   */
   private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
-    const up: string[] = [];
-    for (const [id, isUp] of this.ports.links()) if (isUp) up.push(id);
-    const eager = this.tree.spread(entries, except, up);
-    if (hops >= this.ports.settings.maxHops) return;
-    for (const peerId of eager) {
+    const push = this.tree.spread(entries, except, this.upLinks());
+    for (const [peerId, indices] of push) {
       const view = this.peers.get(peerId);
-      const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
-      if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });
+      const fresh = indices.map((i) => entries[i] as FeedEntry).filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
+      if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops: Math.min(hops, 255), reply: false, starts: {} });
     }
   }
 

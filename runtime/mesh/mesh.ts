@@ -355,6 +355,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.send(peerId, { t: 'task' }, [line]);
   }
 
+  /** One origin's broadcast tree here: which links up now carry its entries whole (eager) and which announce them (lazy). */
+  treeOf(origin: string): { eager: string[]; lazy: string[] } {
+    return this.gossip.treeOf(origin);
+  }
+
   /** The peers whose link is up now (cheap: for health checks, unlike status()). */
   linkedPeers(): string[] {
     return [...this.links].filter(([, link]) => link.state === 'up').map(([id]) => id);
@@ -378,7 +383,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       /** Origins proven to have forked (fork-proofs.ts). */
       quarantined: this.quarantine.all().map((proof) => proof.a.origin),
       budgets: this.budgetStatus(feeds),
-      /** The broadcast tree: links that carry new entries whole (eager) or only announce them (lazy). */
+      /** The broadcast trees (one per origin): how many, and for how many origins each link is lazy (only announces). */
       tree: this.gossip.treeStatus(),
     };
   }
@@ -460,7 +465,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.gossip.onIHave(from, header.have);
         return;
       case 'prune':
-        this.gossip.onPrune(from);
+        this.gossip.onPrune(from, header.origins);
         return;
       case 'graft':
         await this.gossip.onGraft(from, header.want);

@@ -78,10 +78,15 @@ export class MemoryFeedLog implements FeedLog {
     return Promise.resolve('applied');
   }
 
-  async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
+  read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncIterable<FeedEntry> {
     const feed = this.feeds.get(origin);
-    if (!feed) return;
-    let left = limit;
-    for (let i = Math.max(0, fromSeq - feed.first); i < feed.entries.length && left > 0; i++, left--) yield feed.entries[i] as FeedEntry;
+    const from = feed ? Math.max(0, fromSeq - feed.first) : 0;
+    const entries = feed ? feed.entries.slice(from, from + Math.min(limit, feed.entries.length)) : [];
+    return {
+      [Symbol.asyncIterator]: () => {
+        let i = 0;
+        return { next: () => Promise.resolve(i < entries.length ? { value: entries[i++] as FeedEntry, done: false as const } : { value: undefined, done: true as const }) };
+      },
+    };
   }
 }

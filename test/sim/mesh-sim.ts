@@ -105,7 +105,7 @@ export class SimNode {
       case 'want': return this.gossip.onWant(from, header.want, header.id);
       case 'entries': return this.gossip.onEntries(from, header, lines);
       case 'ihave': this.gossip.onIHave(from, header.have); return Promise.resolve();
-      case 'prune': this.gossip.onPrune(from); return Promise.resolve();
+      case 'prune': this.gossip.onPrune(from, header.origins); return Promise.resolve();
       case 'graft': return this.gossip.onGraft(from, header.want);
       default: return Promise.resolve();
     }

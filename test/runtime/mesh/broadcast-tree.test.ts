@@ -3,7 +3,7 @@
  * clock: what is pushed, announced, pruned and grafted, and when.
  */
 import { describe, expect, it } from 'vitest';
-import { BroadcastTree, MAX_AWAITED_ORIGINS, type TreeScheduler } from '../../../runtime/mesh/broadcast-tree.js';
+import { BroadcastTree, MAX_AWAITED_ORIGINS, MAX_TREES, type TreeScheduler } from '../../../runtime/mesh/broadcast-tree.js';
 
 class ManualClock implements TreeScheduler {
   private t = 0;
@@ -36,7 +36,7 @@ function bed() {
     scheduler: clock, graftTimeoutMs: 1000, announceDelayMs: 100,
     head: (origin) => heads[origin] ?? 0,
     sendAnnounce: (peer, have) => sent.push(`ihave ${peer} ${JSON.stringify(have)}`),
-    sendPrune: (peer) => sent.push(`prune ${peer}`),
+    sendPrune: (peer, origins) => sent.push(`prune ${peer} ${origins.join(',')}`),
     sendGraft: (peer, want) => sent.push(`graft ${peer} ${JSON.stringify(want)}`),
     count: (name, by = 1) => { counted[name] = (counted[name] ?? 0) + by; },
   });
@@ -44,41 +44,45 @@ function bed() {
 }
 
 describe('the broadcast tree', () => {
-  it('pushes to every link at first; a duplicate push prunes its sender to lazy, which then gets batched announcements', () => {
+  it('pushes on every link at first; a duplicate push prunes its sender to lazy for that origin only, which then gets batched announcements', () => {
     const { clock, sent, tree } = bed();
-    for (const p of ['a', 'b', 'c']) { tree.peerUp(p); tree.speaks(p); }
-    expect(tree.spread([{ origin: 'x', seq: 1 }], undefined, ['a', 'b', 'c'])).toEqual(['a', 'b', 'c']);
-    tree.duplicate('b');
-    expect(sent).toEqual(['prune b']);
-    expect(tree.spread([{ origin: 'x', seq: 2 }, { origin: 'y', seq: 7 }], 'a', ['a', 'b', 'c'])).toEqual(['c']);
-    tree.spread([{ origin: 'x', seq: 3 }], 'a', ['a', 'b', 'c']);
+    for (const p of ['a', 'b', 'c']) tree.speaks(p);
+    const linked = ['a', 'b', 'c'];
+    expect(tree.spread([{ origin: 'x', seq: 1 }], undefined, linked)).toEqual(new Map([['a', [0]], ['b', [0]], ['c', [0]]]));
+    tree.duplicate('b', ['x']);
+    expect(sent).toEqual(['prune b x']);
+    // For x, b is lazy now; for y, it is still eager.
+    expect(tree.spread([{ origin: 'x', seq: 2 }, { origin: 'y', seq: 7 }], 'a', linked)).toEqual(new Map([['b', [1]], ['c', [0, 1]]]));
+    tree.spread([{ origin: 'x', seq: 3 }], 'a', linked);
     clock.advance(99);
-    expect(sent).toEqual(['prune b']);
+    expect(sent).toEqual(['prune b x']);
     clock.advance(1);
-    expect(sent).toEqual(['prune b', 'ihave b {"x":3,"y":7}']);
-    expect(tree.status()).toMatchObject({ eager: ['a', 'c'], lazy: ['b'] });
+    expect(sent).toEqual(['prune b x', 'ihave b {"x":3}']);
+    expect(tree.treeOf('x', linked)).toEqual({ eager: ['a', 'c'], lazy: ['b'] });
+    expect(tree.treeOf('y', linked)).toEqual({ eager: ['a', 'b', 'c'], lazy: [] });
+    expect(tree.status()).toMatchObject({ trees: 1, lazy: { b: 1 } });
   });
 
   it('never prunes a peer that does not speak the protocol (an older node): it stays eager', () => {
     const { sent, tree } = bed();
-    tree.peerUp('old');
-    tree.duplicate('old');
+    tree.duplicate('old', ['x']);
     expect(sent).toEqual([]);
-    expect(tree.spread([{ origin: 'x', seq: 1 }], undefined, ['old'])).toEqual(['old']);
+    expect(tree.spread([{ origin: 'x', seq: 1 }], undefined, ['old'])).toEqual(new Map([['old', [0]]]));
   });
 
-  it('a prune received makes the link lazy; a graft received makes it eager again', () => {
+  it('a prune received makes the link lazy for its origins; a graft received makes it eager again for the origins it wants', () => {
     const { tree } = bed();
-    tree.peerUp('a');
-    tree.onPrune('a');
-    expect(tree.isEager('a')).toBe(false);
-    tree.onGraft('a');
-    expect(tree.isEager('a')).toBe(true);
+    tree.onPrune('a', ['x', 'y']);
+    expect(tree.isEager('x', 'a')).toBe(false);
+    expect(tree.isEager('z', 'a')).toBe(true);
+    tree.onGraft('a', ['x']);
+    expect(tree.isEager('x', 'a')).toBe(true);
+    expect(tree.isEager('y', 'a')).toBe(false);
   });
 
   it('an announced entry that the tree does not bring in time is grafted from its announcers, one after another', () => {
     const { clock, heads, sent, tree, counted } = bed();
-    for (const p of ['a', 'b', 'c']) { tree.peerUp(p); tree.onPrune(p); }
+    for (const p of ['a', 'b', 'c']) tree.onPrune(p, ['x']);
     heads.x = 4;
     tree.onAnnounce('b', { x: 6 });
     tree.onAnnounce('c', { x: 5 });
@@ -87,7 +91,7 @@ describe('the broadcast tree', () => {
     expect(sent).toEqual([]);
     clock.advance(1);
     expect(sent).toEqual(['graft b {"x":5}']);
-    expect(tree.isEager('b')).toBe(true);
+    expect(tree.isEager('x', 'b')).toBe(true);
     // b does not deliver either: half a timeout later, the next announcer.
     clock.advance(500);
     expect(sent).toEqual(['graft b {"x":5}', 'graft c {"x":5}']);
@@ -99,8 +103,7 @@ describe('the broadcast tree', () => {
 
   it('an entry that arrives on the tree in time cancels the graft', () => {
     const { clock, heads, sent, tree } = bed();
-    tree.peerUp('a');
-    tree.onPrune('a');
+    tree.onPrune('a', ['x']);
     tree.onAnnounce('a', { x: 2 });
     heads.x = 2;
     tree.spread([{ origin: 'x', seq: 2 }], 'z', ['a']);
@@ -110,16 +113,23 @@ describe('the broadcast tree', () => {
 
   it('awaits a bounded number of origins: a flood of announcements is not followed past it', () => {
     const { tree, counted } = bed();
-    tree.peerUp('a');
     const have = Object.fromEntries(Array.from({ length: MAX_AWAITED_ORIGINS + 10 }, (_, i) => [`o${i}`, 1]));
     tree.onAnnounce('a', have);
     expect(tree.status().awaited).toBe(MAX_AWAITED_ORIGINS);
     expect(counted['mesh.tree.awaited_full']).toBe(10);
   });
 
-  it('a link that goes down is no longer pushed to, announced to or grafted; stop cancels every timer', () => {
+  it('keeps a bounded number of trees: past it, a new origin stays eager on every link (counted)', () => {
+    const { tree, counted } = bed();
+    for (let i = 0; i < MAX_TREES + 3; i++) tree.onPrune('a', [`o${i}`]);
+    expect(tree.status().trees).toBe(MAX_TREES);
+    expect(counted['mesh.tree.trees_full']).toBe(3);
+    expect(tree.isEager(`o${MAX_TREES + 1}`, 'a')).toBe(true);
+  });
+
+  it('a link that goes down is no longer announced to or grafted, and comes back eager; stop cancels every timer', () => {
     const { clock, sent, tree } = bed();
-    for (const p of ['a', 'b']) { tree.peerUp(p); tree.onPrune(p); }
+    for (const p of ['a', 'b']) tree.onPrune(p, ['x', 'y']);
     tree.spread([{ origin: 'x', seq: 1 }], undefined, ['a', 'b']);
     tree.onAnnounce('b', { y: 3 });
     tree.peerDown('a');
@@ -127,6 +137,7 @@ describe('the broadcast tree', () => {
     clock.advance(5_000);
     expect(sent).toEqual([]);
     tree.peerUp('a');
+    expect(tree.isEager('x', 'a')).toBe(true);
     tree.onAnnounce('a', { y: 3 });
     tree.stop();
     clock.advance(5_000);
