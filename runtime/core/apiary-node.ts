@@ -39,6 +39,7 @@ import { NodeEvents } from './node-events.js';
 import { NodeWork } from './node-work.js';
 import { acquireDataDir } from './node-preflight.js';
 import { NodeStorage } from './node-storage.js';
+import { ownFeed } from './feed-index.js';
 import { saveCountersPeriodically, savedCounters } from './persisted-counters.js';
 import { nodeInfo, nodeStatus, trackLatest } from './node-status.js';
 
@@ -139,6 +140,8 @@ export class ApiaryNode {
     }
     const mesh = this.broker ? this.meshParts?.mesh : undefined;
     await mesh?.open(); // local state only: on the network once the extensions listen
+    // Shared streams are written once, into the node's own feed, and indexed from it (feed-index.ts).
+    if (mesh) storage.attachFeed(ownFeed(mesh));
     this.bus = config.bus.url !== undefined || !this.broker
       ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
       : new EmbeddedBus(this.broker, topics.state, counters);
