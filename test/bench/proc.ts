@@ -70,11 +70,80 @@ export async function memory(pid: number): Promise<Memory> {
 }
 
 export interface StreamScan {
+  /** Records in the streams' own logs (streams/<name>). */
   readonly records: number;
   /** Bytes of whole frames (header + payload). */
   readonly segmentBytes: number;
   readonly payloadBytes: number;
   readonly recordsByStream: Readonly<Record<string, number>>;
+  /** The node's own feed (mesh/feeds/<origin>: a lone node holds only its own). */
+  readonly feed: FeedScan;
+}
+
+export interface FeedScan {
+  readonly entries: number;
+  /** Bytes of whole frames. */
+  readonly bytes: number;
+  /** Entries the recorder wrote (reading, model, decision; sealed ones not told apart). */
+  readonly records: number;
+  /** Bytes of the JSON records inside those entries (their `body`). */
+  readonly recordBytes: number;
+  /**
+   * Group commits that wrote entries: entries stamped (hlc, wall ms) within
+   * `commitMs` of the first of a group went to disk in one fsync (mesh.ts
+   * commit()). One 4 KiB page each is the floor of what the feed can cost.
+   */
+  readonly commits: number;
+}
+
+/** The records of one type (`reading`, ...) kept in the own feed, oldest first: each entry's body (the record's JSON). */
+export async function readFeedRecords(dataDir: string, type: string): Promise<Buffer[]> {
+  const feeds = path.join(dataDir, 'mesh', 'feeds');
+  const out: Buffer[] = [];
+  for (const origin of await listDir(feeds)) {
+    const dir = path.join(feeds, origin);
+    for (const file of (await listDir(dir)).filter((name) => name.endsWith('.seg'))) {
+      for (const payload of framesOf(await readFile(path.join(dir, file)))) {
+        const entry = JSON.parse(payload.toString('utf8')) as { type: string; body: string };
+        if (entry.type === type) out.push(Buffer.from(entry.body, 'utf8'));
+      }
+    }
+  }
+  return out;
+}
+
+/** mesh.commitInterval of the shipped config. */
+const COMMIT_MS = 200;
+const RECORDER_TYPES = new Set(['reading', 'model', 'decision']);
+
+/** Every whole entry of the own feed(s), oldest first, with the group commits they took. */
+export async function scanFeeds(dataDir: string): Promise<FeedScan> {
+  const feeds = path.join(dataDir, 'mesh', 'feeds');
+  let entries = 0;
+  let bytes = 0;
+  let records = 0;
+  let recordBytes = 0;
+  let commits = 0;
+  for (const origin of await listDir(feeds)) {
+    let groupStart = Number.NEGATIVE_INFINITY;
+    const dir = path.join(feeds, origin);
+    for (const file of (await listDir(dir)).filter((name) => name.endsWith('.seg'))) {
+      for (const payload of framesOf(await readFile(path.join(dir, file)))) {
+        entries += 1;
+        bytes += payload.length + FRAME_HEADER_BYTES;
+        const entry = JSON.parse(payload.toString('utf8')) as { type: string; body: string; hlc: { l: number } };
+        if (RECORDER_TYPES.has(entry.type)) {
+          records += 1;
+          recordBytes += Buffer.byteLength(entry.body);
+        }
+        if (entry.hlc.l - groupStart >= COMMIT_MS) {
+          commits += 1;
+          groupStart = entry.hlc.l;
+        }
+      }
+    }
+  }
+  return { entries, bytes, records, recordBytes, commits };
 }
 
 /** The payloads of the whole frames of one segment file; a frame still being written is left out. */
@@ -117,11 +186,11 @@ export async function scanStreams(dataDir: string): Promise<StreamScan> {
   let records = 0;
   let payloadBytes = 0;
   const recordsByStream: Record<string, number> = {};
-  for (const stream of await listStreams(dataDir)) {
+  for (const stream of (await listStreams(dataDir)).filter((name) => !name.endsWith('.json'))) {
     const payloads = await readStream(dataDir, stream);
     recordsByStream[stream] = payloads.length;
     records += payloads.length;
     for (const p of payloads) payloadBytes += p.length;
   }
-  return { records, segmentBytes: payloadBytes + records * FRAME_HEADER_BYTES, payloadBytes, recordsByStream };
+  return { records, segmentBytes: payloadBytes + records * FRAME_HEADER_BYTES, payloadBytes, recordsByStream, feed: await scanFeeds(dataDir) };
 }
