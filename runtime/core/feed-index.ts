@@ -34,6 +34,8 @@ export interface OwnFeed {
   /** Seq of the oldest entry still held (retention drops from the front). */
   firstSeq(): number;
   read(fromSeq: number, limit?: number): AsyncIterable<FeedEntry>;
+  /** Forces appended entries to disk (storage.fsyncInterval 0: after every record). */
+  flush(): Promise<void>;
 }
 
 /** This node's feed in the mesh's feed store. */
@@ -44,6 +46,7 @@ export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store'>): OwnFeed {
     head: () => mesh.store.head(origin).seq,
     firstSeq: () => mesh.store.stats().find((f) => f.origin === origin)?.firstSeq ?? 1,
     read: (fromSeq, limit) => mesh.store.read(origin, fromSeq, limit),
+    flush: () => mesh.store.flush(origin),
   };
 }
 
@@ -128,6 +131,11 @@ export class FeedIndex {
     const head = feed.head();
     this.scan = this.rebuild(feed, head);
     this.scan.catch(() => this.counters.increment('storage.feed_index.rebuild_errors'));
+  }
+
+  /** Forces the feed's appended entries to disk. */
+  flush(): Promise<void> {
+    return this.feed?.flush() ?? Promise.resolve();
   }
 
   get attached(): boolean {

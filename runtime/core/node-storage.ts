@@ -147,6 +147,7 @@ export class NodeStorage {
     await this.route(name, view, 'feed');
     const entry = await append(record);
     this.index.add(name, entry);
+    if (this.config.storage.fsyncInterval === 0) await this.index.flush();
     return entry;
   }
 

@@ -94,6 +94,8 @@ export interface FeedScan {
    * commit()). One 4 KiB page each is the floor of what the feed can cost.
    */
   readonly commits: number;
+  /** 4 KiB pages of the feed's files that those commits wrote into (a commit of more than a page spans several): the floor of the one write path. */
+  readonly commitPages: number;
 }
 
 /** The records of one type (`reading`, ...) kept in the own feed, oldest first: each entry's body (the record's JSON). */
@@ -112,6 +114,7 @@ export async function readFeedRecords(dataDir: string, type: string): Promise<Bu
   return out;
 }
 
+const PAGE = 4096;
 /** mesh.commitInterval of the shipped config. */
 const COMMIT_MS = 200;
 const RECORDER_TYPES = new Set(['reading', 'model', 'decision']);
@@ -124,13 +127,17 @@ export async function scanFeeds(dataDir: string): Promise<FeedScan> {
   let records = 0;
   let recordBytes = 0;
   let commits = 0;
+  let commitPages = 0;
   for (const origin of await listDir(feeds)) {
     let groupStart = Number.NEGATIVE_INFINITY;
+    let pages = new Set<string>();
     const dir = path.join(feeds, origin);
     for (const file of (await listDir(dir)).filter((name) => name.endsWith('.seg'))) {
+      let offset = 0;
       for (const payload of framesOf(await readFile(path.join(dir, file)))) {
+        const size = payload.length + FRAME_HEADER_BYTES;
         entries += 1;
-        bytes += payload.length + FRAME_HEADER_BYTES;
+        bytes += size;
         const entry = JSON.parse(payload.toString('utf8')) as { type: string; body: string; hlc: { l: number } };
         if (RECORDER_TYPES.has(entry.type)) {
           records += 1;
@@ -138,12 +145,17 @@ export async function scanFeeds(dataDir: string): Promise<FeedScan> {
         }
         if (entry.hlc.l - groupStart >= COMMIT_MS) {
           commits += 1;
+          commitPages += pages.size;
+          pages = new Set();
           groupStart = entry.hlc.l;
         }
+        for (let page = Math.floor(offset / PAGE); page <= Math.floor((offset + size - 1) / PAGE); page++) pages.add(`${file}:${page}`);
+        offset += size;
       }
     }
+    commitPages += pages.size;
   }
-  return { entries, bytes, records, recordBytes, commits };
+  return { entries, bytes, records, recordBytes, commits, commitPages };
 }
 
 /** The payloads of the whole frames of one segment file; a frame still being written is left out. */

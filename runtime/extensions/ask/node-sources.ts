@@ -34,6 +34,15 @@ export async function recentReadings(ctx: NodeContext, channel: string, limit: n
   return { channel, unit, readings: readings.sort((a, b) => a.t - b.t).slice(-limit) };
 }
 
+/**
+ * Records are stored in the order they are recorded, which is only nearly
+ * the order of their times: a sound level waits for its model (the first ones
+ * for the model to load), so it can land behind readings taken after it. A
+ * range scan starts this many records before where the search lands, and
+ * stops this many records after the first one past its end.
+ */
+const ORDER_SLACK = 64;
+
 /** A channel's readings within [from, to]; `truncated` when the scan stopped at its bound or at `limit`. */
 export interface RangeReadings extends RecentReadings { readonly truncated: boolean }
 
@@ -73,14 +82,18 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
   let unit = ctx.channels().find((c) => c.name === channel)?.unit ?? '';
   let scanned = 0;
   let truncated = false;
-  for await (const record of stream.read(lo)) {
+  let past = 0;
+  for await (const record of stream.read(Math.max(firstSeq, lo - ORDER_SLACK))) {
     if (++scanned > MAX_RECORDS || readings.length >= limit) {
       truncated = true;
       break;
     }
     try {
       const r = JSON.parse(record.payload.toString('utf8')) as { channel?: unknown; value?: unknown; unit?: unknown; t?: unknown };
-      if (typeof r.t === 'number' && r.t > to) break;
+      if (typeof r.t === 'number' && r.t > to) {
+        if (++past > ORDER_SLACK) break;
+        continue;
+      }
       if (r.channel !== channel || typeof r.value !== 'number' || typeof r.t !== 'number' || r.t < from) continue;
       readings.push({ value: r.value, t: r.t });
       if (typeof r.unit === 'string') unit = r.unit;
@@ -88,7 +101,7 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
       ctx.counters.increment('storage.unreadable_records');
     }
   }
-  return { channel, unit, readings, truncated };
+  return { channel, unit, readings: readings.sort((a, b) => a.t - b.t), truncated };
 }
 
 interface DecisionBody { rule?: unknown; active?: unknown; severity?: unknown; message?: unknown; reason?: unknown; t?: unknown }
