@@ -69,6 +69,8 @@ describe('crash recovery of a whole node (SIGKILL, then a torn write)', () => {
     const reply = await requestNode({ url, topicPrefix: 'apiary', command: 'status' });
     const result = reply.result as { counters: Record<string, number>; storage: { streams: { name: string; nextSeq: number; firstSeq: number; inFeed?: { records: number } }[] } };
     expect(result.counters[`storage.feed.${origin}.dropped_corrupt`]).toBe(1);
+    // The warning says what was cut, not only that logs were recovered.
+    expect(running.output()).toContain('recovery cut feed (this node\'s, where its shared streams are): 1 torn record;');
     const readings = result.storage.streams.find((s) => s.name === 'readings');
     expect(readings?.nextSeq).toBeGreaterThanOrEqual(seenBeforeKill.length);
     expect(readings?.inFeed?.records).toBe((readings?.nextSeq ?? 0) - (readings?.firstSeq ?? 0)); // every record indexed, seqs without gaps
