@@ -45,7 +45,7 @@ export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store'>): OwnFeed {
     origin,
     head: () => mesh.store.head(origin).seq,
     firstSeq: () => mesh.store.stats().find((f) => f.origin === origin)?.firstSeq ?? 1,
-    read: (fromSeq, limit) => mesh.store.read(origin, fromSeq, limit),
+    read: (fromSeq, limit) => mesh.store.read(origin, fromSeq, limit, false),
     flush: () => mesh.store.flush(origin),
   };
 }
