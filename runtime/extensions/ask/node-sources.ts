@@ -12,6 +12,8 @@ import type { NeighbourDecision, RecentReadings } from './evidence.js';
 /** Records read back from the readings stream, per reading wanted: every channel shares the stream. */
 const RECORDS_PER_READING = 16;
 const MAX_RECORDS = 20_000;
+/** Records a range read looks at beyond its ends: readings are appended as recorded, which is not strictly in time order. */
+const ORDER_SLACK = 64;
 /** Entries read back from the head of each other feed at start (as many as an audit reads). */
 const FEED_SCAN = 20_000;
 
@@ -33,15 +35,6 @@ export async function recentReadings(ctx: NodeContext, channel: string, limit: n
   }
   return { channel, unit, readings: readings.sort((a, b) => a.t - b.t).slice(-limit) };
 }
-
-/**
- * Records are stored in the order they are recorded, which is only nearly
- * the order of their times: a sound level waits for its model (the first ones
- * for the model to load), so it can land behind readings taken after it. A
- * range scan starts this many records before where the search lands, and
- * stops this many records after the first one past its end.
- */
-const ORDER_SLACK = 64;
 
 /** A channel's readings within [from, to]; `truncated` when the scan stopped at its bound or at `limit`. */
 export interface RangeReadings extends RecentReadings { readonly truncated: boolean }
@@ -82,7 +75,9 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
   let unit = ctx.channels().find((c) => c.name === channel)?.unit ?? '';
   let scanned = 0;
   let truncated = false;
-  let past = 0;
+  let pastEnd = 0;
+  // Readings of several channels are appended as they are recorded, a little out of time order: a margin of
+  // records is read on both sides of the range, and only the readings inside it are kept.
   for await (const record of stream.read(Math.max(firstSeq, lo - ORDER_SLACK))) {
     if (++scanned > MAX_RECORDS || readings.length >= limit) {
       truncated = true;
@@ -91,7 +86,7 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
     try {
       const r = JSON.parse(record.payload.toString('utf8')) as { channel?: unknown; value?: unknown; unit?: unknown; t?: unknown };
       if (typeof r.t === 'number' && r.t > to) {
-        if (++past > ORDER_SLACK) break;
+        if (++pastEnd >= ORDER_SLACK) break;
         continue;
       }
       if (r.channel !== channel || typeof r.value !== 'number' || typeof r.t !== 'number' || r.t < from) continue;
