@@ -39,6 +39,7 @@ import { NodeEvents } from './node-events.js';
 import { NodeWork } from './node-work.js';
 import { acquireDataDir } from './node-preflight.js';
 import { NodeStorage } from './node-storage.js';
+import { ownFeed } from './feed-index.js';
 import { saveCountersPeriodically, savedCounters } from './persisted-counters.js';
 import { nodeInfo, nodeStatus, trackLatest } from './node-status.js';
 
@@ -138,7 +139,16 @@ export class ApiaryNode {
       phase('broker listening');
     }
     const mesh = this.broker ? this.meshParts?.mesh : undefined;
+    const feedCut = mesh && `storage.feed.${mesh.nodeId}.dropped_corrupt`;
+    const cutBefore = feedCut ? counters.get(feedCut) : 0;
     await mesh?.open(); // local state only: on the network once the extensions listen
+    if (mesh && feedCut) {
+      // Shared streams are written once, into the node's own feed, and indexed from it (feed-index.ts).
+      storage.attachFeed(ownFeed(mesh));
+      // Their torn tail after a crash is the feed's: said like the streams' (node-storage.ts).
+      const cut = counters.get(feedCut) - cutBefore;
+      if (cut > 0) logger.warn({ cut: [{ stream: 'feed', records: cut }] }, `recovery cut feed (this node's, where its shared streams are): ${cut} torn record${cut === 1 ? '' : 's'}; every record before is kept`);
+    }
     this.bus = config.bus.url !== undefined || !this.broker
       ? new MqttBus({ url: config.bus.url ?? '', clientId: `apiary-${identity.nodeId}`, stateTopic: topics.state, logger, counters })
       : new EmbeddedBus(this.broker, topics.state, counters);

@@ -1,9 +1,12 @@
 /**
- * The node's storage: one append-only segment log per stream (each reading
- * channel, each model's outputs, decisions) and one small state document.
- * Streams open on first use; written records are forced to disk every
- * `fsyncInterval`, trading at most that much data on power loss for far fewer
- * SD-card writes (a kill -9 loses nothing: written records are in the OS).
+ * The node's storage: the streams (readings, each model's outputs,
+ * decisions) and one small state document. A record is written once: into
+ * the node's own signed feed when the mesh shares that stream (the stream is
+ * then an index over the feed, feed-index.ts, and the mesh's group commit is
+ * its fsync), else into the stream's own append-only segment log, forced to
+ * disk every `fsyncInterval`, trading at most that much data on power loss
+ * for far fewer SD-card writes (a kill -9 loses nothing: written records are
+ * in the OS). Streams open on first use.
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +18,9 @@ import { SegmentLog } from '../storage/segment-log.js';
 import type { AppendOnlyStream, StreamStats } from '../storage/stream-store.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
+import type { FeedEntry } from '../mesh/feed-entry.js';
+import { FeedIndex, feedHeadOnDisk, type OwnFeed } from './feed-index.js';
+import { StreamView } from './stream-view.js';
 import { restoreCounters, savedCounters, type SavedCounters } from './persisted-counters.js';
 import { describeRecovery } from './recovery-report.js';
 
@@ -34,23 +40,30 @@ const DEFAULT_STATE: NodeState = { version: 1, boots: 0, lastStartAt: null, last
 
 export class NodeStorage {
   readonly state: LowdbStateStore<NodeState>;
-  private readonly streams = new Map<string, Promise<AppendOnlyStream>>();
+  private readonly streams = new Map<string, Promise<StreamView>>();
+  private readonly index: FeedIndex;
+  /** Per stream: the last routing step (route()), so records of one stream are routed one at a time. */
+  private readonly routing = new Map<string, Promise<void>>();
+  /** Streams whose log was moved past the feed's records with the mesh off (once a run). */
+  private readonly offlineChecked = new Set<string>();
   private stopFlush: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly config: ApiaryConfig, private readonly counters: Counters) {
     this.state = new LowdbStateStore<NodeState>({ file: path.join(config.node.dataDir, 'state.json'), defaults: DEFAULT_STATE });
+    this.index = new FeedIndex(this.streamsDir, counters);
   }
 
   async start(): Promise<void> {
     await this.state.open();
+    await this.index.load();
     // Recover every stream now, not on first write: a crash is repaired (and
     // counted) at start-up, and status shows streams not yet written this run.
     const existing = await readdir(this.streamsDir, { withFileTypes: true }).catch(() => []);
     await Promise.all(existing.filter((e) => e.isDirectory()).map((e) => this.stream(e.name)));
     // On a first start, create the readings stream now, in the background: its
     // directory and file syncs then overlap with start-up instead of delaying the first reading.
-    this.stream('readings').catch(() => undefined);
+    this.view('readings').catch(() => undefined);
     const interval = this.config.storage.fsyncInterval;
     if (interval > 0) {
       // Real time, not node time: durability does not speed up with the simulation.
@@ -80,8 +93,23 @@ export class NodeStorage {
     return path.join(this.config.node.dataDir, 'streams');
   }
 
-  /** The stream of that name, opened (and recovered) on first use. */
-  stream(name: string): Promise<AppendOnlyStream> {
+  /**
+   * The node's own feed, once the mesh has opened it: shared streams are
+   * written there from now on, and their records in it are indexed (in the
+   * background; readers wait for it).
+   */
+  attachFeed(feed: OwnFeed): void {
+    this.index.attach(feed);
+  }
+
+  /** The stream of that name, opened (and recovered) on first use; with its records in the feed indexed. */
+  async stream(name: string): Promise<AppendOnlyStream> {
+    const view = await this.view(name);
+    await this.index.ready();
+    return view;
+  }
+
+  private view(name: string): Promise<StreamView> {
     let opened = this.streams.get(name);
     if (!opened) {
       const log = new SegmentLog({
@@ -91,18 +119,61 @@ export class NodeStorage {
         maxBytes: this.config.storage.streamMaxBytes,
         counters: this.counters,
       });
-      opened = log.open().then(() => log);
+      opened = log.open().then(() => new StreamView(log, this.index));
       this.streams.set(name, opened);
     }
     return opened;
   }
 
+  /** Appends a record to the stream's own log (a stream the mesh does not share, or any with the mesh off). */
   async append(name: string, record: unknown): Promise<number> {
     if (this.closed) throw new Error('storage closed');
-    const stream = await this.stream(name);
-    const seq = await stream.append(Buffer.from(JSON.stringify(record)));
-    if (this.config.storage.fsyncInterval === 0) await stream.flush();
+    const view = await this.view(name);
+    await this.route(name, view, 'log');
+    const seq = await view.append(Buffer.from(JSON.stringify(record)));
+    if (this.config.storage.fsyncInterval === 0) await view.flush();
     return seq;
+  }
+
+  /**
+   * Records a record once, as an entry of the node's own feed (`append` signs
+   * and appends it, body = the record): the stream indexes it there. The
+   * mesh's group commit makes it durable.
+   */
+  async appendToFeed(name: string, record: unknown, append: (body: unknown) => Promise<FeedEntry>): Promise<FeedEntry> {
+    if (this.closed) throw new Error('storage closed');
+    if (!this.index.attached) throw new Error(`stream ${name}: no feed to append to`);
+    const view = await this.view(name);
+    await this.route(name, view, 'feed');
+    const entry = await append(record);
+    this.index.add(name, entry);
+    if (this.config.storage.fsyncInterval === 0) await this.index.flush();
+    return entry;
+  }
+
+  /**
+   * Makes a stream's seqs go on from where its last records are: a new part
+   * in the feed starts after the log, and the log goes on after the feed's
+   * part (with the mesh off, after as many seqs as the feed could hold for
+   * it). Checked for every record (cheap), one record of a stream at a time.
+   */
+  private route(name: string, view: StreamView, home: 'log' | 'feed'): Promise<void> {
+    const step = (this.routing.get(name) ?? Promise.resolve()).then(async () => {
+      await this.index.ready();
+      const inFeed = this.index.nextSeq(name);
+      if (home === 'feed') {
+        const next = Math.max(view.log.stats().nextSeq, inFeed);
+        if (!this.index.continues(name, next)) await this.index.startPart(name, next);
+      } else if (this.index.attached) {
+        if (view.log.stats().nextSeq < inFeed) await view.log.skipTo(inFeed);
+      } else if (!this.offlineChecked.has(name)) {
+        const dir = (origin: string) => path.join(this.config.node.dataDir, 'mesh', 'feeds', origin);
+        await view.log.skipTo(await this.index.offlineNextSeq(name, (origin) => feedHeadOnDisk(dir(origin))));
+        this.offlineChecked.add(name);
+      }
+    });
+    this.routing.set(name, step.catch(() => undefined));
+    return step;
   }
 
   async flush(): Promise<void> {
@@ -110,12 +181,15 @@ export class NodeStorage {
   }
 
   async stats(): Promise<StreamStats[]> {
-    return (await Promise.all(this.streams.values())).map((s) => s.stats());
+    const views = await Promise.all(this.streams.values());
+    await this.index.ready();
+    return views.map((s) => s.stats());
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.stopFlush?.();
+    await this.index.close();
     const streams = await Promise.allSettled(this.streams.values());
     for (const result of streams) {
       if (result.status === 'fulfilled') {

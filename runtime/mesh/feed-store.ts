@@ -130,13 +130,16 @@ export class FeedStore {
     return outcome;
   }
 
-  /** Entries of `origin` with seq >= fromSeq, oldest first (what retention kept). */
-  async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
+  /**
+   * Entries of `origin` with seq >= fromSeq, oldest first (what retention kept).
+   * `counted` false: a read of the node's own streams (feed-index.ts), not of gossip, is not feeds.disk_entries_read.
+   */
+  async *read(origin: string, fromSeq = 1, limit = Number.POSITIVE_INFINITY, counted = true): AsyncGenerator<FeedEntry> {
     const log = this.feeds.get(origin)?.log;
     if (!log) return;
     // Verified on the way in (or signed here), and CRC-checked on disk: parsed, not verified again.
     for await (const record of log.read(Math.max(0, fromSeq - 1), limit)) {
-      this.options.counters.increment('feeds.disk_entries_read');
+      if (counted) this.options.counters.increment('feeds.disk_entries_read');
       yield parseEntry(record.payload);
     }
   }

@@ -351,12 +351,46 @@ export class SegmentLog implements AppendOnlyStream {
     });
   }
 
-  /** Bytes in sealed segments: what dropOldestSegment could free, one segment at a time. */
+  /**
+   * Continues the log at `seq` (> nextSeq): the seqs in between are kept
+   * elsewhere (a stream view whose records were in the node's feed). The next
+   * append starts a segment named for `seq`; an empty active segment is
+   * replaced, so the jump survives a restart. No-op when seq <= nextSeq.
+   */
+  skipTo(seq: number): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(this.closedError());
+    return this.enqueue(async () => {
+      if (seq <= this.nextSeq) return;
+      const before = this.nextSeq;
+      const active = this.activeSegment();
+      this.nextSeq = seq;
+      try {
+        if (active.count > 0) {
+          await this.rotate();
+          return;
+        }
+        // An empty active segment is replaced, not kept: a file named for the old seq would put the log back there at the next open.
+        const old = this.active as FileHandle;
+        const file = path.join(this.options.dir, segmentFileName(seq));
+        this.active = await open(file, 'a+', SEGMENT_MODE);
+        this.segments.pop();
+        this.segments.push({ firstSeq: seq, path: file, count: 0, bytes: 0, lastWriteAt: Date.now(), marks: [] });
+        await old.close().catch(() => undefined);
+        await unlink(active.path).catch(() => undefined);
+        await fsyncDir(this.options.dir);
+      } catch (err) {
+        if (this.activeSegment() === active) this.nextSeq = before;
+        throw ioError(`could not continue stream ${this.name} at seq ${seq}`, err);
+      }
+    });
+  }
+
   /** Bytes on disk in all segments (what stats().bytes says, without building the stats). */
   get bytes(): number {
     return this.totalBytes;
   }
 
+  /** Bytes in sealed segments: what dropOldestSegment could free, one segment at a time. */
   sealedBytes(): number {
     return this.totalBytes - this.activeSegment().bytes;
   }

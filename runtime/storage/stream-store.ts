@@ -26,6 +26,8 @@ export interface StreamStats {
   readonly droppedCorrupt: number;
   /** Bytes those records took (the torn tail cut off at recovery). */
   readonly droppedCorruptBytes: number;
+  /** Of those, kept as entries of the node's own feed (one write path, runtime/core/feed-index.ts). */
+  readonly inFeed?: { readonly records: number; readonly bytes: number };
 }
 
 export interface AppendOnlyStream {

@@ -6,7 +6,7 @@
 import { compareRow, renderCompare, type CompareRow } from './compare.js';
 import { ratio } from './stats.js';
 import type { StartRun, StartupResults } from './startup.js';
-import { ioCounter, messages, span, type NodeRun, type Sample, type SteadyResults, type SteadyTurns } from './steady.js';
+import { ioCounter, messages, recorded, span, type NodeRun, type Sample, type SteadyResults, type SteadyTurns } from './steady.js';
 
 const MB = 1024; // KiB per MiB, for /proc's kB figures
 
@@ -47,7 +47,7 @@ function steadyMetrics(counter: 'writeBytes' | 'wchar'): SteadyMetric[] {
     { metric: 'CPU per published message', unit: 'µs', value: (r) => per(r, (s) => s.cpuMs, messages, 1000) },
     { metric: 'CPU load', unit: 'ms/s', value: (r) => per(r, (s) => s.cpuMs, (s) => s.atMs, 1000) },
     { metric: 'readings published (same workload?)', unit: '/s', value: (r) => per(r, (s) => s.counts.readings, (s) => s.atMs, 1000) },
-    { metric: `disk writes per record (${counter === 'writeBytes' ? 'write_bytes' : 'wchar'})`, unit: 'B', value: (r) => per(r, (s) => s.io[counter], (s) => s.store.records) },
+    { metric: `disk writes per record (${counter === 'writeBytes' ? 'write_bytes' : 'wchar'})`, unit: 'B', value: (r) => per(r, (s) => s.io[counter], recorded) },
     { metric: 'state.json writes in the span', unit: 'writes', value: (r) => span(r.samples, (s) => s.stateWrites), plain: true, count: true },
   ];
 }

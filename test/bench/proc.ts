@@ -70,11 +70,92 @@ export async function memory(pid: number): Promise<Memory> {
 }
 
 export interface StreamScan {
+  /** Records in the streams' own logs (streams/<name>). */
   readonly records: number;
   /** Bytes of whole frames (header + payload). */
   readonly segmentBytes: number;
   readonly payloadBytes: number;
   readonly recordsByStream: Readonly<Record<string, number>>;
+  /** The node's own feed (mesh/feeds/<origin>: a lone node holds only its own). */
+  readonly feed: FeedScan;
+}
+
+export interface FeedScan {
+  readonly entries: number;
+  /** Bytes of whole frames. */
+  readonly bytes: number;
+  /** Entries the recorder wrote (reading, model, decision; sealed ones not told apart). */
+  readonly records: number;
+  /** Bytes of the JSON records inside those entries (their `body`). */
+  readonly recordBytes: number;
+  /**
+   * Group commits that wrote entries: entries stamped (hlc, wall ms) within
+   * `commitMs` of the first of a group went to disk in one fsync (mesh.ts
+   * commit()). One 4 KiB page each is the floor of what the feed can cost.
+   */
+  readonly commits: number;
+  /** 4 KiB pages of the feed's files that those commits wrote into (a commit of more than a page spans several): the floor of the one write path. */
+  readonly commitPages: number;
+}
+
+/** The records of one type (`reading`, ...) kept in the own feed, oldest first: each entry's body (the record's JSON). */
+export async function readFeedRecords(dataDir: string, type: string): Promise<Buffer[]> {
+  const feeds = path.join(dataDir, 'mesh', 'feeds');
+  const out: Buffer[] = [];
+  for (const origin of await listDir(feeds)) {
+    const dir = path.join(feeds, origin);
+    for (const file of (await listDir(dir)).filter((name) => name.endsWith('.seg'))) {
+      for (const payload of framesOf(await readFile(path.join(dir, file)))) {
+        const entry = JSON.parse(payload.toString('utf8')) as { type: string; body: string };
+        if (entry.type === type) out.push(Buffer.from(entry.body, 'utf8'));
+      }
+    }
+  }
+  return out;
+}
+
+const PAGE = 4096;
+/** mesh.commitInterval of the shipped config. */
+const COMMIT_MS = 200;
+const RECORDER_TYPES = new Set(['reading', 'model', 'decision']);
+
+/** Every whole entry of the own feed(s), oldest first, with the group commits they took. */
+export async function scanFeeds(dataDir: string): Promise<FeedScan> {
+  const feeds = path.join(dataDir, 'mesh', 'feeds');
+  let entries = 0;
+  let bytes = 0;
+  let records = 0;
+  let recordBytes = 0;
+  let commits = 0;
+  let commitPages = 0;
+  for (const origin of await listDir(feeds)) {
+    let groupStart = Number.NEGATIVE_INFINITY;
+    let pages = new Set<string>();
+    const dir = path.join(feeds, origin);
+    for (const file of (await listDir(dir)).filter((name) => name.endsWith('.seg'))) {
+      let offset = 0;
+      for (const payload of framesOf(await readFile(path.join(dir, file)))) {
+        const size = payload.length + FRAME_HEADER_BYTES;
+        entries += 1;
+        bytes += size;
+        const entry = JSON.parse(payload.toString('utf8')) as { type: string; body: string; hlc: { l: number } };
+        if (RECORDER_TYPES.has(entry.type)) {
+          records += 1;
+          recordBytes += Buffer.byteLength(entry.body);
+        }
+        if (entry.hlc.l - groupStart >= COMMIT_MS) {
+          commits += 1;
+          commitPages += pages.size;
+          pages = new Set();
+          groupStart = entry.hlc.l;
+        }
+        for (let page = Math.floor(offset / PAGE); page <= Math.floor((offset + size - 1) / PAGE); page++) pages.add(`${file}:${page}`);
+        offset += size;
+      }
+    }
+    commitPages += pages.size;
+  }
+  return { entries, bytes, records, recordBytes, commits, commitPages };
 }
 
 /** The payloads of the whole frames of one segment file; a frame still being written is left out. */
@@ -117,11 +198,11 @@ export async function scanStreams(dataDir: string): Promise<StreamScan> {
   let records = 0;
   let payloadBytes = 0;
   const recordsByStream: Record<string, number> = {};
-  for (const stream of await listStreams(dataDir)) {
+  for (const stream of (await listStreams(dataDir)).filter((name) => !name.endsWith('.json'))) {
     const payloads = await readStream(dataDir, stream);
     recordsByStream[stream] = payloads.length;
     records += payloads.length;
     for (const p of payloads) payloadBytes += p.length;
   }
-  return { records, segmentBytes: payloadBytes + records * FRAME_HEADER_BYTES, payloadBytes, recordsByStream };
+  return { records, segmentBytes: payloadBytes + records * FRAME_HEADER_BYTES, payloadBytes, recordsByStream, feed: await scanFeeds(dataDir) };
 }

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { NodeSide } from './baseline.js';
 import { BusWatcher, Child, freePort, withTimeout, type Resources } from './processes.js';
-import { cpuMs, listStreams, readStream } from './proc.js';
+import { cpuMs, listStreams, readFeedRecords, readStream } from './proc.js';
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -44,18 +44,25 @@ async function timeNoop(res: Resources): Promise<number> {
 
 /** The readings stream (older builds used one stream per channel). */
 const isReadingStream = (name: string) => name === 'readings' || name.startsWith('readings.');
+/** Where readings are stored, by name: each readings stream's own log, and (issue 16: shared readings are written once, there) the own feed. */
+const FEED = '(feed)';
+
+async function storedByStream(dataDir: string): Promise<Map<string, Buffer[]>> {
+  const stored = new Map<string, Buffer[]>();
+  for (const stream of (await listStreams(dataDir)).filter(isReadingStream)) stored.set(stream, await readStream(dataDir, stream));
+  stored.set(FEED, await readFeedRecords(dataDir, 'reading'));
+  return stored;
+}
 
 async function readingCounts(dataDir: string): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const stream of (await listStreams(dataDir)).filter(isReadingStream)) counts.set(stream, (await readStream(dataDir, stream)).length);
-  return counts;
+  return new Map([...(await storedByStream(dataDir))].map(([name, records]) => [name, records.length]));
 }
 
 /** The readings stored after `before` (the per-stream record counts at spawn), as "channel@t". */
 async function storedReadings(dataDir: string, before: Map<string, number>): Promise<{ key: string; t: number }[]> {
   const out: { key: string; t: number }[] = [];
-  for (const stream of (await listStreams(dataDir)).filter(isReadingStream)) {
-    for (const payload of (await readStream(dataDir, stream)).slice(before.get(stream) ?? 0)) {
+  for (const [stream, records] of await storedByStream(dataDir)) {
+    for (const payload of records.slice(before.get(stream) ?? 0)) {
       const { channel, t } = JSON.parse(payload.toString('utf8')) as { channel: string; t: number };
       out.push({ key: `${channel}@${t}`, t });
     }

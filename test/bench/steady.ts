@@ -47,6 +47,20 @@ export interface SteadyResults {
 /** Messages the watcher counted so far, of every kind. */
 export const messages = (s: Sample) => s.counts.readings + s.counts.models + s.counts.decisions + s.counts.other;
 
+/**
+ * Records the node stored: each reading, model output and decision is
+ * published once, after it is stored, whatever the layout on disk (before
+ * issue 16 a shared record was in its stream's log and in the feed; since,
+ * only in the feed).
+ */
+export const recorded = (s: Sample) => s.counts.readings + s.counts.models + s.counts.decisions;
+
+/** Bytes of whole frames in every log: the streams' own logs and the own feed. */
+export const storedBytes = (s: Sample) => s.store.segmentBytes + s.store.feed.bytes;
+
+/** The page a write dirties; every fsync leaves the next append to dirty a fresh one. */
+export const PAGE_BYTES = 4096;
+
 /** last - first of a field over the samples. */
 export const span = (samples: readonly Sample[], pick: (s: Sample) => number) => {
   const first = samples[0];
@@ -111,7 +125,7 @@ export async function measureSteady(res: Resources, dir: string, node: NodeSide,
     idleAt.push(performance.now() - t0);
     idleCpu.push(await cpuMs(idle.pid));
     const fast = nodes[0]?.samples.at(-1);
-    if (i > 0 && fast) progress(`  ${who}window ${i}/${plan.windows} at ${(fast.atMs / 1000).toFixed(1)} s: speed 60 has ${fast.counts.readings} readings, ${fast.store.records} records, ${fast.cpuMs.toFixed(0)} ms CPU`);
+    if (i > 0 && fast) progress(`  ${who}window ${i}/${plan.windows} at ${(fast.atMs / 1000).toFixed(1)} s: speed 60 has ${fast.counts.readings} readings, ${recorded(fast)} records, ${fast.cpuMs.toFixed(0)} ms CPU`);
   }
   const memories = await Promise.all(nodes.map((n) => memory(n.child.pid)));
   const idleMemory = await memory(idle.pid);

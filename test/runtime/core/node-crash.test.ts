@@ -2,14 +2,16 @@
  * kill -9 in the middle of writing, then a torn record on disk (what a power
  * cut mid-write leaves): the restarted node recovers, keeps every record it
  * had published before the crash, drops only the torn one, and counts it.
+ * Readings are shared (the default), so they are written once, into the
+ * node's own feed (issue 16): that is the log torn here, and the readings
+ * stream, an index over it, still answers for every published reading.
  */
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestNode } from '../../../runtime/cli/node-request.js';
-import { SegmentLog } from '../../../runtime/storage/segment-log.js';
 import { startNodeProcess, type NodeProcess } from '../../support/node-process.js';
 
 const CONFIG = `
@@ -53,29 +55,30 @@ describe('crash recovery of a whole node (SIGKILL, then a torn write)', () => {
     const seenBeforeKill = [...published];
 
     // Tear the tail as a power cut mid-write would: half a frame header.
-    const streamDir = path.join(dir, 'data', 'streams', 'readings');
-    const segments = (await readdir(streamDir)).filter((f) => f.endsWith('.seg')).sort();
-    await appendFile(path.join(streamDir, segments.at(-1) ?? ''), Buffer.from([0x40, 0x00, 0x00]));
+    const feedsDir = path.join(dir, 'data', 'mesh', 'feeds');
+    const [origin = ''] = await readdir(feedsDir);
+    const feedDir = path.join(feedsDir, origin);
+    const segments = (await readdir(feedDir)).filter((f) => f.endsWith('.seg')).sort();
+    await appendFile(path.join(feedDir, segments.at(-1) ?? ''), Buffer.from([0x40, 0x00, 0x00]));
+    // The old per-stream copy is gone: the readings stream's own log holds nothing.
+    const ownLog = (await readdir(path.join(dir, 'data', 'streams', 'readings'))).filter((f) => f.endsWith('.seg'));
+    expect((await Promise.all(ownLog.map((f) => stat(path.join(dir, 'data', 'streams', 'readings', f))))).every((s) => s.size === 0)).toBe(true);
 
     running = await startNodeProcess(args);
-    const reply = await requestNode({ url: `mqtt://127.0.0.1:${running.port}`, topicPrefix: 'apiary', command: 'status' });
-    const streams = (reply.result as { storage: { streams: { name: string; droppedCorrupt: number; nextSeq: number }[] } }).storage.streams;
-    const readings = streams.find((s) => s.name === 'readings');
-    expect(readings?.droppedCorrupt).toBe(1);
-    // The warning says what was cut, per stream, not only that logs were recovered.
-    expect(running.output()).toContain('recovery cut readings: 1 torn record (3 bytes)');
+    const url = `mqtt://127.0.0.1:${running.port}`;
+    const reply = await requestNode({ url, topicPrefix: 'apiary', command: 'status' });
+    const result = reply.result as { counters: Record<string, number>; storage: { streams: { name: string; nextSeq: number; firstSeq: number; inFeed?: { records: number } }[] } };
+    expect(result.counters[`storage.feed.${origin}.dropped_corrupt`]).toBe(1);
+    // The warning says what was cut, not only that logs were recovered.
+    expect(running.output()).toContain('recovery cut feed (this node\'s, where its shared streams are): 1 torn record;');
+    const readings = result.storage.streams.find((s) => s.name === 'readings');
     expect(readings?.nextSeq).toBeGreaterThanOrEqual(seenBeforeKill.length);
+    expect(readings?.inFeed?.records).toBe((readings?.nextSeq ?? 0) - (readings?.firstSeq ?? 0)); // every record indexed, seqs without gaps
+
+    const range = await requestNode({ url, topicPrefix: 'apiary', command: 'readings/range', args: { channel: 'temperature', from: 0, limit: 2000 } });
+    const storedTimes = new Set((range.result as { readings: { t: number }[] }).readings.map((r) => r.t));
+    expect(seenBeforeKill.filter((t) => !storedTimes.has(t))).toEqual([]); // nothing published was lost
     running.child.kill('SIGTERM');
     expect((await running.exited).code).toBe(0);
-
-    const log = new SegmentLog({ dir: streamDir, name: 'readings', segmentBytes: 1024 * 1024, maxBytes: 16 * 1024 * 1024 });
-    await log.open();
-    const stored: { seq: number; t: number; channel: string }[] = [];
-    for await (const record of log.read(0)) stored.push({ seq: record.seq, ...(JSON.parse(record.payload.toString()) as { t: number; channel: string }) });
-    await log.close();
-    expect(stored.map((r) => r.seq)).toEqual(stored.map((_, i) => i)); // contiguous from 0
-    const storedTimes = new Set(stored.filter((r) => r.channel === 'temperature').map((r) => r.t));
-    expect(seenBeforeKill.filter((t) => !storedTimes.has(t))).toEqual([]); // nothing published was lost
-    expect(storedTimes.size).toBeGreaterThan(seenBeforeKill.length); // and the restarted node kept writing
   });
 });

@@ -1,0 +1,326 @@
+/**
+ * The streams kept in the node's own feed (issue 16, "one write path"): a
+ * shared reading, model output or decision is written once, as an entry of
+ * the signed feed, and its stream (`readings`, `models.<id>`, `decisions`)
+ * is an index over the feed: stream seq -> feed seq, held in memory.
+ *
+ * Nothing is written per record. The only file is `streams/feed-parts.json`
+ * (atomic, written when a stream starts a run in the feed): for each stream,
+ * the parts of it that live in the feed, each from a feed seq on, numbered
+ * from a stream seq on. The index itself is rebuilt at start by reading the
+ * feed from the oldest part on (entries of the recorder's types), so it can
+ * never disagree with what recovery kept of the feed after a kill -9.
+ * Entries before a stream's first part are not its records: a data dir of
+ * the old layout wrote every shared record twice, and those copies are the
+ * stream's own segment log, read as a frozen prefix.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Counters } from '../counters.js';
+import { encodeEntry, type FeedEntry } from '../mesh/feed-entry.js';
+import type { Mesh } from '../mesh/mesh.js';
+import { AtomicJsonFile } from '../storage/atomic-json-file.js';
+import { FRAME_HEADER_BYTES } from '../storage/record-frame.js';
+import { SEGMENT_NAME } from '../storage/segment-log.js';
+import { readSegmentDir } from '../storage/segment-reader.js';
+import type { StoredRecord } from '../storage/stream-store.js';
+
+/** The node's own feed, as the index reads it (the mesh's FeedStore, for this node's origin). */
+export interface OwnFeed {
+  readonly origin: string;
+  /** Seq of the newest entry (0: none). */
+  head(): number;
+  /** Seq of the oldest entry still held (retention drops from the front). */
+  firstSeq(): number;
+  read(fromSeq: number, limit?: number): AsyncIterable<FeedEntry>;
+  /** Forces appended entries to disk (storage.fsyncInterval 0: after every record). */
+  flush(): Promise<void>;
+}
+
+/** This node's feed in the mesh's feed store. */
+export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store'>): OwnFeed {
+  const origin = mesh.nodeId;
+  return {
+    origin,
+    head: () => mesh.store.head(origin).seq,
+    firstSeq: () => mesh.store.stats().find((f) => f.origin === origin)?.firstSeq ?? 1,
+    read: (fromSeq, limit) => mesh.store.read(origin, fromSeq, limit, false),
+    flush: () => mesh.store.flush(origin),
+  };
+}
+
+/** Feed entry types the recorder writes, and the stream each belongs to. */
+export function streamOfEntry(entry: FeedEntry): string | undefined {
+  if (entry.type === 'reading') return 'readings';
+  if (entry.type === 'decision') return 'decisions';
+  if (entry.type !== 'model') return undefined;
+  try {
+    const model = (JSON.parse(entry.body) as { model?: unknown }).model;
+    return typeof model === 'string' && /^[a-z0-9][a-z0-9_.-]{0,63}$/i.test(model) ? `models.${model}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const partSchema = z.strictObject({ base: z.number().int().min(0), fromFeedSeq: z.number().int().min(1) });
+const partsFileSchema = z.strictObject({
+  version: z.literal(1),
+  origin: z.string().regex(/^[a-z2-7]{12}$/),
+  streams: z.record(z.string().max(80), z.array(partSchema).max(1000)),
+});
+type PartsFile = z.infer<typeof partsFileSchema>;
+
+/** One run of a stream in the feed: its records are the stream's entries with feed seq >= fromFeedSeq (up to the next part). */
+interface Part {
+  /** Stream seq of the part's first record (those dropped by the feed's retention included). */
+  base: number;
+  readonly fromFeedSeq: number;
+  /** Records dropped from the front by the feed's retention (seqs stay as they are). */
+  dropped: number;
+  /** Feed seq of each kept record, in order, and its size on disk. */
+  readonly feedSeqs: number[];
+  readonly sizes: number[];
+  bytes: number;
+}
+
+export interface FeedPartStats {
+  readonly firstSeq: number;
+  readonly nextSeq: number;
+  readonly bytes: number;
+  readonly records: number;
+  readonly dropped: number;
+}
+
+export class FeedIndex {
+  private readonly file: AtomicJsonFile<PartsFile>;
+  private doc: PartsFile | undefined;
+  private readonly parts = new Map<string, Part[]>();
+  private feed: OwnFeed | undefined;
+  private scan: Promise<void> = Promise.resolve();
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(dir: string, private readonly counters: Counters) {
+    this.file = new AtomicJsonFile<PartsFile>(path.join(dir, 'feed-parts.json'));
+  }
+
+  /** Reads the parts file (absent in a data dir of the old layout: no stream is in the feed yet). */
+  async load(): Promise<void> {
+    const raw = await this.file.read();
+    if (raw === null) return;
+    const parsed = partsFileSchema.safeParse(raw);
+    if (!parsed.success) {
+      // Counted, and read as absent: the streams' own logs stay readable; records in the feed are not indexed.
+      this.counters.increment('storage.feed_index.unreadable');
+      return;
+    }
+    this.doc = parsed.data;
+  }
+
+  /** The feed whose entries the parts index: the index is rebuilt from it in the background (ready()). */
+  attach(feed: OwnFeed): void {
+    this.feed = feed;
+    if (this.doc && this.doc.origin !== feed.origin) {
+      // A new identity in an old data dir: the parts point into another origin's feed.
+      this.counters.increment('storage.feed_index.other_origin');
+      this.doc = undefined;
+    }
+    for (const [name, parts] of Object.entries(this.doc?.streams ?? {})) {
+      this.parts.set(name, parts.map((p) => ({ base: p.base, fromFeedSeq: p.fromFeedSeq, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 })));
+    }
+    const head = feed.head();
+    this.scan = this.rebuild(feed, head);
+    this.scan.catch(() => this.counters.increment('storage.feed_index.rebuild_errors'));
+  }
+
+  /** Forces the feed's appended entries to disk. */
+  flush(): Promise<void> {
+    return this.feed?.flush() ?? Promise.resolve();
+  }
+
+  get attached(): boolean {
+    return this.feed !== undefined;
+  }
+
+  /** Resolves once the index holds every entry the feed had when attached. */
+  ready(): Promise<void> {
+    return this.scan.catch(() => undefined);
+  }
+
+  /** Parts of a stream kept by the file (also with the mesh off, when they cannot be read). */
+  storedParts(name: string): readonly { base: number; fromFeedSeq: number }[] {
+    return this.parts.get(name) ?? this.doc?.streams[name] ?? [];
+  }
+
+  /**
+   * Starts a part of `name` at stream seq `base`: durable before the first
+   * entry of it is appended, so a crash in between leaves an empty part,
+   * never an entry that no part claims.
+   */
+  startPart(name: string, base: number): Promise<void> {
+    const feed = this.feed;
+    if (!feed) return Promise.reject(new Error('the feed index has no feed'));
+    const part: Part = { base, fromFeedSeq: feed.head() + 1, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 };
+    const list = this.parts.get(name) ?? [];
+    list.push(part);
+    this.parts.set(name, list);
+    return this.save();
+  }
+
+  /** Whether the stream's last part can take more records at stream seq `next` (else a new part starts). */
+  continues(name: string, next: number): boolean {
+    const last = this.parts.get(name)?.at(-1);
+    return last !== undefined && end(last) === next;
+  }
+
+  /** Indexes an entry just appended to the feed for `name`. */
+  add(name: string, entry: FeedEntry): void {
+    const part = this.parts.get(name)?.at(-1);
+    if (!part || entry.seq < part.fromFeedSeq) return;
+    insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
+  }
+
+  /** Stream seq after the last record kept in the feed (0 when none). */
+  nextSeq(name: string): number {
+    const last = this.parts.get(name)?.at(-1);
+    return last ? end(last) : 0;
+  }
+
+  stats(name: string): FeedPartStats | undefined {
+    const parts = this.parts.get(name);
+    if (!parts || parts.length === 0) return undefined;
+    this.prune(parts);
+    const last = parts[parts.length - 1] as Part;
+    const first = parts.find((p) => p.feedSeqs.length > 0) ?? last;
+    let bytes = 0;
+    let records = 0;
+    let dropped = 0;
+    for (const p of parts) {
+      bytes += p.bytes;
+      records += p.feedSeqs.length;
+      dropped += p.dropped;
+    }
+    return { firstSeq: first.base + first.dropped, nextSeq: end(last), bytes, records, dropped };
+  }
+
+  /** Records of `name` in the feed with stream seq >= fromSeq, oldest first: each entry's body, as the stream held it. */
+  async *read(name: string, fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<StoredRecord, void, undefined> {
+    const feed = this.feed;
+    const parts = this.parts.get(name);
+    if (!feed || !parts) return;
+    this.prune(parts);
+    let left = limit;
+    for (const part of parts) {
+      const first = part.base + part.dropped;
+      const start = Math.max(0, fromSeq - first);
+      // Copied: appends during the read must not shift what this read walks.
+      const wanted = part.feedSeqs.slice(start, start + Math.min(left, part.feedSeqs.length));
+      if (wanted.length === 0 || left <= 0) continue;
+      let i = 0;
+      for await (const entry of feed.read(wanted[0] as number)) {
+        while (i < wanted.length && (wanted[i] as number) < entry.seq) i += 1; // dropped meanwhile
+        if (i >= wanted.length) break;
+        if (wanted[i] !== entry.seq) continue;
+        yield { seq: first + start + i, payload: Buffer.from(entry.body, 'utf8') };
+        i += 1;
+        if ((left -= 1) <= 0 || i >= wanted.length) break;
+      }
+      if (left <= 0) return;
+    }
+  }
+
+  /**
+   * With the mesh off (the feed not open): the stream seq after every record
+   * the feed could hold for `name`, from how far the feed on disk goes. The
+   * stream's own log goes on from there, so no seq is used twice.
+   */
+  async offlineNextSeq(name: string, headOf: (origin: string) => Promise<number>): Promise<number> {
+    const last = this.doc?.streams[name]?.at(-1);
+    if (!this.doc || !last) return 0;
+    const head = await headOf(this.doc.origin);
+    return last.base + Math.max(0, head - last.fromFeedSeq + 1);
+  }
+
+  /** Lets a pending parts-file write finish. */
+  async close(): Promise<void> {
+    await this.writes;
+  }
+
+  private serialised(): PartsFile['streams'] {
+    const feedFirst = this.feed?.firstSeq() ?? 1;
+    const out: PartsFile['streams'] = {};
+    for (const [name, parts] of this.parts) {
+      // Rebased past what retention dropped, so the next start numbers the kept records as this run does.
+      out[name] = parts.map((p) => ({ base: p.base + p.dropped, fromFeedSeq: p.feedSeqs[0] ?? Math.max(p.fromFeedSeq, p.dropped > 0 ? feedFirst : 1) }));
+    }
+    return out;
+  }
+
+  private save(): Promise<void> {
+    const feed = this.feed;
+    if (!feed) return Promise.resolve();
+    const doc: PartsFile = { version: 1, origin: feed.origin, streams: this.serialised() };
+    const write = this.writes.then(() => this.file.write(doc));
+    this.writes = write.catch(() => this.counters.increment('storage.feed_index.write_errors'));
+    return write;
+  }
+
+  /** Reads the feed from the oldest part on, up to `head`, and indexes each entry into the part covering it. */
+  private async rebuild(feed: OwnFeed, head: number): Promise<void> {
+    const all = [...this.parts.values()].flat();
+    if (all.length === 0 || head === 0) return;
+    // A part whose start the feed's retention dropped since the file was written numbers its kept
+    // records from its base (how many went is not known): never past the next part's seqs.
+    const feedFirst = feed.firstSeq();
+    const from = Math.max(feedFirst, Math.min(...all.map((p) => p.fromFeedSeq)));
+    for await (const entry of feed.read(from)) {
+      if (entry.seq > head) break; // appended since attach: add() indexes those
+      const name = streamOfEntry(entry);
+      const parts = name === undefined ? undefined : this.parts.get(name);
+      const part = parts?.findLast((p) => p.fromFeedSeq <= entry.seq);
+      if (part) insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
+    }
+  }
+
+  /** Forgets records the feed's retention dropped, counting them. */
+  private prune(parts: Part[]): void {
+    const feedFirst = this.feed?.firstSeq() ?? 0;
+    let rebased = false;
+    for (const part of parts) {
+      let n = 0;
+      while (n < part.feedSeqs.length && (part.feedSeqs[n] as number) < feedFirst) n += 1;
+      if (n === 0) continue;
+      part.feedSeqs.splice(0, n);
+      for (const size of part.sizes.splice(0, n)) part.bytes -= size;
+      part.dropped += n;
+      rebased = true;
+    }
+    // Kept in the file (rarely: once per segment the feed drops), so a restart numbers them the same.
+    if (rebased) this.save().catch(() => undefined);
+  }
+}
+
+function end(part: Part): number {
+  return part.base + part.dropped + part.feedSeqs.length;
+}
+
+/** In feed order: appends resolve in order, but an insert keeps the index right if two ever cross. */
+function insert(part: Part, feedSeq: number, size: number): void {
+  let i = part.feedSeqs.length;
+  while (i > 0 && (part.feedSeqs[i - 1] as number) > feedSeq) i -= 1;
+  if (part.feedSeqs[i - 1] === feedSeq) return;
+  part.feedSeqs.splice(i, 0, feedSeq);
+  part.sizes.splice(i, 0, size);
+  part.bytes += size;
+}
+
+/** Seq of the newest whole entry of a feed directory on disk, read without opening it (its last segment only); 0 when none. */
+export async function feedHeadOnDisk(dir: string): Promise<number> {
+  const names = (await readdir(dir).catch(() => [])).filter((n) => SEGMENT_NAME.test(n)).sort();
+  const last = names.at(-1);
+  if (last === undefined) return 0;
+  // Log position = feed seq - 1 (feed-store.ts).
+  let head = Number(last.slice(0, 20));
+  for await (const record of readSegmentDir(dir, head)) head = record.seq + 1;
+  return head;
+}
