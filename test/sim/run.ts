@@ -7,12 +7,12 @@ import { runScenario, type ScenarioPlan } from './scenario.js';
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const sizes = (arg('nodes') ?? '100').split(',').map(Number);
 const loss = Number(arg('loss') ?? 0.001);
-const maxHops = Number(arg('max-hops') ?? 4);
+const graft = arg('graft-timeout');
 const results = [];
 for (const nodes of sizes) {
   const plan: ScenarioPlan = {
-    nodes, degree: 4, rate: nodes >= 300 ? 0.1 : 0.5, steadyMs: 20_000, partitionMs: 60_000, convergeTimeoutMs: 300_000,
-    network: { latencyMs: 20, jitterMs: 30, loss }, churn: 0.05, settings: { maxHops },
+    nodes, degree: 4, rate: nodes >= 300 ? 0.1 : 0.5, warmupMs: nodes >= 300 ? 40_000 : 10_000, steadyMs: 20_000, partitionMs: nodes >= 300 ? 30_000 : 60_000, convergeTimeoutMs: 300_000,
+    network: { latencyMs: 20, jitterMs: 30, loss }, churn: 0.05, settings: graft === undefined ? {} : { graftTimeoutMs: Number(graft) },
   };
   const result = await runScenario(plan, (line) => process.stderr.write(`${line}\n`));
   results.push(result);

@@ -14,6 +14,8 @@ export interface ScenarioPlan {
   readonly degree: number;
   /** Entries each node writes per simulated second. */
   readonly rate: number;
+  /** Writing before the steady numbers count: each origin's tree forms from its first entries (one flood per origin). */
+  readonly warmupMs: number;
   readonly steadyMs: number;
   readonly partitionMs: number;
   /** Gives up this long after the heal. */
@@ -62,8 +64,8 @@ export async function runScenario(plan: ScenarioPlan, progress: (line: string) =
       });
     });
   }
-  // A first stretch forms the tree; the steady numbers are from after it.
-  t = await clock.run(t + 10 * SEC);
+  // A first stretch forms the trees; the steady numbers are from after it.
+  t = await clock.run(t + plan.warmupMs);
   const at = { written: sim.written, bytes: sim.traffic.bytes, duplicates: sim.duplicates(), writtenBytes: sim.writtenBytes, grafts: sim.counter('mesh.tree.grafts'), prunes: sim.counter('mesh.tree.pruned'), byType: snapshot(sim.traffic.byType) };
   t = await clock.run(t + plan.steadyMs);
   // Let the last writes of the stretch arrive before counting.
