@@ -15,7 +15,9 @@ export const LAUNCHER_FILE = packagePath('dist', 'launcher.mjs');
 export const BUNDLE_EXTERNALS = [
   'onnxruntime-node', // native addon
   'serialport', '@serialport/*', 'firmata', 'browser-serialport', // johnny-five's optional serial stack, native
-  'pino-pretty', 'yaml', // loaded on demand with require()
+  'pino-pretty', // loaded on demand with require(), for a terminal only
+  // yaml is bundled: every start with a config file parses one, and loading its
+  // CommonJS files one by one cost more than parsing them in the bundle.
   '@modelcontextprotocol/*', // `apiary mcp` only: a running node never parses it
 ];
 
