@@ -94,6 +94,8 @@ export const ErrorCodes = {
   MCP_TOKEN_INVALID: 'APIARY_MCP_TOKEN_INVALID',
   /** A write tool was called with a read-scope MCP token: make a write one (`apiary owner mcp-token --scope write`). */
   MCP_TOKEN_SCOPE: 'APIARY_MCP_TOKEN_SCOPE',
+  /** A command asked over MQTT while the node is still starting, before the extension that defines it has started: ask again in a moment. */
+  NODE_STARTING: 'APIARY_NODE_STARTING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -57,9 +57,13 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
         }
       });
     });
-    await client.subscribeAsync(replyTopic, { qos: 1 });
-    await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}), ...(options.auth ? { auth: options.auth(nodeId) } : {}) }), { qos: 1 });
-    return await answer;
+    const asked = (async () => {
+      await client.subscribeAsync(replyTopic, { qos: 1 });
+      await client.publishAsync(topics.command(options.command), JSON.stringify({ requestId, ...(options.args ? { args: options.args } : {}), ...(options.auth ? { auth: options.auth(nodeId) } : {}) }), { qos: 1 });
+      return answer;
+    })();
+    // The timeout bounds the whole request: a broker that goes away mid-subscribe (the node was killed) never acknowledges it.
+    return await Promise.race([asked, answer]);
   } finally {
     await client.endAsync(true);
   }

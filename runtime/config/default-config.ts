@@ -156,6 +156,7 @@ mesh:                         # share with neighbouring nodes (see README, "The 
   maxHops: 4
   commitInterval: 200ms
   antiEntropyInterval: 30s
+  # graftTimeout: 1s          # broadcast tree: announced but not come by the tree this long after: grafted (default 5 commit intervals, at least 1s)
   retention:
     maxBytesPerOrigin: 16MiB
     maxAge: 30d

@@ -119,6 +119,8 @@ const meshSchema = z.strictObject({
   commitInterval: duration(10, 10_000).prefault('200ms'),
   /** Every link re-states what it holds this often, so nothing missed stays missed. */
   antiEntropyInterval: duration(1_000).prefault('30s'),
+  /** Broadcast tree: an entry announced on a lazy link but not come by the tree this long after is grafted from the announcer (default: 5 commit intervals, at least 1 s). */
+  graftTimeout: duration(100, 600_000).optional(),
   retention: z.strictObject({
     maxBytesPerOrigin: size(64 * 1024, 4 * 1024 ** 3).prefault('16MiB'),
     maxAge: duration(60_000).prefault('30d'),

@@ -119,6 +119,11 @@ export async function loadOrCreateKeyFile(file: string): Promise<{ identity: Nod
   return { identity, created: true };
 }
 
+/** A new key that lives in memory only (the mesh simulation's nodes; never a node's own identity). */
+export function ephemeralIdentity(): NodeIdentity {
+  return toIdentity(generateKeyPairSync('ed25519').privateKey);
+}
+
 /** Reads an existing identity without creating one (for `apiary id`). */
 export async function readIdentity(dataDir: string): Promise<NodeIdentity | undefined> {
   const file = path.join(dataDir, IDENTITY_FILE);

@@ -61,6 +61,7 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       batchBytes: 256 * 1024,
       antiEntropyMs: settings.antiEntropyInterval,
       wantTimeoutMs: 5_000,
+      ...(settings.graftTimeout !== undefined ? { graftTimeoutMs: settings.graftTimeout } : {}),
       maxBytesPerOrigin: settings.retention.maxBytesPerOrigin,
       maxAgeMs: settings.retention.maxAge,
       segmentBytes: config.storage.segmentBytes,

@@ -9,9 +9,24 @@ import type { Counters } from '../counters.js';
 import { MAX_ENTRIES_MESSAGE_BYTES } from './mesh-protocol.js';
 import { encodeEntry, parseEntry, verifyEntry, type FeedEntry } from './feed-entry.js';
 import { BatchBuilder, messageBudget, type MessageBudget } from './entry-batches.js';
-import type { ApplyResult, FeedStore } from './feed-store.js';
+import type { ApplyResult, FeedHead } from './feed-store.js';
 
 export type HaveVector = Record<string, number>;
+
+/**
+ * What catch-up and gossip need of a node's feeds: the feed store on disk
+ * (feed-store.ts) on a board, an in-memory one in the simulation (test/sim).
+ */
+export interface FeedLog {
+  /** origin -> highest seq held. */
+  have(): Record<string, number>;
+  head(origin: string): FeedHead;
+  /** The hash of a recently stored entry, if it is one (a duplicate is then skipped before its signature is checked). */
+  recentHash(origin: string, seq: number): string | undefined;
+  countDuplicate(): void;
+  apply(entry: FeedEntry, startsFeed?: boolean): Promise<ApplyResult>;
+  read(origin: string, fromSeq?: number, limit?: number): AsyncIterable<FeedEntry>;
+}
 
 /** Bytes of a batch message: one MQTT message stays under the broker's limits. */
 export const DEFAULT_BATCH_BYTES = MAX_ENTRIES_MESSAGE_BYTES;
@@ -36,7 +51,7 @@ export interface Batch {
  * origin, in one message the peer accepts: `budget` (entry-batches.ts) counts
  * the header and certificates too; a number is the byte limit alone.
  */
-export async function collectBatch(store: FeedStore, want: Readonly<Record<string, number>>, budget: number | MessageBudget = DEFAULT_BATCH_BYTES): Promise<Batch> {
+export async function collectBatch(store: FeedLog, want: Readonly<Record<string, number>>, budget: number | MessageBudget = DEFAULT_BATCH_BYTES): Promise<Batch> {
   const builder = new BatchBuilder(typeof budget === 'number' ? messageBudget(undefined, budget) : budget);
   const starts: Record<string, number> = {};
   const done = () => ({ entries: builder.entries, starts, bytes: builder.entryBytes });
@@ -53,7 +68,7 @@ export async function collectBatch(store: FeedStore, want: Readonly<Record<strin
 }
 
 /** The next batch of entries a peer with have-vector `theirs` lacks. */
-export async function nextBatch(store: FeedStore, theirs: HaveVector, maxBytes = DEFAULT_BATCH_BYTES): Promise<FeedEntry[]> {
+export async function nextBatch(store: FeedLog, theirs: HaveVector, maxBytes = DEFAULT_BATCH_BYTES): Promise<FeedEntry[]> {
   return (await collectBatch(store, Object.fromEntries(missingRanges(store.have(), theirs)), maxBytes)).entries;
 }
 
@@ -79,13 +94,14 @@ export function decodeLines(
   counters: Counters,
   refuse: (entry: FeedEntry) => string | undefined = () => undefined,
   held: (entry: FeedEntry) => boolean = () => false,
+  verify: (entry: FeedEntry) => FeedEntry = verifyEntry,
 ): FeedEntry[] {
   const entries: FeedEntry[] = [];
   for (const line of lines) {
     try {
       const parsed = parseEntry(line);
       if (held(parsed)) continue;
-      const entry = verifyEntry(parsed);
+      const entry = verify(parsed);
       const reason = refuse(entry);
       if (reason) counters.increment(`feeds.rejected.${reason}`);
       else entries.push(entry);
@@ -99,7 +115,7 @@ export function decodeLines(
 export type BatchOutcome = Record<ApplyResult | 'rejected', number>;
 
 /** Applies verified entries per origin in seq order (a batch that arrived shuffled still applies whole). */
-export async function applyEntries(store: FeedStore, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[]; refused: Set<string> }> {
+export async function applyEntries(store: FeedLog, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[]; refused: Set<string> }> {
   const outcome: BatchOutcome = { applied: 0, duplicate: 0, gap: 0, fork: 0, refused: 0, rejected: 0 };
   const applied: FeedEntry[] = [];
   /** Origins with an entry over a replication budget: not worth asking the sender again until it has more. */
@@ -115,7 +131,7 @@ export async function applyEntries(store: FeedStore, entries: FeedEntry[], start
 }
 
 /** Verifies and applies a received batch (encodeBatch's format). */
-export async function applyBatch(store: FeedStore, bytes: Buffer, counters: Counters): Promise<BatchOutcome> {
+export async function applyBatch(store: FeedLog, bytes: Buffer, counters: Counters): Promise<BatchOutcome> {
   const lines = bytes.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => Buffer.from(l, 'utf8'));
   const entries = decodeLines(lines, counters);
   const { outcome } = await applyEntries(store, entries);

@@ -17,6 +17,9 @@
  *   blob      {t, blob, index}    + exactly one line: that chunk, base64; the asker checks it against its descriptor
  *   blob-none {t, blob, index}    I do not serve that blob (or cannot read that chunk now): ask another peer
  *   task      {t}                  + exactly one line: a contract-net message (runtime/extensions/tasks/wire.ts); may be lost
+ *   ihave     {t, have}            a lazy link's announcement (broadcast-tree.ts): entries I hold now (origin -> highest seq); empty on link-up: I speak the tree protocol
+ *   prune     {t}                  your eager pushes reach me by another path too: make our link lazy
+ *   graft     {t, want}            the tree lost me those entries: make our link eager and push them (origin -> from seq)
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -74,6 +77,9 @@ const headerSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('blob'), blob: blobName, index: chunkIndex }),
   z.strictObject({ t: z.literal('blob-none'), blob: blobName, index: chunkIndex }),
   z.strictObject({ t: z.literal('task') }),
+  z.strictObject({ t: z.literal('ihave'), have: haveVector }),
+  z.strictObject({ t: z.literal('prune') }),
+  z.strictObject({ t: z.literal('graft'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
 ]);
 
 export type MeshHeader = z.infer<typeof headerSchema>;

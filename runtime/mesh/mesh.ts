@@ -5,13 +5,10 @@
  * - Own entries are signed, appended, and made durable (group commit every
  *   commitInterval) before they leave the node: a power cut can then never
  *   make this node sign a second history for a seq a peer already holds.
- * - New entries go to every linked peer at once and are forwarded, hop by
- *   hop, up to maxHops; a peer known to hold an entry is skipped.
- * - Catch-up is pulled: a node that learns (hello, have) that a peer holds
- *   more of some origin wants it from that one peer only, so a healed
- *   partition costs about one copy of what is missing, not one per peer.
- * - Nothing waits in memory: what is not sent now is found again later from
- *   the have-vectors and the disk (anti-entropy every antiEntropyInterval).
+ * - The feeds' gossip rules (the broadcast tree, pulled catch-up) are in
+ *   feed-gossip.ts, apart from transport and disk; here they run over the
+ *   MQTT links and the feed store, with anti-entropy every
+ *   antiEntropyInterval.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -20,14 +17,12 @@ import type { EmbeddedBroker, InProcessDeliver } from '../broker/embedded-broker
 import { Counters } from '../counters.js';
 import { ApiaryError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { certificateNodeId, type NodeCertificate, type TrustPolicy } from './certificate.js';
-import { encodeEntry, entryHash, parseEntry, signEntry, type FeedEntry } from './feed-entry.js';
-import { certificateToSend, messageBudget, splitIntoMessages } from './entry-batches.js';
+import type { NodeCertificate, TrustPolicy } from './certificate.js';
+import { signEntry, type FeedEntry } from './feed-entry.js';
 import { FeedStore, type FeedStats } from './feed-store.js';
 import { ForkGossip, Quarantine } from './fork-proofs.js';
-import { applyEntries, collectBatch, decodeLines } from './feed-sync.js';
+import { FeedGossip } from './feed-gossip.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
-import { LateStarts } from './late-start.js';
 import { MemberDirectory, refusalCounter } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
 import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
@@ -36,15 +31,13 @@ import { verifyLinkProof } from './link-token.js';
 import type { PeerAddress } from './mesh-access.js';
 import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
-import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-origins.js';
-import { PeerTable, type PeerStatus } from './peer-table.js';
+import type { PeerStatus } from './peer-table.js';
 import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { BlobTransfer } from './blob-transfer.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 import { SharedStateBudget } from './shared-state-budget.js';
-import { WantRateLimit } from './want-rate-limit.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 
@@ -69,6 +62,10 @@ export interface MeshSettings {
   linkProofTimeoutMs?: number;
   /** Entries and shared-state ops stamped further ahead of our clock are refused. */
   clockSkewMs: number;
+  /** Broadcast tree (broadcast-tree.ts): how long an announced entry may take on the tree before its announcer is grafted; default 5 commit intervals, at least 1 s. */
+  graftTimeoutMs?: number;
+  /** How long announcements to a lazy peer are gathered; default one commit interval. */
+  announceDelayMs?: number;
   sharedState: SharedStateRules;
 }
 
@@ -120,19 +117,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly shared: SharedDocument;
   /** Files moved between neighbours in checked chunks (blob-transfer.ts): serve, unserve, fetch. */
   readonly blobs: BlobTransfer;
+  /** The feeds' gossip rules (feed-gossip.ts), over this node's links and store. */
+  private readonly gossip: FeedGossip;
   private readonly hlc: HybridLogicalClock;
   private readonly links = new Map<string, PeerLink>();
-  private readonly peers = new PeerTable();
-  private readonly lateStarts = new LateStarts();
-  /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
-  private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
-  private lastWantId = 0;
-  private readonly wantLimit: WantRateLimit;
-  private readonly probes: OriginProbes;
   private ownQueue: Promise<unknown> = Promise.resolve();
   private uncommitted: FeedEntry[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
-  private haveTimer: NodeJS.Timeout | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private deliver: InProcessDeliver | undefined;
@@ -152,8 +143,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       onFork: (held, received) => this.forks.found(held, received),
       self: this.nodeId, ownerOf: (origin) => this.directory.get(origin)?.owner, budget: budgets,
     });
-    this.wantLimit = new WantRateLimit({ perSecond: budgets.wantsPerSecond, burst: budgets.wantBurst });
-    this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters });
     this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
     this.forks = new ForkGossip({
@@ -161,6 +150,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
       peers: () => this.links.keys(), send: (peerId, header, lines) => this.send(peerId, header, lines),
     });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
+    this.gossip = new FeedGossip({
+      self: this.nodeId, store: this.store, counters,
+      settings: { ...settings, wantsPerSecond: budgets.wantsPerSecond, wantBurst: budgets.wantBurst },
+      scheduler: { now: () => Date.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); t.unref(); return () => clearTimeout(t); } },
+      trust: {
+        known: (origin) => this.directory.get(origin) !== undefined,
+        // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
+        refusal: (entry) => {
+          if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
+          if (this.quarantine.has(entry.origin)) return 'quarantined';
+          const verdict = this.directory.verdict(entry.origin, entry.key);
+          return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
+        },
+        quarantined: (origin) => this.quarantine.has(origin),
+        learn: (cert) => this.learnQuietly(cert),
+        certificate: (origin) => this.directory.get(origin),
+      },
+      send: (peer, header, lines) => this.send(peer, header, lines),
+      links: () => [...this.links].map(([id, link]) => [id, link.state === 'up'] as const),
+      applied: (entries) => this.onApplied(entries),
+      haveMessage: () => this.haveMessage(),
+    });
     this.state = new SharedState({
       dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
       admit: (doc, update) => this.shared.admit(doc, update), budget: new SharedStateBudget(budgets, counters),
@@ -220,7 +231,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await broker.subscribe(`${prefix}/+/mesh/to/${this.nodeId}`, this.deliver);
     this.liveness = (packet, done) => {
       const id = packet.topic.split('/')[1] ?? '';
-      if (id !== this.nodeId && this.peers.has(id)) this.peers.announce(id, Buffer.from(packet.payload).toString('utf8').slice(0, 16));
+      if (id !== this.nodeId && this.gossip.hasPeer(id)) this.gossip.announced(id, Buffer.from(packet.payload).toString('utf8').slice(0, 16));
       done();
     };
     await broker.subscribe(`${prefix}/+/state`, this.liveness);
@@ -240,9 +251,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.gossip.stop();
     await this.blobs.stop(); // fetches end (their .part files kept) before the links go
     for (const timer of this.timers.splice(0)) clearInterval(timer);
-    clearTimeout(this.haveTimer);
     await this.discovery?.stop();
     this.discovery = undefined;
     await Promise.all([...this.links.values()].map((link) => link.stop()));
@@ -268,7 +279,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   link(url: string, peerId: string, pinnedCertificate?: PinnedCertificate, discovered = false): void {
     if (this.links.has(peerId) || peerId === this.nodeId) return;
     const { identity, prefix, counters, logger, settings } = this.options;
-    const view = this.peers.get(peerId);
     const link: PeerLink = new PeerLink({
       url, peerId, identity, prefix, counters, logger, backoff: settings.backoff, now: () => Date.now(), pinnedCertificate, proofTimeoutMs: settings.linkProofTimeoutMs,
       verifyProof: (payload, expected) => verifyLinkProof(payload, { ...expected, brokerNodeId: peerId, clientNodeId: this.nodeId },
@@ -276,9 +286,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       ...(discovered ? { tlsByProofOnly: true, onUnproven: () => this.replaceDiscovered(peerId, url) } : {}),
       onUp: () => {
         logger.info({ peer: peerId, url }, 'mesh link up');
-        view.certsSent.clear();
-        view.certsHeld.clear();
-        view.stuck.clear();
         const { port, tls, tlsCert } = advertisedListener(this.broker);
         this.send(peerId, {
           t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
@@ -286,15 +293,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
         });
         this.forks.linked(peerId);
         this.blobs.peerUp(peerId);
+        this.gossip.linkUp(peerId);
       },
       onDown: () => {
         logger.info({ peer: peerId }, 'mesh link down');
-        for (const [origin, want] of this.wants) if (want.peer === peerId) this.wants.delete(origin);
-        this.lateStarts.forgetPeer(peerId);
+        this.gossip.linkDown(peerId);
         this.blobs.peerDown(peerId);
       },
     });
     this.links.set(peerId, link);
+    this.gossip.linked(peerId);
     link.start();
   }
 
@@ -357,13 +365,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   status(): Record<string, unknown> {
-    const mine = this.store.have();
     const feeds: FeedStats[] = this.store.stats();
     return {
       nodeId: this.nodeId,
       owner: this.options.identity.certificate.owner,
       feeds,
-      peers: this.peers.status(mine, (id) => {
+      peers: this.gossip.peerStatus((id) => {
         const link = this.links.get(id);
         return { name: this.directory.get(id)?.name, link: link && { state: link.state, url: link.url, lastError: link.lastError } };
       }) satisfies PeerStatus[],
@@ -371,6 +378,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       /** Origins proven to have forked (fork-proofs.ts). */
       quarantined: this.quarantine.all().map((proof) => proof.a.origin),
       budgets: this.budgetStatus(feeds),
+      /** The broadcast tree: links that carry new entries whole (eager) or only announce them (lazy). */
+      tree: this.gossip.treeStatus(),
     };
   }
 
@@ -416,34 +425,25 @@ export class Mesh extends EventEmitter<MeshEvents> {
       counters.increment('mesh.rejected.unknown_peer');
       return;
     }
-    const view = this.peers.get(from);
-    view.lastSeen = Date.now();
+    this.gossip.heard(from);
     this.links.get(from)?.retrySoon();
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
-        view.have = {};
-        view.certsHeld.clear();
-        view.stuck.clear();
-        this.takeHave(from, header.have);
         if (!this.links.has(from)) this.dialBack(from, header);
         this.sendStateDiff(from, header.sv);
-        // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
-        this.send(from, this.haveMessage());
-        this.requestMissing(from);
+        this.gossip.onHello(from, header.have);
         this.blobs.peerUp(from);
         return;
       case 'have':
-        if (header.answers !== undefined) this.answered(from, header.answers);
-        this.takeHave(from, header.have);
         if (header.sv !== undefined) this.sendStateDiff(from, header.sv);
-        this.requestMissing(from);
+        this.gossip.onHave(from, header);
         return;
       case 'want':
-        await this.answerWant(from, header.want, header.id);
+        await this.gossip.onWant(from, header.want, header.id);
         return;
       case 'entries':
-        await this.onEntries(from, header, lines);
+        await this.gossip.onEntries(from, header, lines);
         return;
       case 'fork':
         this.forks.received(from, header, lines, (cert) => this.learnQuietly(cert));
@@ -456,6 +456,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'task':
         if (lines[0]) this.emit('task', from, lines[0]);
         return;
+      case 'ihave':
+        this.gossip.onIHave(from, header.have);
+        return;
+      case 'prune':
+        this.gossip.onPrune(from);
+        return;
+      case 'graft':
+        await this.gossip.onGraft(from, header.want);
+        return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -464,72 +473,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
   }
 
-  private async onEntries(from: string, header: Extract<MeshHeader, { t: 'entries' }>, lines: readonly Buffer[]): Promise<void> {
-    const { counters, settings } = this.options;
-    for (const cert of header.certs) this.learnQuietly(cert);
-    const entries = decodeLines(lines, counters, (entry) => {
-      // Stamped beyond our clock + skew: refused now, asked for again later (issue 10, finding 12).
-      if (entry.hlc.l > Date.now() + settings.clockSkewMs) return 'future_time';
-      if (this.quarantine.has(entry.origin)) return 'quarantined';
-      const verdict = this.directory.verdict(entry.origin, entry.key);
-      return verdict === 'trusted' ? undefined : verdict.replace('-', '_');
-    }, (entry) => {
-      const known = this.store.recentHash(entry.origin, entry.seq);
-      if (known === undefined || known !== entryHash(entry)) return false;
-      this.store.countDuplicate();
-      this.peers.raise(from, entry.origin, entry.seq);
-      return true;
-    });
-    const view = this.peers.get(from);
+  /** Entries from peers, verified and stored: the node's clock follows them, and extensions hear of them. */
+  private onApplied(entries: readonly FeedEntry[]): void {
     for (const entry of entries) {
-      this.peers.raise(from, entry.origin, entry.seq);
-      view.certsHeld.add(entry.origin); // it sent them: it holds their certificate
-    }
-    // A feed this node holds nothing of starts late only once every other linked holder was heard (late-start.ts).
-    const admitted = this.lateStarts.admit(from, header.starts, entries, (origin) => this.store.head(origin).seq > 0, (origin, seq) => this.holdersOf(origin, seq, from));
-    if (admitted.deferred.length > 0) {
-      counters.increment('feeds.late_start_deferred', admitted.deferred.length);
-      for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
-    }
-    const { outcome, applied, refused } = await applyEntries(this.store, admitted.entries, admitted.starts);
-    // Over a replication budget here: asking this peer again gets the same answer until it has more.
-    for (const origin of refused) view.stuck.add(origin);
-    for (const entry of applied) {
-      this.lateStarts.started(entry.origin);
       try {
         this.hlc.receive(entry.hlc);
       } catch {
-        counters.increment('mesh.clock_ahead');
+        this.options.counters.increment('mesh.clock_ahead');
       }
       this.emit('entry', entry);
       const opened = entry.type === PRIVATE_ENTRY_TYPE ? openPrivateEntry(entry, this.options.identity, this.options.counters) : undefined;
       if (opened) this.emit('private', opened);
     }
-    if (header.reply) {
-      if (header.answers !== undefined && header.answers === view.probing?.id) this.releaseCutOffProbes(view.probing.origins, lines);
-      if (header.answers !== undefined) this.answered(from, header.answers);
-      else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
-      if (outcome.gap > 0) {
-        // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
-        for (const entry of entries) if (this.store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
-        counters.increment('mesh.unrecoverable_gaps', outcome.gap);
-      }
-      if (applied.length > 0) this.announceHaveSoon(from);
-    } else {
-      if (applied.length > 0 && header.hops + 1 < settings.maxHops) this.forward(applied, header.hops + 1, from);
-      if (outcome.gap > 0) this.requestMissing(from);
-    }
-    this.requestMissing(from);
-  }
-
-  /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
-  private holdersOf(origin: string, seq: number, except: string): string[] {
-    return [...this.links].filter(([id, link]) => {
-      const view = this.peers.get(id);
-      // A claim made before we held the origin's certificate (view.unknown) counts too: it is known by now.
-      const stated = Math.max(view.have[origin] ?? 0, view.unknown[origin] ?? 0);
-      return id !== except && link.state === 'up' && stated >= seq && !view.stuck.has(origin);
-    }).map(([id]) => id);
   }
 
   /** Learns a certificate that came along with entries or a proof; one we refuse is counted. */
@@ -555,36 +510,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** What we hold: feeds (have-vector) and shared state (Yjs state vector). */
   private haveMessage(): MeshHeader {
     return { t: 'have', have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') };
-  }
-
-  /**
-   * A reply to want `id` came: every origin asked of that peer up to it is
-   * free to be asked again. Origins a full batch cut off are then re-asked at
-   * once, rather than after wantTimeoutMs; origins asked later stay asked.
-   */
-  private answered(peerId: string, id: number): void {
-    for (const [origin, want] of this.wants) if (want.peer === peerId && want.id <= id) this.wants.delete(origin);
-  }
-
-  private async answerWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
-    const { counters, settings } = this.options;
-    // The answer goes out on our link to the peer: without one, build nothing (finding 11).
-    if (this.links.get(from)?.state !== 'up') {
-      counters.increment('mesh.rejected.want_no_link');
-      return;
-    }
-    if (!this.wantLimit.take(from)) {
-      counters.increment('mesh.rejected.want_rate');
-      return;
-    }
-    const batch = await collectBatch(this.store, want, messageBudget(this.certificatesFor(from, Date.now()), settings.batchBytes));
-    if (batch.entries.length === 0) {
-      this.send(from, { t: 'have', have: this.store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
-      return;
-    }
-    this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts, ...(id !== undefined ? { answers: id } : {}) });
-    this.options.counters.increment('mesh.catchup_entries_sent', batch.entries.length);
-    this.options.counters.increment('mesh.catchup_bytes_sent', batch.bytes);
   }
 
   // ---- finding peers ---------------------------------------------------
@@ -646,37 +571,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   // ---- outgoing --------------------------------------------------------
 
-  /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
-  private requestMissing(peerId: string): void {
-    if (!this.peers.has(peerId) || this.links.get(peerId)?.state !== 'up') return;
-    const view = this.peers.get(peerId);
-    // Origins it named whose certificates have come since (with their entries): now known, their stated seqs count.
-    const nowKnown = Object.fromEntries(Object.entries(view.unknown).filter(([origin]) => this.directory.get(origin)));
-    for (const origin of Object.keys(nowKnown)) delete view.unknown[origin];
-    this.peers.mergeHave(peerId, nowKnown);
-    const now = Date.now();
-    const want: Record<string, number> = {};
-    for (const [origin, seq] of Object.entries(view.have)) {
-      const head = this.store.head(origin).seq;
-      if (seq <= head || view.stuck.has(origin) || this.quarantine.has(origin)) continue;
-      const asked = this.wants.get(origin);
-      if (asked && now - asked.at < this.options.settings.wantTimeoutMs) continue;
-      if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
-      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
-      want[origin] = head + 1;
-    }
-    const asked = Object.keys(want);
-    // Origins it holds that we have no certificate for: a few, now and then (peer-origins.ts); their entries bring the certificate.
-    const probed = this.probes.pick(Object.keys(view.unknown));
-    for (const origin of probed) want[origin] = this.store.head(origin).seq + 1;
-    if (Object.keys(want).length === 0) return;
-    // Only a want that went out blocks asking another peer for the same origin.
-    const id = ++this.lastWantId;
-    if (!this.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
-    for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
-    if (probed.length > 0) view.probing = { id, origins: probed };
-  }
-
   private async commit(): Promise<void> {
     this.commitTimer = undefined;
     const entries = this.uncommitted.splice(0);
@@ -689,71 +583,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (this.running) this.commitTimer ??= setTimeout(() => this.track(this.commit()), this.options.settings.commitIntervalMs);
       throw err;
     }
-    if (this.running) this.forward(entries, 0, undefined);
-  }
-
-  private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
-    for (const peerId of this.links.keys()) {
-      if (peerId === except) continue;
-      const view = this.peers.get(peerId);
-      const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
-      if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });
-    }
-  }
-
-  /** Sends entries in as many messages as the peer's limits need (entry-batches.ts); a reply's `answers` goes with the last. */
-  private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number>; answers?: number }): void {
-    const view = this.peers.get(peerId);
-    const now = Date.now();
-    const certOf = this.certificatesFor(peerId, now);
-    const messages = splitIntoMessages(entries, messageBudget(certOf, this.options.settings.batchBytes));
-    for (const [i, part] of messages.entries()) {
-      const origins = [...new Set(part.map((e) => e.origin))];
-      const certs = origins.flatMap((origin) => certOf(origin) ?? []);
-      const starts = Object.fromEntries(Object.entries(meta.starts).filter(([origin]) => origins.includes(origin)));
-      const { answers, ...rest } = meta;
-      const last = i === messages.length - 1;
-      if (!this.send(peerId, { t: 'entries', ...rest, starts, certs, ...(last && answers !== undefined ? { answers } : {}) }, part.map(encodeEntry))) return;
-      for (const cert of certs) view.certsSent.set(certificateNodeId(cert), now);
-      for (const e of part) this.peers.raise(peerId, e.origin, e.seq);
-    }
-  }
-
-  /** Probed origins after the last one a full answer reached (collectBatch goes in origin order) may be asked again at once. */
-  private releaseCutOffProbes(origins: readonly string[], lines: readonly Buffer[]): void {
-    let last: string | undefined;
-    try {
-      last = lines.length > 0 ? parseEntry(lines[lines.length - 1] as Buffer).origin : undefined;
-    } catch {
-      return; // counted where the lines are decoded
-    }
-    if (last !== undefined) this.probes.release(origins.filter((origin) => origin > last));
-  }
-
-  /** Which certificate (if any) a message to `peerId` carries for an origin (entry-batches.ts). */
-  private certificatesFor(peerId: string, now: number): (origin: string) => NodeCertificate | undefined {
-    const view = this.peers.get(peerId);
-    return (origin) => certificateToSend(view, origin, this.directory.get(origin), now, this.options.settings.wantTimeoutMs);
-  }
-
-  /** A have-vector the peer stated: origins we hold certificates for are kept, a bounded few others are candidates to ask for. */
-  private takeHave(from: string, have: Record<string, number>): void {
-    const stated = splitHave(have, (origin) => this.directory.get(origin) !== undefined, this.options.counters);
-    this.peers.mergeHave(from, stated.known);
-    this.peers.get(from).unknown = stated.unknown;
+    if (this.running) this.gossip.spreadOwn(entries);
   }
 
   private broadcast(header: MeshHeader, except?: string): void {
     for (const peerId of this.links.keys()) if (peerId !== except) this.send(peerId, header);
-  }
-
-  /** After catching up, tell the other peers (debounced): they may lack the same entries. */
-  private announceHaveSoon(except: string): void {
-    if (this.haveTimer) return;
-    this.haveTimer = setTimeout(() => {
-      this.haveTimer = undefined;
-      if (this.running) this.broadcast(this.haveMessage(), except);
-    }, 250);
   }
 
   private send(peerId: string, header: MeshHeader, lines: readonly Buffer[] = []): boolean {

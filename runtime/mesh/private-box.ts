@@ -46,8 +46,6 @@ export const MAX_PLAINTEXT_BYTES = (MAX_CT_CHARS / 4) * 3 - TAG_BYTES;
 const MAX_CONTEXT_BYTES = 256;
 const NODE_ID_PATTERN = /^[a-z2-7]{12}$/;
 const BASE64URL_PATTERN = /^[A-Za-z0-9_-]*$/;
-/** SPKI DER header of an X25519 public key (RFC 8410); the raw 32 bytes follow. */
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 export interface WrappedKey {
   readonly nonce: string;
@@ -113,7 +111,8 @@ function contentAad(context: string, sortedIds: readonly string[]): Buffer {
 }
 
 function wrappingKey(privateKey: KeyObject, peerPublic: Buffer, epk: Buffer, recipientPublic: Buffer, context: string): Buffer {
-  const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+  // As a JWK (a raw key): OpenSSL 3 decodes it about 10x faster than the same key as SPKI DER, and this runs per box sealed or opened.
+  const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peerPublic.toString('base64url') }, format: 'jwk' });
   const shared = diffieHellman({ privateKey, publicKey });
   return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([epk, recipientPublic]), `${LABEL}\n${context}`, KEY_BYTES));
 }

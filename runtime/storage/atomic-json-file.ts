@@ -85,7 +85,7 @@ export async function writeFileAtomic(
 }
 
 /** Deletes temp files a crashed writer left beside `file`; they never hold committed data. */
-async function removeStaleTemps(file: string): Promise<void> {
+export async function removeStaleTemps(file: string): Promise<void> {
   const dir = path.dirname(file);
   const prefix = `${path.basename(file)}.tmp-`;
   let names: string[];

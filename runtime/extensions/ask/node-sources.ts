@@ -12,6 +12,8 @@ import type { NeighbourDecision, RecentReadings } from './evidence.js';
 /** Records read back from the readings stream, per reading wanted: every channel shares the stream. */
 const RECORDS_PER_READING = 16;
 const MAX_RECORDS = 20_000;
+/** Records a range read looks at beyond its ends: readings are appended as recorded, which is not strictly in time order. */
+const ORDER_SLACK = 64;
 /** Entries read back from the head of each other feed at start (as many as an audit reads). */
 const FEED_SCAN = 20_000;
 
@@ -73,14 +75,20 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
   let unit = ctx.channels().find((c) => c.name === channel)?.unit ?? '';
   let scanned = 0;
   let truncated = false;
-  for await (const record of stream.read(lo)) {
+  let pastEnd = 0;
+  // Readings of several channels are appended as they are recorded, a little out of time order: a margin of
+  // records is read on both sides of the range, and only the readings inside it are kept.
+  for await (const record of stream.read(Math.max(firstSeq, lo - ORDER_SLACK))) {
     if (++scanned > MAX_RECORDS || readings.length >= limit) {
       truncated = true;
       break;
     }
     try {
       const r = JSON.parse(record.payload.toString('utf8')) as { channel?: unknown; value?: unknown; unit?: unknown; t?: unknown };
-      if (typeof r.t === 'number' && r.t > to) break;
+      if (typeof r.t === 'number' && r.t > to) {
+        if (++pastEnd >= ORDER_SLACK) break;
+        continue;
+      }
       if (r.channel !== channel || typeof r.value !== 'number' || typeof r.t !== 'number' || r.t < from) continue;
       readings.push({ value: r.value, t: r.t });
       if (typeof r.unit === 'string') unit = r.unit;
@@ -88,7 +96,7 @@ export async function rangeReadings(ctx: NodeContext, channel: string, from: num
       ctx.counters.increment('storage.unreadable_records');
     }
   }
-  return { channel, unit, readings, truncated };
+  return { channel, unit, readings: readings.sort((a, b) => a.t - b.t), truncated };
 }
 
 interface DecisionBody { rule?: unknown; active?: unknown; severity?: unknown; message?: unknown; reason?: unknown; t?: unknown }

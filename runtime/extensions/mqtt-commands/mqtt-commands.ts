@@ -17,6 +17,7 @@ import { z } from 'zod';
 import type { MessageHandler } from '../../bus/bus.js';
 import { CommandVerifier } from '../../commands/command-auth.js';
 import { ownOwnerKey } from '../../core/model-trust.js';
+import { ErrorCodes } from '../../errors.js';
 import type { NodeContext } from '../../core/node-context.js';
 
 export const MAX_COMMAND_BYTES = 4096;
@@ -32,6 +33,8 @@ export class CommandHandler {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly verifier: CommandVerifier;
   private ownerKey: string | undefined;
+  /** Until the node has started, a command not defined yet may belong to an extension still starting. */
+  private started = false;
 
   constructor(private readonly ctx: NodeContext) {
     // Read when first needed and kept once found: the mesh may make the owner key on this start.
@@ -48,6 +51,7 @@ export class CommandHandler {
       this.inFlight.add(work);
       void work.finally(() => this.inFlight.delete(work));
     };
+    this.ctx.events.on('started', () => { this.started = true; });
     await this.ctx.bus.subscribe(this.ctx.topics.commands, this.listener);
   }
 
@@ -80,7 +84,9 @@ export class CommandHandler {
       }
       counters.increment('commands.auth.owner_signed');
     }
-    const outcome = await this.ctx.commands.run(name, request.args);
+    const outcome = !this.started && !this.ctx.commands.get(name)
+      ? { ok: false as const, code: ErrorCodes.NODE_STARTING, error: `the node is still starting: command "${name}" is not there yet; ask again in a moment` }
+      : await this.ctx.commands.run(name, request.args);
     if (!outcome.ok) counters.increment('commands.rejected');
     else counters.increment('commands.handled');
     if (request.requestId) await this.ctx.bus.publishJson(topics.reply(request.requestId), outcome, { qos: 1 });

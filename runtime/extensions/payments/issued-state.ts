@@ -23,7 +23,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../../errors.js';
-import { writeFileAtomic } from '../../storage/atomic-json-file.js';
+import { removeStaleTemps, writeFileAtomic } from '../../storage/atomic-json-file.js';
 
 const mark = z.strictObject({ seq: z.number().int().min(0), total: z.number().int().min(0) });
 const fileSchema = z.strictObject({
@@ -46,6 +46,7 @@ export class IssuedState {
   }
 
   async load(): Promise<void> {
+    await removeStaleTemps(this.file); // a kill -9 mid-save leaves one; the file itself is whole (renamed into place)
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -53,7 +54,13 @@ export class IssuedState {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const parsed = fileSchema.safeParse(JSON.parse(text) as unknown);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined; // refused below, as any other content that is not a state file
+    }
+    const parsed = fileSchema.safeParse(json);
     if (!parsed.success) {
       throw new ApiaryError(ErrorCodes.STORAGE_CORRUPT, `${this.file} is not a payments state file`, {
         hint: 'restore it from a backup; the node does not reset it on its own (it would sign below what it signed before)',

@@ -243,7 +243,12 @@ export class Requester {
     const failed = record.check?.verdict === 'failed';
     await env.ledger.note(from, { results: 1, ...(record.check && record.check.verdict !== 'skipped' ? { checks: 1 } : {}), ...(failed ? { failedChecks: 1 } : {}) });
     const price = record.award?.price ?? 0;
-    if (!failed && price > 0) {
+    // A crash after paying and before the record below is saved leaves it working, and the result is read again at the restart: never pay twice.
+    const paidBefore = !failed && price > 0 ? await this.voucherFor(record, from) : undefined;
+    if (paidBefore) {
+      record.paid = { amount: price, voucher: paidBefore };
+      env.counters.increment('tasks.paid_before_restart');
+    } else if (!failed && price > 0) {
       await env.ledger.commit(price, env.now());
       const paid = await env.run('pay/send', { payee: from, unit: record.unit, amount: price, memo: { task: record.id } });
       record.paid = paid.ok ? { amount: price, voucher: paid.result } : { amount: 0, error: paid.error };
@@ -253,5 +258,13 @@ export class Requester {
     record.phase = failed ? 'failed' : 'completed';
     if (failed) record.failure = `spot-check failed: ${record.check?.detail ?? ''}`;
     await env.store.save(record);
+  }
+
+  /** The voucher this node already signed to `payee` for this task (its memo names the task), from the payments book. */
+  private async voucherFor(record: TaskRecord, payee: string): Promise<Record<string, unknown> | undefined> {
+    const outcome = await this.env.run('pay/statement', { peer: payee, unit: record.unit });
+    if (!outcome.ok) return undefined;
+    const records = (outcome.result as { units: { records: Record<string, unknown>[] }[] }).units[0]?.records ?? [];
+    return records.find((r) => r.kind === 'voucher' && r.payer === this.env.mesh.nodeId && (r.memo as { task?: string } | undefined)?.task === record.id);
   }
 }

@@ -11,7 +11,7 @@ import { TcpProxy } from '../../../../runtime/cli/demo/link-proxy.js';
 import { parseConfig } from '../../../../runtime/config/load-config.js';
 import type { ApiaryNode } from '../../../../runtime/core/apiary-node.js';
 import { loadOrCreateIdentity } from '../../../../runtime/identity/identity.js';
-import { ownerKeyOf } from '../../../support/mesh-node.js';
+import { ownerKeyOf, waitFor } from '../../../support/mesh-node.js';
 
 export interface PayNode {
   readonly name: string;
@@ -40,15 +40,50 @@ export interface PayPair extends Omit<PayNodes, 'nodes'> {
 }
 
 /** Payments on; no rules, no shared readings, no recorded questions: the feeds hold payment entries only. */
-export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {}): Promise<PayPair> {
-  const bed = await startPayNodes(dir, { a: { payments: payments.a ?? {} }, b: { payments: payments.b ?? {} } });
+export async function startPayPair(dir: string, payments: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+  more: { a?: Omit<PayNodeConfig, 'payments'>; b?: Omit<PayNodeConfig, 'payments'> } = {}): Promise<PayPair> {
+  const bed = await startPayNodes(dir, { a: { ...more.a, payments: payments.a ?? {} }, b: { ...more.b, payments: payments.b ?? {} } });
   return { ...bed, a: bed.nodes.a as PayNode, b: bed.nodes.b as PayNode };
 }
 
 /** Extra config of one node: its payments section, and any other sections (tasks, device...). */
 export interface PayNodeConfig {
   payments?: Record<string, unknown>;
+  /** Merged into the mesh section (retention, intervals). */
+  mesh?: Record<string, unknown>;
   extra?: (dir: string) => Record<string, unknown>;
+}
+
+/**
+ * One payment node's config, as a plain object (also written as a child
+ * node's config file: JSON is YAML): payments on; no rules, no shared
+ * readings, no recorded questions, so the feed holds payment entries only.
+ */
+export function payNodeConfig(options: {
+  name: string; dir: string; neighbours: readonly { url: string; nodeId: string }[]; owners: readonly string[]; node?: PayNodeConfig;
+}): Record<string, unknown> {
+  const { payments, mesh, extra } = options.node ?? {};
+  return {
+    app: 'sensor-node',
+    node: { name: options.name, dataDir: options.dir },
+    broker: { port: 0 },
+    homeAssistant: { enabled: false },
+    device: { simulation: { speed: 1 } },
+    decisions: [],
+    ask: { record: 'off' },
+    mesh: {
+      share: [], commitInterval: '20ms', antiEntropyInterval: '1s', acceptRelayedPlainLinks: true,
+      neighbours: options.neighbours,
+      trust: { owners: options.owners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
+      ...mesh,
+    },
+    payments: { enabled: true, ...payments },
+    ...extra?.(options.dir),
+  };
+}
+
+export function createPayNode(config: Record<string, unknown>): ApiaryNode {
+  return createNode(parseConfig(config), pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' }));
 }
 
 /**
@@ -66,25 +101,10 @@ export async function startPayNodes(dir: string, configs: Readonly<Record<string
     proxies[name] = new TcpProxy();
     await proxies[name].start();
   }
-  const make = (name: string): ApiaryNode => {
-    const { payments, extra } = configs[name] ?? {};
-    return createNode(parseConfig({
-      app: 'sensor-node',
-      node: { name, dataDir: dirs[name] },
-      broker: { port: 0 },
-      homeAssistant: { enabled: false },
-      device: { simulation: { speed: 1 } },
-      decisions: [],
-      ask: { record: 'off' },
-      mesh: {
-        share: [], commitInterval: '20ms', antiEntropyInterval: '1s', acceptRelayedPlainLinks: true,
-        neighbours: names.filter((other) => other !== name).map((other) => ({ url: (proxies[other] as TcpProxy).url, nodeId: ids[other] as string })),
-        trust: { owners: owners.map((publicKey, i) => ({ name: `owner-${i}`, publicKey })) },
-      },
-      payments: { enabled: true, ...payments },
-      ...extra?.(dirs[name] as string),
-    }), pino({ level: process.env.APIARY_TEST_LOG ?? 'silent' }));
-  };
+  const make = (name: string): ApiaryNode => createPayNode(payNodeConfig({
+    name, dir: dirs[name] as string, owners, node: configs[name],
+    neighbours: names.filter((other) => other !== name).map((other) => ({ url: (proxies[other] as TcpProxy).url, nodeId: ids[other] as string })),
+  }));
   const nodes: Record<string, PayNode> = Object.fromEntries(names.map((name) => [name, {
     name, dir: dirs[name] as string, nodeId: ids[name] as string, node: make(name), inbound: proxies[name] as TcpProxy,
   }]));
@@ -125,4 +145,10 @@ export async function run<T>(n: PayNode, command: string, args: Record<string, u
   const outcome = await n.node.commands.run(command, args);
   if (!outcome.ok) throw new Error(`${command}: ${outcome.code} ${outcome.error}`);
   return outcome.result as T;
+}
+
+/** Waits until every node of the pair has a link up (`up`), or none. */
+export function waitLinks(pair: PayPair, up: boolean, describe?: () => string): Promise<void> {
+  const links = (n: PayNode) => n.node.mesh?.linkedPeers().length ?? (up ? 0 : 1);
+  return waitFor(() => [pair.a, pair.b].every((n) => (links(n) > 0) === up), 20_000, describe);
 }

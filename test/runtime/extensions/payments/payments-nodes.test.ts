@@ -15,7 +15,7 @@ import { ErrorCodes } from '../../../../runtime/errors.js';
 import { formatBalance, formatStatement } from '../../../../runtime/cli/format-payments.js';
 import { formatStatus } from '../../../../runtime/cli/format-status.js';
 import { waitFor } from '../../../support/mesh-node.js';
-import { run, startPayPair, type PayNode, type PayPair } from './pay-nodes.js';
+import { run, startPayPair, waitLinks, type PayNode, type PayPair } from './pay-nodes.js';
 
 describe('payments between two nodes of two owners', () => {
   let dir: string;
@@ -43,7 +43,7 @@ describe('payments between two nodes of two owners', () => {
     // b gives a credit of 20 units; a gives b the default.
     pair = await startPayPair(dir, { b: { creditLimit: 20, units: ['credit', 'honey'] }, a: { units: ['credit', 'honey'] } });
     ({ a, b } = pair);
-    await waitFor(() => (a.node.mesh?.linkedPeers().length ?? 0) > 0 && (b.node.mesh?.linkedPeers().length ?? 0) > 0, 20_000, status);
+    await waitLinks(pair, true, status);
   }, 60_000);
   afterAll(async () => {
     await pair.close();
@@ -112,7 +112,7 @@ describe('payments between two nodes of two owners', () => {
 
   it('vouchers signed while partitioned arrive after the heal, and both statements agree', async () => {
     pair.partition();
-    await waitFor(() => (a.node.mesh?.linkedPeers().length ?? 1) === 0 && (b.node.mesh?.linkedPeers().length ?? 1) === 0, 20_000, status);
+    await waitLinks(pair, false, status);
     // Both sides write while apart: a pays b twice, b pays a in honey, b records a settlement.
     await run(a, 'pay/send', { payee: b.nodeId, unit: 'credit', amount: 1 });
     await run(a, 'pay/send', { payee: b.nodeId, unit: 'credit', amount: 2 });

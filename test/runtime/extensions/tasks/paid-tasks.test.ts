@@ -6,7 +6,7 @@
  * requests made in a burst cannot together pass the daily budget; and both
  * ends' statements agree.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +105,27 @@ describe('tasks paid with vouchers, three nodes of three owners', () => {
     const after = await task(5);
     expect(after, JSON.stringify(after)).toMatchObject({ phase: 'completed', peer: cheap.nodeId, paid: { amount: 2 } });
   });
+
+  it('a requester that crashed after paying and before saving the task finds its voucher when it reads the result again: paid once, and recorded paid', async () => {
+    const done = await task(5);
+    expect(done, JSON.stringify(done)).toMatchObject({ phase: 'completed', paid: { amount: expect.any(Number) as number } });
+    const payee = Object.values(bed.nodes).find((n) => n.nodeId === done.peer) as PayNode;
+    const owedBefore = await weOwe(payee);
+    await bed.stopNode(r);
+    // What that crash leaves: the voucher in the feed, the task on disk still working, unpaid and without its result.
+    const file = path.join(r.dir, 'tasks', `r-${done.id}.json`);
+    const unpaid = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    delete unpaid.paid;
+    delete unpaid.result;
+    await writeFile(file, JSON.stringify({ ...unpaid, phase: 'working' }));
+    await bed.startNode(r);
+    let again: Full | undefined;
+    await waitFor(async () => (again = await run<Full>(r, 'tasks/show', { id: done.id })).phase === 'completed', 30_000, () => `${JSON.stringify(again)} ${status()}`);
+    expect(again?.paid).toMatchObject({ amount: done.paid?.amount });
+    expect(await weOwe(payee)).toBe(owedBefore);
+    expect(r.node.counters.get('tasks.paid_before_restart')).toBe(1);
+    await waitFor(() => Object.values(bed.nodes).every((n) => new Set(n.node.mesh?.linkedPeers()).size === 2), 30_000, status);
+  }, 60_000);
 
   it('requests made at once count what is under way: a burst cannot pass the daily budget', async () => {
     // The mandate's budget is 100; what was spent so far is in the node's status. Bids are open long enough to make the burst.

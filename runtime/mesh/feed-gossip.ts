@@ -1,0 +1,427 @@
+/**
+ * The feeds' gossip rules, apart from any transport, disk or clock: what a
+ * node says to each linked peer about feeds, and what it does with what it
+ * hears (have, want, entries, and the broadcast tree's ihave, prune, graft).
+ * The mesh (mesh.ts) runs it over MQTT links and the feed store on disk; the
+ * simulation (test/sim) runs the same code over a simulated network and
+ * clock, hundreds of nodes in one process.
+ *
+ * - New entries spread along the broadcast tree (broadcast-tree.ts): pushed
+ *   on eager links up to maxHops, announced on lazy ones.
+ * - Catch-up is pulled: a node that learns (hello, have) that a peer holds
+ *   more of some origin wants it from that one peer only, so a healed
+ *   partition costs about one copy of what is missing, not one per peer.
+ * - Nothing waits in memory: what is not sent now is found again later from
+ *   the have-vectors and the store.
+ */
+import type { Counters } from '../counters.js';
+import type { NodeCertificate } from './certificate.js';
+import { certificateToSend, messageBudget, splitIntoMessages } from './entry-batches.js';
+import { certificateNodeId } from './certificate.js';
+import { encodeEntry, entryHash, parseEntry, type FeedEntry } from './feed-entry.js';
+import { applyEntries, collectBatch, decodeLines, type FeedLog } from './feed-sync.js';
+import { BroadcastTree, type TreeScheduler } from './broadcast-tree.js';
+import { LateStarts } from './late-start.js';
+import type { MeshHeader } from './mesh-protocol.js';
+import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-origins.js';
+import { PeerTable, type PeerStatus, type PeerView } from './peer-table.js';
+import type { LinkState } from './peer-link.js';
+import { WantRateLimit } from './want-rate-limit.js';
+
+export interface GossipSettings {
+  maxHops: number;
+  commitIntervalMs: number;
+  batchBytes: number;
+  antiEntropyMs: number;
+  wantTimeoutMs: number;
+  graftTimeoutMs?: number;
+  announceDelayMs?: number;
+  wantsPerSecond: number;
+  wantBurst: number;
+}
+
+/** What the gossip asks of the node's trust (certificates, quarantine, clock). */
+export interface GossipTrust {
+  /** A certificate of `origin` is held: its entries can be checked. */
+  known(origin: string): boolean;
+  /** Why a verified entry is refused (counted as feeds.rejected.<reason>), or undefined to take it. */
+  refusal(entry: FeedEntry): string | undefined;
+  quarantined(origin: string): boolean;
+  /** A certificate that came with entries; a refused one is counted, never thrown. */
+  learn(cert: unknown): void;
+  certificate(origin: string): NodeCertificate | undefined;
+}
+
+export interface GossipPorts {
+  readonly self: string;
+  readonly store: FeedLog;
+  readonly counters: Counters;
+  readonly settings: GossipSettings;
+  readonly scheduler: TreeScheduler;
+  readonly trust: GossipTrust;
+  /** Sends on the link to `peer`; false if it is not up (the message is dropped). */
+  send(peer: string, header: MeshHeader, lines?: readonly Buffer[]): boolean;
+  /** Linked peers, and whether each link is up now. */
+  links(): Iterable<readonly [string, boolean]>;
+  /** Entries from peers, verified and stored in order, exactly once. */
+  applied(entries: readonly FeedEntry[]): void;
+  /** What this node holds, as a `have` message (the mesh adds its shared-state vector). */
+  haveMessage(): MeshHeader;
+  /** Verifies an entry's signature (feed-entry.ts verifyEntry); the simulation shares one answer per entry among its nodes. */
+  verify?: (entry: FeedEntry) => FeedEntry;
+}
+
+type EntriesHeader = Extract<MeshHeader, { t: 'entries' }>;
+
+export class FeedGossip {
+  private readonly peers = new PeerTable();
+  private readonly lateStarts = new LateStarts();
+  /** Origin -> the peer we asked for it, and when: one peer per origin at a time. */
+  private readonly wants = new Map<string, { peer: string; at: number; id: number }>();
+  private lastWantId = 0;
+  private readonly wantLimit: WantRateLimit;
+  private readonly probes: OriginProbes;
+  /** Which links carry new entries whole (eager) and which only announce them (lazy). */
+  private readonly tree: BroadcastTree;
+  private haveTimer: (() => void) | undefined;
+  /** Peers whose stated have-vector is to be acted on soon (onHave). */
+  private readonly pulls = new Map<string, () => void>();
+  private readonly graftTimeoutMs: number;
+  private stopped = false;
+
+  constructor(private readonly ports: GossipPorts) {
+    const { settings, counters, scheduler } = ports;
+    const now = () => scheduler.now();
+    this.wantLimit = new WantRateLimit({ perSecond: settings.wantsPerSecond, burst: settings.wantBurst, now });
+    this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters, now });
+    this.graftTimeoutMs = settings.graftTimeoutMs ?? Math.max(1000, 5 * settings.commitIntervalMs);
+    this.tree = new BroadcastTree({
+      scheduler,
+      graftTimeoutMs: this.graftTimeoutMs,
+      announceDelayMs: settings.announceDelayMs ?? Math.max(20, settings.commitIntervalMs),
+      head: (origin) => ports.store.head(origin).seq,
+      sendAnnounce: (peer, have) => ports.send(peer, { t: 'ihave', have: { ...have } }),
+      sendPrune: (peer) => ports.send(peer, { t: 'prune' }),
+      sendGraft: (peer, want) => ports.send(peer, { t: 'graft', want: { ...want } }),
+      count: (name, by) => counters.increment(name, by),
+    });
+  }
+
+  /** What we hold of each feed (origin -> highest seq). */
+  have(): Record<string, number> {
+    return this.ports.store.have();
+  }
+
+  /** A link to `peer` exists (up or not yet): it is listed in status from now on. */
+  linked(peer: string): void {
+    this.peers.get(peer);
+  }
+
+  /** Our link to `peer` came up (our hello is on its way): it is eager on the tree, and told we speak the tree protocol. */
+  linkUp(peer: string): void {
+    const view = this.peers.get(peer);
+    view.certsSent.clear();
+    view.certsHeld.clear();
+    view.stuck.clear();
+    this.tree.peerUp(peer);
+    this.ports.send(peer, { t: 'ihave', have: {} });
+  }
+
+  linkDown(peer: string): void {
+    this.pulls.get(peer)?.();
+    this.pulls.delete(peer);
+    for (const [origin, want] of this.wants) if (want.peer === peer) this.wants.delete(origin);
+    this.lateStarts.forgetPeer(peer);
+    this.tree.peerDown(peer);
+  }
+
+  /** A message from a peer whose certificate we hold: it is alive. */
+  heard(peer: string): void {
+    this.peers.get(peer).lastSeen = this.ports.scheduler.now();
+  }
+
+  hasPeer(peer: string): boolean {
+    return this.peers.has(peer);
+  }
+
+  announced(peer: string, value: string): void {
+    this.peers.announce(peer, value);
+  }
+
+  /** A peer's hello: what it holds now replaces what we thought; we say what we hold, and ask for what we lack. */
+  onHello(from: string, have: Record<string, number>): void {
+    const view = this.peers.get(from);
+    view.have = {};
+    view.certsHeld.clear();
+    view.stuck.clear();
+    this.takeHave(from, have);
+    // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
+    this.ports.send(from, this.ports.haveMessage());
+    this.requestMissing(from);
+  }
+
+  onHave(from: string, header: Extract<MeshHeader, { t: 'have' }>): void {
+    this.takeHave(from, header.have);
+    if (header.answers !== undefined) {
+      this.answered(from, header.answers);
+      this.requestMissing(from);
+      return;
+    }
+    // What it holds beyond us may be on its way down the tree: pulled only if still missing a graft timeout later.
+    // (Pulled at once, every entry in flight would be fetched twice, and each answer's have would set off more.)
+    if (this.pulls.has(from)) return;
+    this.pulls.set(from, this.ports.scheduler.after(this.graftTimeoutMs, () => {
+      this.pulls.delete(from);
+      if (!this.stopped) this.requestMissing(from);
+    }));
+  }
+
+  onIHave(from: string, have: Record<string, number>): void {
+    // Only origins whose certificates we hold: the others come by anti-entropy, with their certificates.
+    // Not taken into the peer's have-vector: that would make the next message from it pull at once what the tree is about to push.
+    const { known } = splitHave(have, (origin) => this.ports.trust.known(origin), this.ports.counters);
+    this.tree.onAnnounce(from, known);
+  }
+
+  onPrune(from: string): void {
+    this.tree.onPrune(from);
+  }
+
+  async onGraft(from: string, want: Record<string, number>): Promise<void> {
+    this.tree.onGraft(from);
+    await this.answerGraft(from, want);
+  }
+
+  /** Our own entries, durable now: along the tree. */
+  spreadOwn(entries: readonly FeedEntry[]): void {
+    this.forward(entries, 0, undefined);
+  }
+
+  async onEntries(from: string, header: EntriesHeader, lines: readonly Buffer[]): Promise<void> {
+    const { counters, store, trust } = this.ports;
+    for (const cert of header.certs) trust.learn(cert);
+    let duplicates = 0;
+    const entries = decodeLines(lines, counters, (entry) => trust.refusal(entry), (entry) => {
+      const known = store.recentHash(entry.origin, entry.seq);
+      if (known === undefined || known !== entryHash(entry)) return false;
+      store.countDuplicate();
+      duplicates++;
+      this.peers.raise(from, entry.origin, entry.seq);
+      return true;
+    }, this.ports.verify);
+    const view = this.peers.get(from);
+    for (const entry of entries) {
+      this.peers.raise(from, entry.origin, entry.seq);
+      view.certsHeld.add(entry.origin); // it sent them: it holds their certificate
+    }
+    // A feed this node holds nothing of starts late only once every other linked holder was heard (late-start.ts).
+    const admitted = this.lateStarts.admit(from, header.starts, entries, (origin) => store.head(origin).seq > 0, (origin, seq) => this.holdersOf(origin, seq, from));
+    if (admitted.deferred.length > 0) {
+      counters.increment('feeds.late_start_deferred', admitted.deferred.length);
+      for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
+    }
+    const { outcome, applied, refused } = await applyEntries(store, admitted.entries, admitted.starts);
+    // Over a replication budget here: asking this peer again gets the same answer until it has more.
+    for (const origin of refused) view.stuck.add(origin);
+    for (const entry of applied) this.lateStarts.started(entry.origin);
+    if (applied.length > 0) this.ports.applied(applied);
+    if (header.reply) {
+      if (header.answers !== undefined && header.answers === view.probing?.id) this.releaseCutOffProbes(view.probing.origins, lines);
+      if (header.answers !== undefined) this.answered(from, header.answers);
+      else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
+      if (outcome.gap > 0) {
+        // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
+        for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
+        counters.increment('mesh.unrecoverable_gaps', outcome.gap);
+      }
+      if (applied.length > 0) this.announceHaveSoon(from);
+      this.requestMissing(from); // the rest of a catch-up, batch by batch
+    } else {
+      if (applied.length > 0) this.forward(applied, header.hops + 1, from);
+      // Pushed, and every entry already here: this link is a redundant path of the tree.
+      else if (lines.length > 0 && duplicates === lines.length) this.tree.duplicate(from);
+      // Only a gap is asked for at once: what peers said they hold is on its way down the tree (or grafted, or found by anti-entropy).
+      if (outcome.gap > 0) this.requestMissing(from);
+    }
+  }
+
+  async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
+    const { counters, settings, store } = this.ports;
+    // The answer goes out on our link to the peer: without one, build nothing (finding 11).
+    if (!this.isUp(from)) {
+      counters.increment('mesh.rejected.want_no_link');
+      return;
+    }
+    if (!this.wantLimit.take(from)) {
+      counters.increment('mesh.rejected.want_rate');
+      return;
+    }
+    const batch = await collectBatch(store, want, messageBudget(this.certificatesFor(from), settings.batchBytes));
+    if (batch.entries.length === 0) {
+      this.ports.send(from, { t: 'have', have: store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
+      return;
+    }
+    this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts, ...(id !== undefined ? { answers: id } : {}) });
+    counters.increment('mesh.catchup_entries_sent', batch.entries.length);
+    counters.increment('mesh.catchup_bytes_sent', batch.bytes);
+  }
+
+  /** Each peer: link, liveness, and what each side lacks. */
+  peerStatus(describe: (id: string) => { name?: string; link?: { state: LinkState; url: string; lastError: string | undefined } }): PeerStatus[] {
+    return this.peers.status(this.ports.store.have(), describe);
+  }
+
+  treeStatus(): ReturnType<BroadcastTree['status']> {
+    return this.tree.status();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.tree.stop();
+    this.haveTimer?.();
+    this.haveTimer = undefined;
+    for (const cancel of this.pulls.values()) cancel();
+    this.pulls.clear();
+  }
+
+  // ---- rules -------------------------------------------------------------
+
+  private isUp(peer: string): boolean {
+    for (const [id, up] of this.ports.links()) if (id === peer) return up;
+    return false;
+  }
+
+  /** A graft: the peer's tree lost it these entries; they are pushed (not a reply: it spreads them on). Rate-limited as wants are. */
+  private async answerGraft(from: string, want: Record<string, number>): Promise<void> {
+    const { counters, settings, store } = this.ports;
+    if (!this.isUp(from)) return;
+    if (!this.wantLimit.take(from)) {
+      counters.increment('mesh.rejected.graft_rate');
+      return;
+    }
+    const batch = await collectBatch(store, want, messageBudget(this.certificatesFor(from), settings.batchBytes));
+    if (batch.entries.length === 0) return;
+    this.sendEntries(from, batch.entries, { hops: 0, reply: false, starts: batch.starts });
+    counters.increment('mesh.tree.graft_entries_sent', batch.entries.length);
+  }
+
+  /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
+  private holdersOf(origin: string, seq: number, except: string): string[] {
+    const out: string[] = [];
+    for (const [id, up] of this.ports.links()) {
+      const view = this.peers.get(id);
+      // A claim made before we held the origin's certificate (view.unknown) counts too: it is known by now.
+      const stated = Math.max(view.have[origin] ?? 0, view.unknown[origin] ?? 0);
+      if (id !== except && up && stated >= seq && !view.stuck.has(origin)) out.push(id);
+    }
+    return out;
+  }
+
+  /**
+   * A reply to want `id` came: every origin asked of that peer up to it is
+   * free to be asked again. Origins a full batch cut off are then re-asked at
+   * once, rather than after wantTimeoutMs; origins asked later stay asked.
+   */
+  private answered(peerId: string, id: number): void {
+    for (const [origin, want] of this.wants) if (want.peer === peerId && want.id <= id) this.wants.delete(origin);
+  }
+
+  /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
+  requestMissing(peerId: string): void {
+    if (!this.peers.has(peerId) || !this.isUp(peerId)) return;
+    const { store, trust, settings } = this.ports;
+    const view = this.peers.get(peerId);
+    // Origins it named whose certificates have come since (with their entries): now known, their stated seqs count.
+    const nowKnown = Object.fromEntries(Object.entries(view.unknown).filter(([origin]) => trust.known(origin)));
+    for (const origin of Object.keys(nowKnown)) delete view.unknown[origin];
+    this.peers.mergeHave(peerId, nowKnown);
+    const now = this.ports.scheduler.now();
+    const want: Record<string, number> = {};
+    for (const [origin, seq] of Object.entries(view.have)) {
+      const head = store.head(origin).seq;
+      if (seq <= head || view.stuck.has(origin) || trust.quarantined(origin)) continue;
+      const asked = this.wants.get(origin);
+      if (asked && now - asked.at < settings.wantTimeoutMs) continue;
+      if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
+      if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
+      want[origin] = head + 1;
+    }
+    const asked = Object.keys(want);
+    // Origins it holds that we have no certificate for: a few, now and then (peer-origins.ts); their entries bring the certificate.
+    const probed = this.probes.pick(Object.keys(view.unknown));
+    for (const origin of probed) want[origin] = store.head(origin).seq + 1;
+    if (Object.keys(want).length === 0) return;
+    // Only a want that went out blocks asking another peer for the same origin.
+    const id = ++this.lastWantId;
+    if (!this.ports.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
+    for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
+    if (probed.length > 0) view.probing = { id, origins: probed };
+  }
+
+  /** New entries along the tree: pushed to eager links (within maxHops), announced to lazy ones. */
+  private forward(entries: readonly FeedEntry[], hops: number, except: string | undefined): void {
+    const up: string[] = [];
+    for (const [id, isUp] of this.ports.links()) if (isUp) up.push(id);
+    const eager = this.tree.spread(entries, except, up);
+    if (hops >= this.ports.settings.maxHops) return;
+    for (const peerId of eager) {
+      const view = this.peers.get(peerId);
+      const fresh = entries.filter((e) => e.origin !== peerId && (view.have[e.origin] ?? 0) < e.seq);
+      if (fresh.length > 0) this.sendEntries(peerId, fresh, { hops, reply: false, starts: {} });
+    }
+  }
+
+  /** Sends entries in as many messages as the peer's limits need (entry-batches.ts); a reply's `answers` goes with the last. */
+  private sendEntries(peerId: string, entries: readonly FeedEntry[], meta: { hops: number; reply: boolean; starts: Record<string, number>; answers?: number }): void {
+    const view = this.peers.get(peerId);
+    const now = this.ports.scheduler.now();
+    const certOf = this.certificatesFor(peerId);
+    const messages = splitIntoMessages(entries, messageBudget(certOf, this.ports.settings.batchBytes));
+    for (const [i, part] of messages.entries()) {
+      const origins = [...new Set(part.map((e) => e.origin))];
+      const certs = origins.flatMap((origin) => certOf(origin) ?? []);
+      const starts = Object.fromEntries(Object.entries(meta.starts).filter(([origin]) => origins.includes(origin)));
+      const { answers, ...rest } = meta;
+      const last = i === messages.length - 1;
+      if (!this.ports.send(peerId, { t: 'entries', ...rest, starts, certs, ...(last && answers !== undefined ? { answers } : {}) }, part.map(encodeEntry))) return;
+      for (const cert of certs) view.certsSent.set(certificateNodeId(cert), now);
+      for (const e of part) this.peers.raise(peerId, e.origin, e.seq);
+    }
+  }
+
+  /** Probed origins after the last one a full answer reached (collectBatch goes in origin order) may be asked again at once. */
+  private releaseCutOffProbes(origins: readonly string[], lines: readonly Buffer[]): void {
+    let last: string | undefined;
+    try {
+      last = lines.length > 0 ? parseEntry(lines[lines.length - 1] as Buffer).origin : undefined;
+    } catch {
+      return; // counted where the lines are decoded
+    }
+    if (last !== undefined) this.probes.release(origins.filter((origin) => origin > last));
+  }
+
+  /** Which certificate (if any) a message to `peerId` carries for an origin (entry-batches.ts). */
+  private certificatesFor(peerId: string): (origin: string) => NodeCertificate | undefined {
+    const view: PeerView = this.peers.get(peerId);
+    const now = this.ports.scheduler.now();
+    return (origin) => certificateToSend(view, origin, this.ports.trust.certificate(origin), now, this.ports.settings.wantTimeoutMs);
+  }
+
+  /** A have-vector the peer stated: origins we hold certificates for are kept, a bounded few others are candidates to ask for. */
+  private takeHave(from: string, have: Record<string, number>): void {
+    const stated = splitHave(have, (origin) => this.ports.trust.known(origin), this.ports.counters);
+    this.peers.mergeHave(from, stated.known);
+    this.peers.get(from).unknown = stated.unknown;
+  }
+
+  /** After catching up, tell the other peers (debounced): they may lack the same entries. */
+  private announceHaveSoon(except: string): void {
+    if (this.haveTimer) return;
+    this.haveTimer = this.ports.scheduler.after(250, () => {
+      this.haveTimer = undefined;
+      if (this.stopped) return;
+      const have = this.ports.haveMessage();
+      for (const [peer] of this.ports.links()) if (peer !== except) this.ports.send(peer, have);
+    });
+  }
+}
