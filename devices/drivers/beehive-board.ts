@@ -21,7 +21,7 @@ import type { DeviceConfig } from '../config.js';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import type { AudioSource, ChannelSpec, Device, DeviceEvents, DeviceState, SimulationControl } from '../device.js';
 import { AdcWindow } from './adc-window.js';
-import { closeBoard, openBoard, whenSent, type BoardLink, type Five, type IoPlugin } from './board-link.js';
+import { closeBoard, loadFive, openBoard, whenSent, type BoardLink, type Five, type IoPlugin } from './board-link.js';
 import { Sht31, type Sht31Measurement } from './sht31.js';
 
 /** SHT31-D measurement ranges (datasheet tables 1 and 2): -40..125 °C, 0..100 %RH. */
@@ -118,7 +118,7 @@ export class BeehiveBoard extends EventEmitter<DeviceEvents> implements Device {
     this.closed = false;
     this.closing = new AbortController();
     await this.options.prepare?.();
-    this.five = (await import('johnny-five')).default;
+    this.five = await loadFive();
     await this.connect();
     const audio = this.options.audio;
     if (audio && config.sensors.sound.enabled) {

@@ -7,12 +7,20 @@
  * never opens a serial port itself.
  */
 import type { EventEmitter } from 'node:events';
-import type JohnnyFive from 'johnny-five';
 import type { Board } from 'johnny-five';
 import { ApiaryError, ErrorCodes } from '../../runtime/errors.js';
 import type { I2cIo } from './sht31.js';
 
-export type Five = typeof JohnnyFive;
+/**
+ * What we use of johnny-five: its Board class alone (loadFive). The package's index
+ * loads some 40 component modules (LCD, servo, REPL...) that the beehive never uses.
+ */
+export interface Five { readonly Board: typeof Board }
+
+/** johnny-five's Board, without the rest of the package: less to load at start-up and to hold in RAM. */
+export async function loadFive(): Promise<Five> {
+  return { Board: (await import('johnny-five/lib/board.js')).default };
+}
 
 /** A johnny-five IO plugin made for one connection: opened by board-link, closed (and awaited) when the link ends. */
 export type IoPlugin = EventEmitter & { open?: () => void; close?: () => void | Promise<void>; isReady?: boolean };

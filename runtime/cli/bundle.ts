@@ -15,7 +15,9 @@ export const LAUNCHER_FILE = packagePath('dist', 'launcher.mjs');
 export const BUNDLE_EXTERNALS = [
   'onnxruntime-node', // native addon
   'serialport', '@serialport/*', 'firmata', 'browser-serialport', // johnny-five's optional serial stack, native
-  'pino-pretty', 'yaml', // loaded on demand with require()
+  'pino-pretty', // loaded on demand with require(), for a terminal only
+  // yaml is bundled: every start with a config file parses one, and loading its
+  // CommonJS files one by one cost more than parsing them in the bundle.
   '@modelcontextprotocol/*', // `apiary mcp` only: a running node never parses it
 ];
 
@@ -31,10 +33,13 @@ async function main(): Promise<void> {
     external: BUNDLE_EXTERNALS,
     // CommonJS dependencies call require(); give the ES module bundle one.
     banner: { js: "import { createRequire as __apiaryCreateRequire } from 'node:module'; const require = __apiaryCreateRequire(import.meta.url);" },
-    // Less source for V8 to parse at every start; names stay readable in stack traces.
+    // Less source for V8 to parse at every start; identifiers are kept, so names stay readable in stack traces.
     minifyWhitespace: true,
     minifySyntax: true,
-    keepNames: true,
+    // No keepNames: its __name() calls, one per function and class, gave some 4,000 functions a
+    // property table of their own (about 2 MB of heap) and cost about 10% of the start-up CPU
+    // (issue 16). Only names esbuild changes to avoid a clash in the bundle (a dependency's
+    // `Option` becomes `Option2`) show differently, in a stack trace or `.name`; Apiary reads none.
     legalComments: 'eof',
     logLevel: 'warning',
   });

@@ -5,8 +5,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
+import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { deepFreeze } from '../deep-freeze.js';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -114,8 +113,6 @@ export function readConfigFile(file: string): unknown {
 }
 
 function parseYaml(text: string, file: string): unknown {
-  // Loaded only when there is a file to read: the defaults need no parser.
-  const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];

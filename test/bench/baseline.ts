@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { serviceNodeFlags } from './service-flags.js';
 
 export interface Baseline {
   readonly dir: string;
@@ -79,6 +80,8 @@ export interface NodeSide {
   readonly label: string;
   readonly main: string;
   readonly configFile: string;
+  /** Node.js flags before `main`: those of the checkout's own service unit (service-flags.ts). */
+  readonly nodeFlags: readonly string[];
 }
 
 /**
@@ -95,5 +98,5 @@ export async function baselineNode(baseline: Baseline, tmp: string, ourConfigYam
   if (yaml === undefined) progress(`baseline ${baseline.label}: no DEFAULT_CONFIG_YAML in ${DEFAULT_CONFIG}; its node gets our shipped config`);
   const configFile = path.join(tmp, 'apiary-baseline.yaml');
   await writeFile(configFile, yaml ?? ourConfigYaml);
-  return { label: baseline.label, main: baseline.apiary, configFile };
+  return { label: baseline.label, main: baseline.apiary, configFile, nodeFlags: await serviceNodeFlags(baseline.dir) };
 }

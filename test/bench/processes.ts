@@ -89,9 +89,9 @@ export class Child {
     });
   }
 
-  /** `node <main> start ...args`; `main`: ours, or a baseline checkout's dist/apiary.mjs. */
-  static apiary(args: readonly string[], main = NODE_MAIN): Child {
-    return new Child([main, 'start', ...args], { output: true });
+  /** `node [nodeFlags] <main> start ...args`; `main`: ours, or a baseline checkout's dist/apiary.mjs; `nodeFlags`: its service's (service-flags.ts). */
+  static apiary(args: readonly string[], main = NODE_MAIN, nodeFlags: readonly string[] = []): Child {
+    return new Child([...nodeFlags, main, 'start', ...args], { output: true });
   }
 
   get running(): boolean {

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG_YAML } from '../../runtime/config/default-config.js';
+import { packageRoot } from '../../runtime/package-root.js';
 import { baselineNode, resolveBaseline, UsageError, type Baseline, type NodeSide } from './baseline.js';
 import { BROKER_FULL, BROKER_QUICK, measureBrokers, type BrokerResults } from './broker.js';
 import { brokerRows, renderBroker } from './broker-report.js';
@@ -37,6 +38,8 @@ import { measurePayments, PAYMENTS_FULL, PAYMENTS_QUICK, type PaymentsResults } 
 import { paymentsRows } from './payments-report.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
+import { budgetRows } from './budgets.js';
+import { SERVICE_UNIT, serviceNodeFlags } from './service-flags.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
 import { NODE_MAIN, Resources } from './processes.js';
 import { measureStartup, type StartupResults } from './startup.js';
@@ -50,12 +53,14 @@ const MB = 1024; // KiB per MiB, for /proc's kB figures
 interface Plan extends SteadyPlan {
   /** Start-up rounds (with --baseline: per checkout, taking turns). */
   readonly startRuns: number;
-  /** With --baseline: steady-state sessions per checkout, taking turns (without it: one). */
+  /** With --baseline: steady-state sessions per checkout, taking turns. */
   readonly steadyRepeats: number;
+  /** Without --baseline: steady-state sessions, one after the other (APIARY_BENCH_STEADY_REPEATS, else one). */
+  readonly steadySolo: number;
 }
 
-const FULL: Plan = { startRuns: 5, steadyRepeats: 3, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
-const QUICK: Plan = { startRuns: 3, steadyRepeats: 1, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
+const FULL: Plan = { startRuns: 5, steadyRepeats: 3, steadySolo: 1, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
+const QUICK: Plan = { startRuns: 3, steadyRepeats: 1, steadySolo: 1, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
 
 /** APIARY_BENCH_START_RUNS=10, APIARY_BENCH_STEADY_REPEATS=5: more rounds for steadier medians (e.g. against a baseline on a busy machine). */
 function withNodeOverrides(plan: Plan): Plan {
@@ -65,7 +70,7 @@ function withNodeOverrides(plan: Plan): Plan {
   };
   const startRuns = count('APIARY_BENCH_START_RUNS');
   const steadyRepeats = count('APIARY_BENCH_STEADY_REPEATS');
-  return { ...plan, ...(startRuns ? { startRuns } : {}), ...(steadyRepeats ? { steadyRepeats } : {}) };
+  return { ...plan, ...(startRuns ? { startRuns } : {}), ...(steadyRepeats ? { steadyRepeats, steadySolo: steadyRepeats } : {}) };
 }
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -199,11 +204,11 @@ async function main(): Promise<void> {
     // The shipped defaults, passed explicitly so an apiary.yaml in the cwd cannot change the result.
     const configFile = path.join(tmp, 'apiary.yaml');
     await writeFile(configFile, DEFAULT_CONFIG_YAML);
-    const ours: NodeSide = { label: 'now', main: NODE_MAIN, configFile };
+    const ours: NodeSide = { label: 'now', main: NODE_MAIN, configFile, nodeFlags: await serviceNodeFlags(packageRoot()) };
     const theirNode = baseline && (sections.has('startup') || sections.has('steady')) ? await baselineNode(baseline, tmp, DEFAULT_CONFIG_YAML, progress) : undefined;
     const parts = [
       ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
-      ...(sections.has('steady') ? [theirNode ? `${plan.steadyRepeats} x ${plan.durationMs / 1000} s of steady state per checkout` : `${plan.durationMs / 1000} s of steady state`] : []),
+      ...(sections.has('steady') ? [theirNode ? `${plan.steadyRepeats} x ${plan.durationMs / 1000} s of steady state per checkout` : `${plan.steadySolo > 1 ? `${plan.steadySolo} x ` : ''}${plan.durationMs / 1000} s of steady state`] : []),
       ...(sections.has('broker') ? ['the broker comparison'] : []),
       ...(sections.has('catchup') ? [`mesh catch-up for ${catchupPlan.sizes.join(', ')} nodes`] : []),
       ...(sections.has('inference') ? ['inference per backend'] : []),
@@ -217,10 +222,19 @@ async function main(): Promise<void> {
     ];
     progress(`${quick ? 'quick' : 'full'} run: ${parts.join(', then ')} (${os.cpus().length} CPUs, Node ${process.version}, CLK_TCK ${CLK_TCK})`);
     if (baseline) progress(`baseline: ${baseline.label} at ${baseline.dir} (its node, broker-server.js and catchup-child.js, taking turns with ours)`);
+    if (sections.has('startup') || sections.has('steady')) {
+      const flags = (side: NodeSide) => (side.nodeFlags.length > 0 ? side.nodeFlags.join(' ') : 'none');
+      progress(`node flags of the service unit (${SERVICE_UNIT}; APIARY_BENCH_SERVICE_FLAGS=0 for none): ours ${flags(ours)}${theirNode ? `, ${theirNode.label}'s ${flags(theirNode)}` : ''}`);
+    }
     const startup = sections.has('startup') ? await measureStartup(res, tmp, ours, plan.startRuns, progress, theirNode) : undefined;
     // With a baseline, the main table shows our first session; the comparison, all of them.
     const steadyTurns: SteadyTurns | undefined = sections.has('steady') && theirNode ? await measureSteadyTurns(res, tmp, ours, theirNode, plan, plan.steadyRepeats, progress) : undefined;
-    const steady = steadyTurns ? steadyTurns.now[0] : sections.has('steady') ? await measureSteady(res, tmp, ours, plan, progress) : undefined;
+    const soloSessions: SteadyResults[] = [];
+    for (let i = 0; !steadyTurns && sections.has('steady') && i < plan.steadySolo; i += 1) {
+      const dir = res.dir(await mkdtemp(path.join(tmp, 'steady-')));
+      soloSessions.push(await measureSteady(res, dir, ours, plan, progress, plan.steadySolo > 1 ? `[${i + 1}/${plan.steadySolo}] ` : ''));
+    }
+    const steady = steadyTurns ? steadyTurns.now[0] : soloSessions[0];
     const broker: BrokerResults | undefined = sections.has('broker') ? await measureBrokers(res, tmp, brokerPlan, progress, baseline) : undefined;
     const catchup: CatchupResults | undefined = sections.has('catchup') ? await measureCatchup(res, tmp, catchupPlan, progress, baseline) : undefined;
     const inference: InferenceResults | undefined = sections.has('inference') ? await measureInference(inferencePlan, progress) : undefined;
@@ -231,6 +245,8 @@ async function main(): Promise<void> {
     const mcp: McpResults | undefined = sections.has('mcp') ? await measureMcp(quick ? 3 : 7, progress) : undefined;
     const tasks: TasksResults | undefined = sections.has('tasks') ? await measureTasks(tmp, tasksPlan, progress) : undefined;
     const payments: PaymentsResults | undefined = sections.has('payments') ? await measurePayments(tmp, paymentsPlan, progress) : undefined;
+    const budgets = startup || steady ? budgetRows(startup, steadyTurns ? steadyTurns.now : soloSessions, plan.durationMs, ours.nodeFlags).map(evaluate) : [];
+    if (budgets.length > 0) process.stdout.write(`${renderTable(budgets)}\n`);
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
@@ -257,7 +273,7 @@ async function main(): Promise<void> {
     if (paymentsTable.length > 0) process.stdout.write(`${renderTable(paymentsTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
-    const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : steady ? [steady] : [];
+    const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : soloSessions;
     const notes = [
       ...starts.some((r) => r.missedFirst) ? ['a start-up run missed the first reading (watcher subscribed late): its time is for a later reading'] : [],
       ...[...starts, ...sessions.flatMap((s) => s.nodes)].some((r) => !r.cleanExit) ? ['a node did not exit cleanly on SIGTERM'] : [],
@@ -274,6 +290,7 @@ async function main(): Promise<void> {
       sections: [...sections],
       plan: { ...plan, broker: brokerPlan, catchup: catchupPlan, inference: inferencePlan, ...(flows ? { flows: flowsPlan } : {}) },
       host: { cpus: os.cpus().length, node: process.version, clkTck: CLK_TCK, ...(steady ? { ioCounter: ioCounter(steady.nodes) } : {}) },
+      budgetRows: budgets,
       rows,
       ...(startup?.baseline ? { startupCompareRows: startupCompareRows(startup) } : {}),
       ...(steadyTurns ? { steadyCompareRows: steadyCompareRows(steadyTurns, plan.durationMs) } : {}),
@@ -291,7 +308,7 @@ async function main(): Promise<void> {
       ...(payments ? { paymentsRows: paymentsTable } : {}),
       notes,
       raw: {
-        startup, steady, ...(steadyTurns ? { steadyTurns } : {}), broker, catchup, inference,
+        startup, steady, ...(steadyTurns ? { steadyTurns } : {}), ...(soloSessions.length > 1 ? { steadySessions: soloSessions } : {}), broker, catchup, inference,
         arm64: arm64 && { ...arm64, runs: arm64.runs.map(({ output: _output, ...r }) => r) },
         flows,
         voice,

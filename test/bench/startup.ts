@@ -75,7 +75,7 @@ async function startRun(res: Resources, dataDir: string, node: NodeSide): Promis
   const port = await freePort();
   // The watcher starts knocking before the spawn, so it is subscribed by the time readings flow.
   const watcher = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main, node.nodeFlags));
   const first = await Promise.race([withTimeout(watcher.firstReading, START_TIMEOUT_MS, 'the first reading'), child.died]);
   const cpuAtFirstReadingMs = await cpuMs(child.pid);
   const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
