@@ -2,7 +2,7 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice|mcp|tasks|payments] [--baseline <dir>]`.
+ * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice|mcp|tasks|payments|sim] [--baseline <dir>]`.
  * arm64 (the arm64 .deb under qemu-aarch64, minutes), packaged (this machine's .deb, built and
  * extracted, against the checkout, natively) and flows (the node with and without its supervised
  * Node-RED, issue 13) run only when named in --only.
@@ -36,6 +36,9 @@ import { measureTasks, TASKS_FULL, TASKS_QUICK, type TasksResults } from './task
 import { tasksRows } from './tasks-report.js';
 import { measurePayments, PAYMENTS_FULL, PAYMENTS_QUICK, type PaymentsResults } from './payments.js';
 import { paymentsRows } from './payments-report.js';
+import { measureSim, SIM_FULL, SIM_QUICK } from './sim.js';
+import { simRows } from './sim-report.js';
+import type { ScenarioResult } from '../sim/scenario.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
 import { budgetRows } from './budgets.js';
@@ -153,7 +156,7 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...(sizes && sizes.length > 0 ? { sizes } : {}), ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice', 'mcp', 'tasks', 'payments'] as const;
+const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice', 'mcp', 'tasks', 'payments', 'sim'] as const;
 type Section = (typeof SECTIONS)[number];
 /** What runs without --only: arm64 (minutes of emulation), packaged (builds a .deb) and flows (needs node-red) are asked for by name. */
 const OPT_IN: readonly Section[] = ['arm64', 'packaged', 'flows'];
@@ -194,6 +197,7 @@ async function main(): Promise<void> {
   const voicePlan = quick ? VOICE_QUICK : VOICE_FULL;
   const tasksPlan = quick ? TASKS_QUICK : TASKS_FULL;
   const paymentsPlan = quick ? PAYMENTS_QUICK : PAYMENTS_FULL;
+  const simPlan = quick ? SIM_QUICK : SIM_FULL;
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -217,6 +221,7 @@ async function main(): Promise<void> {
       ...(sections.has('flows') ? [`${flowsPlan.rounds} start-ups each of the node alone and with Node-RED`] : []),
       ...(sections.has('tasks') ? [`${tasksPlan.tasks} tasks on a 5-node loopback mesh`] : []),
       ...(sections.has('payments') ? [`${paymentsPlan.vouchers} vouchers between 2 nodes, a book rebuilt from ${paymentsPlan.rebuildVouchers}`] : []),
+      ...(sections.has('sim') ? [`the mesh simulation at ${simPlan.sizes.join(' and ')} nodes`] : []),
       ...(sections.has('voice') ? [`${voicePlan.rounds} start-ups each of the node with voice off and on, 5 spoken questions each`] : []),
       ...(sections.has('mcp') ? ['the MCP tool list and apiary mcp on stdio'] : []),
     ];
@@ -245,6 +250,7 @@ async function main(): Promise<void> {
     const mcp: McpResults | undefined = sections.has('mcp') ? await measureMcp(quick ? 3 : 7, progress) : undefined;
     const tasks: TasksResults | undefined = sections.has('tasks') ? await measureTasks(tmp, tasksPlan, progress) : undefined;
     const payments: PaymentsResults | undefined = sections.has('payments') ? await measurePayments(tmp, paymentsPlan, progress) : undefined;
+    const sim: ScenarioResult[] | undefined = sections.has('sim') ? await measureSim(simPlan, progress) : undefined;
     const budgets = startup || steady ? budgetRows(startup, steadyTurns ? steadyTurns.now : soloSessions, plan.durationMs, ours.nodeFlags).map(evaluate) : [];
     if (budgets.length > 0) process.stdout.write(`${renderTable(budgets)}\n`);
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
@@ -271,6 +277,8 @@ async function main(): Promise<void> {
     if (tasksTable.length > 0) process.stdout.write(`${renderTable(tasksTable)}\n`);
     const paymentsTable = payments ? paymentsRows(payments).map(evaluate) : [];
     if (paymentsTable.length > 0) process.stdout.write(`${renderTable(paymentsTable)}\n`);
+    const simTable = sim ? simRows(sim).map(evaluate) : [];
+    if (simTable.length > 0) process.stdout.write(`${renderTable(simTable)}\n`);
     // Ours and, with --baseline, the baseline's.
     const starts = startup ? [startup, ...(startup.baseline ? [startup.baseline] : [])].flatMap((s) => [...s.cold, ...s.warm]) : [];
     const sessions = steadyTurns ? [...steadyTurns.now, ...steadyTurns.before] : soloSessions;
@@ -306,6 +314,7 @@ async function main(): Promise<void> {
       ...(mcp ? { mcpRows: mcpTable } : {}),
       ...(tasks ? { tasksRows: tasksTable } : {}),
       ...(payments ? { paymentsRows: paymentsTable } : {}),
+      ...(sim ? { simRows: simTable } : {}),
       notes,
       raw: {
         startup, steady, ...(steadyTurns ? { steadyTurns } : {}), ...(soloSessions.length > 1 ? { steadySessions: soloSessions } : {}), broker, catchup, inference,
@@ -315,6 +324,7 @@ async function main(): Promise<void> {
         mcp,
         tasks,
         payments,
+        sim,
         packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
       },
     };

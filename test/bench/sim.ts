@@ -1,0 +1,30 @@
+/**
+ * The mesh simulation in the bench (issue 16: "a discrete-event simulation
+ * that runs the real protocol code ... for 100 and 500 nodes"): each size in
+ * a child process (test/sim/run.ts), so its heap is its own, its JSON read
+ * back for the report.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ScenarioResult } from '../sim/scenario.js';
+
+export interface SimPlan { readonly sizes: readonly number[] }
+export const SIM_FULL: SimPlan = { sizes: [100, 500] };
+export const SIM_QUICK: SimPlan = { sizes: [50] };
+
+const RUN = fileURLToPath(new URL('../sim/run.js', import.meta.url));
+
+export async function measureSim(plan: SimPlan, progress: (line: string) => void): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = [];
+  for (const nodes of plan.sizes) {
+    progress(`sim: ${nodes} simulated nodes (a few minutes at 500)`);
+    const child = spawn(process.execPath, ['--max-old-space-size=4096', RUN, `--nodes=${nodes}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
+    child.stderr.on('data', (chunk: Buffer) => { for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) progress(line.trim()); });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (code !== 0) throw new Error(`the simulation of ${nodes} nodes exited with ${code}`);
+    results.push(...(JSON.parse(out) as ScenarioResult[]));
+  }
+  return results;
+}
