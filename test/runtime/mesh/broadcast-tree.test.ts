@@ -63,6 +63,25 @@ describe('the broadcast tree', () => {
     expect(tree.status()).toMatchObject({ trees: 1, lazy: { b: 1 } });
   });
 
+  it('never prunes the link an origin\'s entries first came by (its parent): a duplicate by it, when jitter brought another copy first, keeps it eager', () => {
+    const { sent, tree } = bed();
+    for (const p of ['a', 'b']) tree.speaks(p);
+    tree.spread([{ origin: 'x', seq: 1 }], 'a', ['a', 'b']); // a is x's parent here
+    tree.duplicate('b', ['x']);
+    expect(sent).toEqual(['prune b x']);
+    // Entry 2 came first by b (b's prune still on its way, so b pushed it): a's copy is a duplicate, and a stays.
+    tree.spread([{ origin: 'x', seq: 2 }], 'b', ['a', 'b']);
+    tree.duplicate('a', ['x']);
+    expect(sent).toEqual(['prune b x']);
+    expect(tree.treeOf('x', ['a', 'b'])).toEqual({ eager: ['a'], lazy: ['b'] });
+    // When a prunes us, a is no longer the parent, and the next first copy's link becomes it.
+    tree.onPrune('a', ['x']);
+    tree.onGraft('b', ['x']);
+    tree.spread([{ origin: 'x', seq: 3 }], 'b', ['a', 'b']);
+    tree.duplicate('b', ['x']);
+    expect(sent).toEqual(['prune b x']);
+  });
+
   it('never prunes a peer that does not speak the protocol (an older node): it stays eager', () => {
     const { sent, tree } = bed();
     tree.duplicate('old', ['x']);
