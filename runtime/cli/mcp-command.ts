@@ -41,11 +41,12 @@ export async function mcpCommand(options: McpCommandOptions, version: string): P
     : `apiary mcp: serving MCP on stdio; no owner key (--owner-key), so the node refuses writes\n`);
   const { mcpServerFactory } = await import('../mcp/mcp-server.js');
   const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
-  serveStdio(await mcpServerFactory({
+  const makeServer = await mcpServerFactory({
     registry: allNodeCommands(),
     version,
     callNode: (command, args, { write }) => askNode(options, command, args, write
       ? (nodeId) => (owner ? signCommand(owner, nodeId, command, args) : { v: 1 })
       : undefined),
-  }));
+  });
+  serveStdio(() => makeServer());
 }

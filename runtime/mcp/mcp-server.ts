@@ -54,9 +54,9 @@ const refusal = (code: string, message: string): CallToolResult => ({ isError: t
 type Sdk = typeof McpSdk;
 
 /** Loads the SDK once, then makes a server per call (serveStdio and the HTTP handler want a synchronous factory). */
-export async function mcpServerFactory(options: ApiaryMcpOptions): Promise<() => McpServer> {
+export async function mcpServerFactory(options: ApiaryMcpOptions): Promise<(overrides?: Partial<ApiaryMcpOptions>) => McpServer> {
   const sdk = await import('@modelcontextprotocol/server');
-  return () => createApiaryMcpServer(sdk, options);
+  return (overrides) => createApiaryMcpServer(sdk, { ...options, ...overrides });
 }
 
 function createApiaryMcpServer({ McpServer, ResourceTemplate }: Sdk, options: ApiaryMcpOptions): McpServer {

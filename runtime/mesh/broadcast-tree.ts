@@ -66,14 +66,6 @@ interface Awaited {
 export class BroadcastTree {
   /** origin -> the links that are lazy for it; every other link is eager. */
   private readonly lazy = new Map<string, Set<string>>();
-  /**
-   * origin -> the peer its entries came from first, on an eager link: never
-   * pruned for a duplicate. With jitter, the first copy of consecutive entries
-   * can come by different paths; pruning whichever came second each time can
-   * cut both of a node's links on a cycle, and the grafts that follow make new
-   * cycles (the simulation showed it at 100 and 500 nodes).
-   */
-  private readonly parents = new Map<string, string>();
   /** Peers that spoke this protocol: only they may be made lazy. */
   private readonly capable = new Set<string>();
   private readonly announcements = new Map<string, { have: Record<string, number>; cancel: () => void }>();
@@ -89,7 +81,6 @@ export class BroadcastTree {
 
   peerDown(peer: string): void {
     for (const lazy of this.lazy.values()) lazy.delete(peer);
-    for (const [origin, parent] of this.parents) if (parent === peer) this.parents.delete(origin);
     this.announcements.get(peer)?.cancel();
     this.announcements.delete(peer);
     for (const awaited of this.awaited.values()) awaited.announcers = awaited.announcers.filter((p) => p !== peer);
@@ -124,11 +115,6 @@ export class BroadcastTree {
       }
     }
     for (const [origin, seq] of Object.entries(top)) {
-      // The first eager link an origin's entries came by stays its parent (a push from a link we made lazy does not count).
-      if (from !== undefined && !this.lazy.get(origin)?.has(from)) {
-        const parent = this.parents.get(origin);
-        if ((parent === undefined || this.lazy.get(origin)?.has(parent) === true || !linked.includes(parent)) && (parent !== undefined || this.parents.size < MAX_TREES)) this.parents.set(origin, from);
-      }
       const awaited = this.awaited.get(origin);
       if (awaited && seq >= awaited.seq) {
         awaited.cancel();
@@ -142,7 +128,7 @@ export class BroadcastTree {
   /** An eager push from `from` brought nothing new for these origins: a redundant path for them, pruned to lazy on both ends. */
   duplicate(from: string, origins: readonly string[]): void {
     if (!this.capable.has(from)) return;
-    const pruned = origins.filter((origin) => this.parents.get(origin) !== from && this.makeLazy(origin, from)).slice(0, MAX_PRUNE_ORIGINS);
+    const pruned = origins.filter((origin) => this.makeLazy(origin, from)).slice(0, MAX_PRUNE_ORIGINS);
     if (pruned.length === 0) return;
     this.options.count('mesh.tree.pruned', pruned.length);
     this.options.sendPrune(from, pruned);
@@ -150,10 +136,7 @@ export class BroadcastTree {
 
   onPrune(from: string, origins: readonly string[]): void {
     this.speaks(from);
-    for (const origin of origins) {
-      this.makeLazy(origin, from);
-      if (this.parents.get(origin) === from) this.parents.delete(origin);
-    }
+    for (const origin of origins) this.makeLazy(origin, from);
   }
 
   /** `from` grafted us: it missed these origins' entries on the tree, so the link is eager for them again (the mesh pushes what it asked). */
@@ -233,7 +216,6 @@ export class BroadcastTree {
       return;
     }
     this.lazy.get(origin)?.delete(peer);
-    this.parents.set(origin, peer);
     this.options.count('mesh.tree.grafts');
     this.options.sendGraft(peer, { [origin]: head + 1 });
     awaited.cancel = this.options.scheduler.after(this.options.graftTimeoutMs / 2, () => this.graft(origin));

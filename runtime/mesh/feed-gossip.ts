@@ -63,6 +63,8 @@ export interface GossipPorts {
   send(peer: string, header: MeshHeader, lines?: readonly Buffer[]): boolean;
   /** Linked peers, and whether each link is up now. */
   links(): Iterable<readonly [string, boolean]>;
+  /** Whether the link to `peer` is up now (asked on every message: cheaper than links()). */
+  isUp(peer: string): boolean;
   /** Entries from peers, verified and stored in order, exactly once. */
   applied(entries: readonly FeedEntry[]): void;
   /** What this node holds, as a `have` message (the mesh adds its shared-state vector). */
@@ -248,7 +250,7 @@ export class FeedGossip {
   async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
     const { counters, settings, store } = this.ports;
     // The answer goes out on our link to the peer: without one, build nothing (finding 11).
-    if (!this.isUp(from)) {
+    if (!this.ports.isUp(from)) {
       counters.increment('mesh.rejected.want_no_link');
       return;
     }
@@ -297,15 +299,10 @@ export class FeedGossip {
 
   // ---- rules -------------------------------------------------------------
 
-  private isUp(peer: string): boolean {
-    for (const [id, up] of this.ports.links()) if (id === peer) return up;
-    return false;
-  }
-
   /** A graft: the peer's tree lost it these entries; they are pushed (not a reply: it spreads them on). Rate-limited as wants are. */
   private async answerGraft(from: string, want: Record<string, number>): Promise<void> {
     const { counters, settings, store } = this.ports;
-    if (!this.isUp(from)) return;
+    if (!this.ports.isUp(from)) return;
     if (!this.wantLimit.take(from)) {
       counters.increment('mesh.rejected.graft_rate');
       return;
@@ -339,7 +336,7 @@ export class FeedGossip {
 
   /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
   requestMissing(peerId: string): void {
-    if (!this.peers.has(peerId) || !this.isUp(peerId)) return;
+    if (!this.peers.has(peerId) || !this.ports.isUp(peerId)) return;
     const { store, trust, settings } = this.ports;
     const view = this.peers.get(peerId);
     // Origins it named whose certificates have come since (with their entries): now known, their stated seqs count.

@@ -169,6 +169,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       send: (peer, header, lines) => this.send(peer, header, lines),
       links: () => [...this.links].map(([id, link]) => [id, link.state === 'up'] as const),
+      isUp: (peer) => this.links.get(peer)?.state === 'up',
       applied: (entries) => this.onApplied(entries),
       haveMessage: () => this.haveMessage(),
     });

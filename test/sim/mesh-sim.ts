@@ -58,6 +58,7 @@ export class SimNode {
       trust: { known: () => true, refusal: () => undefined, quarantined: () => false, learn: () => undefined, certificate: () => undefined },
       send: (peer, header, lines) => sim.send(this, peer, header, lines),
       links: () => sim.linksOf(this),
+      isUp: (peer) => sim.isUp(this, peer),
       applied: () => undefined,
       haveMessage: () => ({ t: 'have', have: this.store.have() }),
       verify: (entry) => sim.verify(entry),
@@ -152,12 +153,9 @@ export class MeshSim {
   connect(a: SimNode, b: SimNode): void {
     (this.links.get(a.id) as Map<string, Link>).set(b.id, { up: false, cut: false, due: 0 });
     (this.links.get(b.id) as Map<string, Link>).set(a.id, { up: false, cut: false, due: 0 });
-    for (const node of [a, b]) this.gossipLinked(node, node === a ? b : a);
+    a.gossip.linked(b.id);
+    b.gossip.linked(a.id);
     this.clock.after(2 * this.network.latencyMs, () => this.bringUp(a, b));
-  }
-
-  private gossipLinked(node: SimNode, peer: SimNode): void {
-    node.gossip.linked(peer.id);
   }
 
   private bringUp(a: SimNode, b: SimNode): void {
@@ -212,6 +210,10 @@ export class MeshSim {
     }
   }
 
+  isUp(node: SimNode, peer: string): boolean {
+    return this.links.get(node.id)?.get(peer)?.up === true;
+  }
+
   linksOf(node: SimNode): [string, boolean][] {
     return [...(this.links.get(node.id) ?? [])].map(([peer, link]) => [peer, link.up]);
   }
@@ -223,7 +225,7 @@ export class MeshSim {
     const payload = encodeMeshMessage(header, lines);
     this.traffic.messages++;
     this.traffic.bytes += payload.length;
-    const kind = (this.traffic.byType[header.t === 'have' && header.answers !== undefined ? 'have (answering a want)' : header.t] ??= { messages: 0, bytes: 0 });
+    const kind = (this.traffic.byType[header.t] ??= { messages: 0, bytes: 0 });
     kind.messages++;
     kind.bytes += payload.length;
     if (this.random.next() < this.network.loss) {

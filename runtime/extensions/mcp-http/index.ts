@@ -42,9 +42,10 @@ export function createMcpHttp(config: ApiaryConfig): Extension {
       const { createMcpHandler } = await import('@modelcontextprotocol/server');
       const { mcpServerFactory } = await import('../../mcp/mcp-server.js');
       // One server per request (the SDK's handler), made for the token that request showed (none when auth is none).
-      const handler = createMcpHandler(async ({ authInfo }) => {
+      const makeServer = await mcpServerFactory({ registry: ctx.commands, version: APIARY_VERSION, callNode: callNodeAs(undefined, ctx) });
+      const handler = createMcpHandler(({ authInfo }) => {
         const token = authInfo ? { id: authInfo.clientId, scope: authInfo.scopes[0] } : undefined;
-        return (await mcpServerFactory({ registry: ctx.commands, version: APIARY_VERSION, callNode: callNodeAs(token, ctx) }))();
+        return makeServer(token ? { callNode: callNodeAs(token, ctx) } : {});
       }, { onerror: (err) => ctx.logger.debug({ err: err.message }, 'MCP request refused') });
       close = handler.close;
       const gate = auth === 'owner-token' ? new McpTokenGate(config, ctx) : undefined;

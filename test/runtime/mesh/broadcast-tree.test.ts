@@ -3,32 +3,13 @@
  * clock: what is pushed, announced, pruned and grafted, and when.
  */
 import { describe, expect, it } from 'vitest';
-import { BroadcastTree, MAX_AWAITED_ORIGINS, MAX_TREES, type TreeScheduler } from '../../../runtime/mesh/broadcast-tree.js';
-
-class ManualClock implements TreeScheduler {
-  private t = 0;
-  private timers: { at: number; fn: () => void; live: boolean }[] = [];
-  now(): number { return this.t; }
-  after(ms: number, fn: () => void): () => void {
-    const timer = { at: this.t + ms, fn, live: true };
-    this.timers.push(timer);
-    return () => { timer.live = false; };
-  }
-  advance(ms: number): void {
-    const until = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.live && x.at <= until).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.t = next.at;
-      next.live = false;
-      next.fn();
-    }
-    this.t = until;
-  }
-}
+import { BroadcastTree, MAX_AWAITED_ORIGINS, MAX_TREES } from '../../../runtime/mesh/broadcast-tree.js';
+import { SimClock } from '../../sim/sim-clock.js';
 
 function bed() {
-  const clock = new ManualClock();
+  const clock = new SimClock();
+  /** Runs the timers due within `ms` of simulated time. */
+  const advance = (ms: number) => clock.run(clock.now() + ms);
   const heads: Record<string, number> = {};
   const sent: string[] = [];
   const counted: Record<string, number> = {};
@@ -40,12 +21,12 @@ function bed() {
     sendGraft: (peer, want) => sent.push(`graft ${peer} ${JSON.stringify(want)}`),
     count: (name, by = 1) => { counted[name] = (counted[name] ?? 0) + by; },
   });
-  return { clock, heads, sent, counted, tree };
+  return { advance, heads, sent, counted, tree };
 }
 
 describe('the broadcast tree', () => {
-  it('pushes on every link at first; a duplicate push prunes its sender to lazy for that origin only, which then gets batched announcements', () => {
-    const { clock, sent, tree } = bed();
+  it('pushes on every link at first; a duplicate push prunes its sender to lazy for that origin only, which then gets batched announcements', async () => {
+    const { advance, sent, tree } = bed();
     for (const p of ['a', 'b', 'c']) tree.speaks(p);
     const linked = ['a', 'b', 'c'];
     expect(tree.spread([{ origin: 'x', seq: 1 }], undefined, linked)).toEqual(new Map([['a', [0]], ['b', [0]], ['c', [0]]]));
@@ -54,32 +35,13 @@ describe('the broadcast tree', () => {
     // For x, b is lazy now; for y, it is still eager.
     expect(tree.spread([{ origin: 'x', seq: 2 }, { origin: 'y', seq: 7 }], 'a', linked)).toEqual(new Map([['b', [1]], ['c', [0, 1]]]));
     tree.spread([{ origin: 'x', seq: 3 }], 'a', linked);
-    clock.advance(99);
+    await advance(99);
     expect(sent).toEqual(['prune b x']);
-    clock.advance(1);
+    await advance(1);
     expect(sent).toEqual(['prune b x', 'ihave b {"x":3}']);
     expect(tree.treeOf('x', linked)).toEqual({ eager: ['a', 'c'], lazy: ['b'] });
     expect(tree.treeOf('y', linked)).toEqual({ eager: ['a', 'b', 'c'], lazy: [] });
     expect(tree.status()).toMatchObject({ trees: 1, lazy: { b: 1 } });
-  });
-
-  it('never prunes the link an origin\'s entries first came by (its parent): a duplicate by it, when jitter brought another copy first, keeps it eager', () => {
-    const { sent, tree } = bed();
-    for (const p of ['a', 'b']) tree.speaks(p);
-    tree.spread([{ origin: 'x', seq: 1 }], 'a', ['a', 'b']); // a is x's parent here
-    tree.duplicate('b', ['x']);
-    expect(sent).toEqual(['prune b x']);
-    // Entry 2 came first by b (b's prune still on its way, so b pushed it): a's copy is a duplicate, and a stays.
-    tree.spread([{ origin: 'x', seq: 2 }], 'b', ['a', 'b']);
-    tree.duplicate('a', ['x']);
-    expect(sent).toEqual(['prune b x']);
-    expect(tree.treeOf('x', ['a', 'b'])).toEqual({ eager: ['a'], lazy: ['b'] });
-    // When a prunes us, a is no longer the parent, and the next first copy's link becomes it.
-    tree.onPrune('a', ['x']);
-    tree.onGraft('b', ['x']);
-    tree.spread([{ origin: 'x', seq: 3 }], 'b', ['a', 'b']);
-    tree.duplicate('b', ['x']);
-    expect(sent).toEqual(['prune b x']);
   });
 
   it('never prunes a peer that does not speak the protocol (an older node): it stays eager', () => {
@@ -99,34 +61,34 @@ describe('the broadcast tree', () => {
     expect(tree.isEager('y', 'a')).toBe(false);
   });
 
-  it('an announced entry that the tree does not bring in time is grafted from its announcers, one after another', () => {
-    const { clock, heads, sent, tree, counted } = bed();
+  it('an announced entry that the tree does not bring in time is grafted from its announcers, one after another', async () => {
+    const { advance, heads, sent, tree, counted } = bed();
     for (const p of ['a', 'b', 'c']) tree.onPrune(p, ['x']);
     heads.x = 4;
     tree.onAnnounce('b', { x: 6 });
     tree.onAnnounce('c', { x: 5 });
     tree.onAnnounce('a', { x: 4 }); // held already: nothing awaited from a
-    clock.advance(999);
+    await advance(999);
     expect(sent).toEqual([]);
-    clock.advance(1);
+    await advance(1);
     expect(sent).toEqual(['graft b {"x":5}']);
     expect(tree.isEager('x', 'b')).toBe(true);
     // b does not deliver either: half a timeout later, the next announcer.
-    clock.advance(500);
+    await advance(500);
     expect(sent).toEqual(['graft b {"x":5}', 'graft c {"x":5}']);
     expect(counted['mesh.tree.grafts']).toBe(2);
     // Nobody left: it is left to anti-entropy.
-    clock.advance(10_000);
+    await advance(10_000);
     expect(sent).toHaveLength(2);
   });
 
-  it('an entry that arrives on the tree in time cancels the graft', () => {
-    const { clock, heads, sent, tree } = bed();
+  it('an entry that arrives on the tree in time cancels the graft', async () => {
+    const { advance, heads, sent, tree } = bed();
     tree.onPrune('a', ['x']);
     tree.onAnnounce('a', { x: 2 });
     heads.x = 2;
     tree.spread([{ origin: 'x', seq: 2 }], 'z', ['a']);
-    clock.advance(5_000);
+    await advance(5_000);
     expect(sent.filter((m) => m.startsWith('graft'))).toEqual([]);
   });
 
@@ -146,20 +108,20 @@ describe('the broadcast tree', () => {
     expect(tree.isEager(`o${MAX_TREES + 1}`, 'a')).toBe(true);
   });
 
-  it('a link that goes down is no longer announced to or grafted, and comes back eager; stop cancels every timer', () => {
-    const { clock, sent, tree } = bed();
+  it('a link that goes down is no longer announced to or grafted, and comes back eager; stop cancels every timer', async () => {
+    const { advance, sent, tree } = bed();
     for (const p of ['a', 'b']) tree.onPrune(p, ['x', 'y']);
     tree.spread([{ origin: 'x', seq: 1 }], undefined, ['a', 'b']);
     tree.onAnnounce('b', { y: 3 });
     tree.peerDown('a');
     tree.peerDown('b');
-    clock.advance(5_000);
+    await advance(5_000);
     expect(sent).toEqual([]);
     tree.peerUp('a');
     expect(tree.isEager('x', 'a')).toBe(true);
     tree.onAnnounce('a', { y: 3 });
     tree.stop();
-    clock.advance(5_000);
+    await advance(5_000);
     expect(sent).toEqual([]);
   });
 });
