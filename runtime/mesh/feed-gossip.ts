@@ -222,7 +222,9 @@ export class FeedGossip {
       counters.increment('feeds.late_start_deferred', admitted.deferred.length);
       for (const origin of admitted.deferred) for (const holder of this.holdersOf(origin, 1, from)) this.requestMissing(holder);
     }
-    const { outcome, applied, refused } = await applyEntries(store, admitted.entries, admitted.starts);
+    const { outcome, applied, refused, duplicated: raced } = await applyEntries(store, admitted.entries, admitted.starts);
+    // Entries checked while the same ones from another path were being stored are duplicates too (a loaded board sees it often).
+    if (!header.reply) for (const origin of raced) duplicated.add(origin);
     // Over a replication budget here: asking this peer again gets the same answer until it has more.
     for (const origin of refused) view.stuck.add(origin);
     for (const entry of applied) this.lateStarts.started(entry.origin);

@@ -115,9 +115,11 @@ export function decodeLines(
 export type BatchOutcome = Record<ApplyResult | 'rejected', number>;
 
 /** Applies verified entries per origin in seq order (a batch that arrived shuffled still applies whole). */
-export async function applyEntries(store: FeedLog, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[]; refused: Set<string> }> {
+export async function applyEntries(store: FeedLog, entries: FeedEntry[], starts: Readonly<Record<string, number>> = {}): Promise<{ outcome: BatchOutcome; applied: FeedEntry[]; refused: Set<string>; duplicated: Set<string> }> {
   const outcome: BatchOutcome = { applied: 0, duplicate: 0, gap: 0, fork: 0, refused: 0, rejected: 0 };
   const applied: FeedEntry[] = [];
+  /** Origins with an entry already held: one that came by another path while this batch was checked. */
+  const duplicated = new Set<string>();
   /** Origins with an entry over a replication budget: not worth asking the sender again until it has more. */
   const refused = new Set<string>();
   const sorted = [...entries].sort((a, b) => (a.origin === b.origin ? a.seq - b.seq : a.origin.localeCompare(b.origin)));
@@ -126,8 +128,9 @@ export async function applyEntries(store: FeedLog, entries: FeedEntry[], starts:
     outcome[result]++;
     if (result === 'applied') applied.push(entry);
     if (result === 'refused') refused.add(entry.origin);
+    if (result === 'duplicate') duplicated.add(entry.origin);
   }
-  return { outcome, applied, refused };
+  return { outcome, applied, refused, duplicated };
 }
 
 /** Verifies and applies a received batch (encodeBatch's format). */
