@@ -21,6 +21,7 @@ import { certificateNodeId } from './certificate.js';
 import { encodeEntry, entryHash, parseEntry, type FeedEntry } from './feed-entry.js';
 import { applyEntries, collectBatch, decodeLines, type FeedLog } from './feed-sync.js';
 import { BroadcastTree, type TreeScheduler } from './broadcast-tree.js';
+import { answerSum, chunkRanges, HaveIndex, openSum, type SumRange } from './have-reconciliation.js';
 import { LateStarts } from './late-start.js';
 import type { MeshHeader } from './mesh-protocol.js';
 import { MAX_UNKNOWN_ORIGINS_PER_PEER, OriginProbes, splitHave } from './peer-origins.js';
@@ -67,8 +68,8 @@ export interface GossipPorts {
   isUp(peer: string): boolean;
   /** Entries from peers, verified and stored in order, exactly once. */
   applied(entries: readonly FeedEntry[]): void;
-  /** What this node holds, as a `have` message (the mesh adds its shared-state vector). */
-  haveMessage(): MeshHeader;
+  /** A `have` message stating `have` (default: all this node holds); the mesh adds its shared-state vector. */
+  haveMessage(have?: Record<string, number>): MeshHeader;
   /** Verifies an entry's signature (feed-entry.ts verifyEntry); the simulation shares one answer per entry among its nodes. */
   verify?: (entry: FeedEntry) => FeedEntry;
 }
@@ -89,12 +90,20 @@ export class FeedGossip {
   /** Peers whose stated have-vector is to be acted on soon (onHave). */
   private readonly pulls = new Map<string, () => void>();
   private readonly graftTimeoutMs: number;
+  /** Peers that reconcile have-vectors by ranges (they sent a `sum`): full have-vectors to them are replaced by sums. */
+  private readonly reconciles = new Set<string>();
+  private readonly sumLimit: WantRateLimit;
+  /** When each peer's hello came: what a reconciliation finds just after it is pulled at once (the link-up catch-up). */
+  private readonly helloAt = new Map<string, number>();
+  /** Origins caught up since the last have told the other peers (announceHaveSoon). */
+  private readonly caughtUp = new Set<string>();
   private stopped = false;
 
   constructor(private readonly ports: GossipPorts) {
     const { settings, counters, scheduler } = ports;
     const now = () => scheduler.now();
     this.wantLimit = new WantRateLimit({ perSecond: settings.wantsPerSecond, burst: settings.wantBurst, now });
+    this.sumLimit = new WantRateLimit({ perSecond: settings.wantsPerSecond, burst: settings.wantBurst, now });
     this.probes = new OriginProbes({ capacity: 4 * MAX_UNKNOWN_ORIGINS_PER_PEER, intervalMs: Math.max(settings.antiEntropyMs, settings.wantTimeoutMs), counters, now });
     this.graftTimeoutMs = settings.graftTimeoutMs ?? Math.max(1000, 5 * settings.commitIntervalMs);
     this.tree = new BroadcastTree({
@@ -127,9 +136,57 @@ export class FeedGossip {
     view.stuck.clear();
     this.tree.peerUp(peer);
     this.ports.send(peer, { t: 'ihave', have: {} });
+    // Also says we reconcile by ranges: an older node refuses it (counted) and keeps getting full have-vectors.
+    this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+  }
+
+  /** The have-vector our hello to `peer` carries: empty for a peer that reconciles (the sum after it says the rest). */
+  helloHave(peer: string): Record<string, number> {
+    return this.reconciles.has(peer) ? {} : this.ports.store.have();
+  }
+
+  /** Anti-entropy: what we hold, to `peer`, as a sum if it reconciles, else as a full have-vector. */
+  sayHave(peer: string): void {
+    if (!this.reconciles.has(peer)) {
+      this.ports.send(peer, this.ports.haveMessage());
+      return;
+    }
+    this.ports.send(peer, this.ports.haveMessage({})); // the shared-state vector
+    this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+  }
+
+  /** A peer's ranges (have-reconciliation.ts): take what it told, answer what differs, pull what we lack. */
+  onSum(from: string, ranges: readonly SumRange[]): void {
+    const { counters, store } = this.ports;
+    this.reconciles.add(from);
+    if (!this.ports.isUp(from)) {
+      counters.increment('mesh.rejected.sum_no_link');
+      return;
+    }
+    // Each sum costs a sort of what we hold: slowed as wants are.
+    if (!this.sumLimit.take(from)) {
+      counters.increment('mesh.rejected.sum_rate');
+      return;
+    }
+    const index = new HaveIndex(store.have());
+    const { reply, learned, equal, bad } = answerSum(index, ranges);
+    if (bad > 0) counters.increment('mesh.rejected.sum_range', bad);
+    // Where both hold alike, the peer holds what we hold: known without a byte more.
+    for (const [fromIndex, to] of equal) Object.assign(learned, { ...index.items(fromIndex, to), ...learned });
+    if (Object.keys(learned).length > 0) this.takeHave(from, learned);
+    this.sendSum(from, reply);
+    if (!Object.entries(learned).some(([origin, seq]) => seq > store.head(origin).seq)) return;
+    const sinceHello = this.ports.scheduler.now() - (this.helloAt.get(from) ?? Number.NEGATIVE_INFINITY);
+    if (sinceHello < 2 * this.graftTimeoutMs) this.requestMissing(from);
+    else this.pullSoon(from);
+  }
+
+  private sendSum(peer: string, ranges: readonly SumRange[]): void {
+    for (const part of chunkRanges(ranges)) this.ports.send(peer, { t: 'sum', ranges: part });
   }
 
   linkDown(peer: string): void {
+    this.helloAt.delete(peer);
     this.pulls.get(peer)?.();
     this.pulls.delete(peer);
     for (const [origin, want] of this.wants) if (want.peer === peer) this.wants.delete(origin);
@@ -157,8 +214,11 @@ export class FeedGossip {
     view.certsHeld.clear();
     view.stuck.clear();
     this.takeHave(from, have);
-    // Our hello may have gone while their link to us was down: say what we hold, so they can answer too.
-    this.ports.send(from, this.ports.haveMessage());
+    this.helloAt.set(from, this.ports.scheduler.now());
+    // Our hello may have gone while their link to us was down: say what we hold, so they can answer too. A peer that
+    // reconciles opened a sum after its hello: our answer to it tells it what we hold, so only our shared-state vector goes.
+    if (this.reconciles.has(from)) this.ports.send(from, this.ports.haveMessage({}));
+    else this.ports.send(from, this.ports.haveMessage());
     this.requestMissing(from);
   }
 
@@ -169,8 +229,14 @@ export class FeedGossip {
       this.requestMissing(from);
       return;
     }
-    // What it holds beyond us may be on its way down the tree: pulled only if still missing a graft timeout later.
-    // (Pulled at once, every entry in flight would be fetched twice, and each answer's have would set off more.)
+    this.pullSoon(from);
+  }
+
+  /**
+   * What `from` holds beyond us may be on its way down the tree: pulled only if still missing a graft timeout later.
+   * (Pulled at once, every entry in flight would be fetched twice, and each answer's have would set off more.)
+   */
+  private pullSoon(from: string): void {
     if (this.pulls.has(from)) return;
     this.pulls.set(from, this.ports.scheduler.after(this.graftTimeoutMs, () => {
       this.pulls.delete(from);
@@ -238,7 +304,7 @@ export class FeedGossip {
         for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
         counters.increment('mesh.unrecoverable_gaps', outcome.gap);
       }
-      if (applied.length > 0) this.announceHaveSoon(from);
+      if (applied.length > 0) this.announceHaveSoon(from, applied);
       this.requestMissing(from); // the rest of a catch-up, batch by batch
     } else {
       if (applied.length > 0) this.forward(applied, header.hops + 1, from);
@@ -262,7 +328,9 @@ export class FeedGossip {
     }
     const batch = await collectBatch(store, want, messageBudget(this.certificatesFor(from), settings.batchBytes));
     if (batch.entries.length === 0) {
-      this.ports.send(from, { t: 'have', have: store.have(), ...(id !== undefined ? { answers: id } : {}) }); // we do not have it (any more): say what we do have
+      // We do not have it (any more): say how far we hold what was asked (not all we hold: that grows with the mesh).
+      const heads = Object.fromEntries(Object.keys(want).map((origin) => [origin, store.head(origin).seq]));
+      this.ports.send(from, { t: 'have', have: heads, ...(id !== undefined ? { answers: id } : {}) });
       return;
     }
     this.sendEntries(from, batch.entries, { hops: 0, reply: true, starts: batch.starts, ...(id !== undefined ? { answers: id } : {}) });
@@ -427,12 +495,16 @@ export class FeedGossip {
   }
 
   /** After catching up, tell the other peers (debounced): they may lack the same entries. */
-  private announceHaveSoon(except: string): void {
+  private announceHaveSoon(except: string, applied: readonly FeedEntry[]): void {
+    for (const entry of applied) this.caughtUp.add(entry.origin);
     if (this.haveTimer) return;
     this.haveTimer = this.ports.scheduler.after(250, () => {
       this.haveTimer = undefined;
       if (this.stopped) return;
-      const have = this.ports.haveMessage();
+      // Only the origins caught up on: what the others may lack too, in bytes proportional to it.
+      const heads = Object.fromEntries([...this.caughtUp].map((origin) => [origin, this.ports.store.head(origin).seq]));
+      this.caughtUp.clear();
+      const have = this.ports.haveMessage(heads);
       for (const [peer] of this.ports.links()) if (peer !== except) this.ports.send(peer, have);
     });
   }

@@ -20,9 +20,12 @@
  *   ihave     {t, have}            a lazy link's announcement (broadcast-tree.ts): entries I hold now (origin -> highest seq); empty on link-up: I speak the tree protocol
  *   prune     {t, origins}         your eager pushes of these origins' entries reach me by another path too: make our link lazy for them
  *   graft     {t, want}            the tree lost me those entries: make our link eager for those origins and push them (origin -> from seq)
+ *   sum       {t, ranges}          range-based reconciliation of what we hold (have-reconciliation.ts): fingerprints of ranges of origins, or
+ *                                  their items; the first one on link-up also says "I reconcile": have-vectors to me may then be empty
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
+import { MAX_SUM_ITEMS, MAX_SUM_RANGES, RANGE_MAX, RANGE_MIN } from './have-reconciliation.js';
 
 /** Largest mesh message accepted: a catch-up batch (256 KiB of entries) plus headers and certificates. */
 export const MAX_MESH_MESSAGE_BYTES = 512 * 1024;
@@ -46,6 +49,15 @@ const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,
 const blobName = z.string().regex(/^[0-9a-f]{64}$/);
 /** A chunk index: a blob has at most 1 GiB / 4 KiB chunks (blob-descriptor.ts). */
 const chunkIndex = z.number().int().min(0).max(262_143);
+
+/** A range bound of a `sum` (have-reconciliation.ts): below every id, a prefix of a node id, or above every id. */
+const rangeBound = z.union([z.literal(RANGE_MIN), z.literal(RANGE_MAX), z.string().regex(/^[a-z2-7]{1,12}$/)]);
+const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const sumRange = z.union([
+  z.strictObject({ lo: rangeBound, hi: rangeBound, fp: z.string().regex(/^[A-Za-z0-9_-]{16}$/), n: z.number().int().min(0).max(10_000_000) }),
+  z.strictObject({ lo: rangeBound, hi: rangeBound, have: z.record(nodeId, seq).refine((v) => Object.keys(v).length <= MAX_SUM_ITEMS, 'too many items'), end: z.literal(true).optional() }),
+  z.strictObject({ lo: rangeBound, hi: rangeBound, eq: z.literal(true) }),
+]);
 
 const headerSchema = z.discriminatedUnion('t', [
   /** port/tls: where the sender's own broker listens, so a node that was not dialled can dial back. */
@@ -80,6 +92,11 @@ const headerSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('ihave'), have: haveVector }),
   z.strictObject({ t: z.literal('prune'), origins: z.array(nodeId).min(1).max(256) }),
   z.strictObject({ t: z.literal('graft'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
+  z.strictObject({
+    t: z.literal('sum'),
+    ranges: z.array(sumRange).min(1).max(MAX_SUM_RANGES)
+      .refine((ranges) => ranges.reduce((n, r) => n + ('have' in r ? Object.keys(r.have).length : 0), 0) <= MAX_SUM_ITEMS, 'too many items'),
+  }),
 ]);
 
 export type MeshHeader = z.infer<typeof headerSchema>;

@@ -171,7 +171,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       links: () => [...this.links].map(([id, link]) => [id, link.state === 'up'] as const),
       isUp: (peer) => this.links.get(peer)?.state === 'up',
       applied: (entries) => this.onApplied(entries),
-      haveMessage: () => this.haveMessage(),
+      haveMessage: (have) => this.haveMessage(have),
     });
     this.state = new SharedState({
       dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
@@ -246,7 +246,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       });
       await this.discovery.start();
     }
-    this.every(settings.antiEntropyMs, () => this.broadcast(this.haveMessage()));
+    this.every(settings.antiEntropyMs, () => { for (const peerId of this.links.keys()) this.gossip.sayHave(peerId); });
     this.every(60_000, () => this.track(this.store.prune()));
   }
 
@@ -289,7 +289,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         logger.info({ peer: peerId, url }, 'mesh link up');
         const { port, tls, tlsCert } = advertisedListener(this.broker);
         this.send(peerId, {
-          t: 'hello', cert: identity.certificate, have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64'),
+          t: 'hello', cert: identity.certificate, have: this.gossip.helloHave(peerId), sv: Buffer.from(this.state.stateVector()).toString('base64'),
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
         this.forks.linked(peerId);
@@ -471,6 +471,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'graft':
         await this.gossip.onGraft(from, header.want);
         return;
+      case 'sum':
+        this.gossip.onSum(from, header.ranges);
+        return;
       case 'state': {
         const changed = await this.state.applyRemote(Buffer.from(header.update, 'base64'), from);
         if (changed && header.hops + 1 < this.options.settings.maxHops) this.broadcast({ ...header, hops: header.hops + 1 }, from);
@@ -513,9 +516,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (diff) this.send(peerId, { t: 'state', update: Buffer.from(diff).toString('base64'), hops: 0 });
   }
 
-  /** What we hold: feeds (have-vector) and shared state (Yjs state vector). */
-  private haveMessage(): MeshHeader {
-    return { t: 'have', have: this.store.have(), sv: Buffer.from(this.state.stateVector()).toString('base64') };
+  /** What we hold: feeds (have-vector, all of it unless given) and shared state (Yjs state vector). */
+  private haveMessage(have: Record<string, number> = this.store.have()): MeshHeader {
+    return { t: 'have', have, sv: Buffer.from(this.state.stateVector()).toString('base64') };
   }
 
   // ---- finding peers ---------------------------------------------------
@@ -602,8 +605,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.options.counters.increment('mesh.sends_no_link');
       return false;
     }
-    const ok = link.send(encodeMeshMessage(header, lines));
-    if (ok) this.options.counters.increment(`mesh.sent.${header.t}`);
+    const payload = encodeMeshMessage(header, lines);
+    const ok = link.send(payload);
+    if (ok) {
+      this.options.counters.increment(`mesh.sent.${header.t}`);
+      this.options.counters.increment(`mesh.sent_bytes.${header.t}`, payload.length);
+    }
     return ok;
   }
 

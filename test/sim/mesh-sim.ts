@@ -60,7 +60,7 @@ export class SimNode {
       links: () => sim.linksOf(this),
       isUp: (peer) => sim.isUp(this, peer),
       applied: () => undefined,
-      haveMessage: () => ({ t: 'have', have: this.store.have() }),
+      haveMessage: (have) => ({ t: 'have', have: have ?? this.store.have() }),
       verify: (entry) => sim.verify(entry),
     });
   }
@@ -71,8 +71,7 @@ export class SimNode {
 
   start(): void {
     this.stopAntiEntropy = this.sim.clock.every(this.sim.settings.antiEntropyMs, () => {
-      const have = this.gossip.have();
-      for (const [peer, up] of this.sim.linksOf(this)) if (up) this.sim.send(this, peer, { t: 'have', have });
+      for (const [peer, up] of this.sim.linksOf(this)) if (up) this.gossip.sayHave(peer);
     });
   }
 
@@ -91,10 +90,10 @@ export class SimNode {
     });
   }
 
-  /** The link to `peer` came up on this side: tree and hello, as Mesh does (link-up, then hello). */
+  /** The link to `peer` came up on this side: hello, then tree and reconciliation, as Mesh does. */
   linkUp(peer: string): void {
+    this.sim.send(this, peer, { t: 'hello', cert: null, have: this.gossip.helloHave(peer), sv: '' });
     this.gossip.linkUp(peer);
-    this.sim.send(this, peer, { t: 'hello', cert: null, have: this.store.have(), sv: '' });
   }
 
   receive(from: string, payload: Buffer): Promise<void> {
@@ -108,6 +107,7 @@ export class SimNode {
       case 'ihave': this.gossip.onIHave(from, header.have); return Promise.resolve();
       case 'prune': this.gossip.onPrune(from, header.origins); return Promise.resolve();
       case 'graft': return this.gossip.onGraft(from, header.want);
+      case 'sum': this.gossip.onSum(from, header.ranges); return Promise.resolve();
       default: return Promise.resolve();
     }
   }
