@@ -92,6 +92,8 @@ export class FeedGossip {
   private readonly graftTimeoutMs: number;
   /** Peers that reconcile have-vectors by ranges (they sent a `sum`): full have-vectors to them are replaced by sums. */
   private readonly reconciles = new Set<string>();
+  /** Peers whose last hello no sum has followed yet: a node of this version sends one right after; an older one never does. */
+  private readonly helloWithoutSum = new Set<string>();
   private readonly sumLimit: WantRateLimit;
   /** When each peer's hello came: what a reconciliation finds just after it is pulled at once (the link-up catch-up). */
   private readonly helloAt = new Map<string, number>();
@@ -142,12 +144,18 @@ export class FeedGossip {
 
   /** The have-vector our hello to `peer` carries: empty for a peer that reconciles (the sum after it says the rest). */
   helloHave(peer: string): Record<string, number> {
-    return this.reconciles.has(peer) ? {} : this.ports.store.have();
+    return this.reconciling(peer) ? {} : this.ports.store.have();
+  }
+
+  /** Whether `peer` reconciles by ranges: it sent a sum, and no hello since without one (a node put back to an older version). */
+  private reconciling(peer: string): boolean {
+    if (this.helloWithoutSum.has(peer)) this.reconciles.delete(peer);
+    return this.reconciles.has(peer);
   }
 
   /** Anti-entropy: what we hold, to `peer`, as a sum if it reconciles, else as a full have-vector. */
   sayHave(peer: string): void {
-    if (!this.reconciles.has(peer)) {
+    if (!this.reconciling(peer)) {
       this.ports.send(peer, this.ports.haveMessage());
       return;
     }
@@ -159,6 +167,7 @@ export class FeedGossip {
   onSum(from: string, ranges: readonly SumRange[]): void {
     const { counters, store } = this.ports;
     this.reconciles.add(from);
+    this.helloWithoutSum.delete(from);
     if (!this.ports.isUp(from)) {
       counters.increment('mesh.rejected.sum_no_link');
       return;
@@ -217,7 +226,9 @@ export class FeedGossip {
     this.helloAt.set(from, this.ports.scheduler.now());
     // Our hello may have gone while their link to us was down: say what we hold, so they can answer too. A peer that
     // reconciles opened a sum after its hello: our answer to it tells it what we hold, so only our shared-state vector goes.
-    if (this.reconciles.has(from)) this.ports.send(from, this.ports.haveMessage({}));
+    const reconciling = this.reconciles.has(from);
+    this.helloWithoutSum.add(from);
+    if (reconciling) this.ports.send(from, this.ports.haveMessage({}));
     else this.ports.send(from, this.ports.haveMessage());
     this.requestMissing(from);
   }

@@ -46,6 +46,8 @@ export class SimNode {
   readonly counters = new Counters();
   readonly gossip: FeedGossip;
   alive = true;
+  /** Stands for a node of a version before range reconciliation: it never sends a `sum`, and refuses one (as its schema would). */
+  older = false;
   private pending: FeedEntry[] = [];
   private commitTimer: (() => void) | undefined;
   private stopAntiEntropy: (() => void) | undefined;
@@ -98,6 +100,10 @@ export class SimNode {
 
   receive(from: string, payload: Buffer): Promise<void> {
     const { header, lines } = decodeMeshMessage(payload);
+    if (this.older && header.t === 'sum') {
+      this.counters.increment('mesh.rejected.message_malformed');
+      return Promise.resolve();
+    }
     this.gossip.heard(from);
     switch (header.t) {
       case 'hello': this.gossip.onHello(from, header.have); return Promise.resolve();
@@ -222,6 +228,7 @@ export class MeshSim {
   send(from: SimNode, peer: string, header: MeshHeader, lines: readonly Buffer[] = []): boolean {
     const link = this.links.get(from.id)?.get(peer);
     if (!link?.up || !from.alive) return false;
+    if (from.older && header.t === 'sum') return true;
     const payload = encodeMeshMessage(header, lines);
     this.traffic.messages++;
     this.traffic.bytes += payload.length;
