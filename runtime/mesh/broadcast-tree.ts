@@ -128,9 +128,15 @@ export class BroadcastTree {
   /** An eager push from `from` brought nothing new for these origins: a redundant path for them, pruned to lazy on both ends. */
   duplicate(from: string, origins: readonly string[]): void {
     if (!this.capable.has(from)) return;
-    const pruned = origins.filter((origin) => this.makeLazy(origin, from)).slice(0, MAX_PRUNE_ORIGINS);
+    let fresh = 0;
+    // A link already lazy here that still pushes: our prune was lost (or crossed a graft). Said again.
+    const pruned = origins.filter((origin) => {
+      if (this.makeLazy(origin, from)) return ++fresh > 0;
+      return this.lazy.get(origin)?.has(from) === true;
+    }).slice(0, MAX_PRUNE_ORIGINS);
     if (pruned.length === 0) return;
-    this.options.count('mesh.tree.pruned', pruned.length);
+    if (fresh > 0) this.options.count('mesh.tree.pruned', fresh);
+    if (pruned.length > fresh) this.options.count('mesh.tree.prunes_repeated', pruned.length - fresh);
     this.options.sendPrune(from, pruned);
   }
 

@@ -44,6 +44,15 @@ describe('the broadcast tree', () => {
     expect(tree.status()).toMatchObject({ trees: 1, lazy: { b: 1 } });
   });
 
+  it('a push from a link already pruned here says the prune again (the first was lost), counted apart from new prunes', () => {
+    const { counted, sent, tree } = bed();
+    tree.speaks('b');
+    tree.duplicate('b', ['x']);
+    tree.duplicate('b', ['x', 'y']);
+    expect(sent).toEqual(['prune b x', 'prune b x,y']);
+    expect(counted).toEqual({ 'mesh.tree.pruned': 2, 'mesh.tree.prunes_repeated': 1 });
+  });
+
   it('never prunes a peer that does not speak the protocol (an older node): it stays eager', () => {
     const { sent, tree } = bed();
     tree.duplicate('old', ['x']);
