@@ -181,8 +181,10 @@ export class FeedGossip {
     const { reply, learned, equal, bad } = answerSum(index, ranges);
     if (bad > 0) counters.increment('mesh.rejected.sum_range', bad);
     // Where both hold alike, the peer holds what we hold: known without a byte more.
-    for (const [fromIndex, to] of equal) Object.assign(learned, { ...index.items(fromIndex, to), ...learned });
-    if (Object.keys(learned).length > 0) this.takeHave(from, learned);
+    const stated: Record<string, number> = {};
+    for (const [fromIndex, to] of equal) Object.assign(stated, index.items(fromIndex, to));
+    Object.assign(stated, learned);
+    if (Object.keys(stated).length > 0) this.takeHave(from, stated);
     this.sendSum(from, reply);
     if (!Object.entries(learned).some(([origin, seq]) => seq > store.head(origin).seq)) return;
     const sinceHello = this.ports.scheduler.now() - (this.helloAt.get(from) ?? Number.NEGATIVE_INFINITY);
