@@ -80,7 +80,7 @@ export class SimNode {
   /** Appends one entry; own entries go out a commit interval later, as on a board. */
   async write(body: unknown): Promise<void> {
     const head = this.store.head(this.id);
-    const entry = signEntry(this.identity, { seq: head.seq + 1, prev: head.hash, hlc: { l: this.sim.clock.now(), c: 0 }, type: 'reading', body });
+    const entry = signEntry(this.identity, { seq: head.seq + 1, prev: head.hash, hlc: { l: Math.floor(this.sim.clock.now()), c: 0 }, type: 'reading', body });
     await this.store.apply(entry);
     this.sim.written++;
     this.sim.writtenBytes += encodeEntry(entry).length;
