@@ -72,6 +72,8 @@ export interface GossipPorts {
   haveMessage(have?: Record<string, number>): MeshHeader;
   /** Verifies an entry's signature (feed-entry.ts verifyEntry); the simulation shares one answer per entry among its nodes. */
   verify?: (entry: FeedEntry) => FeedEntry;
+  /** Whether `peer` said it holds `origin` sparsely (sparse-replication.ts): then a peer that holds it whole is asked first. */
+  sparseAt?: (peer: string, origin: string) => boolean;
 }
 
 type EntriesHeader = Extract<MeshHeader, { t: 'entries' }>;
@@ -238,6 +240,8 @@ export class FeedGossip {
   onHave(from: string, header: Extract<MeshHeader, { t: 'have' }>): void {
     this.takeHave(from, header.have);
     if (header.answers !== undefined) {
+      // A sparse holder that holds nothing of what we wanted would say so again: not asked for it until its have moves.
+      for (const [origin, want] of this.wants) if (want.peer === from && want.id <= header.answers && this.ports.sparseAt?.(from, origin)) this.peers.get(from).stuck.add(origin);
       this.answered(from, header.answers);
       this.requestMissing(from);
       return;
@@ -435,6 +439,7 @@ export class FeedGossip {
       if (asked && now - asked.at < settings.wantTimeoutMs) continue;
       if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
       if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
+      if (this.ports.sparseAt?.(peerId, origin) && this.holdersOf(origin, head + 1, peerId).some((p) => !this.ports.sparseAt?.(p, origin))) continue;
       want[origin] = head + 1;
     }
     const asked = Object.keys(want);
