@@ -318,8 +318,9 @@ export class FeedGossip {
       else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
-        for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
         counters.increment('mesh.unrecoverable_gaps', outcome.gap);
+        applied.push(...await this.resumeAfterGap(from, admitted.starts, header.starts, entries));
+        for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
       }
       if (applied.length > 0) this.announceHaveSoon(from, applied);
       this.requestMissing(from); // the rest of a catch-up, batch by batch
@@ -398,6 +399,26 @@ export class FeedGossip {
     if (batch.entries.length === 0) return;
     this.sendEntries(from, batch.entries, { hops: 0, reply: false, starts: batch.starts });
     counters.increment('mesh.tree.graft_entries_sent', batch.entries.length);
+  }
+
+  /**
+   * A feed held here that the peer can continue only past a gap (its
+   * `starts`: it holds nothing earlier, e.g. a sparse node whose relay cache
+   * dropped them) continues there once every other linked holder claimed no
+   * earlier start either (late-start.ts), so no reachable entry is skipped.
+   * The skipped ones are counted (feeds.resumed_skipped).
+   */
+  private async resumeAfterGap(from: string, started: Readonly<Record<string, number>>, starts: Readonly<Record<string, number>>, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
+    const resumed: FeedEntry[] = [];
+    for (const [origin, seq] of Object.entries(starts)) {
+      if (started[origin] !== undefined || seq <= this.ports.store.head(origin).seq + 1) continue;
+      if (!this.lateStarts.claim(origin, from, seq, this.holdersOf(origin, seq, from))) continue;
+      this.lateStarts.started(origin);
+      const { applied } = await applyEntries(this.ports.store, entries.filter((e) => e.origin === origin), { [origin]: seq });
+      resumed.push(...applied);
+    }
+    if (resumed.length > 0) this.ports.applied(resumed);
+    return resumed;
   }
 
   /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */

@@ -178,7 +178,9 @@ export class FeedStore {
   /**
    * Checks and stores one entry (already decoded and signature-verified).
    * `startsFeed`: a peer said this is the oldest entry of its origin it still
-   * holds, so a node that has none of that feed may start it here.
+   * holds, so a node that has none of that feed may start it here; one that
+   * holds it continues it here, past entries no peer it can reach still
+   * holds (feed-gossip.ts decides, counted as feeds.resumed_skipped).
    */
   async apply(entry: FeedEntry, startsFeed = false): Promise<ApplyResult> {
     const feed = await this.feed(entry.origin);
@@ -280,7 +282,9 @@ export class FeedStore {
       feed.log = log;
       if (entry.seq > 1) this.options.counters.increment('feeds.joined_late_skipped', entry.seq - 1);
     } else if (entry.seq > head.seq + 1) {
-      return 'gap';
+      if (!startsFeed) return 'gap';
+      await feed.log.skipTo(entry.seq - 1);
+      this.options.counters.increment('feeds.resumed_skipped', entry.seq - head.seq - 1);
     } else if (entry.prev !== head.hash) {
       for await (const record of feed.log.read(head.seq - 1, 1)) this.options.onFork?.(parseEntry(record.payload), entry);
       return 'fork';
@@ -303,8 +307,8 @@ export class FeedStore {
     const { counters, replication, sparse } = this.options;
     if (!sparse) throw new Error('a sparse feed without sparse storage');
     if (head.seq === 0 && entry.seq > 1 && !startsFeed) return 'gap';
-    if (head.seq > 0 && entry.seq > head.seq + 1) return 'gap';
-    if (head.seq > 0 && entry.prev !== head.hash) {
+    if (head.seq > 0 && entry.seq > head.seq + 1 && !startsFeed) return 'gap';
+    if (head.seq > 0 && entry.seq === head.seq + 1 && entry.prev !== head.hash) {
       const held = await this.heldEntry(feed, head.seq);
       if (held) this.options.onFork?.(held, entry);
       return 'fork';
@@ -312,6 +316,7 @@ export class FeedStore {
     if (!feed.admitted && !this.admitOrigin(feed)) return 'refused';
     const bytes = encodeEntry(entry);
     if (head.seq === 0 && entry.seq > 1) counters.increment('feeds.joined_late_skipped', entry.seq - 1);
+    if (head.seq > 0 && entry.seq > head.seq + 1) counters.increment('feeds.resumed_skipped', entry.seq - head.seq - 1);
     feed.sparse = true;
     if (replication?.keeps(entry, Date.now()) !== false) {
       await this.makeRoom(bytes.length + FRAME_HEADER_BYTES);
