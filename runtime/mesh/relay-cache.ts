@@ -40,7 +40,7 @@ export class RelayCache {
     }
     while (this.bytes + bytes > this.options.maxBytes && this.next < this.order.length) this.dropOldest();
     let feed = this.byOrigin.get(entry.origin);
-    if (!feed) this.byOrigin.set(entry.origin, (feed = new Map()));
+    if (!feed) this.byOrigin.set(entry.origin, (feed = new Map<number, Held>()));
     feed.set(entry.seq, { entry, bytes });
     this.order.push({ origin: entry.origin, seq: entry.seq });
     this.bytes += bytes;

@@ -3,7 +3,8 @@
  * `mesh.replicate` is a list of keep rules; an entry is kept (written to
  * disk) if it is this node's own, a revocation, or any rule matches it. A
  * rule matches by origin, owner, type (a trailing `*` matches a prefix) and
- * age (the entry's hybrid-logical-clock time). Without `mesh.replicate`
+ * age (the entry's hybrid-logical-clock time); a private entry sealed for
+ * this node is kept as its own are. Without `mesh.replicate`
  * every entry is kept, as before.
  *
  * An entry that is not kept is still verified and chained (the feed's head
@@ -16,6 +17,7 @@ import { z } from 'zod';
 import { duration } from '../config/units.js';
 import type { FeedEntry } from './feed-entry.js';
 import { MAX_SPARSE_ORIGINS } from './mesh-protocol.js';
+import { PRIVATE_ENTRY_TYPE } from './private-entries.js';
 import { REVOCATION_ENTRY_TYPE } from './revocation.js';
 
 export interface KeepRule {
@@ -59,7 +61,7 @@ export class KeepRules {
 
   /** Whether `entry` is written to disk here (at `now`: an entry past every matching rule's maxAge is not). */
   keeps(entry: FeedEntry, now: number): boolean {
-    if (!this.rules || entry.origin === this.self || ALWAYS_KEPT.has(entry.type)) return true;
+    if (!this.rules || entry.origin === this.self || ALWAYS_KEPT.has(entry.type) || this.sealedForSelf(entry)) return true;
     const owner = this.ownerOf(entry.origin);
     return this.rules.some((rule) => this.covers(rule, entry.origin, owner)
       && (rule.types === undefined || rule.types.some((pattern) => typeMatches(pattern, entry.type)))
@@ -76,6 +78,17 @@ export class KeepRules {
   /** The rules as status shows them. */
   describe(): readonly KeepRule[] | 'everything' {
     return this.rules ?? 'everything';
+  }
+
+  /** A private entry sealed for this node (vouchers, questions): its own data, kept like its own entries. */
+  private sealedForSelf(entry: FeedEntry): boolean {
+    if (entry.type !== PRIVATE_ENTRY_TYPE) return false;
+    try {
+      const recipients = (JSON.parse(entry.body) as { recipients?: unknown }).recipients;
+      return typeof recipients === 'object' && recipients !== null && Object.hasOwn(recipients, this.self);
+    } catch {
+      return false;
+    }
   }
 
   private covers(rule: KeepRule, origin: string, owner: string | undefined): boolean {

@@ -63,7 +63,7 @@ describe('sparse replication on three nodes in a line', () => {
       startMeshNode({ name: 'a', dir: dirs[0] as string, trustedOwners: owners, mesh: common }),
       startS(),
       startMeshNode({ name: 'b', dir: dirs[2] as string, trustedOwners: owners, mesh: common }),
-    ]) as [TestMeshNode, TestMeshNode, TestMeshNode];
+    ]);
     for (const n of [a, s, b]) live.add(n);
     await link(a, s);
     await link(s, a);

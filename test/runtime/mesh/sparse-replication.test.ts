@@ -42,7 +42,7 @@ describe('keep rules', () => {
   const rules = (list: KeepRule[] | undefined) => new KeepRules(list, 'ssssssssssss', (origin) => owners[origin]);
   const entry = (origin: string, type: string, ageMs = 0) => ({ origin, type, hlc: { l: NOW - ageMs, c: 0 } }) as FeedEntry;
 
-  it('keeps everything without rules, and this node\'s own entries and revocations whatever they say', () => {
+  it('keeps everything without rules, and this node\'s own entries, revocations and entries sealed for it whatever they say', () => {
     expect(rules(undefined).keeps(entry('aaaaaaaaaaaa', 'reading'), NOW)).toBe(true);
     expect(rules(undefined).holdsWhole('aaaaaaaaaaaa')).toBe(true);
     const none = rules([]);
@@ -50,6 +50,9 @@ describe('keep rules', () => {
     expect(none.keeps(entry('ssssssssssss', 'reading'), NOW)).toBe(true);
     expect(none.keeps(entry('aaaaaaaaaaaa', 'revocation'), NOW)).toBe(true);
     expect(none.holdsWhole('ssssssssssss')).toBe(true);
+    const sealed = (recipients: string[]) => ({ ...entry('aaaaaaaaaaaa', 'private'), body: JSON.stringify({ v: 2, recipients: Object.fromEntries(recipients.map((r) => [r, {}])) }) }) as FeedEntry;
+    expect(none.keeps(sealed(['aaaaaaaaaaaa', 'ssssssssssss']), NOW)).toBe(true);
+    expect(none.keeps(sealed(['aaaaaaaaaaaa', 'bbbbbbbbbbbb']), NOW)).toBe(false);
     expect(none.holdsWhole('aaaaaaaaaaaa')).toBe(false);
   });
 
