@@ -95,7 +95,8 @@ describe('sparse replication on three nodes in a line', () => {
     const status = s.mesh.status().replication as { kept: number; relayed: number; sparseOrigins: string[]; rules: unknown };
     expect(status).toMatchObject({ kept: 3, relayed: 8, rules: [{ origins: [a.node.nodeId], types: ['alert*'] }] });
     expect(status.sparseOrigins.sort()).toEqual([a.node.nodeId, b.node.nodeId].sort());
-    // B and A, told in S's hello and have that S holds A and B sparsely, still asked it: no one else holds them.
+    // B and A were told (a `sparse` message) that S holds A and B sparsely, and still ask it: no one else holds them.
+    await waitFor(() => counter(b, 'mesh.received.sparse') > 0 && counter(a, 'mesh.received.sparse') > 0, 10_000, describeAll);
     expect(counter(b, 'mesh.unrecoverable_gaps') + counter(a, 'mesh.unrecoverable_gaps')).toBe(0);
   }, 60_000);
 

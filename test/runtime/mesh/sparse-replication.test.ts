@@ -14,6 +14,7 @@ import { Counters } from '../../../runtime/counters.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../../../runtime/identity/identity.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { FeedStore } from '../../../runtime/mesh/feed-store.js';
+import { decodeMeshMessage, MAX_SPARSE_ORIGINS } from '../../../runtime/mesh/mesh-protocol.js';
 import { RelayCache } from '../../../runtime/mesh/relay-cache.js';
 import { KeepRules, PeerSparseOrigins, typeMatches, type KeepRule } from '../../../runtime/mesh/sparse-replication.js';
 
@@ -104,6 +105,14 @@ describe('keep rules', () => {
     expect(bad({ replicate: [{ types: ['alert'], maxAge: 'soon' }] })).toMatch(/"mesh\.replicate\.0\.maxAge".*duration/);
     expect(bad({ replicate: [{ type: ['alert'] }] })).toMatch(/unknown field "type"/);
     expect(bad({ relay: { maxBytes: '1KiB' } })).toMatch(/"mesh\.relay\.maxBytes".*size between 64\.0 KiB/);
+  });
+
+  it('a peer\'s `sparse` message is checked with its bound', () => {
+    const message = (origins: string[]) => Buffer.from(JSON.stringify({ t: 'sparse', origins }));
+    expect(decodeMeshMessage(message(['aaaaaaaaaaaa'])).header).toEqual({ t: 'sparse', origins: ['aaaaaaaaaaaa'] });
+    expect(() => decodeMeshMessage(message(Array.from({ length: MAX_SPARSE_ORIGINS + 1 }, () => 'aaaaaaaaaaaa')))).toThrow(/origins/);
+    expect(() => decodeMeshMessage(message(['not-a-node']))).toThrow(/origins/);
+    expect(() => decodeMeshMessage(Buffer.from(JSON.stringify({ t: 'sparse', origins: [], extra: 1 })))).toThrow(/malformed/);
   });
 
   it('remembers which origins each peer holds sparsely, what it said last', () => {
