@@ -106,7 +106,12 @@ export class FeedStore {
     await Promise.all([...new Set([...await origins(this.options.dir), ...sparse, ...this.heads?.origins() ?? []])].map((origin) => this.feed(origin)));
   }
 
-  /** Origins held sparsely (told to peers in hello and have, so they ask a full holder first). */
+  /** Whether `origin` is held sparsely: its kept entries have holes between them (sparse-replication.ts). */
+  holdsSparsely(origin: string): boolean {
+    return this.feeds.get(origin)?.sparse ?? false;
+  }
+
+  /** Origins held sparsely (told to peers in a `sparse` message, so they ask a full holder first). */
   sparseOrigins(): string[] {
     return [...this.feeds.values()].filter((f) => f.sparse && f.head.seq > 0).map((f) => f.origin).sort();
   }
