@@ -138,11 +138,13 @@ export class FeedStore {
   }
 
   stats(): FeedStats[] {
-    return [...this.feeds.values()].filter((f) => f.log).map((feed) => {
-      const s = (feed.log as SegmentLog).stats();
+    return [...this.feeds.values()].filter((f) => f.log || (f.sparse && f.head.seq > 0)).map((feed) => {
       if (feed.sparse) {
-        return { origin: feed.origin, seq: feed.head.seq, firstSeq: feed.firstKept ?? feed.head.seq + 1, bytes: s.bytes, droppedByRetention: s.droppedByRetention, sparse: true, kept: s.nextSeq - s.firstSeq };
+        const s = feed.log?.stats();
+        const kept = s ? s.nextSeq - s.firstSeq : 0;
+        return { origin: feed.origin, seq: feed.head.seq, firstSeq: feed.firstKept ?? feed.head.seq + 1, bytes: s?.bytes ?? 0, droppedByRetention: s?.droppedByRetention ?? 0, sparse: true, kept };
       }
+      const s = (feed.log as SegmentLog).stats();
       return { origin: feed.origin, seq: feed.head.seq, firstSeq: s.firstSeq + 1, bytes: s.bytes, droppedByRetention: s.droppedByRetention };
     });
   }
