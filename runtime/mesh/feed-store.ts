@@ -26,7 +26,7 @@ import { encodeEntry, entryHash, parseEntry, type FeedEntry } from './feed-entry
 import type { FeedLog } from './feed-sync.js';
 import type { RelayCache } from './relay-cache.js';
 import { admitsOrigin, chooseEviction, type FeedBudgetSettings } from './replication-budget.js';
-import { dropExpired, lastKept, readKept, SparseHeads } from './sparse-feed.js';
+import { dropExpired, lastKept, readKept, SparseHeads, unbrokenRun } from './sparse-feed.js';
 
 /** refused: over a replication budget (replication-budget.ts), counted as feeds.refused.<budget>. */
 export type ApplyResult = 'applied' | 'duplicate' | 'gap' | 'fork' | 'refused';
@@ -232,22 +232,7 @@ export class FeedStore {
       yield* this.read(origin, fromSeq, limit);
       return;
     }
-    const relayed = this.options.sparse?.relay.from(origin, fromSeq) ?? [];
-    const kept = feed.log ? readKept(feed.log, fromSeq)[Symbol.asyncIterator]() : undefined;
-    let nextKept = kept ? await kept.next() : undefined;
-    let r = 0;
-    let last: number | undefined;
-    for (let left = limit; left > 0; left--) {
-      const fromKept = nextKept && !nextKept.done ? nextKept.value : undefined;
-      const fromRelay = relayed[r];
-      const entry = fromKept && (!fromRelay || fromKept.seq < fromRelay.seq) ? fromKept : fromRelay;
-      if (!entry || (last !== undefined && entry.seq !== last + 1)) break;
-      if (entry === fromKept) nextKept = await kept?.next();
-      else r++;
-      last = entry.seq;
-      yield entry;
-    }
-    await kept?.return?.(undefined);
+    yield* unbrokenRun(feed.log ? readKept(feed.log, fromSeq) : undefined, this.options.sparse?.relay.from(origin, fromSeq) ?? [], limit);
   }
 
   async close(): Promise<void> {

@@ -115,6 +115,32 @@ export async function* readKept(log: SegmentLog, fromSeq: number, limit = Number
   }
 }
 
+/**
+ * Kept entries and relayed ones (each in seq order, none in both) merged,
+ * from the first on and only while each is the next seq: a peer is never
+ * sent entries with a hole between them.
+ */
+export async function* unbrokenRun(kept: AsyncIterable<FeedEntry> | undefined, relayed: readonly FeedEntry[], limit = Number.POSITIVE_INFINITY): AsyncGenerator<FeedEntry> {
+  const keptEntries = kept?.[Symbol.asyncIterator]();
+  let nextKept = await keptEntries?.next();
+  let r = 0;
+  let last: number | undefined;
+  try {
+    for (let left = limit; left > 0; left--) {
+      const fromKept = nextKept && !nextKept.done ? nextKept.value : undefined;
+      const fromRelay = relayed[r];
+      const entry = fromKept && (!fromRelay || fromKept.seq < fromRelay.seq) ? fromKept : fromRelay;
+      if (!entry || (last !== undefined && entry.seq !== last + 1)) return;
+      if (entry === fromKept) nextKept = await keptEntries?.next();
+      else r++;
+      last = entry.seq;
+      yield entry;
+    }
+  } finally {
+    await keptEntries?.return?.(undefined);
+  }
+}
+
 /** The last kept entry of a sparse log, if any. */
 export async function lastKept(log: SegmentLog): Promise<FeedEntry | undefined> {
   const { firstSeq, nextSeq } = log.stats();
