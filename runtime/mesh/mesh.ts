@@ -145,8 +145,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly relay: RelayCache;
   /** Which origins each peer holds sparsely (its `sparse` message says). */
   private readonly peerSparse = new PeerSparseOrigins();
-  /** The list of origins held sparsely last told to every peer. */
-  private sparseTold = '';
+  /** Per peer, the list of origins held sparsely it was last told. */
+  private readonly sparseTold = new Map<string, string>();
 
   constructor(private readonly options: MeshOptions) {
     super();
@@ -268,7 +268,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     this.every(settings.antiEntropyMs, () => {
       for (const peerId of this.links.keys()) this.gossip.sayHave(peerId);
-      if (this.store.sparseOrigins().join() !== this.sparseTold) for (const peerId of this.links.keys()) this.sayHeldSparsely(peerId);
+      const sparse = this.store.sparseOrigins().join();
+      for (const peerId of this.links.keys()) if (this.sparseTold.has(peerId) && this.sparseTold.get(peerId) !== sparse) this.sayHeldSparsely(peerId);
     });
     this.every(60_000, () => this.track(this.store.prune()));
   }
@@ -566,7 +567,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   private sayHeldSparsely(peerId: string): void {
     const origins = this.store.sparseOrigins();
-    this.sparseTold = origins.join();
+    this.sparseTold.set(peerId, origins.join());
     if (origins.length > 0 || this.keepRules.sparse) this.send(peerId, { t: 'sparse', origins: origins.slice(0, MAX_SPARSE_ORIGINS) });
   }
 
