@@ -3,8 +3,8 @@
  * entries in a segment log of their own, in seq order but with holes, so a
  * log position is not a seq (as it is for a feed held whole); and the head
  * of every such feed (seq and hash of the last entry applied, kept or not)
- * in one state file, written atomically (write, fsync, rename) at most once
- * a second, after the kept logs are flushed. After a power cut the head is
+ * in one state file, written atomically (write, fsync, rename) at most every
+ * 10 s, after the kept logs are flushed. After a power cut the head is
  * the later of the file's and the last kept entry's: if it lags, the node
  * asks its peers again for what came after, which chains to it.
  */
@@ -19,8 +19,11 @@ import type { FeedHead } from './feed-store.js';
 const HEADS_FORMAT = 1;
 const HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const NODE_ID = /^[a-z2-7]{12}$/;
-/** Heads are written at most this often: an SD card is not written per entry for them. */
-export const HEAD_WRITE_INTERVAL_MS = 1_000;
+/**
+ * Heads are written at most this often: an SD card is not written per entry
+ * for them (a head that lags only costs a re-fetch of what came after it).
+ */
+export const HEAD_WRITE_INTERVAL_MS = 10_000;
 
 interface HeadsDocument {
   v: number;

@@ -222,7 +222,7 @@ describe('a feed store with keep rules', () => {
     const more = chain(alice, ['reading', 'alert'], entries[9]);
     for (const e of more) expect(await store.apply(e)).toBe('applied');
     expect((await collect(store.read(alice.nodeId))).map((e) => e.seq)).toEqual([2, 5, 8, 12]);
-    // Now a crash: a second store on the same files before this one wrote its heads (written at most once a second).
+    // Now a crash: a second store on the same files before this one wrote its heads (written at most every 10 s).
     const later = chain(alice, ['reading', 'reading'], more[1]);
     for (const e of later) await store.apply(e);
     const crashed = make();
