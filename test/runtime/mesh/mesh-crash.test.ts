@@ -68,6 +68,17 @@ ${mesh}`);
     return feeds.find((f) => f.origin === origin)?.seq ?? 0;
   }
 
+  /** Stops the peer's writes, waits for the child to hold all of its feed (live, or by catch-up), then stops the child cleanly; the peer's head. */
+  async function finish(peer: TestMeshNode, childId: string, childPort: number, stopWriting: () => Promise<void>): Promise<number> {
+    await stopWriting();
+    const peerHead = peer.mesh.store.head(peer.node.nodeId).seq;
+    await waitFor(async () => (await childHead(childPort, childId, peer.node.nodeId)) === peerHead, 20_000);
+    running?.child.kill('SIGTERM');
+    expect((await running?.exited)?.code).toBe(0);
+    running = undefined;
+    return peerHead;
+  }
+
   it('restarts, continues its feed without a fork, and both sides catch up', async () => {
     const { peer, child, childDir, childPort, args } = await setUp('whole');
     running = await startNodeProcess(args);
@@ -91,14 +102,10 @@ ${mesh}`);
     await new Promise((resolve) => setTimeout(resolve, 500)); // the peer writes on while the child is down
     running = await startNodeProcess(args);
     await waitFor(() => peer.mesh.store.head(child.nodeId).seq >= heldAtKill + 20, 30_000, () => JSON.stringify(peer.counters.snapshot()));
-    peerWrites = false;
-    await writer;
-    const peerHead = peer.mesh.store.head(peer.node.nodeId).seq;
-    // Wait for the child to hold all of the peer's feed (live, or by catch-up), asking it over MQTT; then stop it cleanly.
-    await waitFor(async () => (await childHead(childPort, child.nodeId, peer.node.nodeId)) === peerHead, 20_000);
-    running.child.kill('SIGTERM');
-    expect((await running.exited).code).toBe(0);
-    running = undefined;
+    const peerHead = await finish(peer, child.nodeId, childPort, async () => {
+      peerWrites = false;
+      await writer;
+    });
 
     expect(peer.counters.get('feeds.fork')).toBe(0);
     const counters = new Counters();
@@ -138,13 +145,10 @@ ${mesh}`);
     running = await startNodeProcess(args);
     const restartedAt = peer.mesh.store.head(peer.node.nodeId).seq;
     await waitFor(async () => (await childHead(childPort, child.nodeId, peer.node.nodeId).catch(() => 0)) >= restartedAt + 20, 30_000, () => running?.output() ?? '');
-    peerWrites = false;
-    await writer;
-    const peerHead = peer.mesh.store.head(peer.node.nodeId).seq;
-    await waitFor(async () => (await childHead(childPort, child.nodeId, peer.node.nodeId)) === peerHead, 20_000);
-    running.child.kill('SIGTERM');
-    expect((await running.exited).code).toBe(0);
-    running = undefined;
+    const peerHead = await finish(peer, child.nodeId, childPort, async () => {
+      peerWrites = false;
+      await writer;
+    });
 
     // The child's files: the peer's alerts, every one, once, in order; no entry of the peer's whole feed.
     const counters = new Counters();
