@@ -169,8 +169,9 @@ const meshSchema = z.strictObject({
   /**
    * What this node keeps of other nodes' feeds: a list of rules, each with any
    * of origins (node ids), owners (owner keys), types (entry types, `alert*` a
-   * prefix) and maxAge; an entry is kept if it is this node's own or any rule
-   * matches. Entries not kept are still checked and passed on (mesh.relay).
+   * prefix) and maxAge; an entry is kept if it is this node's own, a
+   * revocation, sealed for this node, or any rule matches. Entries not kept
+   * are still checked and passed on (mesh.relay).
    * Absent: every entry is kept (runtime/mesh/sparse-replication.ts).
    */
   replicate: replicateSchema.optional(),
