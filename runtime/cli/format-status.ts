@@ -38,10 +38,12 @@ interface StatusView {
   mesh?: {
     owner: string;
     shared?: { sha256: string; bytes: number; stateVector: Record<string, number> };
-    feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number }[];
+    feeds: { origin: string; seq: number; firstSeq: number; bytes: number; droppedByRetention: number; sparse?: true; kept?: number }[];
     peers: { nodeId: string; name?: string; link: string; url?: string; lastError?: string; lastSeen: string | null; announced: string | null; weLack: Record<string, number>; theyLack: Record<string, number> }[];
     quarantined?: string[];
     budgets?: Record<string, { used: number; max: number }>;
+    /** mesh.replicate (runtime/mesh/sparse-replication.ts). */
+    replication?: { rules: unknown; kept: number; relayed: number; expired: number; relay: { bytes: number; maxBytes: number; entries: number; dropped: number } };
   };
 }
 
@@ -118,8 +120,12 @@ export function formatStatus(raw: unknown): string {
       const refused = Object.entries(s.counters ?? {}).filter(([k]) => /^(feeds\.refused\.|mesh\.rejected\.(state_|want_|have_))/.test(k)).reduce((n, [, v]) => n + v, 0);
       lines.push(`  budgets: other feeds ${of('feedBytes', true)}, busiest owner ${of('originsOfBusiestOwner')} origins, shared document ${of('sharedKeys')} keys and ${of('sharedBytes', true)}; ${refused} refused (counters below)`);
     }
+    const r = s.mesh.replication;
+    if (r && r.rules !== 'everything') {
+      lines.push(`  replication: keeps ${JSON.stringify(r.rules)}; ${r.kept} entries kept, ${r.relayed} passed on only, ${r.expired} expired; relay cache ${formatBytes(r.relay.bytes)} of ${formatBytes(r.relay.maxBytes)} (${r.relay.entries} entries), ${r.relay.dropped} dropped`);
+    }
     lines.push('  feeds held:');
-    for (const f of s.mesh.feeds) lines.push(`    ${f.origin}  seq ${f.firstSeq}..${f.seq}  ${formatBytes(f.bytes).padStart(10)}${f.droppedByRetention ? `  dropped ${f.droppedByRetention} (retention)` : ''}`);
+    for (const f of s.mesh.feeds) lines.push(`    ${f.origin}  ${f.sparse ? `sparse: ${f.kept ?? 0} kept of seq ..${f.seq}` : `seq ${f.firstSeq}..${f.seq}`}  ${formatBytes(f.bytes).padStart(10)}${f.droppedByRetention ? `  dropped ${f.droppedByRetention} (retention)` : ''}`);
     if (s.mesh.quarantined?.length) lines.push(`  quarantined (proven to have signed two histories): ${s.mesh.quarantined.join(', ')}`);
   }
   const counters = { ...(s.counters ?? {}), ...Object.fromEntries(Object.entries(s.deviceCounters ?? {}).map(([k, v]) => [`device.${k}`, v])) };

@@ -160,6 +160,11 @@ mesh:                         # share with neighbouring nodes (see README, "The 
   retention:
     maxBytesPerOrigin: 16MiB
     maxAge: 30d
+  # replicate:                # keep only part of other nodes' feeds (absent: everything; own entries always)
+  #   - { owners: [<owner key>] }                      # every entry of that owner's nodes
+  #   - { types: [decision, model-update, runtime-release], maxAge: 30d }   # of everyone else: alerts and releases, a month
+  relay:
+    maxBytes: 4MiB            # entries passed on but not kept, held in memory (oldest dropped first, counted)
   tokenMaxSkew: 5m            # clock difference allowed for link tokens, and how far ahead a certificate may be dated
   linkProofTimeout: 10s       # a neighbour's broker must prove its node key on a new link within this
   acceptRelayedPlainLinks: false   # true: accept plain links through NAT, port forwarding or a TCP proxy (prefer TLS)

@@ -24,6 +24,7 @@ import { tasksSchema } from '../extensions/tasks/config.js';
 import { voiceSchema } from '../extensions/voice/config.js';
 import { paymentsSchema } from '../extensions/payments/config.js';
 import { CONFIG_VERSION } from './migrations.js';
+import { replicateSchema } from '../mesh/sparse-replication.js';
 
 /** Each application's defaults: what a config that does not say gets. */
 const APP_DEFAULTS: Record<'beehive' | 'sensor-node', { name: string; rules: RuleInput[] }> = {
@@ -164,6 +165,19 @@ const meshSchema = z.strictObject({
     maps: z.record(sharedMapName, mapWritersSchema).default({ capabilities: 'key-node' }),
     /** Maps not listed (thresholds, catalogue, ...). */
     otherMaps: mapWritersSchema.default('my-owner'),
+  }).prefault({}),
+  /**
+   * What this node keeps of other nodes' feeds: a list of rules, each with any
+   * of origins (node ids), owners (owner keys), types (entry types, `alert*` a
+   * prefix) and maxAge; an entry is kept if it is this node's own, a
+   * revocation, sealed for this node, or any rule matches. Entries not kept
+   * are still checked and passed on (mesh.relay).
+   * Absent: every entry is kept (runtime/mesh/sparse-replication.ts).
+   */
+  replicate: replicateSchema.optional(),
+  relay: z.strictObject({
+    /** Entries passed on but not kept are held in memory up to this, oldest dropped first (counted as mesh.relay.dropped). */
+    maxBytes: size(64 * 1024, 256 * 1024 ** 2).prefault('4MiB'),
   }).prefault({}),
   /** Optional bridge of feed entries to an external broker (EMQX, Mosquitto, HiveMQ); nothing is lost while it is down. */
   uplink: uplinkSchema.optional(),

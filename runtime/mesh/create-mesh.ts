@@ -71,6 +71,8 @@ export async function createMesh(config: ApiaryConfig, node: NodeIdentity, count
       linkProofTimeoutMs: settings.linkProofTimeout,
       clockSkewMs: settings.clockSkew,
       sharedState: { maps: settings.sharedState.maps, otherMaps: settings.sharedState.otherMaps },
+      ...(settings.replicate !== undefined ? { replicate: settings.replicate } : {}),
+      relayMaxBytes: settings.relay.maxBytes,
     },
     dataDir: nodeConfig.dataDir,
     identity,

@@ -72,6 +72,8 @@ export interface GossipPorts {
   haveMessage(have?: Record<string, number>): MeshHeader;
   /** Verifies an entry's signature (feed-entry.ts verifyEntry); the simulation shares one answer per entry among its nodes. */
   verify?: (entry: FeedEntry) => FeedEntry;
+  /** Whether `peer` said it holds `origin` sparsely (sparse-replication.ts): then a peer that holds it whole is asked first. */
+  sparseAt?: (peer: string, origin: string) => boolean;
 }
 
 type EntriesHeader = Extract<MeshHeader, { t: 'entries' }>;
@@ -238,6 +240,8 @@ export class FeedGossip {
   onHave(from: string, header: Extract<MeshHeader, { t: 'have' }>): void {
     this.takeHave(from, header.have);
     if (header.answers !== undefined) {
+      // A sparse holder that holds nothing of what we wanted would say so again: not asked for it until its have moves.
+      for (const [origin, want] of this.wants) if (want.peer === from && want.id <= header.answers && this.ports.sparseAt?.(from, origin)) this.peers.get(from).stuck.add(origin);
       this.answered(from, header.answers);
       this.requestMissing(from);
       return;
@@ -314,8 +318,9 @@ export class FeedGossip {
       else for (const entry of entries) if (this.wants.get(entry.origin)?.peer === from) this.wants.delete(entry.origin);
       if (outcome.gap > 0) {
         // The peer sent what it holds and it still does not join ours: both sides dropped the entries in between.
-        for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
         counters.increment('mesh.unrecoverable_gaps', outcome.gap);
+        applied.push(...await this.resumeAfterGap(from, admitted.starts, header.starts, entries));
+        for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
       }
       if (applied.length > 0) this.announceHaveSoon(from, applied);
       this.requestMissing(from); // the rest of a catch-up, batch by batch
@@ -396,6 +401,26 @@ export class FeedGossip {
     counters.increment('mesh.tree.graft_entries_sent', batch.entries.length);
   }
 
+  /**
+   * A feed held here that the peer can continue only past a gap (its
+   * `starts`: it holds nothing earlier, e.g. a sparse node whose relay cache
+   * dropped them) continues there once every other linked holder claimed no
+   * earlier start either (late-start.ts), so no reachable entry is skipped.
+   * The skipped ones are counted (feeds.resumed_skipped).
+   */
+  private async resumeAfterGap(from: string, started: Readonly<Record<string, number>>, starts: Readonly<Record<string, number>>, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
+    const resumed: FeedEntry[] = [];
+    for (const [origin, seq] of Object.entries(starts)) {
+      if (started[origin] !== undefined || seq <= this.ports.store.head(origin).seq + 1) continue;
+      if (!this.lateStarts.claim(origin, from, seq, this.holdersOf(origin, seq, from))) continue;
+      this.lateStarts.started(origin);
+      const { applied } = await applyEntries(this.ports.store, entries.filter((e) => e.origin === origin), { [origin]: seq });
+      resumed.push(...applied);
+    }
+    if (resumed.length > 0) this.ports.applied(resumed);
+    return resumed;
+  }
+
   /** Linked peers (but `except`) that advertise `origin` up to at least `seq`. */
   private holdersOf(origin: string, seq: number, except: string): string[] {
     const out: string[] = [];
@@ -435,6 +460,7 @@ export class FeedGossip {
       if (asked && now - asked.at < settings.wantTimeoutMs) continue;
       if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
       if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
+      if (this.ports.sparseAt?.(peerId, origin) && this.holdersOf(origin, head + 1, peerId).some((p) => !this.ports.sparseAt?.(p, origin))) continue;
       want[origin] = head + 1;
     }
     const asked = Object.keys(want);

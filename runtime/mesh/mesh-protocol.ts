@@ -22,6 +22,7 @@
  *   graft     {t, want}            the tree lost me those entries: make our link eager for those origins and push them (origin -> from seq)
  *   sum       {t, ranges}          range-based reconciliation of what we hold (have-reconciliation.ts): fingerprints of ranges of origins, or
  *                                  their items; the first one on link-up also says "I reconcile": have-vectors to me may then be empty
+ *   sparse    {t, origins}         the origins I hold only part of (sparse-replication.ts), all of them (after hello, and when it changes): ask a peer that holds them whole first
  */
 import { z } from 'zod';
 import { ApiaryError, ErrorCodes } from '../errors.js';
@@ -49,6 +50,8 @@ const base64 = z.string().max(MAX_MESH_MESSAGE_BYTES).regex(/^[A-Za-z0-9+/]*={0,
 const blobName = z.string().regex(/^[0-9a-f]{64}$/);
 /** A chunk index: a blob has at most 1 GiB / 4 KiB chunks (blob-descriptor.ts). */
 const chunkIndex = z.number().int().min(0).max(262_143);
+/** Origins a node says it holds sparsely (sparse-replication.ts), at most this many. */
+export const MAX_SPARSE_ORIGINS = 256;
 
 /** A range bound of a `sum` (have-reconciliation.ts): below every id, a prefix of a node id, or above every id. */
 const rangeBound = z.union([z.literal(RANGE_MIN), z.literal(RANGE_MAX), z.string().regex(/^[a-z2-7]{1,12}$/)]);
@@ -92,6 +95,7 @@ const headerSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('ihave'), have: haveVector }),
   z.strictObject({ t: z.literal('prune'), origins: z.array(nodeId).min(1).max(256) }),
   z.strictObject({ t: z.literal('graft'), want: z.record(nodeId, z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) }),
+  z.strictObject({ t: z.literal('sparse'), origins: z.array(nodeId).max(MAX_SPARSE_ORIGINS) }),
   z.strictObject({
     t: z.literal('sum'),
     ranges: z.array(sumRange).min(1).max(MAX_SUM_RANGES)

@@ -25,7 +25,7 @@ import { FeedGossip } from './feed-gossip.js';
 import { HybridLogicalClock } from './hybrid-logical-clock.js';
 import { MemberDirectory, refusalCounter } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
-import { decodeMeshMessage, encodeMeshMessage, meshSender, type MeshHeader } from './mesh-protocol.js';
+import { decodeMeshMessage, encodeMeshMessage, MAX_SPARSE_ORIGINS, meshSender, type MeshHeader } from './mesh-protocol.js';
 import { DiscoveryCandidates, MdnsDiscovery, type DiscoveredPeer } from './mdns-discovery.js';
 import { verifyLinkProof } from './link-token.js';
 import type { PeerAddress } from './mesh-access.js';
@@ -38,8 +38,13 @@ import { BlobTransfer } from './blob-transfer.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 import { SharedStateBudget } from './shared-state-budget.js';
+import { RelayCache } from './relay-cache.js';
+import { KeepRules, PeerSparseOrigins, type KeepRule } from './sparse-replication.js';
 
 export { PRIVATE_ENTRY_TYPE } from './private-entries.js';
+
+/** mesh.relay.maxBytes by default. */
+export const DEFAULT_RELAY_BYTES = 4 * 1024 * 1024;
 
 export interface MeshSettings {
   neighbours: readonly { url: string; nodeId: string; pinnedCertificate?: PinnedCertificate }[];
@@ -67,6 +72,10 @@ export interface MeshSettings {
   /** How long announcements to a lazy peer are gathered; default one commit interval. */
   announceDelayMs?: number;
   sharedState: SharedStateRules;
+  /** mesh.replicate: what this node keeps of other feeds (sparse-replication.ts); absent: everything. */
+  replicate?: readonly KeepRule[];
+  /** mesh.relay.maxBytes: entries passed on but not kept, held in memory up to this (relay-cache.ts). */
+  relayMaxBytes?: number;
 }
 
 /** mesh.budgets: what trusted peers may make this node hold or do (replication-budget.ts, want-rate-limit.ts, shared-state-budget.ts). */
@@ -132,16 +141,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private broker: EmbeddedBroker | undefined;
   private discovery: MdnsDiscovery | undefined;
   private readonly candidates = new DiscoveryCandidates();
+  private readonly keepRules: KeepRules;
+  private readonly relay: RelayCache;
+  /** Which origins each peer holds sparsely (its `sparse` message says). */
+  private readonly peerSparse = new PeerSparseOrigins();
+  /** Per peer, the list of origins held sparsely it was last told. */
+  private readonly sparseTold = new Map<string, string>();
 
   constructor(private readonly options: MeshOptions) {
     super();
     const dir = path.join(options.dataDir, 'mesh');
     const { settings, counters } = options;
     const { budgets } = settings;
+    this.keepRules = new KeepRules(settings.replicate, this.nodeId, (origin) => this.directory.get(origin)?.owner);
+    this.relay = new RelayCache({ maxBytes: settings.relayMaxBytes ?? DEFAULT_RELAY_BYTES, counters });
     this.store = new FeedStore({
       dir: path.join(dir, 'feeds'), counters, segmentBytes: settings.segmentBytes, maxBytesPerOrigin: settings.maxBytesPerOrigin, maxAgeMs: settings.maxAgeMs,
       onFork: (held, received) => this.forks.found(held, received),
       self: this.nodeId, ownerOf: (origin) => this.directory.get(origin)?.owner, budget: budgets,
+      ...(this.keepRules.sparse ? { replication: this.keepRules } : {}),
+      sparse: { dir: path.join(dir, 'sparse'), relay: this.relay },
     });
     this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
@@ -151,7 +170,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
     this.hlc = new HybridLogicalClock(() => Date.now(), settings.clockSkewMs);
     this.gossip = new FeedGossip({
-      self: this.nodeId, store: this.store, counters,
+      self: this.nodeId, store: this.store.forPeers(), counters,
       settings: { ...settings, wantsPerSecond: budgets.wantsPerSecond, wantBurst: budgets.wantBurst },
       scheduler: { now: () => Date.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); t.unref(); return () => clearTimeout(t); } },
       trust: {
@@ -172,6 +191,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       isUp: (peer) => this.links.get(peer)?.state === 'up',
       applied: (entries) => this.onApplied(entries),
       haveMessage: (have) => this.haveMessage(have),
+      sparseAt: (peer, origin) => this.peerSparse.has(peer, origin),
     });
     this.state = new SharedState({
       dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
@@ -246,7 +266,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       });
       await this.discovery.start();
     }
-    this.every(settings.antiEntropyMs, () => { for (const peerId of this.links.keys()) this.gossip.sayHave(peerId); });
+    this.every(settings.antiEntropyMs, () => {
+      for (const peerId of this.links.keys()) this.gossip.sayHave(peerId);
+      const sparse = this.store.sparseOrigins().join();
+      for (const peerId of this.links.keys()) if (this.sparseTold.has(peerId) && this.sparseTold.get(peerId) !== sparse) this.sayHeldSparsely(peerId);
+    });
     this.every(60_000, () => this.track(this.store.prune()));
   }
 
@@ -292,6 +316,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           t: 'hello', cert: identity.certificate, have: this.gossip.helloHave(peerId), sv: Buffer.from(this.state.stateVector()).toString('base64'),
           ...(port > 0 ? { port, tls } : {}), ...(tlsCert ? { tlsCert } : {}),
         });
+        this.sayHeldSparsely(peerId);
         this.forks.linked(peerId);
         this.blobs.peerUp(peerId);
         this.gossip.linkUp(peerId);
@@ -386,6 +411,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
       budgets: this.budgetStatus(feeds),
       /** The broadcast trees (one per origin): how many, and for how many origins each link is lazy (only announces). */
       tree: this.gossip.treeStatus(),
+      /** What this node keeps (mesh.replicate) and what it holds only to pass on (sparse-replication.ts). */
+      replication: this.replicationStatus(),
+    };
+  }
+
+  private replicationStatus(): Record<string, unknown> {
+    const counted = this.options.counters.snapshot();
+    return {
+      rules: this.keepRules.describe(),
+      sparseOrigins: this.store.sparseOrigins(),
+      kept: counted['feeds.sparse.kept'] ?? 0,
+      relayed: counted['feeds.sparse.relayed'] ?? 0,
+      expired: counted['feeds.sparse.expired'] ?? 0,
+      relay: this.relay.status(),
     };
   }
 
@@ -436,6 +475,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     counters.increment(`mesh.received.${header.t}`);
     switch (header.t) {
       case 'hello':
+        this.peerSparse.note(from, []); // its `sparse` message after the hello says anew
         if (!this.links.has(from)) this.dialBack(from, header);
         this.sendStateDiff(from, header.sv);
         this.gossip.onHello(from, header.have);
@@ -470,6 +510,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
         return;
       case 'graft':
         await this.gossip.onGraft(from, header.want);
+        return;
+      case 'sparse':
+        this.peerSparse.note(from, header.origins);
         return;
       case 'sum':
         this.gossip.onSum(from, header.ranges);
@@ -514,6 +557,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return;
     }
     if (diff) this.send(peerId, { t: 'state', update: Buffer.from(diff).toString('base64'), hops: 0 });
+  }
+
+  /**
+   * Tells `peer` which origins this node holds sparsely (the first
+   * MAX_SPARSE_ORIGINS; a want for another gets an honest answer): after
+   * the hello, and when the list changes. A separate message: a node of an
+   * older version refuses it (counted) and still takes the hello.
+   */
+  private sayHeldSparsely(peerId: string): void {
+    const origins = this.store.sparseOrigins();
+    this.sparseTold.set(peerId, origins.join());
+    if (origins.length > 0 || this.keepRules.sparse) this.send(peerId, { t: 'sparse', origins: origins.slice(0, MAX_SPARSE_ORIGINS) });
   }
 
   /** What we hold: feeds (have-vector, all of it unless given) and shared state (Yjs state vector). */

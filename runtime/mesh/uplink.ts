@@ -299,6 +299,9 @@ export class Uplink {
     const { store, counters, logger } = this.options;
     const from = track.next;
     const epoch = this.epoch;
+    // A feed held sparsely (sparse-replication.ts) has holes where entries were not kept: passed over, not lost.
+    const sparse = store.holdsSparsely(origin);
+    const head = store.head(origin).seq; // before the read: a kept entry is on disk before the head moves past it
     const read: FeedEntry[] = [];
     let bytes = 0;
     for await (const entry of store.read(origin, from, READ_ENTRIES)) {
@@ -309,14 +312,24 @@ export class Uplink {
     // Own entries leave the node only once durable: a power cut must not make it sign another history for a seq sent.
     if (read.length > 0) await store.flush();
     if (epoch !== this.epoch || this.state !== 'running') return;
+    if (sparse && read.length === 0 && head >= from) {
+      counters.increment('uplink.skipped_not_kept', head - from + 1);
+      this.passOver(track, head);
+      track.next = head + 1;
+      return;
+    }
     let expected = from;
     for (const entry of read) {
       if (entry.seq < expected) continue;
       if (entry.seq > expected) {
         if (track.ready.length > 0) break; // the gap is handled on the next read, in order
         const skipped = entry.seq - expected;
-        counters.increment('uplink.skipped_retention', skipped);
-        logger.warn({ origin, from: expected, to: entry.seq - 1, skipped }, 'uplink: retention dropped entries before they were sent');
+        if (sparse) {
+          counters.increment('uplink.skipped_not_kept', skipped);
+        } else {
+          counters.increment('uplink.skipped_retention', skipped);
+          logger.warn({ origin, from: expected, to: entry.seq - 1, skipped }, 'uplink: retention dropped entries before they were sent');
+        }
         this.passOver(track, entry.seq - 1);
       }
       track.ready.push(entry);

@@ -395,6 +395,12 @@ export class SegmentLog implements AppendOnlyStream {
     return this.totalBytes - this.activeSegment().bytes;
   }
 
+  /** The oldest segment if it is sealed (so dropOldestSegment would drop it): its first seq and record count. */
+  oldestSealed(): { firstSeq: number; count: number } | undefined {
+    const oldest = this.segments[0];
+    return this.segments.length > 1 && oldest ? { firstSeq: oldest.firstSeq, count: oldest.count } : undefined;
+  }
+
   /** Applies the bounds now (the age bound matters for a stream nobody writes to). */
   prune(): Promise<void> {
     if (this.state !== 'open') return Promise.resolve();

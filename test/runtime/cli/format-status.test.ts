@@ -61,4 +61,17 @@ describe('formatStatus', () => {
     expect(formatStatus({ payments: { channels: 2, peers: 1, owedToUs: { credit: 5 }, weOwe: {}, forkedPayers: 0 } })).toContain('Payments: 1 peer(s); owed to us 5 credit; we owe nothing');
     expect(formatStatus({})).not.toContain('Payments');
   });
+
+  it('shows the keep rules of a sparse node, what it kept and passed on, its relay cache, and each sparse feed', () => {
+    const mesh = {
+      owner: 'o', peers: [],
+      feeds: [{ origin: 'aaaaaaaaaaaa', seq: 40, firstSeq: 3, bytes: 2048, droppedByRetention: 0, sparse: true as const, kept: 4 }, { origin: 'bbbbbbbbbbbb', seq: 7, firstSeq: 1, bytes: 900, droppedByRetention: 0 }],
+      replication: { rules: [{ types: ['alert*'] }], kept: 4, relayed: 36, expired: 0, relay: { bytes: 1024, maxBytes: 4 * 1024 ** 2, entries: 3, dropped: 2 } },
+    };
+    const text = formatStatus({ mesh });
+    expect(text).toContain('replication: keeps [{"types":["alert*"]}]; 4 entries kept, 36 passed on only, 0 expired; relay cache 1.0 KiB of 4.0 MiB (3 entries), 2 dropped');
+    expect(text).toContain('aaaaaaaaaaaa  sparse: 4 kept of seq ..40');
+    expect(text).toContain('bbbbbbbbbbbb  seq 1..7');
+    expect(formatStatus({ mesh: { ...mesh, replication: { ...mesh.replication, rules: 'everything' } } })).not.toContain('replication:');
+  });
 });

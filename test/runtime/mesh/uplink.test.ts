@@ -15,6 +15,8 @@ import { loadOrCreateIdentity } from '../../../runtime/identity/identity.js';
 import { entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { FeedStore } from '../../../runtime/mesh/feed-store.js';
 import { Uplink, type UplinkOptions } from '../../../runtime/mesh/uplink.js';
+import { RelayCache } from '../../../runtime/mesh/relay-cache.js';
+import { KeepRules } from '../../../runtime/mesh/sparse-replication.js';
 import { ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } from '../../support/mesh-node.js';
 import { Mosquitto } from '../../support/mosquitto.js';
 import { TcpProxy } from '../../../runtime/cli/demo/link-proxy.js';
@@ -274,6 +276,36 @@ describe('uplink to an external MQTT broker', () => {
       await waitFor(() => covers(identity.nodeId, range(firstHeld, 200)), 5_000, () => `${seqsOf(identity.nodeId).size} received`);
       expect([...seqsOf(identity.nodeId)].sort((a, b) => a - b)).toEqual(range(firstHeld, 200));
       expect(counters.get('uplink.skipped_retention')).toBe(firstHeld - 1);
+      await uplink.stop();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('sends what a sparse feed kept, passing over the entries it did not keep (not counted as lost to retention)', async () => {
+    const counters = new Counters();
+    const { identity } = await loadOrCreateIdentity(path.join(dir, 'sparse-node'));
+    const store = new FeedStore({
+      dir: path.join(dir, 'sparse-feeds'), counters, segmentBytes: 4096, maxBytesPerOrigin: 1024 * 1024,
+      replication: new KeepRules([{ types: ['decision'] }], node.node.nodeId, () => undefined),
+      sparse: { dir: path.join(dir, 'sparse-kept'), relay: new RelayCache({ maxBytes: 64 * 1024, counters }) },
+    });
+    await store.open();
+    try {
+      let prev: FeedEntry | undefined;
+      for (let seq = 1; seq <= 30; seq++) {
+        const type = seq % 10 === 5 ? 'decision' : 'reading';
+        const entry = signEntry(identity, { seq, prev: prev ? entryHash(prev) : null, hlc: { l: 1_000 + seq, c: 0 }, type, body: { channel: 'weight', value: seq } });
+        expect(await store.apply(entry)).toBe('applied');
+        prev = entry;
+      }
+      const uplink = makeUplink({ store, counters, ownNodeId: identity.nodeId, clientId: 'apiary-uplink-sparse' });
+      await uplink.start();
+      await waitFor(() => uplink.status().cursor[identity.nodeId] === 30, 15_000, () => JSON.stringify(uplink.status()));
+      await waitFor(() => covers(identity.nodeId, [5, 15, 25]), 5_000, () => `${seqsOf(identity.nodeId).size} received`);
+      expect([...seqsOf(identity.nodeId)].sort((a, b) => a - b)).toEqual([5, 15, 25]);
+      expect(counters.get('uplink.skipped_not_kept')).toBe(27);
+      expect(counters.get('uplink.skipped_retention')).toBe(0);
       await uplink.stop();
     } finally {
       await store.close();
