@@ -322,7 +322,7 @@ export class FeedGossip {
         applied.push(...await this.resumeAfterGap(from, admitted.starts, header.starts, entries));
         for (const entry of entries) if (store.head(entry.origin).seq < entry.seq - 1) this.peers.get(from).stuck.add(entry.origin);
       }
-      if (applied.length > 0) this.announceHaveSoon(from, applied);
+      if (applied.length > 0) this.announceHaveSoon(applied);
       this.requestMissing(from); // the rest of a catch-up, batch by batch
     } else {
       if (applied.length > 0) this.forward(applied, header.hops + 1, from);
@@ -533,18 +533,23 @@ export class FeedGossip {
     this.peers.get(from).unknown = stated.unknown;
   }
 
-  /** After catching up, tell the other peers (debounced): they may lack the same entries. */
-  private announceHaveSoon(except: string, applied: readonly FeedEntry[]): void {
+  /**
+   * After catching up, tell the peers (debounced): they may lack the same
+   * entries. Only the origins caught up on, so bytes follow the catch-up;
+   * to every peer, the one we caught up from too (it learns what we got from
+   * others in the same window, which no later full have-vector would tell it).
+   */
+  private announceHaveSoon(applied: readonly FeedEntry[]): void {
     for (const entry of applied) this.caughtUp.add(entry.origin);
     if (this.haveTimer) return;
     this.haveTimer = this.ports.scheduler.after(250, () => {
       this.haveTimer = undefined;
       if (this.stopped) return;
-      // Only the origins caught up on: what the others may lack too, in bytes proportional to it.
       const heads = Object.fromEntries([...this.caughtUp].map((origin) => [origin, this.ports.store.head(origin).seq]));
       this.caughtUp.clear();
       const have = this.ports.haveMessage(heads);
-      for (const [peer] of this.ports.links()) if (peer !== except) this.ports.send(peer, have);
+      for (const [peer] of this.ports.links()) this.ports.send(peer, have);
     });
   }
+
 }

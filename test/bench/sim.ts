@@ -18,7 +18,7 @@ export async function measureSim(plan: SimPlan, progress: (line: string) => void
   const results: ScenarioResult[] = [];
   for (const nodes of plan.sizes) {
     progress(`sim: ${nodes} simulated nodes (a few minutes at 500)`);
-    const child = spawn(process.execPath, ['--max-old-space-size=4096', RUN, `--nodes=${nodes}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--max-old-space-size=4096', '--expose-gc', RUN, `--nodes=${nodes}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
     child.stderr.on('data', (chunk: Buffer) => { for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) progress(line.trim()); });

@@ -1,5 +1,5 @@
 /**
- * `node dist/test/sim/run.js [--nodes=100,500] [--loss=0.001] [--graft-timeout=<ms>]`: the mesh simulation's
+ * `node --expose-gc dist/test/sim/run.js [--nodes=100,500] [--loss=0.001] [--graft-timeout=<ms>]`: the mesh simulation's
  * scenarios, one line of progress per phase and a JSON summary at the end.
  */
 import { runScenario, type ScenarioPlan } from './scenario.js';
