@@ -120,6 +120,11 @@ export class PeerLink {
     return this.options.url;
   }
 
+  /** A getter, not `state === 'stopped'` inline: TypeScript would keep that narrowing across the awaits of dial(). */
+  private get stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
   start(): void {
     this.state = 'connecting';
     void this.dial();
@@ -131,6 +136,7 @@ export class PeerLink {
     let mqtt: typeof Mqtt;
     try {
       mqtt = await loadMqtt();
+      if (this.stopped) return; // stopped while MQTT.js loaded: no socket to open
       socket = await this.openSocket();
     } catch (err) {
       if (this.state === 'stopped') return;
