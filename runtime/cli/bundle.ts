@@ -5,8 +5,9 @@
  * and file reads, which cost more still on an SD card. Native addons, and
  * modules loaded by path at run time, stay external.
  */
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { chmod } from 'node:fs/promises';
+import path from 'node:path';
 import { packagePath } from '../package-root.js';
 
 export const BUNDLE_FILE = packagePath('dist', 'apiary.mjs');
@@ -21,6 +22,32 @@ export const BUNDLE_EXTERNALS = [
   '@modelcontextprotocol/*', // `apiary mcp` only: a running node never parses it
 ];
 
+/**
+ * Code of dependencies that Apiary never runs, left out of the bundle so no
+ * start parses or loads it (issue 16). The unbundled modules (tests, `tsx`)
+ * keep them; both behave the same for what Apiary calls.
+ */
+const TRIMS: Plugin = {
+  name: 'apiary-trims',
+  setup(b) {
+    // johnny-five's Board requires its REPL module, and with it Node's `repl` (about 10 ms of a
+    // start), although Apiary always opens boards with `repl: false` (board-link.ts).
+    b.onResolve({ filter: /^\.\/repl$/ }, (args) => (/johnny-five[\\/]lib[\\/]board\.js$/.test(args.importer)
+      ? { path: 'johnny-five-repl', namespace: 'apiary-trim' } : undefined));
+    // zod's error messages in some 60 languages (0.3 MB, a tenth of the bundle): Apiary's are English,
+    // the locale zod registers itself; `z.locales` keeps `en`, and Apiary never picks another.
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => (/[\\/]zod[\\/]v4[\\/]/.test(args.importer)
+      ? { path: 'zod-locales', namespace: 'apiary-trim', pluginData: path.resolve(args.resolveDir, '../locales') } : undefined));
+    b.onLoad({ filter: /^johnny-five-repl$/, namespace: 'apiary-trim' }, () => ({
+      contents: "module.exports = class Repl { constructor() { throw new Error('the johnny-five REPL is not in the Apiary bundle: open boards with repl: false'); } };",
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /^zod-locales$/, namespace: 'apiary-trim' }, (args) => ({
+      contents: "export { default as en } from './en.js';", loader: 'js', resolveDir: args.pluginData as string,
+    }));
+  },
+};
+
 async function main(): Promise<void> {
   const started = performance.now();
   await build({
@@ -31,6 +58,7 @@ async function main(): Promise<void> {
     format: 'esm',
     target: 'node20',
     external: BUNDLE_EXTERNALS,
+    plugins: [TRIMS],
     // CommonJS dependencies call require(); give the ES module bundle one.
     banner: { js: "import { createRequire as __apiaryCreateRequire } from 'node:module'; const require = __apiaryCreateRequire(import.meta.url);" },
     // Less source for V8 to parse at every start; identifiers are kept, so names stay readable in stack traces.

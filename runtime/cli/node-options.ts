@@ -40,6 +40,13 @@ export const integer = (name: string, min: number, max: number) => (value: strin
   return n;
 };
 
+/** A time factor above 0 (`--speed`). */
+export const positive = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0, e.g. 60 for one simulated minute per second');
+  return n;
+};
+
 export function withCommonOptions(command: Command): Command {
   return command
     .option('-c, --config <file>', `config file (default: the first of $APIARY_CONFIG_PATH that exists when it is set, as in the .deb, else ./${DEFAULT_CONFIG_FILE} if present; else built-in defaults)`)

@@ -17,7 +17,8 @@
  */
 import net from 'node:net';
 import tls, { type PeerCertificate } from 'node:tls';
-import { MqttClient } from 'mqtt';
+import type * as Mqtt from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { Counters } from '../counters.js';
 import type { Logger } from '../log.js';
 import { clientBinding } from './link-binding.js';
@@ -26,6 +27,10 @@ import type { MeshIdentity } from './mesh-identity.js';
 import { meshTopic } from './mesh-protocol.js';
 
 export type LinkState = 'connecting' | 'up' | 'down' | 'stopped';
+
+/** MQTT.js, loaded at a link's first dial: a node without neighbours never needs it (issue 16, start-up). */
+let mqttModule: Promise<typeof Mqtt> | undefined;
+const loadMqtt = () => (mqttModule ??= import('mqtt'));
 
 export interface PeerLinkOptions {
   url: string;
@@ -115,6 +120,11 @@ export class PeerLink {
     return this.options.url;
   }
 
+  /** A getter, not `state === 'stopped'` inline: TypeScript would keep that narrowing across the awaits of dial(). */
+  private get stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
   start(): void {
     this.state = 'connecting';
     void this.dial();
@@ -123,7 +133,10 @@ export class PeerLink {
   /** Opens the socket, then runs MQTT on it with a token bound to it. */
   private async dial(): Promise<void> {
     let socket: net.Socket;
+    let mqtt: typeof Mqtt;
     try {
+      mqtt = await loadMqtt();
+      if (this.stopped) return; // stopped while MQTT.js loaded: no socket to open
       socket = await this.openSocket();
     } catch (err) {
       if (this.state === 'stopped') return;
@@ -146,7 +159,7 @@ export class PeerLink {
       this.client.reconnect();
       return;
     }
-    this.client = this.createClient(token.password);
+    this.client = this.createClient(mqtt.MqttClient, token.password);
     this.client.connect();
   }
 
@@ -183,11 +196,11 @@ export class PeerLink {
     });
   }
 
-  private createClient(password: Buffer): MqttClient {
+  private createClient(Client: typeof MqttClient, password: Buffer): MqttClient {
     const { identity, prefix, peerId } = this.options;
     const me = identity.node.nodeId;
     const proofTopic = linkProofTopic(prefix, peerId, me);
-    const client = new MqttClient(() => this.takeSocket(), {
+    const client = new Client(() => this.takeSocket(), {
       protocolVersion: 4,
       clientId: `apiary-${me}`,
       clean: false,

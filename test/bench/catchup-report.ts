@@ -6,6 +6,7 @@
  */
 import { KiB, type CatchupResults, type CatchupRun } from './catchup.js';
 import { renderCompare, type CompareRow } from './compare.js';
+import { simRows } from './sim-report.js';
 import { ratio, summarize } from './stats.js';
 import type { Row } from './table.js';
 
@@ -50,7 +51,8 @@ export function catchupRows(results: CatchupResults): Row[] {
       { section, metric: 'peak RSS (VmHWM) of that process', unit: 'MB', summary: one(r.rss?.peakMB) },
     );
   }
-  return rows;
+  // The sizes too many for real nodes here, from the simulation: labelled so, never mistaken for real nodes.
+  return [...rows, ...simRows(results.simulated, (nodes) => `mesh catch-up, ${nodes} nodes, SIMULATED, not real nodes`)];
 }
 
 // ---- ours against a baseline checkout ----

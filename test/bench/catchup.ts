@@ -32,8 +32,10 @@ import type { ConfigInput } from '../../runtime/config/schema.js';
 import { ownerKeyOf } from '../support/mesh-node.js';
 import type { Baseline } from './baseline.js';
 import type { ShardData, ShardPoll, ShardReply, ShardRequest } from './catchup-shard.js';
+import type { ScenarioResult } from '../sim/scenario.js';
 import { memory } from './proc.js';
 import { sleep, withTimeout, type Resources } from './processes.js';
+import { measureSim } from './sim.js';
 import { ratio, summarize } from './stats.js';
 
 export interface CatchupPlan {
@@ -50,10 +52,16 @@ export interface CatchupPlan {
   readonly settleMs: number;
   /** Runs per size (and per checkout, with --baseline); 1 unless set (APIARY_BENCH_CATCHUP_REPEATS). */
   readonly repeats?: number;
+  /**
+   * Sizes that many real nodes do not fit on this 2-core machine (20 already take minutes and
+   * 0.4 GB): run by the discrete-event simulation (test/sim, the real gossip code on a simulated
+   * clock and network) with the same partition, and reported as simulated.
+   */
+  readonly simulatedSizes?: readonly number[];
 }
 
-export const CATCHUP_FULL: CatchupPlan = { sizes: [5, 10, 20], partitionMs: 60_000, ratePerNode: 10, setupTimeoutMs: 90_000, halvesTimeoutMs: 30_000, convergeTimeoutMs: 180_000, settleMs: 2_000 };
-export const CATCHUP_QUICK: CatchupPlan = { sizes: [5, 10], partitionMs: 10_000, ratePerNode: 10, setupTimeoutMs: 60_000, halvesTimeoutMs: 20_000, convergeTimeoutMs: 90_000, settleMs: 2_000 };
+export const CATCHUP_FULL: CatchupPlan = { sizes: [5, 10, 20], simulatedSizes: [50], partitionMs: 60_000, ratePerNode: 10, setupTimeoutMs: 90_000, halvesTimeoutMs: 30_000, convergeTimeoutMs: 180_000, settleMs: 2_000 };
+export const CATCHUP_QUICK: CatchupPlan = { sizes: [5, 10], simulatedSizes: [50], partitionMs: 10_000, ratePerNode: 10, setupTimeoutMs: 60_000, halvesTimeoutMs: 20_000, convergeTimeoutMs: 90_000, settleMs: 2_000 };
 
 /**
  * Mesh settings of every node: the shipped commit interval and hop limit;
@@ -203,6 +211,8 @@ export interface CatchupResults {
   readonly runs: CatchupRunOf[];
   /** With --baseline: the same sizes run by that checkout's catchup-child.js, taking turns with ours. */
   readonly baseline?: { readonly label: string; readonly runs: CatchupRunOf[] };
+  /** plan.simulatedSizes, run by the mesh simulation (ours only). */
+  readonly simulated: ScenarioResult[];
   readonly notes: string[];
 }
 
@@ -579,7 +589,7 @@ async function runChild(res: Resources, tmp: string, n: number, plan: CatchupPla
  */
 export async function measureCatchup(res: Resources, tmp: string, plan: CatchupPlan, progress: Progress, baseline?: Baseline): Promise<CatchupResults> {
   const repeats = plan.repeats ?? 1;
-  progress(`catch-up: ${plan.sizes.join(', ')} nodes${repeats > 1 ? `, ${repeats} runs each` : ''}${baseline ? `, ours and ${baseline.label}'s taking turns` : ''}, each run in a fresh process; ${plan.partitionMs / 1000} s partition at ${plan.ratePerNode} entries/s per node; mesh ${JSON.stringify(MESH_SETTINGS)}`);
+  progress(`catch-up: ${plan.sizes.join(', ')} nodes${plan.simulatedSizes?.length ? ` (then ${plan.simulatedSizes.join(', ')} simulated)` : ''}${repeats > 1 ? `, ${repeats} runs each` : ''}${baseline ? `, ours and ${baseline.label}'s taking turns` : ''}, each run in a fresh process; ${plan.partitionMs / 1000} s partition at ${plan.ratePerNode} entries/s per node; mesh ${JSON.stringify(MESH_SETTINGS)}`);
   const runs: CatchupRunOf[] = [];
   const before: CatchupRunOf[] = [];
   let interrupted = false;
@@ -597,6 +607,14 @@ export async function measureCatchup(res: Resources, tmp: string, plan: CatchupP
     }
   }
   const notes: string[] = [];
+  const simulated: ScenarioResult[] = [];
+  for (const n of interrupted ? [] : plan.simulatedSizes ?? []) {
+    // No loss: the real runs' links are loopback TCP.
+    simulated.push(...await measureSim({ sizes: [n], partitionMs: plan.partitionMs, loss: 0 }, progress).catch((err: unknown) => {
+      notes.push(`catch-up, ${n} nodes (simulated): ${err instanceof Error ? err.message : String(err)}`);
+      return [];
+    }));
+  }
   for (const [who, list] of [['', runs], [baseline ? ` (${baseline.label})` : '', before]] as const) {
     for (const r of list) {
       const at = `catch-up, ${r.nodes} nodes${who}`;
@@ -606,5 +624,5 @@ export async function measureCatchup(res: Resources, tmp: string, plan: CatchupP
       if ((r.setupErrors ?? 0) > 0) notes.push(`${at}: ${r.setupErrors ?? 0} mesh step(s) failed while the nodes first met (FeedStore.flush on a log still opening), so setup took ${r.setupRounds ?? '?'} rounds`);
     }
   }
-  return { plan, mesh: MESH_SETTINGS, runs, ...(baseline ? { baseline: { label: baseline.label, runs: before } } : {}), notes };
+  return { plan, mesh: MESH_SETTINGS, runs, ...(baseline ? { baseline: { label: baseline.label, runs: before } } : {}), simulated, notes };
 }

@@ -3,10 +3,11 @@ import type { ScenarioResult } from '../sim/scenario.js';
 import { summarize } from './stats.js';
 import type { Row } from './table.js';
 
-export function simRows(results: readonly ScenarioResult[]): Row[] {
+/** `title`: how a section begins (the catch-up table names its simulated sizes as such). */
+export function simRows(results: readonly ScenarioResult[], title = (nodes: number) => `mesh simulation, ${nodes} nodes`): Row[] {
   return results.flatMap((r) => {
     const { plan, steady, heal } = r;
-    const section = `mesh simulation, ${plan.nodes} nodes (test/sim: the real gossip code on a simulated clock and network), random mesh of degree ${plan.degree} (${r.edges} links, diameter ${r.diameter}), ${plan.network.latencyMs}+${plan.network.jitterMs} ms per hop, loss ${plan.network.loss}; ${plan.rate} entries/s per node; partition ${plan.partitionMs / 1000} s with ${Math.round((plan.churn ?? 0) * 100)}% of nodes down`;
+    const section = `${title(plan.nodes)} (test/sim: the real gossip code on a simulated clock and network), random mesh of degree ${plan.degree} (${r.edges} links, diameter ${r.diameter}), ${plan.network.latencyMs}+${plan.network.jitterMs} ms per hop, loss ${plan.network.loss}; ${plan.rate} entries/s per node; partition ${plan.partitionMs / 1000} s with ${Math.round((plan.churn ?? 0) * 100)}% of nodes down`;
     return [
       { section, metric: 'steady state: duplicate entries received per entry written (mesh-wide)', unit: 'x', summary: summarize([steady.duplicatesPerEntry]), target: { on: 'median' as const, max: 1.5, text: '≤ 1.5' } },
       { section, metric: 'steady state: bytes sent per node per entry', unit: 'B', summary: summarize([steady.bytesPerNodePerEntry]), reference: { label: 'the entry', value: steady.entryBytes } },

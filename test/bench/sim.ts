@@ -8,7 +8,13 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ScenarioResult } from '../sim/scenario.js';
 
-export interface SimPlan { readonly sizes: readonly number[] }
+export interface SimPlan {
+  readonly sizes: readonly number[];
+  /** The partition, instead of the scenario's own (60 s; 30 s from 300 nodes). */
+  readonly partitionMs?: number;
+  /** Message loss per hop, instead of 0.1%. */
+  readonly loss?: number;
+}
 export const SIM_FULL: SimPlan = { sizes: [100, 500] };
 export const SIM_QUICK: SimPlan = { sizes: [50] };
 
@@ -18,7 +24,8 @@ export async function measureSim(plan: SimPlan, progress: (line: string) => void
   const results: ScenarioResult[] = [];
   for (const nodes of plan.sizes) {
     progress(`sim: ${nodes} simulated nodes (a few minutes at 500)`);
-    const child = spawn(process.execPath, ['--max-old-space-size=4096', '--expose-gc', RUN, `--nodes=${nodes}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [`--nodes=${nodes}`, ...(plan.partitionMs !== undefined ? [`--partition-ms=${plan.partitionMs}`] : []), ...(plan.loss !== undefined ? [`--loss=${plan.loss}`] : [])];
+    const child = spawn(process.execPath, ['--max-old-space-size=4096', '--expose-gc', RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
     child.stderr.on('data', (chunk: Buffer) => { for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) progress(line.trim()); });

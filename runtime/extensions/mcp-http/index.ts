@@ -11,8 +11,8 @@
  * refused them (APIARY_MCP_TOKEN_SCOPE). Off loopback the config demands
  * TLS too (mcp.http.tls), so a bearer token never crosses a LAN in clear.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { ApiaryConfig } from '../../config/schema.js';
@@ -57,7 +57,10 @@ export function createMcpHttp(config: ApiaryConfig): Extension {
         });
       };
       const options = { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 10_000, requestTimeout: 30_000 };
-      server = tls ? createTlsServer({ ...options, ...(await readBrokerTls(tls, 'mcp.http.tls')) }, listener) : createServer(options, listener);
+      // Loaded here: the bundle would load node:http and node:https at every start, for an endpoint that is off by default.
+      server = tls
+        ? (await import('node:https')).createServer({ ...options, ...(await readBrokerTls(tls, 'mcp.http.tls')) }, listener)
+        : (await import('node:http')).createServer(options, listener);
       server.maxConnections = MAX_CONNECTIONS;
       server.on('drop', () => ctx.counters.increment('mcp.http.refused_connections'));
       server.on('tlsClientError', () => ctx.counters.increment('mcp.http.tls_handshake_failed'));
