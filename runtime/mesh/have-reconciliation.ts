@@ -20,7 +20,9 @@
  *   {lo, hi, have, end?} my items in [lo, hi) (all of them, or with `end`
  *                        only those the asker lacks or holds older): take
  *                        them; unless `end`, answer with what differs of mine
- *   {lo, hi, eq}         your fingerprint of [lo, hi) is mine too
+ *   {lo, hi, eq}         your fingerprint `eq` of [lo, hi) is mine too (echoed:
+ *                        the asker's own items may have moved on meanwhile,
+ *                        and it learns from the answer only if they did not)
  * Bounds: lo and hi are '' (below every id), a prefix of a node id (the
  * shortest that falls between two items), or '~' (above every id); [lo, hi)
  * holds the ids with lo <= id < hi.
@@ -42,7 +44,7 @@ export const RANGE_MAX = '~';
 export type SumRange =
   | { lo: string; hi: string; fp: string; n: number }
   | { lo: string; hi: string; have: Record<string, number>; end?: true }
-  | { lo: string; hi: string; eq: true };
+  | { lo: string; hi: string; eq: string };
 
 /** A range's fingerprint: XOR of 16-byte item hashes (as four 32-bit words), base64url. */
 type Words = [number, number, number, number];
@@ -184,11 +186,12 @@ export function answerSum(index: HaveIndex, ranges: readonly SumRange[]): SumAns
     }
     const [from, to] = index.span(range.lo, range.hi);
     if ('eq' in range) {
-      equal.push([from, to]);
+      // Alike when we asked; if our items there changed since, the peer holds what we held then, which we no longer know.
+      if (range.eq === index.fingerprint(from, to)) equal.push([from, to]);
     } else if ('fp' in range) {
       if (range.n === to - from && range.fp === index.fingerprint(from, to)) {
         equal.push([from, to]);
-        reply.push({ lo: range.lo, hi: range.hi, eq: true });
+        reply.push({ lo: range.lo, hi: range.hi, eq: range.fp });
       } else {
         reply.push(...index.describe(range.lo, range.hi, from, to));
       }

@@ -56,10 +56,11 @@ export const MAX_SPARSE_ORIGINS = 256;
 /** A range bound of a `sum` (have-reconciliation.ts): below every id, a prefix of a node id, or above every id. */
 const rangeBound = z.union([z.literal(RANGE_MIN), z.literal(RANGE_MAX), z.string().regex(/^[a-z2-7]{1,12}$/)]);
 const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const fingerprint = z.string().regex(/^[A-Za-z0-9_-]{16}$/);
 const sumRange = z.union([
-  z.strictObject({ lo: rangeBound, hi: rangeBound, fp: z.string().regex(/^[A-Za-z0-9_-]{16}$/), n: z.number().int().min(0).max(10_000_000) }),
+  z.strictObject({ lo: rangeBound, hi: rangeBound, fp: fingerprint, n: z.number().int().min(0).max(10_000_000) }),
   z.strictObject({ lo: rangeBound, hi: rangeBound, have: z.record(nodeId, seq).refine((v) => Object.keys(v).length <= MAX_SUM_ITEMS, 'too many items'), end: z.literal(true).optional() }),
-  z.strictObject({ lo: rangeBound, hi: rangeBound, eq: z.literal(true) }),
+  z.strictObject({ lo: rangeBound, hi: rangeBound, eq: fingerprint }),
 ]);
 
 const headerSchema = z.discriminatedUnion('t', [

@@ -82,6 +82,22 @@ describe('range-based reconciliation of have-vectors', () => {
     expect(Object.keys(run.aLearned).length).toBe(5_000);
   });
 
+  it('an answer "alike" teaches the asker only the ranges its items have not moved in since it asked', () => {
+    const a = store(2_000);
+    const opening = openSum(new HaveIndex(a));
+    const answer = answerSum(new HaveIndex({ ...a }), opening);
+    expect(answer.reply.every((r) => 'eq' in r)).toBe(true);
+    // Meanwhile an entry of one origin reached a: b holds the older seq, which a no longer knows.
+    const moved = origin(42);
+    const later = { ...a, [moved]: (a[moved] ?? 0) + 1 };
+    const index = new HaveIndex(later);
+    const back = answerSum(index, answer.reply);
+    const taught = back.equal.flatMap(([from, to]) => Object.keys(index.items(from, to)));
+    expect(taught).not.toContain(moved);
+    expect(taught.length).toBeGreaterThan(1_800);
+    expect(back.reply).toEqual([]);
+  });
+
   it('an empty node and a full one: everything is learned, each message within the limits', () => {
     const a = store(3_000);
     const run = reconcile({}, a);
@@ -102,8 +118,8 @@ describe('range-based reconciliation of have-vectors', () => {
     expect(answer.learned).toEqual({});
     expect(answer.reply).toEqual([]);
     // And on the wire: a sum with too many ranges or a bound that is not an id is refused whole.
-    const tooMany = Array.from({ length: MAX_SUM_RANGES + 1 }, () => ({ lo: '', hi: '~', eq: true as const }));
+    const tooMany = Array.from({ length: MAX_SUM_RANGES + 1 }, () => ({ lo: '', hi: '~', eq: 'A'.repeat(16) }));
     expect(() => decodeMeshMessage(Buffer.from(JSON.stringify({ t: 'sum', ranges: tooMany })))).toThrow();
-    expect(() => decodeMeshMessage(Buffer.from(JSON.stringify({ t: 'sum', ranges: [{ lo: 'X', hi: '~', eq: true }] })))).toThrow();
+    expect(() => decodeMeshMessage(Buffer.from(JSON.stringify({ t: 'sum', ranges: [{ lo: 'X', hi: '~', eq: 'A'.repeat(16) }] })))).toThrow();
   });
 });

@@ -93,7 +93,9 @@ describe('the broadcast tree on five nodes', () => {
     for (const n of nodes) await write(n, 5);
     expect(count('mesh.tree.pruned')).toBeGreaterThan(0);
     // Each origin's tree still joins every node. (A link both ends know the other holds an entry on carries no push either way:
-    // it stays eager and costs nothing, so the eager links need not be a bare tree.)
+    // it stays eager and costs nothing, so the eager links need not be a bare tree.) On a loaded machine two prunes can
+    // cross and part a tree for a moment: the next entries are announced on the lazy links and graft it whole again.
+    for (let round = 0; round < 5 && !nodes.every((origin) => joined(origin, nodes)); round++) for (const n of nodes) await write(n, 1);
     for (const origin of nodes) expect(joined(origin, nodes), describeAll()).toBe(true);
     // Steady state: duplicates per entry per receiving node, against flooding's one or two.
     const before = count('feeds.duplicate');
