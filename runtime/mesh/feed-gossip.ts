@@ -99,6 +99,8 @@ export class FeedGossip {
   private readonly sumLimit: WantRateLimit;
   /** When each peer's hello came: what a reconciliation finds just after it is pulled at once (the link-up catch-up). */
   private readonly helloAt = new Map<string, number>();
+  /** Per peer: the second sum after a link-up, cancelled when the link goes down. */
+  private readonly resums = new Map<string, () => void>();
   /** Origins caught up since the last have told the other peers (announceHaveSoon). */
   private readonly caughtUp = new Set<string>();
   private stopped = false;
@@ -142,6 +144,13 @@ export class FeedGossip {
     this.ports.send(peer, { t: 'ihave', have: {} });
     // Also says we reconcile by ranges: an older node refuses it (counted) and keeps getting full have-vectors.
     this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+    // Once more a want timeout later: a sum or answer lost on the way (a link that drops again) would otherwise
+    // leave a difference unknown until the next anti-entropy round. Alike by then, it costs one message each way.
+    this.resums.get(peer)?.();
+    this.resums.set(peer, this.ports.scheduler.after(this.ports.settings.wantTimeoutMs, () => {
+      this.resums.delete(peer);
+      if (!this.stopped && this.ports.isUp(peer) && this.reconciling(peer)) this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+    }));
   }
 
   /** The have-vector our hello to `peer` carries: empty for a peer that reconciles (the sum after it says the rest). */
@@ -200,6 +209,8 @@ export class FeedGossip {
 
   linkDown(peer: string): void {
     this.helloAt.delete(peer);
+    this.resums.get(peer)?.();
+    this.resums.delete(peer);
     this.pulls.get(peer)?.();
     this.pulls.delete(peer);
     for (const [origin, want] of this.wants) if (want.peer === peer) this.wants.delete(origin);
@@ -383,6 +394,8 @@ export class FeedGossip {
     this.haveTimer = undefined;
     for (const cancel of this.pulls.values()) cancel();
     this.pulls.clear();
+    for (const cancel of this.resums.values()) cancel();
+    this.resums.clear();
   }
 
   // ---- rules -------------------------------------------------------------
