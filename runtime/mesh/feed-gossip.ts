@@ -99,6 +99,8 @@ export class FeedGossip {
   private readonly sumLimit: WantRateLimit;
   /** When each peer's hello came: what a reconciliation finds just after it is pulled at once (the link-up catch-up). */
   private readonly helloAt = new Map<string, number>();
+  /** Per peer: a check that its wants were answered, one want timeout after one went out. */
+  private readonly wantRetries = new Map<string, () => void>();
   /** Per peer: the second sum after a link-up, cancelled when the link goes down. */
   private readonly resums = new Map<string, () => void>();
   /** Origins caught up since the last have told the other peers (announceHaveSoon). */
@@ -211,6 +213,8 @@ export class FeedGossip {
     this.helloAt.delete(peer);
     this.resums.get(peer)?.();
     this.resums.delete(peer);
+    this.wantRetries.get(peer)?.();
+    this.wantRetries.delete(peer);
     this.pulls.get(peer)?.();
     this.pulls.delete(peer);
     for (const [origin, want] of this.wants) if (want.peer === peer) this.wants.delete(origin);
@@ -394,8 +398,9 @@ export class FeedGossip {
     this.haveTimer = undefined;
     for (const cancel of this.pulls.values()) cancel();
     this.pulls.clear();
-    for (const cancel of this.resums.values()) cancel();
+    for (const cancel of [...this.resums.values(), ...this.wantRetries.values()]) cancel();
     this.resums.clear();
+    this.wantRetries.clear();
   }
 
   // ---- rules -------------------------------------------------------------
@@ -486,6 +491,13 @@ export class FeedGossip {
     if (!this.ports.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
     for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
     if (probed.length > 0) view.probing = { id, origins: probed };
+    // A want or its answer lost on the way (a link that dropped): asked again once it times out, not at the next anti-entropy round.
+    if (asked.length > 0 && !this.wantRetries.has(peerId)) {
+      this.wantRetries.set(peerId, this.ports.scheduler.after(settings.wantTimeoutMs + 1, () => {
+        this.wantRetries.delete(peerId);
+        if (!this.stopped) this.requestMissing(peerId);
+      }));
+    }
   }
 
   /**
