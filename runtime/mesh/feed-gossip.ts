@@ -200,8 +200,10 @@ export class FeedGossip {
     if (Object.keys(stated).length > 0) this.takeHave(from, stated);
     this.sendSum(from, reply);
     if (!Object.entries(learned).some(([origin, seq]) => seq > store.head(origin).seq)) return;
+    // Just after a hello this is the link-up catch-up: pulled at once. Later (the second sum after a link-up, anti-entropy)
+    // what differs may be on its way down the tree, which gets a graft timeout to bring or graft it first.
     const sinceHello = this.ports.scheduler.now() - (this.helloAt.get(from) ?? Number.NEGATIVE_INFINITY);
-    if (sinceHello < 2 * this.graftTimeoutMs) this.requestMissing(from);
+    if (sinceHello < Math.min(this.graftTimeoutMs, this.ports.settings.wantTimeoutMs / 2)) this.requestMissing(from);
     else this.pullSoon(from);
   }
 
