@@ -145,13 +145,13 @@ export class FeedGossip {
     this.tree.peerUp(peer);
     this.ports.send(peer, { t: 'ihave', have: {} });
     // Also says we reconcile by ranges: an older node refuses it (counted) and keeps getting full have-vectors.
-    this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+    this.openSum(peer);
     // Once more a want timeout later: a sum or answer lost on the way (a link that drops again) would otherwise
     // leave a difference unknown until the next anti-entropy round. Alike by then, it costs one message each way.
     this.resums.get(peer)?.();
     this.resums.set(peer, this.ports.scheduler.after(this.ports.settings.wantTimeoutMs, () => {
       this.resums.delete(peer);
-      if (!this.stopped && this.ports.isUp(peer) && this.reconciling(peer)) this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+      if (!this.stopped && this.ports.isUp(peer) && this.reconciling(peer)) this.openSum(peer);
     }));
   }
 
@@ -173,7 +173,7 @@ export class FeedGossip {
       return;
     }
     this.ports.send(peer, this.ports.haveMessage({})); // the shared-state vector
-    this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+    this.openSum(peer);
   }
 
   /** A peer's ranges (have-reconciliation.ts): take what it told, answer what differs, pull what we lack. */
@@ -181,15 +181,8 @@ export class FeedGossip {
     const { counters, store } = this.ports;
     this.reconciles.add(from);
     this.helloWithoutSum.delete(from);
-    if (!this.ports.isUp(from)) {
-      counters.increment('mesh.rejected.sum_no_link');
-      return;
-    }
     // Each sum costs a sort of what we hold: slowed as wants are.
-    if (!this.sumLimit.take(from)) {
-      counters.increment('mesh.rejected.sum_rate');
-      return;
-    }
+    if (!this.admits(from, this.sumLimit, 'sum')) return;
     const index = new HaveIndex(store.have());
     const { reply, learned, equal, bad } = answerSum(index, ranges);
     if (bad > 0) counters.increment('mesh.rejected.sum_range', bad);
@@ -205,6 +198,27 @@ export class FeedGossip {
     const sinceHello = this.ports.scheduler.now() - (this.helloAt.get(from) ?? Number.NEGATIVE_INFINITY);
     if (sinceHello < Math.min(this.graftTimeoutMs, this.ports.settings.wantTimeoutMs / 2)) this.requestMissing(from);
     else this.pullSoon(from);
+  }
+
+  /** Opens a reconciliation: our whole key space, described. */
+  private openSum(peer: string): void {
+    this.sendSum(peer, openSum(new HaveIndex(this.ports.store.have())));
+  }
+
+  /**
+   * Whether a request from `from` that costs us work (a want, sum or graft) is answered: only over a link that is up
+   * (the answer goes out on it), and within the peer's rate. Refusals are counted as mesh.rejected.<kind>_no_link / _rate.
+   */
+  private admits(from: string, limit: WantRateLimit, kind: string, countNoLink = true): boolean {
+    if (!this.ports.isUp(from)) {
+      if (countNoLink) this.ports.counters.increment(`mesh.rejected.${kind}_no_link`);
+      return false;
+    }
+    if (!limit.take(from)) {
+      this.ports.counters.increment(`mesh.rejected.${kind}_rate`);
+      return false;
+    }
+    return true;
   }
 
   private sendSum(peer: string, ranges: readonly SumRange[]): void {
@@ -353,14 +367,7 @@ export class FeedGossip {
   async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
     const { counters, settings, store } = this.ports;
     // The answer goes out on our link to the peer: without one, build nothing (finding 11).
-    if (!this.ports.isUp(from)) {
-      counters.increment('mesh.rejected.want_no_link');
-      return;
-    }
-    if (!this.wantLimit.take(from)) {
-      counters.increment('mesh.rejected.want_rate');
-      return;
-    }
+    if (!this.admits(from, this.wantLimit, 'want')) return;
     const batch = await collectBatch(store, want, messageBudget(this.certificatesFor(from), settings.batchBytes));
     if (batch.entries.length === 0) {
       // We do not have it (any more): say how far we hold what was asked (not all we hold: that grows with the mesh).
@@ -410,11 +417,7 @@ export class FeedGossip {
   /** A graft: the peer's tree lost it these entries; they are pushed (not a reply: it spreads them on). Rate-limited as wants are. */
   private async answerGraft(from: string, want: Record<string, number>): Promise<void> {
     const { counters, settings, store } = this.ports;
-    if (!this.ports.isUp(from)) return;
-    if (!this.wantLimit.take(from)) {
-      counters.increment('mesh.rejected.graft_rate');
-      return;
-    }
+    if (!this.admits(from, this.wantLimit, 'graft', false)) return;
     const batch = await collectBatch(store, want, messageBudget(this.certificatesFor(from), settings.batchBytes));
     if (batch.entries.length === 0) return;
     this.sendEntries(from, batch.entries, { hops: 0, reply: false, starts: batch.starts });
