@@ -103,7 +103,7 @@ function prune(modules, nodeArch) {
   const serialPrebuilds = path.join(modules, '@serialport', 'bindings-cpp', 'prebuilds');
   keepOnly(serialPrebuilds, (name) => name === `linux-${nodeArch}`);
   if (!existsSync(path.join(serialPrebuilds, `linux-${nodeArch}`))) fail(`@serialport/bindings-cpp ships no linux-${nodeArch} prebuild`);
-  // Its JavaScript is bundled into dist/apiary.mjs; what is read by path is the plain SIMD WebAssembly build and its
+  // Its JavaScript is bundled into dist/apiary.cjs; what is read by path is the plain SIMD WebAssembly build and its
   // loader (models/inference/onnxruntime-web-backend.ts), and the Node entry point that locates the package.
   keepOnly(path.join(modules, 'onnxruntime-web', 'dist'), (name) => /^(ort-wasm-simd-threaded\.(mjs|wasm)|ort\.node\.min\.(js|mjs))$/.test(name));
   walk(modules, (full, entry) => {
@@ -195,8 +195,9 @@ async function buildOne({ arch, version, engines, configVersion, packPayload, mo
 
 async function main() {
   const { arches, out, compression } = parseArgs(process.argv.slice(2));
-  const bundle = path.join(root, 'dist', 'apiary.mjs');
-  if (!existsSync(bundle)) fail('dist/apiary.mjs is missing: run `npm run build` first (`npm run package` does)');
+  for (const file of ['apiary.mjs', 'apiary.cjs']) {
+    if (!existsSync(path.join(root, 'dist', file))) fail(`dist/${file} is missing: run \`npm run build\` first (\`npm run package\` does)`);
+  }
   try {
     execFileSync('dpkg-deb', ['--version'], { stdio: 'ignore' });
   } catch {

@@ -1,16 +1,27 @@
 /**
- * Bundles the compiled CLI into one file, dist/apiary.mjs, which is what
- * `apiary` and `npm start` run. One file instead of a few hundred modules
+ * Bundles the compiled CLI into one file, dist/apiary.cjs, which
+ * dist/apiary.mjs (what `apiary` and `npm start` run) compiles through V8's
+ * code cache (code-cache.ts). One file instead of a few hundred modules
  * saves about a third of the start-up time, most of it module resolution
  * and file reads, which cost more still on an SD card. Native addons, and
  * modules loaded by path at run time, stay external.
+ *
+ * CommonJS because `vm.Script`, which takes V8's cached data on every Node
+ * version, runs scripts, not ES modules. So: `import.meta.url` is the
+ * bundle's own file URL; `import()` of a package left outside becomes
+ * `require()` (each has a CommonJS entry; Node >= 20.19 also requires ES
+ * modules); an `import()` of a computed specifier (onnxruntime-web loads
+ * its WebAssembly glue by URL) calls the loader's own `import()`.
  */
 import { build, type Plugin } from 'esbuild';
-import { chmod } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { packagePath } from '../package-root.js';
+import { COMPUTED_IMPORTS, leftoverImports } from './bundle-imports.js';
 
-export const BUNDLE_FILE = packagePath('dist', 'apiary.mjs');
+export const BUNDLE_FILE = packagePath('dist', 'apiary.cjs');
+/** The ES module entry that runs BUNDLE_FILE (loader-main.ts). */
+export const ENTRY_FILE = packagePath('dist', 'apiary.mjs');
 export const LAUNCHER_FILE = packagePath('dist', 'launcher.mjs');
 
 export const BUNDLE_EXTERNALS = [
@@ -55,12 +66,13 @@ async function main(): Promise<void> {
     outfile: BUNDLE_FILE,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20',
     external: BUNDLE_EXTERNALS,
-    plugins: [TRIMS],
-    // CommonJS dependencies call require(); give the ES module bundle one.
-    banner: { js: "import { createRequire as __apiaryCreateRequire } from 'node:module'; const require = __apiaryCreateRequire(import.meta.url);" },
+    plugins: [TRIMS, COMPUTED_IMPORTS],
+    supported: { 'dynamic-import': false },
+    define: { 'import.meta.url': '__apiaryBundleUrl' },
+    banner: { js: "var __apiaryBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
     // Less source for V8 to parse at every start; identifiers are kept, so names stay readable in stack traces.
     minifyWhitespace: true,
     minifySyntax: true,
@@ -71,7 +83,14 @@ async function main(): Promise<void> {
     legalComments: 'eof',
     logLevel: 'warning',
   });
-  await chmod(BUNDLE_FILE, 0o755);
+  const left = leftoverImports(await readFile(BUNDLE_FILE, 'utf8'));
+  if (left > 0) throw new Error(`${BUNDLE_FILE} holds ${left} import() call(s) the code cache cannot run: see COMPUTED_IMPORTS in runtime/cli/bundle.ts`);
+  await build({
+    entryPoints: [packagePath('dist', 'runtime', 'cli', 'loader-main.js')],
+    outfile: ENTRY_FILE, bundle: true, platform: 'node', format: 'esm', target: 'node20',
+    minifyWhitespace: true, minifySyntax: true, legalComments: 'eof', logLevel: 'warning',
+  });
+  await chmod(ENTRY_FILE, 0o755);
   // The launcher /usr/bin/apiary runs: it picks the installed runtime release, then loads that release's apiary.mjs.
   await build({
     entryPoints: [packagePath('dist', 'runtime', 'extensions', 'runtime-updates', 'launcher-main.js')],

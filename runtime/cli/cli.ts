@@ -161,12 +161,12 @@ withCommonOptions(program.command('id'))
 // `apiary start` runs with none of the other commands built: the node commands alone, one per
 // registry command from its JSON Schema, cost about a twentieth of a cold start (issue 16).
 // The first word that is not an option is the command (the program's own options take no value).
-if (process.argv.slice(2).find((arg) => !arg.startsWith('-')) !== 'start') {
-  const { addToolCommands } = await import('./tool-commands.js');
-  addToolCommands(program, VERSION);
-}
+// (No top-level await: the bundle is CommonJS, see code-cache.ts.)
+const commands = process.argv.slice(2).find((arg) => !arg.startsWith('-')) === 'start'
+  ? Promise.resolve()
+  : import('./tool-commands.js').then(({ addToolCommands }) => { addToolCommands(program, VERSION); });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+commands.then(() => program.parseAsync(process.argv)).catch((err: unknown) => {
   process.stderr.write(`apiary: ${describeError(err)}\n`);
   if (process.env.APIARY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
   process.exit(isConfigError(err) ? EXIT_CONFIG : 1);

@@ -82,6 +82,12 @@ export interface NodeSide {
   readonly configFile: string;
   /** Node.js flags before `main`: those of the checkout's own service unit (service-flags.ts). */
   readonly nodeFlags: readonly string[];
+  /**
+   * Environment for its node: the bench's own code cache directory
+   * (runtime/cli/code-cache.ts), so the first start of a run is the first
+   * start of an install and a cache from outside the run is never used.
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -98,5 +104,5 @@ export async function baselineNode(baseline: Baseline, tmp: string, ourConfigYam
   if (yaml === undefined) progress(`baseline ${baseline.label}: no DEFAULT_CONFIG_YAML in ${DEFAULT_CONFIG}; its node gets our shipped config`);
   const configFile = path.join(tmp, 'apiary-baseline.yaml');
   await writeFile(configFile, yaml ?? ourConfigYaml);
-  return { label: baseline.label, main: baseline.apiary, configFile, nodeFlags: await serviceNodeFlags(baseline.dir) };
+  return { label: baseline.label, main: baseline.apiary, configFile, nodeFlags: await serviceNodeFlags(baseline.dir), env: { APIARY_CODE_CACHE_DIR: path.join(tmp, 'code-cache-baseline') } };
 }

@@ -56,10 +56,10 @@ export class Child {
   private readonly stopTimeoutMs: number;
 
   /** `command`: what to run instead of this Node.js (the arm64 smoke test runs qemu-aarch64, which stops slower). */
-  constructor(args: readonly string[], options: { output: boolean; command?: string; stopTimeoutMs?: number }) {
+  constructor(args: readonly string[], options: { output: boolean; command?: string; stopTimeoutMs?: number; env?: Readonly<Record<string, string>> }) {
     this.stopTimeoutMs = options.stopTimeoutMs ?? STOP_TIMEOUT_MS;
     this.spawnedAt = performance.now();
-    this.process = spawn(options.command ?? process.execPath, args, { stdio: ['ignore', options.output ? 'pipe' : 'ignore', options.output ? 'pipe' : 'ignore'] });
+    this.process = spawn(options.command ?? process.execPath, args, { stdio: ['ignore', options.output ? 'pipe' : 'ignore', options.output ? 'pipe' : 'ignore'], env: { ...process.env, ...options.env } });
     if (this.process.pid === undefined) throw new Error(`could not spawn ${options.command ?? 'node'} ${args.join(' ')}`);
     this.pid = this.process.pid;
     this.exited = new Promise((resolve) => {
@@ -89,9 +89,9 @@ export class Child {
     });
   }
 
-  /** `node [nodeFlags] <main> start ...args`; `main`: ours, or a baseline checkout's dist/apiary.mjs; `nodeFlags`: its service's (service-flags.ts). */
-  static apiary(args: readonly string[], main = NODE_MAIN, nodeFlags: readonly string[] = []): Child {
-    return new Child([...nodeFlags, main, 'start', ...args], { output: true });
+  /** `node [nodeFlags] <main> start ...args`; `main`: ours, or a baseline checkout's dist/apiary.mjs; `nodeFlags`: its service's (service-flags.ts); `env`: added to ours. */
+  static apiary(args: readonly string[], main = NODE_MAIN, nodeFlags: readonly string[] = [], env?: Readonly<Record<string, string>>): Child {
+    return new Child([...nodeFlags, main, 'start', ...args], { output: true, ...(env ? { env } : {}) });
   }
 
   get running(): boolean {

@@ -45,7 +45,7 @@ import { budgetRows } from './budgets.js';
 import { SERVICE_UNIT, serviceNodeFlags } from './service-flags.js';
 import { renderStartupCompare, renderSteadyCompare, startupCompareRows, steadyCompareRows } from './node-compare.js';
 import { NODE_MAIN, Resources } from './processes.js';
-import { measureStartup, type StartupResults } from './startup.js';
+import { measureStartup, primeCodeCache, type StartupResults } from './startup.js';
 import { ioCounter, measureSteady, measureSteadyTurns, messages, PAGE_BYTES, recorded, span, storedBytes, type Sample, type SteadyPlan, type SteadyResults, type SteadyTurns } from './steady.js';
 import { deltas, ratio, summarize } from './stats.js';
 import { evaluate, renderTable, type Row } from './table.js';
@@ -86,6 +86,7 @@ function startupRows(s: StartupResults): Row[] {
   return [
     { section, metric: 'cold: first reading on MQTT (new data dir)', unit: 'ms', summary: summarize(s.cold.map((r) => r.firstReadingMs)), reference, target },
     { section, metric: 'warm: first reading on MQTT (existing dir)', unit: 'ms', summary: summarize(s.warm.map((r) => r.firstReadingMs)), reference, target },
+    { section, metric: 'cold, no code cache yet (first start of an install)', unit: 'ms', summary: summarize(s.noCache.map((r) => r.firstReadingMs)), reference },
     { section, metric: 'cold: "MQTT broker:" line on stdout', unit: 'ms', summary: summarize(s.cold.map((r) => r.brokerLineMs)), reference },
     { section, metric: 'warm: "MQTT broker:" line on stdout', unit: 'ms', summary: summarize(s.warm.map((r) => r.brokerLineMs)), reference },
     { section, metric: 'node -e 0, spawn to exit', unit: 'ms', summary: noop },
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
     // The shipped defaults, passed explicitly so an apiary.yaml in the cwd cannot change the result.
     const configFile = path.join(tmp, 'apiary.yaml');
     await writeFile(configFile, DEFAULT_CONFIG_YAML);
-    const ours: NodeSide = { label: 'now', main: NODE_MAIN, configFile, nodeFlags: await serviceNodeFlags(packageRoot()) };
+    const ours: NodeSide = { label: 'now', main: NODE_MAIN, configFile, nodeFlags: await serviceNodeFlags(packageRoot()), env: { APIARY_CODE_CACHE_DIR: path.join(tmp, 'code-cache') } };
     const theirNode = baseline && (sections.has('startup') || sections.has('steady')) ? await baselineNode(baseline, tmp, DEFAULT_CONFIG_YAML, progress) : undefined;
     const parts = [
       ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
@@ -235,6 +236,9 @@ async function main(): Promise<void> {
     if (sections.has('startup') || sections.has('steady')) {
       const flags = (side: NodeSide) => (side.nodeFlags.length > 0 ? side.nodeFlags.join(' ') : 'none');
       progress(`node flags of the service unit (${SERVICE_UNIT}; APIARY_BENCH_SERVICE_FLAGS=0 for none): ours ${flags(ours)}${theirNode ? `, ${theirNode.label}'s ${flags(theirNode)}` : ''}`);
+    }
+    if (sections.has('startup') || sections.has('steady')) {
+      for (const side of theirNode ? [ours, theirNode] : [ours]) await primeCodeCache(res, tmp, side);
     }
     const startup = sections.has('startup') ? await measureStartup(res, tmp, ours, plan.startRuns, progress, theirNode) : undefined;
     // With a baseline, the main table shows our first session; the comparison, all of them.

@@ -33,6 +33,12 @@ export interface StartupResults {
   readonly noopMs: number[];
   readonly cold: StartRun[];
   readonly warm: StartRun[];
+  /**
+   * Ours, cold, with the code cache off (APIARY_CODE_CACHE_DIR=off): as the
+   * first start after an install or an update, which compiles the bundle
+   * from source. `cold` and `warm` find the code the run's first start cached.
+   */
+  readonly noCache: StartRun[];
   /** With --baseline: that checkout's node, run i taken in the same round as ours. */
   readonly baseline?: { readonly label: string; readonly cold: StartRun[]; readonly warm: StartRun[] };
 }
@@ -70,12 +76,12 @@ async function storedReadings(dataDir: string, before: Map<string, number>): Pro
   return out;
 }
 
-async function startRun(res: Resources, dataDir: string, node: NodeSide): Promise<StartRun> {
+async function startRun(res: Resources, dataDir: string, node: NodeSide, env = node.env): Promise<StartRun> {
   const before = await readingCounts(dataDir);
   const port = await freePort();
   // The watcher starts knocking before the spawn, so it is subscribed by the time readings flow.
   const watcher = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main, node.nodeFlags));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile], node.main, node.nodeFlags, env));
   const first = await Promise.race([withTimeout(watcher.firstReading, START_TIMEOUT_MS, 'the first reading'), child.died]);
   const cpuAtFirstReadingMs = await cpuMs(child.pid);
   const brokerLineMs = await Promise.race([withTimeout(child.brokerLine, START_TIMEOUT_MS, 'the "MQTT broker:" line'), child.died]);
@@ -104,8 +110,18 @@ async function coldWarm(res: Resources, dataDir: string, node: NodeSide): Promis
   return { cold, warm: await startRun(res, dataDir, node) };
 }
 
+/**
+ * One start, not measured, that writes the node's code cache (runtime/cli/code-cache.ts)
+ * as the first start on a board does: the starts and steady-state sessions
+ * measured after it find the code cached, and none pays the cache's one
+ * write (about 2 MB) inside its measured span.
+ */
+export async function primeCodeCache(res: Resources, tmp: string, node: NodeSide): Promise<void> {
+  await startRun(res, path.join(tmp, `start-prime-${node.label}`), node);
+}
+
 export async function measureStartup(res: Resources, tmp: string, ours: NodeSide, runs: number, progress: (line: string) => void, baseline?: NodeSide): Promise<StartupResults> {
-  const results = { noopMs: [] as number[], cold: [] as StartRun[], warm: [] as StartRun[] };
+  const results = { noopMs: [] as number[], cold: [] as StartRun[], warm: [] as StartRun[], noCache: [] as StartRun[] };
   const before = { cold: [] as StartRun[], warm: [] as StartRun[] };
   for (let i = 1; i <= runs; i += 1) {
     const noop = await timeNoop(res);
@@ -115,7 +131,9 @@ export async function measureStartup(res: Resources, tmp: string, ours: NodeSide
       const r = await coldWarm(res, path.join(tmp, `start-${i}`), ours);
       results.cold.push(r.cold);
       results.warm.push(r.warm);
-      return `${baseline ? 'now ' : ''}cold ${describe(r.cold)}, warm ${describe(r.warm)}`;
+      const noCache = await startRun(res, path.join(tmp, `start-nocache-${i}`), ours, { ...ours.env, APIARY_CODE_CACHE_DIR: 'off' });
+      results.noCache.push(noCache);
+      return `${baseline ? 'now ' : ''}cold ${describe(r.cold)}, warm ${describe(r.warm)}, cold without code cache ${describe(noCache)}`;
     };
     const then = baseline && (async () => {
       const r = await coldWarm(res, path.join(tmp, `start-before-${i}`), baseline);

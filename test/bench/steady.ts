@@ -92,7 +92,7 @@ async function launch(res: Resources, dir: string, node: NodeSide, speed: number
   res.add(() => watcher.close());
   const port = await freePort();
   const bus = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile, '--speed', String(speed)], node.main, node.nodeFlags));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile, '--speed', String(speed)], node.main, node.nodeFlags, node.env));
   return { speed, dataDir, child, bus, stateWrites: () => stateWrites, samples: [] };
 }
 

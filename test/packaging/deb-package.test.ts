@@ -75,7 +75,7 @@ describe.skipIf(dpkgMissing !== undefined)('the Debian package (amd64)', () => {
     expect(entry('/usr/bin/apiary')).toMatchObject({ mode: '-rwxr-xr-x', owner: 'root/root' });
     expect(entry('/usr/lib/systemd/system/apiary.service')).toMatchObject({ mode: '-rw-r--r--', owner: 'root/root' });
     expect(entry('/etc/apiary/apiary.yaml')).toMatchObject({ mode: '-rw-r--r--', owner: 'root/root' });
-    for (const file of ['dist/apiary.mjs', 'dist/models/inference/probe-child.js', 'package.json', 'models/hive-sound/model.onnx', 'models/hive-thermal/manifest.json', 'devices/sim/data/urban-beehive/hive-3690-2021.csv']) {
+    for (const file of ['dist/apiary.mjs', 'dist/apiary.cjs', 'dist/models/inference/probe-child.js', 'package.json', 'models/hive-sound/model.onnx', 'models/hive-thermal/manifest.json', 'devices/sim/data/urban-beehive/hive-3690-2021.csv']) {
       expect(entry(`/usr/lib/apiary/${file}`), file).toBeDefined();
     }
     expect(entries.every((e) => e.owner === 'root/root')).toBe(true);

@@ -59,10 +59,10 @@ async function makeRelease(name: string, version: string, fault: (tree: string) 
 
 /** Changes the release's bundle (the patch must apply: a fault that did not go in would prove nothing). */
 async function patchBundle(tree: string, change: (text: string) => string): Promise<void> {
-  const file = path.join(tree, 'dist', 'apiary.mjs');
+  const file = path.join(tree, 'dist', 'apiary.cjs');
   const before = await readFile(file, 'utf8');
   const after = change(before);
-  if (after === before) throw new Error('the fault could not be put into dist/apiary.mjs: the text it patches has changed');
+  if (after === before) throw new Error('the fault could not be put into dist/apiary.cjs: the text it patches has changed');
   await unlink(file);
   await writeFile(file, after);
 }

@@ -51,6 +51,7 @@ describe('apiary.service', () => {
     expect(values('RestartPreventExitStatus')).toEqual(['78']);
     expect(values('User')).toEqual(['apiary']);
     expect(values('ReadWritePaths')).toEqual(['/var/lib/apiary']);
+    expect(values('CacheDirectory')).toEqual(['apiary']); // the code cache (runtime/cli/code-cache.ts), in $CACHE_DIRECTORY
     expect(values('MemoryMax')).toEqual(['340M']); // node + its Node-RED child, below the ~360 MB a Pi Zero 2 W leaves
     expect(values('MemoryHigh')).toEqual(['280M']);
     expect(values('CapabilityBoundingSet')).toEqual(['']);

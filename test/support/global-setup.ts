@@ -11,8 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** What users run: the bundled CLI (see runtime/cli/bundle.ts). */
+/** What users run: the entry of the bundled CLI (see runtime/cli/bundle.ts and loader-main.ts). */
 export const BUILT_CLI = path.join(root, 'dist/apiary.mjs');
+/** The bundle itself, which BUILT_CLI runs through V8's code cache. */
+export const BUILT_BUNDLE = path.join(root, 'dist/apiary.cjs');
 
 async function newestSource(dir: string): Promise<number> {
   let newest = 0;
@@ -29,6 +31,8 @@ export default async function setup(): Promise<() => Promise<void>> {
   // test never finds a node the user runs, and the user's `apiary status` never finds a test's.
   const runtimeDir = await mkdtemp(path.join(os.tmpdir(), 'apiary-test-runtime-'));
   process.env.XDG_RUNTIME_DIR = runtimeDir;
+  // The nodes tests start share one code cache (runtime/cli/code-cache.ts), of this run, not the user's.
+  process.env.APIARY_CODE_CACHE_DIR = path.join(runtimeDir, 'code-cache');
   const teardown = () => rm(runtimeDir, { recursive: true, force: true });
   await build().then(buildPalette).catch(async (err: unknown) => {
     await teardown();
