@@ -16,6 +16,9 @@
  *   updated bundle never meets the code of another.
  * - Any error reading or writing the cache leaves the bundle compiled from
  *   source; the node starts either way.
+ * - Cached data is code this process will run: it is read only from a
+ *   directory and a file this user owns and no one else can write
+ *   (`unsafe` otherwise: compiled from source, nothing written).
  * - It is written once per bundle and set of flags, atomically (temporary
  *   file, then rename), a few seconds after start so it holds the functions
  *   the start compiled; at most MAX_FILES are kept.
@@ -25,13 +28,13 @@
  * else $XDG_CACHE_HOME/apiary or ~/.cache/apiary.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
 
 /** What became of the cache at this start (APIARY_DEBUG prints it). */
-export type CodeCacheState = 'accepted' | 'rejected' | 'missing' | 'off';
+export type CodeCacheState = 'accepted' | 'rejected' | 'missing' | 'off' | 'unsafe';
 
 export interface CodeCacheOutcome {
   readonly state: CodeCacheState;
@@ -69,12 +72,32 @@ export function codeCacheFile(dir: string, bundleFile: string, env: NodeJS.Proce
   return path.join(dir, `${PREFIX}${createHash('sha256').update(key).digest('hex').slice(0, 24)}${SUFFIX}`);
 }
 
-function readCache(file: string | undefined): Buffer | undefined {
-  if (file === undefined) return undefined;
+/** Only this user can change it: cached data another user could write is code that user could run as us. */
+function ownedAndPrivate(st: Stats): boolean {
+  const uid = process.getuid?.();
+  return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+}
+
+/** The cache file's bytes; undefined if there is none yet (or it cannot be read); 'unsafe' if others could have written it. */
+function readCache(file: string): Buffer | 'unsafe' | undefined {
   try {
-    return readFileSync(file);
+    if (!ownedAndPrivate(statSync(path.dirname(file)))) return 'unsafe';
   } catch {
-    return undefined; // none yet, or unreadable: compiled from source, written again later
+    return undefined; // no directory yet: made 0700 at the first write
+  }
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined; // none yet: compiled from source, written later
+  }
+  try {
+    if (!ownedAndPrivate(fstatSync(fd))) return 'unsafe';
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -125,10 +148,11 @@ export function runBundle(bundleFile: string, importModule: (specifier: string) 
   } catch {
     file = undefined;
   }
-  const cachedData = readCache(file);
+  const read = file === undefined ? undefined : readCache(file);
+  const cachedData = read instanceof Buffer ? read : undefined;
   const script = new vm.Script(WRAPPER_HEAD + source + WRAPPER_TAIL, { filename: bundleFile, cachedData });
-  const state: CodeCacheState = file === undefined ? 'off' : cachedData === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
-  if (file !== undefined && state !== 'accepted') {
+  const state: CodeCacheState = file === undefined ? 'off' : read === 'unsafe' ? 'unsafe' : cachedData === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
+  if (file !== undefined && (state === 'missing' || state === 'rejected')) {
     const target = file;
     let written = false;
     const write = () => {

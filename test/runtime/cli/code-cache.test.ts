@@ -5,7 +5,7 @@
  * CLI; APIARY_DEBUG=1 makes the loader say what it did with the cache.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -71,6 +71,26 @@ describe('the code cache of the bundled CLI', () => {
     expect(blocked.cache).toBe('missing');
     expect(blocked.stdout.trim()).toBe(off.stdout.trim());
     expect((await readdir(tmp)).sort()).toEqual(['a-file']);
+  });
+
+  it('takes no code from a directory or file that others can write, and writes none there', async () => {
+    const open = path.join(tmp, 'shared');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const inOpen = await apiary(['--version'], { APIARY_CODE_CACHE_DIR: open });
+    expect(inOpen.cache).toBe('unsafe');
+    expect(await readdir(open)).toEqual([]);
+
+    const dir = path.join(tmp, 'cache');
+    await apiary(['--version'], { APIARY_CODE_CACHE_DIR: dir });
+    const [name] = await cacheFiles(dir);
+    const file = path.join(dir, name!);
+    await chmod(file, 0o666);
+    const before = await readFile(file);
+    expect((await apiary(['--version'], { APIARY_CODE_CACHE_DIR: dir })).cache).toBe('unsafe');
+    expect((await readFile(file)).equals(before)).toBe(true);
+    await chmod(file, 0o600);
+    expect((await apiary(['--version'], { APIARY_CODE_CACHE_DIR: dir })).cache).toBe('accepted');
   });
 
   it('keeps one file per set of Node flags, and a rebuilt bundle never meets the code of another', async () => {
