@@ -74,6 +74,8 @@ export interface GossipPorts {
   verify?: (entry: FeedEntry) => FeedEntry;
   /** Whether `peer` said it holds `origin` sparsely (sparse-replication.ts): then a peer that holds it whole is asked first. */
   sparseAt?: (peer: string, origin: string) => boolean;
+  /** `peer` was found to reconcile by ranges, or no longer to (reconciling-peers.ts keeps that across restarts). */
+  reconciling?: (peer: string, reconciles: boolean) => void;
 }
 
 type EntriesHeader = Extract<MeshHeader, { t: 'entries' }>;
@@ -160,9 +162,17 @@ export class FeedGossip {
     return this.reconciling(peer) ? {} : this.ports.store.have();
   }
 
+  /**
+   * Peers found to reconcile in an earlier run: our first hello to them after a restart carries no have-vector
+   * either. One put back to an older version since is found as in a run (its hello has no sum after it).
+   */
+  rememberReconciling(peers: Iterable<string>): void {
+    for (const peer of peers) this.reconciles.add(peer);
+  }
+
   /** Whether `peer` reconciles by ranges: it sent a sum, and no hello since without one (a node put back to an older version). */
   private reconciling(peer: string): boolean {
-    if (this.helloWithoutSum.has(peer)) this.reconciles.delete(peer);
+    if (this.helloWithoutSum.has(peer) && this.reconciles.delete(peer)) this.ports.reconciling?.(peer, false);
     return this.reconciles.has(peer);
   }
 
@@ -179,7 +189,10 @@ export class FeedGossip {
   /** A peer's ranges (have-reconciliation.ts): take what it told, answer what differs, pull what we lack. */
   onSum(from: string, ranges: readonly SumRange[]): void {
     const { counters, store } = this.ports;
-    this.reconciles.add(from);
+    if (!this.reconciles.has(from)) {
+      this.reconciles.add(from);
+      this.ports.reconciling?.(from, true);
+    }
     this.helloWithoutSum.delete(from);
     // Each sum costs a sort of what we hold: slowed as wants are.
     if (!this.admits(from, this.sumLimit, 'sum')) return;

@@ -38,6 +38,7 @@ import { BlobTransfer } from './blob-transfer.js';
 import { SharedState, type JsonValue } from './shared-state.js';
 import { noteLegacySharedState, SharedDocument, type SharedStateRules } from './shared-state-rules.js';
 import { SharedStateBudget } from './shared-state-budget.js';
+import { ReconcilingPeers } from './reconciling-peers.js';
 import { RelayCache } from './relay-cache.js';
 import { KeepRules, PeerSparseOrigins, type KeepRule } from './sparse-replication.js';
 
@@ -147,6 +148,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly peerSparse = new PeerSparseOrigins();
   /** Per peer, the list of origins held sparsely it was last told. */
   private readonly sparseTold = new Map<string, string>();
+  /** Peers that reconcile by ranges, kept across restarts (reconciling-peers.ts). */
+  private readonly reconcilingPeers: ReconcilingPeers;
 
   constructor(private readonly options: MeshOptions) {
     super();
@@ -163,6 +166,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       sparse: { dir: path.join(dir, 'sparse'), relay: this.relay },
     });
     this.quarantine = new Quarantine({ file: path.join(dir, 'quarantine.json'), counters });
+    this.reconcilingPeers = new ReconcilingPeers(path.join(dir, 'reconciling-peers.json'), counters);
     this.directory = new MemberDirectory({ file: path.join(dir, 'members.json'), policy: options.trust, counters, self: options.identity.certificate, maxSkewMs: settings.maxSkewMs });
     this.forks = new ForkGossip({
       quarantine: this.quarantine, directory: this.directory, counters, logger: options.logger, maxHops: settings.maxHops,
@@ -192,6 +196,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       applied: (entries) => this.onApplied(entries),
       haveMessage: (have) => this.haveMessage(have),
       sparseAt: (peer, origin) => this.peerSparse.has(peer, origin),
+      reconciling: (peer, reconciles) => this.reconcilingPeers.set(peer, reconciles),
     });
     this.state = new SharedState({
       dir: path.join(dir, 'state-v2'), counters, segmentBytes: settings.segmentBytes,
@@ -229,6 +234,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.quarantine.start();
       await this.store.open();
       await this.state.start();
+      this.gossip.rememberReconciling(await this.reconcilingPeers.load());
     })();
     return this.opened;
   }
@@ -293,6 +299,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     await this.directory.stop();
     await this.options.replays?.stop();
     await this.quarantine.stop();
+    await this.reconcilingPeers.flush();
   }
 
   /** Publishes a link proof on our broker (mesh-access.ts), retained so it is there when the peer subscribes. */

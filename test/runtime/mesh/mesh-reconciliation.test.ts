@@ -18,7 +18,8 @@ import { meshTestBed, ownerKeyOf, startMeshNode, waitFor, type TestMeshNode } fr
 describe('catch-up in proportion to the difference', () => {
   const { dir, nodes, status } = meshTestBed('reconcile');
 
-  it('a small difference between two stores of 600 origins costs a few KiB, not their have-vectors', async () => {
+  /** Two linked nodes a and b (through counting proxies) that both hold the same two entries of 600 origins of ten owners. */
+  async function twoStoresOf600() {
     const owners = await Promise.all(Array.from({ length: 10 }, (_, i) => i).map(async (i) => (await loadOrCreateKeyFile(path.join(dir(), `owner-${i}.json`))).identity));
     const [dirA, dirB] = ['a', 'b'].map((n) => path.join(dir(), n)) as [string, string];
     const trusted = [...owners.map((o) => o.publicKey), await ownerKeyOf(dirA), await ownerKeyOf(dirB)];
@@ -47,6 +48,11 @@ describe('catch-up in proportion to the difference', () => {
       from.mesh.link(proxy.url, to.node.nodeId);
     }
     const linked = () => waitFor(() => [a, b].every((n: TestMeshNode) => n.mesh.linkedPeers().length === 1), 30_000, status);
+    return { a, b, proxies, linked, fullHave, dirB, trusted, mesh };
+  }
+
+  it('a small difference between two stores of 600 origins costs a few KiB, not their have-vectors', async () => {
+    const { a, b, proxies, linked, fullHave } = await twoStoresOf600();
     const aHead = () => a.mesh.store.head(a.node.nodeId).seq;
     await linked();
     await a.mesh.append('reading', { warm: true });
@@ -77,4 +83,25 @@ describe('catch-up in proportion to the difference', () => {
     expect(saying, why).toBeLessThan(fullHave / 2);
     expect(sent, why).toBeLessThan(2 * fullHave);
   }, 90_000);
+  it('after a restart too: the restarted node remembers which peers reconcile, and its hello carries no have-vector', async () => {
+    const { a, b, proxies, linked, fullHave, dirB, trusted, mesh } = await twoStoresOf600();
+    await linked();
+    // Both have reconciled once: each remembers the other (mesh/reconciling-peers.json).
+    await waitFor(() => a.counters.get('mesh.received.sum') > 0 && b.counters.get('mesh.received.sum') > 0, 20_000, status);
+    const port = b.broker.port;
+    nodes.splice(nodes.indexOf(b), 1);
+    await b.stop();
+    for (let i = 0; i < 5; i++) await a.mesh.append('reading', { i, pad: 'p'.repeat(200) });
+    const b2 = await startMeshNode({ name: 'b', dir: dirB, trustedOwners: trusted, mesh, port });
+    nodes.push(b2);
+    const toA = proxies[1]; // b dialled a through the second (twoStoresOf600)
+    if (!toA) throw new Error('no proxy to a');
+    b2.mesh.link(toA.url, a.node.nodeId);
+    await waitFor(() => b2.mesh.store.head(a.node.nodeId).seq === a.mesh.store.head(a.node.nodeId).seq, 30_000, status);
+    const why = `b's hello after its restart: ${b2.counters.get('mesh.sent_bytes.hello')} B; its have messages ${b2.counters.get('mesh.sent_bytes.have')} B; a full have-vector is ${fullHave} B`;
+    expect(b2.counters.get('mesh.received.sum'), why).toBeGreaterThan(0);
+    // Before: the first hello after a restart carried b's whole have-vector (some 10 KB for 600 origins).
+    expect(b2.counters.get('mesh.sent_bytes.hello'), why).toBeLessThan(fullHave / 2);
+    expect(b2.counters.get('mesh.sent_bytes.have'), why).toBeLessThan(fullHave / 2);
+  }, 120_000);
 });
