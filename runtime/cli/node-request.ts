@@ -35,7 +35,9 @@ export async function requestNode(options: NodeRequestOptions): Promise<NodeRepl
   });
   let client;
   try {
-    client = await connectAsync(options.url, { reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `apiary-cli-${randomUUID().slice(0, 8)}` });
+    // allowRetries false: a connection closed before its CONNACK (a node killed while it accepts) rejects; with retries
+    // allowed and reconnectPeriod 0, MQTT.js's connectAsync would wait for a connect or end that never comes.
+    client = await connectAsync(options.url, { reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `apiary-cli-${randomUUID().slice(0, 8)}` }, false);
   } catch (err) {
     throw notRunning(err instanceof Error ? err.message : String(err));
   }

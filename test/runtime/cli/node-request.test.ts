@@ -28,4 +28,21 @@ describe('requestNode', () => {
     const asked = requestNode({ url: `mqtt://127.0.0.1:${port}`, topicPrefix: 'apiary', nodeId: 'aaaaaaaaaaaa', command: 'status', timeoutMs: 500 });
     await expect(asked).rejects.toMatchObject({ code: ErrorCodes.NODE_NOT_RUNNING, message: expect.stringContaining('did not answer "status" within 0.5 s') as string });
   });
+
+  it('gives up when the connection closes before the CONNACK (a node killed while it accepts), not never', async () => {
+    const slam = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => slam.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = slam.address() as net.AddressInfo;
+      // Before, MQTT.js's connectAsync (retries allowed, reconnectPeriod 0) waited for a connect or an end that never came.
+      const asked = requestNode({ url: `mqtt://127.0.0.1:${port}`, topicPrefix: 'apiary', nodeId: 'aaaaaaaaaaaa', command: 'status', timeoutMs: 2_000 });
+      const outcome = await Promise.race([asked.then(() => 'answered', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting after 10 s'), 10_000))]);
+      expect(outcome).toMatchObject({ code: ErrorCodes.NODE_NOT_RUNNING });
+    } finally {
+      await new Promise((resolve) => slam.close(resolve));
+    }
+  }, 20_000);
 });
