@@ -128,7 +128,13 @@ export function writeCodeCache(script: vm.Script, file: string): void {
 }
 
 function pruneCodeCache(dir: string, keep: string): void {
-  const files = readdirSync(dir).filter((name) => name.startsWith(PREFIX) && name.endsWith(SUFFIX)).map((name) => path.join(dir, name));
+  const names = readdirSync(dir).filter((name) => name.startsWith(PREFIX));
+  // Temporary files of writers killed mid-write (a minute is far longer than any write takes).
+  for (const name of names.filter((n) => n.endsWith('.tmp'))) {
+    const tmp = path.join(dir, name);
+    if (Date.now() - statSync(tmp).mtimeMs > 60_000) rmSync(tmp, { force: true });
+  }
+  const files = names.filter((name) => name.endsWith(SUFFIX)).map((name) => path.join(dir, name));
   const byAge = files.filter((f) => f !== keep).map((f) => ({ f, at: statSync(f).mtimeMs })).sort((a, b) => b.at - a.at);
   for (const { f } of byAge.slice(MAX_FILES - 1)) rmSync(f, { force: true });
 }

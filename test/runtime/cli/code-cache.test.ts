@@ -120,9 +120,13 @@ describe('the code cache of the bundled CLI', () => {
       await utimes(old, new Date(), new Date(Date.now() - (10 - i) * 60_000));
     }
     await writeFile(path.join(dir, 'notes.txt'), 'not ours');
+    // Left by writers killed mid-write: an old one goes, one being written now stays.
+    await writeFile(path.join(dir, 'apiary-old5.v8cache.123.tmp'), 'x');
+    await utimes(path.join(dir, 'apiary-old5.v8cache.123.tmp'), new Date(), new Date(Date.now() - 5 * 60_000));
+    await writeFile(path.join(dir, 'apiary-old5.v8cache.456.tmp'), 'x');
     const script = new vm.Script('(function () { return 1 + 1; })');
     writeCodeCache(script, path.join(dir, 'apiary-new.v8cache'));
-    expect((await readdir(dir)).sort()).toEqual(['apiary-new.v8cache', 'apiary-old3.v8cache', 'apiary-old4.v8cache', 'apiary-old5.v8cache', 'notes.txt']);
+    expect((await readdir(dir)).sort()).toEqual(['apiary-new.v8cache', 'apiary-old3.v8cache', 'apiary-old4.v8cache', 'apiary-old5.v8cache', 'apiary-old5.v8cache.456.tmp', 'notes.txt']);
   });
 
   it('finds its directory: the setting, then systemd, then the XDG cache, then ~/.cache', () => {
