@@ -91,9 +91,10 @@ export class BroadcastTree {
 
   constructor(private readonly options: BroadcastTreeOptions) {}
 
-  /** A link came up: eager for every origin until duplicates say otherwise. */
+  /** A link came up: eager for every origin until duplicates say otherwise (so a link lost before is made up for). */
   peerUp(peer: string): void {
     for (const lazy of this.lazy.values()) lazy.delete(peer);
+    this.graftNext.clear();
   }
 
   peerDown(peer: string): void {
@@ -107,6 +108,11 @@ export class BroadcastTree {
   /** The peer spoke this protocol (an announcement, prune or graft): it may be made lazy. */
   speaks(peer: string): void {
     this.capable.add(peer);
+  }
+
+  /** Whether the peer spoke this protocol (a node of an older version ignores its messages). */
+  knows(peer: string): boolean {
+    return this.capable.has(peer);
   }
 
   isEager(origin: string, peer: string): boolean {

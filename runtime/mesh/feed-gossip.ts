@@ -391,6 +391,7 @@ export class FeedGossip {
    * A longer gap (a node far behind, a heal) is caught up by wants, batch by batch.
    */
   private repushGaps(from: string, entries: readonly FeedEntry[]): void {
+    if (!this.tree.knows(from)) return; // an older node ignores a graft: wanted, as before
     const first: Record<string, number> = {};
     for (const e of entries) if (e.seq < (first[e.origin] ?? Infinity)) first[e.origin] = e.seq;
     const now = this.ports.scheduler.now();

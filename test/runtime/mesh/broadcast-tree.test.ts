@@ -127,6 +127,15 @@ describe('the broadcast tree', () => {
     tree.onAnnounce('b', { x: 5 });
     await advance(1000);
     expect(sent).toEqual(['graft b {"x":5}']);
+    // A link up again (any: it is eager for every origin) makes up for it: a miss is pulled first again.
+    heads.x = 5;
+    await advance(1000);
+    tree.onPrune('b', ['x']);
+    tree.peerDown('a');
+    tree.peerUp('a');
+    tree.onAnnounce('b', { x: 6 });
+    await advance(1000);
+    expect(sent.slice(1)).toEqual(['pull b {"x":6}']);
   });
 
   it('an entry that arrives on the tree in time cancels the graft', async () => {
