@@ -80,6 +80,9 @@ export interface GossipPorts {
 
 type EntriesHeader = Extract<MeshHeader, { t: 'entries' }>;
 
+/** Entries missing before a push that are asked of its sender as a push again (repushGaps); more are caught up by wants. */
+const MAX_REPUSHED_GAP = 8;
+
 export class FeedGossip {
   private readonly peers = new PeerTable();
   private readonly lateStarts = new LateStarts();
@@ -124,6 +127,7 @@ export class FeedGossip {
       sendAnnounce: (peer, have) => ports.send(peer, { t: 'ihave', have: { ...have } }),
       sendPrune: (peer, origins) => ports.send(peer, { t: 'prune', origins: [...origins] }),
       sendGraft: (peer, want) => ports.send(peer, { t: 'graft', want: { ...want } }),
+      sendPull: (peer, want) => this.pullMissed(peer, want),
       count: (name, by) => counters.increment(name, by),
     });
   }
@@ -373,8 +377,36 @@ export class FeedGossip {
       // Pushed, and already here: for those origins this link is a redundant path of the tree.
       if (duplicated.size > 0) this.tree.duplicate(from, [...duplicated].filter((origin) => !applied.some((e) => e.origin === origin)));
       // Only a gap is asked for at once: what peers said they hold is on its way down the tree (or grafted, or found by anti-entropy).
-      if (outcome.gap > 0) this.requestMissing(from);
+      if (outcome.gap > 0) {
+        this.repushGaps(from, entries);
+        this.requestMissing(from);
+      }
     }
+  }
+
+  /**
+   * A push that does not join what we hold: the tree lost the entries before it on the way here, and every node below
+   * us missed them too. A few are asked of the pusher again as a push (a `graft` of a link already eager), which goes
+   * on down the tree: pulled by a want, its answer would stop here, and each node below would pull or graft for itself.
+   * A longer gap (a node far behind, a heal) is caught up by wants, batch by batch.
+   */
+  private repushGaps(from: string, entries: readonly FeedEntry[]): void {
+    if (!this.tree.knows(from)) return; // an older node ignores a graft: wanted, as before
+    const first: Record<string, number> = {};
+    for (const e of entries) if (e.seq < (first[e.origin] ?? Infinity)) first[e.origin] = e.seq;
+    const now = this.ports.scheduler.now();
+    const want: Record<string, number> = {};
+    for (const [origin, seq] of Object.entries(first)) {
+      const head = this.ports.store.head(origin).seq;
+      const asked = this.wants.get(origin);
+      if (head >= seq - 1 || seq - 1 - head > MAX_REPUSHED_GAP || (asked && now - asked.at < this.ports.settings.wantTimeoutMs)) continue;
+      want[origin] = head + 1;
+    }
+    if (Object.keys(want).length === 0 || !this.ports.send(from, { t: 'graft', want })) return;
+    this.ports.counters.increment('mesh.tree.repushes');
+    // Not asked again by a want until the push is overdue.
+    const id = ++this.lastWantId;
+    for (const origin of Object.keys(want)) this.wants.set(origin, { peer: from, at: now, id });
   }
 
   async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
@@ -476,6 +508,23 @@ export class FeedGossip {
    */
   private answered(peerId: string, id: number): void {
     for (const [origin, want] of this.wants) if (want.peer === peerId && want.id <= id) this.wants.delete(origin);
+  }
+
+  /**
+   * The tree missed these entries once (broadcast-tree.ts): a want to the peer that announced them, for the origins
+   * no want is out for yet. Its answer is a reply: stored here, not pushed on (the nodes below missed it too and pull
+   * it themselves), so no link carries it twice.
+   */
+  private pullMissed(peerId: string, want: Readonly<Record<string, number>>): void {
+    const now = this.ports.scheduler.now();
+    const asked = Object.entries(want).filter(([origin]) => {
+      const out = this.wants.get(origin);
+      return !out || now - out.at >= this.ports.settings.wantTimeoutMs;
+    });
+    if (asked.length === 0) return;
+    const id = ++this.lastWantId;
+    if (!this.ports.send(peerId, { t: 'want', want: Object.fromEntries(asked), id })) return;
+    for (const [origin] of asked) this.wants.set(origin, { peer: peerId, at: now, id });
   }
 
   /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */

@@ -138,6 +138,8 @@ export class MeshSim {
   readonly traffic: SimTraffic = { messages: 0, bytes: 0, lost: 0, byType: {} };
   written = 0;
   writtenBytes = 0;
+  /** Messages lost on purpose (a test's one lost push), besides the network's random loss. */
+  lose: ((from: SimNode, to: string, header: MeshHeader) => boolean) | undefined;
   private readonly verified = new Set<string>();
   private readonly random: SeededRandom;
   private readonly pool = new EntryPool();
@@ -235,7 +237,7 @@ export class MeshSim {
     const kind = (this.traffic.byType[header.t] ??= { messages: 0, bytes: 0 });
     kind.messages++;
     kind.bytes += payload.length;
-    if (this.random.next() < this.network.loss) {
+    if (this.random.next() < this.network.loss || this.lose?.(from, peer, header) === true) {
       this.traffic.lost++;
       return true;
     }

@@ -19,6 +19,7 @@ function bed() {
     sendAnnounce: (peer, have) => sent.push(`ihave ${peer} ${JSON.stringify(have)}`),
     sendPrune: (peer, origins) => sent.push(`prune ${peer} ${origins.join(',')}`),
     sendGraft: (peer, want) => sent.push(`graft ${peer} ${JSON.stringify(want)}`),
+    sendPull: (peer, want) => sent.push(`pull ${peer} ${JSON.stringify(want)}`),
     count: (name, by = 1) => { counted[name] = (counted[name] ?? 0) + by; },
   });
   return { advance, heads, sent, counted, tree };
@@ -70,7 +71,7 @@ describe('the broadcast tree', () => {
     expect(tree.isEager('y', 'a')).toBe(false);
   });
 
-  it('an announced entry that the tree does not bring in time is grafted from its announcers, one after another', async () => {
+  it('an announced entry that the tree does not bring in time is pulled from the first announcer, then grafted from its announcers, one after another', async () => {
     const { advance, heads, sent, tree, counted } = bed();
     for (const p of ['a', 'b', 'c']) tree.onPrune(p, ['x']);
     heads.x = 4;
@@ -79,16 +80,62 @@ describe('the broadcast tree', () => {
     tree.onAnnounce('a', { x: 4 }); // held already: nothing awaited from a
     await advance(999);
     expect(sent).toEqual([]);
+    // A first miss is most often one lost push: asked for, the link stays lazy.
     await advance(1);
-    expect(sent).toEqual(['graft b {"x":5}']);
-    expect(tree.isEager('x', 'b')).toBe(true);
-    // b does not deliver either: half a timeout later, the next announcer.
+    expect(sent).toEqual(['pull b {"x":5}']);
+    expect(tree.isEager('x', 'b')).toBe(false);
+    // Not answered: half a timeout later b is grafted, then the next announcer.
     await advance(500);
-    expect(sent).toEqual(['graft b {"x":5}', 'graft c {"x":5}']);
-    expect(counted['mesh.tree.grafts']).toBe(2);
+    expect(sent).toEqual(['pull b {"x":5}', 'graft b {"x":5}']);
+    expect(tree.isEager('x', 'b')).toBe(true);
+    await advance(500);
+    expect(sent).toEqual(['pull b {"x":5}', 'graft b {"x":5}', 'graft c {"x":5}']);
+    expect(counted).toMatchObject({ 'mesh.tree.pulls': 1, 'mesh.tree.grafts': 2 });
     // Nobody left: it is left to anti-entropy.
     await advance(10_000);
-    expect(sent).toHaveLength(2);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('a pulled miss costs no graft; the same origin missed again with no push between grafts at once, a push between makes the next miss a pull again', async () => {
+    const { advance, heads, sent, tree } = bed();
+    tree.onPrune('b', ['x']);
+    heads.x = 4;
+    tree.onAnnounce('b', { x: 5 });
+    await advance(1000);
+    expect(sent).toEqual(['pull b {"x":5}']);
+    heads.x = 5; // the pull's answer: stored, not spread on the tree
+    await advance(5_000);
+    expect(sent).toEqual(['pull b {"x":5}']);
+    // The next entry misses too: the tree does not deliver x any more.
+    tree.onAnnounce('b', { x: 6 });
+    await advance(1000);
+    expect(sent).toEqual(['pull b {"x":5}', 'graft b {"x":6}']);
+    heads.x = 6;
+    tree.spread([{ origin: 'x', seq: 6 }], 'b', ['b']);
+    // Delivered by the tree since: the next miss is one lost message again.
+    tree.onPrune('b', ['x']);
+    tree.onAnnounce('b', { x: 8 });
+    await advance(1000);
+    expect(sent.slice(2)).toEqual(['pull b {"x":7}']);
+  });
+
+  it('a miss after an eager link went down grafts at once: the tree lost a link, not a message', async () => {
+    const { advance, heads, sent, tree } = bed();
+    tree.onPrune('b', ['x']);
+    tree.peerDown('a'); // eager for x
+    heads.x = 4;
+    tree.onAnnounce('b', { x: 5 });
+    await advance(1000);
+    expect(sent).toEqual(['graft b {"x":5}']);
+    // A link up again (any: it is eager for every origin) makes up for it: a miss is pulled first again.
+    heads.x = 5;
+    await advance(1000);
+    tree.onPrune('b', ['x']);
+    tree.peerDown('a');
+    tree.peerUp('a');
+    tree.onAnnounce('b', { x: 6 });
+    await advance(1000);
+    expect(sent.slice(1)).toEqual(['pull b {"x":6}']);
   });
 
   it('an entry that arrives on the tree in time cancels the graft', async () => {
