@@ -36,11 +36,6 @@ import vm from 'node:vm';
 /** What became of the cache at this start (APIARY_DEBUG prints it). */
 export type CodeCacheState = 'accepted' | 'rejected' | 'missing' | 'off' | 'unsafe';
 
-export interface CodeCacheOutcome {
-  readonly state: CodeCacheState;
-  readonly file?: string;
-}
-
 /** Cache files kept per directory: a few builds and flag sets (the service's, the CLI's). */
 export const MAX_FILES = 4;
 const PREFIX = 'apiary-';
@@ -145,7 +140,7 @@ function pruneCodeCache(dir: string, keep: string): void {
  * from cached data loses vm's dynamic-import hook on Node 20, so the bundle
  * calls this function instead of `import()` (runtime/cli/bundle.ts rewrites them).
  */
-export function runBundle(bundleFile: string, importModule: (specifier: string) => Promise<unknown>, env: NodeJS.ProcessEnv = process.env): CodeCacheOutcome {
+export function runBundle(bundleFile: string, importModule: (specifier: string) => Promise<unknown>, env: NodeJS.ProcessEnv = process.env): void {
   const source = readFileSync(bundleFile, 'utf8');
   const dir = codeCacheDir(env);
   let file: string | undefined;
@@ -170,10 +165,8 @@ export function runBundle(bundleFile: string, importModule: (specifier: string) 
     // A short command (`apiary status`) exits before the timer: write then, synchronously.
     process.once('exit', write);
   }
-  const outcome: CodeCacheOutcome = { state, file };
   if (env.APIARY_DEBUG) process.stderr.write(`apiary: code cache ${state}${file === undefined ? '' : ` (${file})`}\n`);
   const run = script.runInThisContext() as BundleFunction;
   const module = { exports: {} };
   run.call(module.exports, module.exports, createRequire(bundleFile), module, bundleFile, path.dirname(bundleFile), importModule);
-  return outcome;
 }

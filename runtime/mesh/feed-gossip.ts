@@ -398,15 +398,13 @@ export class FeedGossip {
     const want: Record<string, number> = {};
     for (const [origin, seq] of Object.entries(first)) {
       const head = this.ports.store.head(origin).seq;
-      const asked = this.wants.get(origin);
-      if (head >= seq - 1 || seq - 1 - head > MAX_REPUSHED_GAP || (asked && now - asked.at < this.ports.settings.wantTimeoutMs)) continue;
+      if (head >= seq - 1 || seq - 1 - head > MAX_REPUSHED_GAP || this.wantPending(origin, now)) continue;
       want[origin] = head + 1;
     }
     if (Object.keys(want).length === 0 || !this.ports.send(from, { t: 'graft', want })) return;
     this.ports.counters.increment('mesh.tree.repushes');
     // Not asked again by a want until the push is overdue.
-    const id = ++this.lastWantId;
-    for (const origin of Object.keys(want)) this.wants.set(origin, { peer: from, at: now, id });
+    this.noteWants(from, Object.keys(want), now, ++this.lastWantId);
   }
 
   async onWant(from: string, want: Record<string, number>, id: number | undefined): Promise<void> {
@@ -517,14 +515,22 @@ export class FeedGossip {
    */
   private pullMissed(peerId: string, want: Readonly<Record<string, number>>): void {
     const now = this.ports.scheduler.now();
-    const asked = Object.entries(want).filter(([origin]) => {
-      const out = this.wants.get(origin);
-      return !out || now - out.at >= this.ports.settings.wantTimeoutMs;
-    });
+    const asked = Object.entries(want).filter(([origin]) => !this.wantPending(origin, now));
     if (asked.length === 0) return;
     const id = ++this.lastWantId;
     if (!this.ports.send(peerId, { t: 'want', want: Object.fromEntries(asked), id })) return;
-    for (const [origin] of asked) this.wants.set(origin, { peer: peerId, at: now, id });
+    this.noteWants(peerId, asked.map(([origin]) => origin), now, id);
+  }
+
+  /** Whether a want (or repush) for `origin` went out less than a want timeout ago: nobody else is asked for it meanwhile. */
+  private wantPending(origin: string, now: number): boolean {
+    const out = this.wants.get(origin);
+    return out !== undefined && now - out.at < this.ports.settings.wantTimeoutMs;
+  }
+
+  /** Records that `peer` was asked for these origins now (request `id`). */
+  private noteWants(peer: string, origins: readonly string[], now: number, id: number): void {
+    for (const origin of origins) this.wants.set(origin, { peer, at: now, id });
   }
 
   /** Asks `peer` for what it holds beyond our heads, for origins nobody else is already sending. */
@@ -541,8 +547,8 @@ export class FeedGossip {
     for (const [origin, seq] of Object.entries(view.have)) {
       const head = store.head(origin).seq;
       if (seq <= head || view.stuck.has(origin) || trust.quarantined(origin)) continue;
-      const asked = this.wants.get(origin);
-      if (asked && now - asked.at < settings.wantTimeoutMs) continue;
+      if (this.wantPending(origin, now)) continue;
+      const asked = this.wants.get(origin); // timed out: its peer did not answer
       if (asked && head === 0) this.lateStarts.noAnswer(origin, asked.peer);
       if (head === 0 && this.lateStarts.askOthersFirst(origin, peerId, this.holdersOf(origin, 1, peerId))) continue;
       if (this.ports.sparseAt?.(peerId, origin) && this.holdersOf(origin, head + 1, peerId).some((p) => !this.ports.sparseAt?.(p, origin))) continue;
@@ -556,7 +562,7 @@ export class FeedGossip {
     // Only a want that went out blocks asking another peer for the same origin.
     const id = ++this.lastWantId;
     if (!this.ports.send(peerId, { t: 'want', want, id })) return this.probes.release(probed);
-    for (const origin of asked) this.wants.set(origin, { peer: peerId, at: now, id });
+    this.noteWants(peerId, asked, now, id);
     if (probed.length > 0) view.probing = { id, origins: probed };
     // A want or its answer lost on the way (a link that dropped): asked again once it times out, not at the next anti-entropy round.
     if (asked.length > 0 && !this.wantRetries.has(peerId)) {
