@@ -13,6 +13,15 @@
  * Entries before a stream's first part are not its records: a data dir of
  * the old layout wrote every shared record twice, and those copies are the
  * stream's own segment log, read as a frozen prefix.
+ *
+ * A stream sealed for recipients (`mesh.private`, or decisions kept to this
+ * node) is indexed the same way, over its private entries: a sealed part's
+ * records are the entries this release sealed (opened with the node's own
+ * derived content key, one HKDF, no X25519: mesh/private-box.ts). Sealed
+ * parts are kept in a file of their own, `streams/sealed-parts.json`, so a
+ * release from before them still reads `feed-parts.json`; its copies of a
+ * sealed record (a plaintext in the log, a box with a random key in the
+ * feed) are told apart by that key and never indexed twice.
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,6 +29,7 @@ import { z } from 'zod';
 import type { Counters } from '../counters.js';
 import { encodeEntry, type FeedEntry } from '../mesh/feed-entry.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { PRIVATE_ENTRY_TYPE } from '../mesh/private-entries.js';
 import { AtomicJsonFile } from '../storage/atomic-json-file.js';
 import { FRAME_HEADER_BYTES } from '../storage/record-frame.js';
 import { SEGMENT_NAME } from '../storage/segment-log.js';
@@ -28,6 +38,8 @@ import type { StoredRecord } from '../storage/stream-store.js';
 
 /** The node's own feed, as the index reads it (the mesh's FeedStore, for this node's origin). */
 export interface OwnFeed {
+  /** A private entry this node sealed, opened (undefined for any other entry: mesh.openOwn). */
+  openOwn(entry: FeedEntry): { type: string; body: unknown } | undefined;
   readonly origin: string;
   /** Seq of the newest entry (0: none). */
   head(): number;
@@ -39,10 +51,11 @@ export interface OwnFeed {
 }
 
 /** This node's feed in the mesh's feed store. */
-export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store'>): OwnFeed {
+export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store' | 'openOwn'>): OwnFeed {
   const origin = mesh.nodeId;
   return {
     origin,
+    openOwn: (entry) => mesh.openOwn(entry),
     head: () => mesh.store.head(origin).seq,
     firstSeq: () => mesh.store.stats().find((f) => f.origin === origin)?.firstSeq ?? 1,
     read: (fromSeq, limit) => mesh.store.read(origin, fromSeq, limit, false),
@@ -52,15 +65,27 @@ export function ownFeed(mesh: Pick<Mesh, 'nodeId' | 'store'>): OwnFeed {
 
 /** Feed entry types the recorder writes, and the stream each belongs to. */
 export function streamOfEntry(entry: FeedEntry): string | undefined {
-  if (entry.type === 'reading') return 'readings';
-  if (entry.type === 'decision') return 'decisions';
-  if (entry.type !== 'model') return undefined;
+  if (entry.type !== 'model') return streamOfType(entry.type, undefined);
   try {
-    const model = (JSON.parse(entry.body) as { model?: unknown }).model;
-    return typeof model === 'string' && /^[a-z0-9][a-z0-9_.-]{0,63}$/i.test(model) ? `models.${model}` : undefined;
+    return streamOfType(entry.type, JSON.parse(entry.body));
   } catch {
     return undefined;
   }
+}
+
+function streamOfType(type: string, body: unknown): string | undefined {
+  if (type === 'reading') return 'readings';
+  if (type === 'decision') return 'decisions';
+  if (type !== 'model' || body === null || typeof body !== 'object') return undefined;
+  const model = (body as { model?: unknown }).model;
+  return typeof model === 'string' && /^[a-z0-9][a-z0-9_.-]{0,63}$/i.test(model) ? `models.${model}` : undefined;
+}
+
+/** A record of the feed: the stream it belongs to, whether it is sealed, and its payload (decoded on demand). */
+interface FeedRecord {
+  readonly name: string;
+  readonly sealed: boolean;
+  payload(): Buffer;
 }
 
 const partSchema = z.strictObject({ base: z.number().int().min(0), fromFeedSeq: z.number().int().min(1) });
@@ -73,6 +98,8 @@ type PartsFile = z.infer<typeof partsFileSchema>;
 
 /** One run of a stream in the feed: its records are the stream's entries with feed seq >= fromFeedSeq (up to the next part). */
 interface Part {
+  /** Kept sealed (private entries: sealed-parts.json) or in plain (feed-parts.json). */
+  readonly sealed: boolean;
   /** Stream seq of the part's first record (those dropped by the feed's retention included). */
   base: number;
   readonly fromFeedSeq: number;
@@ -94,7 +121,9 @@ export interface FeedPartStats {
 
 export class FeedIndex {
   private readonly file: AtomicJsonFile<PartsFile>;
+  private readonly sealedFile: AtomicJsonFile<PartsFile>;
   private doc: PartsFile | undefined;
+  private sealedDoc: PartsFile | undefined;
   private readonly parts = new Map<string, Part[]>();
   private feed: OwnFeed | undefined;
   private scan: Promise<void> = Promise.resolve();
@@ -102,31 +131,41 @@ export class FeedIndex {
 
   constructor(dir: string, private readonly counters: Counters) {
     this.file = new AtomicJsonFile<PartsFile>(path.join(dir, 'feed-parts.json'));
+    this.sealedFile = new AtomicJsonFile<PartsFile>(path.join(dir, 'sealed-parts.json'));
   }
 
-  /** Reads the parts file (absent in a data dir of the old layout: no stream is in the feed yet). */
+  /** Reads the parts files (absent in a data dir of the old layout: no stream is in the feed yet). */
   async load(): Promise<void> {
-    const raw = await this.file.read();
-    if (raw === null) return;
+    [this.doc, this.sealedDoc] = await Promise.all([this.readFile(this.file), this.readFile(this.sealedFile)]);
+  }
+
+  private async readFile(file: AtomicJsonFile<PartsFile>): Promise<PartsFile | undefined> {
+    const raw = await file.read();
+    if (raw === null) return undefined;
     const parsed = partsFileSchema.safeParse(raw);
-    if (!parsed.success) {
-      // Counted, and read as absent: the streams' own logs stay readable; records in the feed are not indexed.
-      this.counters.increment('storage.feed_index.unreadable');
-      return;
-    }
-    this.doc = parsed.data;
+    if (parsed.success) return parsed.data;
+    // Counted, and read as absent: the streams' own logs stay readable; records in the feed are not indexed.
+    this.counters.increment('storage.feed_index.unreadable');
+    return undefined;
   }
 
   /** The feed whose entries the parts index: the index is rebuilt from it in the background (ready()). */
   attach(feed: OwnFeed): void {
     this.feed = feed;
-    if (this.doc && this.doc.origin !== feed.origin) {
-      // A new identity in an old data dir: the parts point into another origin's feed.
-      this.counters.increment('storage.feed_index.other_origin');
-      this.doc = undefined;
-    }
-    for (const [name, parts] of Object.entries(this.doc?.streams ?? {})) {
-      this.parts.set(name, parts.map((p) => ({ base: p.base, fromFeedSeq: p.fromFeedSeq, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 })));
+    for (const sealed of [false, true]) {
+      const doc = sealed ? this.sealedDoc : this.doc;
+      if (doc && doc.origin !== feed.origin) {
+        // A new identity in an old data dir: the parts point into another origin's feed.
+        this.counters.increment('storage.feed_index.other_origin');
+        if (sealed) this.sealedDoc = undefined;
+        else this.doc = undefined;
+        continue;
+      }
+      for (const [name, parts] of Object.entries(doc?.streams ?? {})) {
+        const list = this.parts.get(name) ?? [];
+        list.push(...parts.map((p) => ({ sealed, base: p.base, fromFeedSeq: p.fromFeedSeq, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 })));
+        this.parts.set(name, list.sort((a, b) => a.fromFeedSeq - b.fromFeedSeq));
+      }
     }
     const head = feed.head();
     this.scan = this.rebuild(feed, head);
@@ -147,30 +186,30 @@ export class FeedIndex {
     return this.scan.catch(() => undefined);
   }
 
-  /** Parts of a stream kept by the file (also with the mesh off, when they cannot be read). */
-  storedParts(name: string): readonly { base: number; fromFeedSeq: number }[] {
-    return this.parts.get(name) ?? this.doc?.streams[name] ?? [];
-  }
-
   /**
-   * Starts a part of `name` at stream seq `base`: durable before the first
-   * entry of it is appended, so a crash in between leaves an empty part,
-   * never an entry that no part claims.
+   * Starts a part of `name` at stream seq `base`, sealed or in plain: durable
+   * before the first entry of it is appended, so a crash in between leaves
+   * an empty part, never an entry that no part claims.
    */
-  startPart(name: string, base: number): Promise<void> {
+  startPart(name: string, base: number, sealed = false): Promise<void> {
     const feed = this.feed;
     if (!feed) return Promise.reject(new Error('the feed index has no feed'));
-    const part: Part = { base, fromFeedSeq: feed.head() + 1, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 };
+    const part: Part = { sealed, base, fromFeedSeq: feed.head() + 1, dropped: 0, feedSeqs: [], sizes: [], bytes: 0 };
     const list = this.parts.get(name) ?? [];
     list.push(part);
     this.parts.set(name, list);
-    return this.save();
+    return this.save(sealed);
   }
 
-  /** Whether the stream's last part can take more records at stream seq `next` (else a new part starts). */
-  continues(name: string, next: number): boolean {
+  /** Whether the stream's last part is of that kind and can take more records at stream seq `next` (else a new part starts). */
+  continues(name: string, next: number, sealed = false): boolean {
     const last = this.parts.get(name)?.at(-1);
-    return last !== undefined && end(last) === next;
+    return last !== undefined && last.sealed === sealed && end(last) === next;
+  }
+
+  /** Whether the stream's records go on in a sealed part (its own log holds none after it). */
+  sealedLast(name: string): boolean {
+    return this.parts.get(name)?.at(-1)?.sealed === true;
   }
 
   /** Indexes an entry just appended to the feed for `name`. */
@@ -221,7 +260,9 @@ export class FeedIndex {
         while (i < wanted.length && (wanted[i] as number) < entry.seq) i += 1; // dropped meanwhile
         if (i >= wanted.length) break;
         if (wanted[i] !== entry.seq) continue;
-        yield { seq: first + start + i, payload: Buffer.from(entry.body, 'utf8') };
+        const record = this.recordOf(feed, entry, part.sealed);
+        // Indexed as its own, so it opens; if it ever does not, the record is skipped, never shown as another's.
+        if (record?.name === name) yield { seq: first + start + i, payload: record.payload() };
         i += 1;
         if ((left -= 1) <= 0 || i >= wanted.length) break;
       }
@@ -246,23 +287,41 @@ export class FeedIndex {
     await this.writes;
   }
 
-  private serialised(): PartsFile['streams'] {
+  private serialised(sealed: boolean): PartsFile['streams'] {
     const feedFirst = this.feed?.firstSeq() ?? 1;
     const out: PartsFile['streams'] = {};
-    for (const [name, parts] of this.parts) {
+    for (const [name, all] of this.parts) {
+      const parts = all.filter((p) => p.sealed === sealed);
       // Rebased past what retention dropped, so the next start numbers the kept records as this run does.
-      out[name] = parts.map((p) => ({ base: p.base + p.dropped, fromFeedSeq: p.feedSeqs[0] ?? Math.max(p.fromFeedSeq, p.dropped > 0 ? feedFirst : 1) }));
+      if (parts.length > 0) out[name] = parts.map((p) => ({ base: p.base + p.dropped, fromFeedSeq: p.feedSeqs[0] ?? Math.max(p.fromFeedSeq, p.dropped > 0 ? feedFirst : 1) }));
     }
     return out;
   }
 
-  private save(): Promise<void> {
+  /** Writes the file of that kind of parts (plain parts only ever go to feed-parts.json, which older releases read). */
+  private save(sealed: boolean): Promise<void> {
     const feed = this.feed;
     if (!feed) return Promise.resolve();
-    const doc: PartsFile = { version: 1, origin: feed.origin, streams: this.serialised() };
-    const write = this.writes.then(() => this.file.write(doc));
+    const doc: PartsFile = { version: 1, origin: feed.origin, streams: this.serialised(sealed) };
+    const file = sealed ? this.sealedFile : this.file;
+    const write = this.writes.then(() => file.write(doc));
     this.writes = write.catch(() => this.counters.increment('storage.feed_index.write_errors'));
     return write;
+  }
+
+  /**
+   * What an entry of the own feed is to the streams: a plain record of the
+   * recorder's types, or (when sealed parts are asked for) a private entry
+   * this release sealed. Undefined for anything else.
+   */
+  private recordOf(feed: OwnFeed, entry: FeedEntry, sealed: boolean): FeedRecord | undefined {
+    if (!sealed) {
+      const name = streamOfEntry(entry);
+      return name === undefined ? undefined : { name, sealed, payload: () => Buffer.from(entry.body, 'utf8') };
+    }
+    const opened = feed.openOwn(entry);
+    const name = opened && streamOfType(opened.type, opened.body);
+    return name === undefined ? undefined : { name, sealed, payload: () => Buffer.from(JSON.stringify(opened?.body), 'utf8') };
   }
 
   /** Reads the feed from the oldest part on, up to `head`, and indexes each entry into the part covering it. */
@@ -273,19 +332,24 @@ export class FeedIndex {
     // records from its base (how many went is not known): never past the next part's seqs.
     const feedFirst = feed.firstSeq();
     const from = Math.max(feedFirst, Math.min(...all.map((p) => p.fromFeedSeq)));
+    // Private entries are opened only from the first sealed part on (tasks, payments and questions are private too).
+    const sealedFrom = Math.min(...all.filter((p) => p.sealed).map((p) => p.fromFeedSeq));
     for await (const entry of feed.read(from)) {
       if (entry.seq > head) break; // appended since attach: add() indexes those
-      const name = streamOfEntry(entry);
-      const parts = name === undefined ? undefined : this.parts.get(name);
-      const part = parts?.findLast((p) => p.fromFeedSeq <= entry.seq);
-      if (part) insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
+      const sealed = entry.type === PRIVATE_ENTRY_TYPE;
+      if (sealed && entry.seq < sealedFrom) continue;
+      const record = this.recordOf(feed, entry, sealed);
+      const part = record && this.parts.get(record.name)?.findLast((p) => p.fromFeedSeq <= entry.seq);
+      // A record goes to the part covering it only if that part is of its kind: a sealed record in a
+      // plain part (or the reverse) was written by a release that kept it in the stream's own log.
+      if (part?.sealed === sealed) insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
     }
   }
 
   /** Forgets records the feed's retention dropped, counting them. */
   private prune(parts: Part[]): void {
     const feedFirst = this.feed?.firstSeq() ?? 0;
-    let rebased = false;
+    const rebased = new Set<boolean>();
     for (const part of parts) {
       let n = 0;
       while (n < part.feedSeqs.length && (part.feedSeqs[n] as number) < feedFirst) n += 1;
@@ -293,10 +357,10 @@ export class FeedIndex {
       part.feedSeqs.splice(0, n);
       for (const size of part.sizes.splice(0, n)) part.bytes -= size;
       part.dropped += n;
-      rebased = true;
+      rebased.add(part.sealed);
     }
-    // Kept in the file (rarely: once per segment the feed drops), so a restart numbers them the same.
-    if (rebased) this.save().catch(() => undefined);
+    // Kept in the files (rarely: once per segment the feed drops), so a restart numbers them the same.
+    for (const sealed of rebased) this.save(sealed).catch(() => undefined);
   }
 }
 

@@ -36,6 +36,9 @@ export interface NodeState {
   counters?: SavedCounters;
 }
 
+/** How far a sealed stream's own log is kept ahead of its records in the feed (see route()). */
+export const SEALED_LOG_LEAD = 4096;
+
 const DEFAULT_STATE: NodeState = { version: 1, boots: 0, lastStartAt: null, lastStopAt: null, cleanShutdown: true, rules: {} };
 
 export class NodeStorage {
@@ -138,13 +141,15 @@ export class NodeStorage {
   /**
    * Records a record once, as an entry of the node's own feed (`append` signs
    * and appends it, body = the record): the stream indexes it there. The
-   * mesh's group commit makes it durable.
+   * mesh's group commit makes it durable. `sealed`: `append` seals it (a
+   * private entry, for the stream's recipients or this node alone), and the
+   * stream reads it back with the node's own content key (no X25519).
    */
-  async appendToFeed(name: string, record: unknown, append: (body: unknown) => Promise<FeedEntry>): Promise<FeedEntry> {
+  async appendToFeed(name: string, record: unknown, append: (body: unknown) => Promise<FeedEntry>, { sealed = false } = {}): Promise<FeedEntry> {
     if (this.closed) throw new Error('storage closed');
     if (!this.index.attached) throw new Error(`stream ${name}: no feed to append to`);
     const view = await this.view(name);
-    await this.route(name, view, 'feed');
+    await this.route(name, view, sealed ? 'sealed' : 'feed');
     const entry = await append(record);
     this.index.add(name, entry);
     if (this.config.storage.fsyncInterval === 0) await this.index.flush();
@@ -156,14 +161,26 @@ export class NodeStorage {
    * in the feed starts after the log, and the log goes on after the feed's
    * part (with the mesh off, after as many seqs as the feed could hold for
    * it). Checked for every record (cheap), one record of a stream at a time.
+   *
+   * A sealed part also keeps the stream's own log moved on ahead of it
+   * (SEALED_LOG_LEAD seqs, one empty segment renamed per that many records):
+   * a release from before sealed parts, run on this data dir after a
+   * rollback (even one after a kill -9), knows nothing of them and goes on
+   * in the log, and must not number its records with their seqs. Sealed
+   * parts go on from the log's last record, not from that lead.
    */
-  private route(name: string, view: StreamView, home: 'log' | 'feed'): Promise<void> {
+  private route(name: string, view: StreamView, home: 'log' | 'feed' | 'sealed'): Promise<void> {
     const step = (this.routing.get(name) ?? Promise.resolve()).then(async () => {
       await this.index.ready();
       const inFeed = this.index.nextSeq(name);
       if (home === 'feed') {
         const next = Math.max(view.log.stats().nextSeq, inFeed);
         if (!this.index.continues(name, next)) await this.index.startPart(name, next);
+      } else if (home === 'sealed') {
+        const next = Math.max(view.log.recordsEnd(), inFeed);
+        // The lead first: a part (or record) the log is not moved past must never be durable.
+        if (view.log.stats().nextSeq <= next) await view.log.skipTo(next + SEALED_LOG_LEAD);
+        if (!this.index.continues(name, next, true)) await this.index.startPart(name, next, true);
       } else if (this.index.attached) {
         if (view.log.stats().nextSeq < inFeed) await view.log.skipTo(inFeed);
       } else if (!this.offlineChecked.has(name)) {

@@ -61,13 +61,15 @@ export class StreamView implements AppendOnlyStream {
     const own = this.log.stats();
     const inFeed = this.index.stats(this.name);
     if (!inFeed) return own;
-    const ownRecords = own.nextSeq > own.firstSeq;
-    const firstSeq = ownRecords ? Math.min(own.firstSeq, inFeed.firstSeq) : inFeed.records > 0 ? inFeed.firstSeq : Math.max(own.nextSeq, inFeed.nextSeq);
+    // A stream going on in a sealed part keeps its log moved on ahead (NodeStorage.route): that lead is no record.
+    const ownNext = this.index.sealedLast(this.name) ? this.log.recordsEnd() : own.nextSeq;
+    const ownRecords = this.log.recordsEnd() > own.firstSeq;
+    const firstSeq = ownRecords ? Math.min(own.firstSeq, inFeed.firstSeq) : inFeed.records > 0 ? inFeed.firstSeq : Math.max(ownNext, inFeed.nextSeq);
     return {
       ...own,
       bytes: own.bytes + inFeed.bytes,
       firstSeq,
-      nextSeq: Math.max(own.nextSeq, inFeed.nextSeq),
+      nextSeq: Math.max(ownNext, inFeed.nextSeq),
       droppedByRetention: own.droppedByRetention + inFeed.dropped,
       inFeed: { records: inFeed.records, bytes: inFeed.bytes },
     };

@@ -32,7 +32,7 @@ import type { PeerAddress } from './mesh-access.js';
 import { advertisedListener, dialBackTarget } from './neighbour-addresses.js';
 import { PeerLink, type PinnedCertificate } from './peer-link.js';
 import type { PeerStatus } from './peer-table.js';
-import { openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
+import { openOwnPrivateEntry, openPrivateEntry, PRIVATE_ENTRY_TYPE, sealPrivateBody } from './private-entries.js';
 import { canonicalJson } from '../canonical-json.js';
 import { BlobTransfer } from './blob-transfer.js';
 import { SharedState, type JsonValue } from './shared-state.js';
@@ -371,7 +371,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.appendAt(PRIVATE_ENTRY_TYPE, (seq) => sealPrivateBody(type, body, recipients, identity, this.directory, counters, seq));
   }
 
-  /** Sets a fact in the shared document (durable here, then sent to every peer). */
+  /** A private entry this node sealed into its own feed, opened without X25519 (undefined for anything else). */
+  openOwn(entry: FeedEntry): { type: string; body: unknown } | undefined {
+    return openOwnPrivateEntry(entry, this.options.identity);
+  }
+
   /** An entry's type and body as this node may read them: a private one only if it is addressed here. */
   readEntry(entry: FeedEntry): { type: string; body: unknown } | undefined {
     if (entry.type !== PRIVATE_ENTRY_TYPE) return { type: entry.type, body: JSON.parse(entry.body) as unknown };
@@ -379,6 +383,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return opened && { type: opened.type, body: opened.body };
   }
 
+  /** Sets a fact in the shared document (durable here, then sent to every peer). */
   setShared(map: string, key: string, value: JsonValue): Promise<void> {
     return this.shared.set(map, key, value);
   }

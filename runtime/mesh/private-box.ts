@@ -19,6 +19,15 @@
  *     "apiary-private-v1\n" + context, then ChaCha20-Poly1305 with its own
  *     nonce and the same AAD.
  *
+ * The content key is not drawn at random but derived, K = HKDF-SHA256(own
+ * secret, salt = epk, info = "apiary-private-v1\nown\n" + context), where
+ * the own secret is HKDF of the sender's box private key. To anyone else K
+ * is as random as before (HKDF is a PRF under a secret key, and epk is fresh
+ * per box); but the sender can open its own box again with one HKDF and no
+ * X25519 (openOwnBox), which is what lets a node keep a sealed stream only
+ * in its feed and read it back cheaply (issue 16, one write path). Boxes of
+ * releases before this (a random K) fail that check and open as any other.
+ *
  * Wire shape (all binary base64url without padding):
  *   {v:1|2, alg:"x25519-hkdf-sha256-chacha20poly1305", epk, nonce, ct,
  *    recipients: {[nodeId]: {nonce, key}}}
@@ -150,11 +159,11 @@ export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { node
   if (boxes.size > MAX_RECIPIENTS) throw invalid(`${boxes.size} recipients (the sender included), more than ${MAX_RECIPIENTS}`);
   const ids = [...boxes.keys()].sort();
   const aad = contentAad(context, ids);
-  const contentKey = randomBytes(KEY_BYTES);
-  const nonce = randomBytes(NONCE_BYTES);
-  const ct = encrypt(contentKey, nonce, aad, plaintext);
   const ephemeral = generateKeyPairSync('x25519').privateKey;
   const epk = Buffer.from(rawX25519PublicKey(ephemeral), 'base64url');
+  const contentKey = ownContentKey(sender.privateKey, epk, context);
+  const nonce = randomBytes(NONCE_BYTES);
+  const ct = encrypt(contentKey, nonce, aad, plaintext);
   const wrapped: Record<string, WrappedKey> = {};
   for (const id of ids) {
     const recipientPublic = boxes.get(id) as Buffer;
@@ -166,8 +175,18 @@ export function sealForRecipients(plaintext: Buffer, sender: BoxKeyPair & { node
   return { v, alg: PRIVATE_BOX_ALG, epk: epk.toString('base64url'), nonce: nonce.toString('base64url'), ct: ct.toString('base64url'), recipients: wrapped };
 }
 
-/** Opens a box sealed for `me`; a v2 box needs the `binding` it was sealed with (a v1 box ignores it). */
-export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, baseContext: string, binding?: string): Buffer {
+interface ParsedBox {
+  readonly v: 1 | 2;
+  readonly context: string;
+  readonly epk: Buffer;
+  readonly nonce: Buffer;
+  readonly ct: Buffer;
+  readonly ids: string[];
+  readonly wraps: Map<string, { nonce: Buffer; key: Buffer }>;
+}
+
+/** Checks every field of a box (strict base64url, sizes, recipients) before any key is used on it. */
+function parseBox(sealed: unknown, baseContext: string, binding: string | undefined): ParsedBox {
   checkContext(baseContext);
   if (!isPlainObject(sealed)) throw invalid('not a JSON object');
   onlyFields(sealed, ['v', 'alg', 'epk', 'nonce', 'ct', 'recipients'], 'the box');
@@ -189,15 +208,61 @@ export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKey
     onlyFields(entry, ['nonce', 'key'], `recipient ${id}`);
     wraps.set(id, { nonce: decode(entry.nonce, `nonce of ${id}`, NONCE_BYTES), key: decode(entry.key, `key of ${id}`, KEY_BYTES + TAG_BYTES) });
   }
-  const mine = wraps.get(me.nodeId);
+  return { v: sealed.v, context, epk, nonce, ct, ids: ids.sort(), wraps };
+}
+
+/** Opens a box sealed for `me`; a v2 box needs the `binding` it was sealed with (a v1 box ignores it). */
+export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, baseContext: string, binding?: string): Buffer {
+  const box = parseBox(sealed, baseContext, binding);
+  const mine = box.wraps.get(me.nodeId);
   if (!mine) throw new ApiaryError(ErrorCodes.PRIVATE_BOX_INVALID, `this node (${me.nodeId}) is not a recipient of the private box`);
+  const aad = contentAad(box.context, box.ids);
+  // A box this node sealed (K derived) opens without X25519; any other fails that tag check (cheap) and takes the recipient's path.
+  const own = openWithOwnKey(box, me.box.privateKey, aad);
+  if (own) return own;
   try {
-    const aad = contentAad(context, ids.sort());
-    const contentKey = decrypt(wrappingKey(me.box.privateKey, epk, epk, Buffer.from(me.box.publicKey, 'base64url'), context), mine.nonce, aad, mine.key);
-    const plaintext = decrypt(contentKey, nonce, aad, ct);
+    const contentKey = decrypt(wrappingKey(me.box.privateKey, box.epk, box.epk, Buffer.from(me.box.publicKey, 'base64url'), box.context), mine.nonce, aad, mine.key);
+    const plaintext = decrypt(contentKey, box.nonce, aad, box.ct);
     contentKey.fill(0);
     return plaintext;
   } catch (err) {
     throw invalid('it fails authentication (tampered with, or sealed for another key, recipient list or context)', err);
   }
+}
+
+/**
+ * Opens a box this node sealed with a derived content key (every box sealed
+ * by this release): one HKDF and one ChaCha20-Poly1305, no X25519. Undefined
+ * for a box it did not seal so (sealed by another node, or by an older
+ * release with a random key); throws on a malformed box.
+ */
+export function openOwnBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, baseContext: string, binding?: string): Buffer | undefined {
+  const box = parseBox(sealed, baseContext, binding);
+  if (!box.wraps.has(me.nodeId)) return undefined;
+  return openWithOwnKey(box, me.box.privateKey, contentAad(box.context, box.ids));
+}
+
+function openWithOwnKey(box: ParsedBox, privateKey: KeyObject, aad: Buffer): Buffer | undefined {
+  const key = ownContentKey(privateKey, box.epk, box.context);
+  try {
+    return decrypt(key, box.nonce, aad, box.ct);
+  } catch {
+    return undefined;
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** Per box key pair: HKDF of its raw private key, the secret that own content keys derive from (kept in memory only). */
+const ownSecrets = new WeakMap<KeyObject, Buffer>();
+
+function ownContentKey(privateKey: KeyObject, epk: Buffer, context: string): Buffer {
+  let secret = ownSecrets.get(privateKey);
+  if (!secret) {
+    const d = (privateKey.export({ format: 'jwk' }) as { d?: string }).d;
+    if (typeof d !== 'string') throw invalid('the box private key cannot be read');
+    secret = Buffer.from(hkdfSync('sha256', Buffer.from(d, 'base64url'), Buffer.alloc(0), `${LABEL}\nown-secret`, KEY_BYTES));
+    ownSecrets.set(privateKey, secret);
+  }
+  return Buffer.from(hkdfSync('sha256', secret, epk, `${LABEL}\nown\n${context}`, KEY_BYTES));
 }

@@ -15,7 +15,7 @@ import type { Counters } from '../counters.js';
 import type { FeedEntry } from './feed-entry.js';
 import type { MemberDirectory } from './member-directory.js';
 import type { MeshIdentity } from './mesh-identity.js';
-import { openSealedBox, sealForRecipients, type SealedBox } from './private-box.js';
+import { openOwnBox, openSealedBox, sealForRecipients, type SealedBox } from './private-box.js';
 
 /** Entry type of a private entry. */
 export const PRIVATE_ENTRY_TYPE = 'private';
@@ -72,6 +72,25 @@ export function openPrivateEntry(entry: FeedEntry, identity: MeshIdentity, count
     return { origin: entry.origin, seq: entry.seq, type, body };
   } catch {
     counters.increment('mesh.private_malformed');
+    return undefined;
+  }
+}
+
+/**
+ * A private entry of this node's own feed, opened with the content key this
+ * release derives when it seals (one HKDF, no X25519: private-box.ts). A
+ * body sealed by an older release (a random key), by another node, or
+ * malformed gives undefined: the stream index (core/feed-index.ts) takes
+ * only what this release sealed as the one copy of a record.
+ */
+export function openOwnPrivateEntry(entry: FeedEntry, identity: MeshIdentity): { type: string; body: unknown } | undefined {
+  if (entry.type !== PRIVATE_ENTRY_TYPE || entry.origin !== identity.node.nodeId) return undefined;
+  try {
+    const plaintext = openOwnBox(JSON.parse(entry.body), { nodeId: entry.origin, box: identity.box }, PRIVATE_CONTEXT, entryBinding(entry.origin, entry.seq));
+    if (!plaintext) return undefined;
+    const opened = JSON.parse(plaintext.toString('utf8')) as { type?: unknown; body?: unknown };
+    return typeof opened.type === 'string' ? { type: opened.type, body: opened.body } : undefined;
+  } catch {
     return undefined;
   }
 }

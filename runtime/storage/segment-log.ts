@@ -385,6 +385,15 @@ export class SegmentLog implements AppendOnlyStream {
     });
   }
 
+  /**
+   * Seq after the last record the log holds (0 when it holds none): below
+   * nextSeq when the log was moved on past seqs kept elsewhere (skipTo).
+   */
+  recordsEnd(): number {
+    const last = this.segments.findLast((s) => s.count > 0);
+    return last ? last.firstSeq + last.count : 0;
+  }
+
   /** Bytes on disk in all segments (what stats().bytes says, without building the stats). */
   get bytes(): number {
     return this.totalBytes;

@@ -3,8 +3,10 @@
  * published on MQTT, in that order; and whether the device answers, on the
  * retained `device` topic. A stream the mesh shares is stored as an entry of
  * the node's signed feed, which is then its log (one write, one fsync: issue
- * 16); any other stream in its own append-only log, and, if the config seals
- * it for recipients (or it is a decision), also sealed into the feed.
+ * 16); a stream the config seals for recipients (and decisions not shared,
+ * sealed to this node alone) as a private entry of the feed, which is then
+ * its log the same way; any other stream, or any with the mesh off, in its
+ * own append-only log.
  */
 import type { ApiaryConfig } from '../../config/schema.js';
 import type { Extension } from '../../core/extension.js';
@@ -19,22 +21,22 @@ export function createRecorder(config: ApiaryConfig): Extension {
    * Stores one record of `stream` under the stream name `name`. `always`:
    * decisions go into the signed feed even when not shared (sealed to this
    * node alone), so the node's own record of why it acted is signed and
-   * append-only like everything it shares. A sealed entry is only readable
-   * by opening its box, so a sealed stream keeps its own log as well.
+   * append-only like everything it shares.
    */
   async function store(context: NodeContext, stream: Stream, name: string, body: unknown, { always = false } = {}): Promise<void> {
     const { storage } = context;
     const mesh = ctx && context.mesh; // none after stop: a late record is still stored, and not signed into the feed
     const type = stream.replace(/s$/, '');
     const sealed = config.mesh.private.find((p) => p.stream === stream);
-    if (mesh && !sealed && config.mesh.share.includes(stream)) {
+    if (mesh && sealed) {
+      await storage.appendToFeed(name, body, (record) => mesh.appendPrivate(type, record, sealed.recipients), { sealed: true });
+    } else if (mesh && config.mesh.share.includes(stream)) {
       await storage.appendToFeed(name, body, (record) => mesh.append(type, record));
+    } else if (mesh && always) {
+      await storage.appendToFeed(name, body, (record) => mesh.appendPrivate(type, record, []), { sealed: true });
     } else {
       await storage.append(name, body);
-      if (!mesh) return;
-      if (sealed) await mesh.appendPrivate(type, body, sealed.recipients);
-      else if (always) await mesh.appendPrivate(type, body, []);
-      else return;
+      return;
     }
     await context.events.emit('feed-append', type);
   }

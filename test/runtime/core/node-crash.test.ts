@@ -5,8 +5,10 @@
  * Readings are shared (the default), so they are written once, into the
  * node's own feed (issue 16): that is the log torn here, and the readings
  * stream, an index over it, still answers for every published reading.
+ * The same holds for readings sealed for recipients (`mesh.private`): they
+ * are written once too, as private entries of the feed.
  */
-import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectAsync } from 'mqtt';
@@ -24,6 +26,10 @@ device:
     sound: { interval: 1m }
 log: { level: warn }
 `;
+// Readings sealed for a recipient this node does not know yet (sealed for itself then, and counted).
+const SEALED = `${CONFIG}mesh:
+  private: [{ stream: readings, recipients: [abcdefghijkl] }]
+`;
 
 describe('crash recovery of a whole node (SIGKILL, then a torn write)', () => {
   let dir: string;
@@ -31,15 +37,17 @@ describe('crash recovery of a whole node (SIGKILL, then a torn write)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-node-crash-'));
-    await writeFile(path.join(dir, 'apiary.yaml'), CONFIG);
   });
   afterAll(async () => {
     if (running && running.child.exitCode === null) running.child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('keeps every published record, drops the torn one, and carries on', async () => {
-    const args = ['--config', path.join(dir, 'apiary.yaml'), '--data-dir', path.join(dir, 'data'), '--port', '0'];
+  it.each([['shared in plain', CONFIG], ['sealed for recipients', SEALED]])('keeps every published record, drops the torn one, and carries on (readings %s)', async (kind, config) => {
+    const run = path.join(dir, kind.replace(/ /g, '-'));
+    await mkdir(run);
+    await writeFile(path.join(run, 'apiary.yaml'), config);
+    const args = ['--config', path.join(run, 'apiary.yaml'), '--data-dir', path.join(run, 'data'), '--port', '0'];
     running = await startNodeProcess(args);
     const client = await connectAsync(`mqtt://127.0.0.1:${running.port}`);
     const published: number[] = [];
@@ -55,14 +63,17 @@ describe('crash recovery of a whole node (SIGKILL, then a torn write)', () => {
     const seenBeforeKill = [...published];
 
     // Tear the tail as a power cut mid-write would: half a frame header.
-    const feedsDir = path.join(dir, 'data', 'mesh', 'feeds');
+    const feedsDir = path.join(run, 'data', 'mesh', 'feeds');
     const [origin = ''] = await readdir(feedsDir);
     const feedDir = path.join(feedsDir, origin);
     const segments = (await readdir(feedDir)).filter((f) => f.endsWith('.seg')).sort();
     await appendFile(path.join(feedDir, segments.at(-1) ?? ''), Buffer.from([0x40, 0x00, 0x00]));
     // The old per-stream copy is gone: the readings stream's own log holds nothing.
-    const ownLog = (await readdir(path.join(dir, 'data', 'streams', 'readings'))).filter((f) => f.endsWith('.seg'));
-    expect((await Promise.all(ownLog.map((f) => stat(path.join(dir, 'data', 'streams', 'readings', f))))).every((s) => s.size === 0)).toBe(true);
+    const ownLog = (await readdir(path.join(run, 'data', 'streams', 'readings'))).filter((f) => f.endsWith('.seg'));
+    expect((await Promise.all(ownLog.map((f) => stat(path.join(run, 'data', 'streams', 'readings', f))))).every((s) => s.size === 0)).toBe(true);
+    // Sealed readings are boxes in the feed: no plaintext reading on disk at all.
+    const feedText = (await Promise.all(segments.map((f) => readFile(path.join(feedDir, f), 'latin1')))).join('');
+    expect(/channel\\?":\\?"temperature/.test(feedText)).toBe(config === CONFIG);
 
     running = await startNodeProcess(args);
     const url = `mqtt://127.0.0.1:${running.port}`;

@@ -16,56 +16,18 @@ import { cp, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../runtime/config/load-config.js';
-import { ownFeed } from '../../../runtime/core/feed-index.js';
-import { NodeStorage } from '../../../runtime/core/node-storage.js';
 import { Counters } from '../../../runtime/counters.js';
-import { loadOrCreateIdentity, type NodeIdentity } from '../../../runtime/identity/identity.js';
+import type { MeshIdentity } from '../../../runtime/mesh/mesh-identity.js';
 import { encodeEntry, entryHash, signEntry, type FeedEntry } from '../../../runtime/mesh/feed-entry.js';
 import { FeedStore } from '../../../runtime/mesh/feed-store.js';
 import { FRAME_HEADER_BYTES } from '../../../runtime/storage/record-frame.js';
 import { SegmentLog } from '../../../runtime/storage/segment-log.js';
+import { meshIdentityIn, openOwnFeedStorage, reading, readAll } from '../../support/own-feed-storage.js';
 
-interface Opened {
-  storage: NodeStorage;
-  store: FeedStore | undefined;
-  counters: Counters;
-  /** Signs and appends one entry of this node's feed. */
-  append: (type: string, body: unknown) => Promise<FeedEntry>;
-  close: () => Promise<void>;
-}
+const openNode = (dataDir: string, identity: MeshIdentity, options?: { mesh?: boolean }) => openOwnFeedStorage(dataDir, identity, options);
 
-const reading = (i: number) => ({ channel: 'temperature', value: 20 + i / 10, unit: '°C', t: 1_700_000_000_000 + i * 60_000, time: new Date(1_700_000_000_000 + i * 60_000).toISOString() });
 
-async function openNode(dataDir: string, identity: NodeIdentity, { mesh = true } = {}): Promise<Opened> {
-  const config = parseConfig({ app: 'sensor-node', node: { name: 'one-write', dataDir }, broker: { port: 0 }, homeAssistant: { enabled: false }, decisions: [], storage: { fsyncInterval: '0s' } });
-  const counters = new Counters();
-  const storage = new NodeStorage(config, counters);
-  await storage.start();
-  let store: FeedStore | undefined;
-  if (mesh) {
-    store = new FeedStore({ dir: path.join(dataDir, 'mesh', 'feeds'), counters, segmentBytes: 1024 * 1024, maxBytesPerOrigin: 16 * 1024 * 1024, self: identity.nodeId });
-    await store.open();
-    storage.attachFeed(ownFeed({ nodeId: identity.nodeId, store }));
-  }
-  const append = async (type: string, body: unknown): Promise<FeedEntry> => {
-    if (!store) throw new Error('mesh off');
-    const head = store.head(identity.nodeId);
-    const entry = signEntry(identity, { seq: head.seq + 1, prev: head.hash, hlc: { l: Date.now(), c: 0 }, type, body });
-    expect(await store.apply(entry)).toBe('applied');
-    return entry;
-  };
-  return { storage, store, counters, append, close: async () => { await storage.close(); await store?.close(); } };
-}
-
-async function readAll(storage: NodeStorage, name: string): Promise<{ seq: number; body: unknown }[]> {
-  const stream = await storage.stream(name);
-  const out: { seq: number; body: unknown }[] = [];
-  for await (const record of stream.read(0)) out.push({ seq: record.seq, body: JSON.parse(record.payload.toString('utf8')) as unknown });
-  return out;
-}
-
-const feedDir = (dataDir: string, identity: NodeIdentity) => path.join(dataDir, 'mesh', 'feeds', identity.nodeId);
+const feedDir = (dataDir: string, identity: MeshIdentity) => path.join(dataDir, 'mesh', 'feeds', identity.node.nodeId);
 
 async function lastSegment(dir: string): Promise<string> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort();
@@ -74,11 +36,11 @@ async function lastSegment(dir: string): Promise<string> {
 
 describe('one write path: shared records live in the own feed, streams index it', () => {
   let dir: string;
-  let identity: NodeIdentity;
+  let identity: MeshIdentity;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'apiary-one-write-'));
-    identity = (await loadOrCreateIdentity(path.join(dir, 'id'))).identity;
+    identity = await meshIdentityIn(dir);
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -119,7 +81,7 @@ describe('one write path: shared records live in the own feed, streams index it'
     const lastFrame = encodeEntry((await (async () => {
       const reopened = await openNode(base, identity);
       let last: FeedEntry | undefined;
-      for await (const entry of (reopened.store as FeedStore).read(identity.nodeId, 5)) last = entry;
+      for await (const entry of (reopened.store as FeedStore).read(identity.node.nodeId, 5)) last = entry;
       await reopened.close();
       return last as FeedEntry;
     })())).length + FRAME_HEADER_BYTES;
@@ -133,7 +95,7 @@ describe('one write path: shared records live in the own feed, streams index it'
       const whole = cut === full ? 5 : 4;
       const records = await readAll(restarted.storage, 'readings');
       expect(records).toEqual(Array.from({ length: whole }, (_, i) => ({ seq: i, body: reading(i) })));
-      expect(restarted.counters.get(`storage.feed.${identity.nodeId}.dropped_corrupt`)).toBe(cut === full || cut === full - lastFrame ? 0 : 1);
+      expect(restarted.counters.get(`storage.feed.${identity.node.nodeId}.dropped_corrupt`)).toBe(cut === full || cut === full - lastFrame ? 0 : 1);
       // And it carries on: the next record follows the last whole one.
       await restarted.storage.appendToFeed('readings', reading(99), (body) => restarted.append('reading', body));
       expect((await readAll(restarted.storage, 'readings')).map((r) => r.seq)).toEqual(Array.from({ length: whole + 1 }, (_, i) => i));
@@ -161,7 +123,7 @@ describe('one write path: shared records live in the own feed, streams index it'
     // What the code before issue 16 left: each shared record in its stream's own log AND in the feed.
     const counters = new Counters();
     const logs = { readings: 12, decisions: 3 };
-    const store = new FeedStore({ dir: path.join(dataDir, 'mesh', 'feeds'), counters, segmentBytes: 1024 * 1024, maxBytesPerOrigin: 16 * 1024 * 1024, self: identity.nodeId });
+    const store = new FeedStore({ dir: path.join(dataDir, 'mesh', 'feeds'), counters, segmentBytes: 1024 * 1024, maxBytesPerOrigin: 16 * 1024 * 1024, self: identity.node.nodeId });
     await store.open();
     let prev: string | null = null;
     let seq = 0;
@@ -171,7 +133,7 @@ describe('one write path: shared records live in the own feed, streams index it'
       for (let i = 0; i < count; i++) {
         const body = name === 'readings' ? reading(i) : { rule: 'old', active: i % 2 === 0, t: i };
         await log.append(Buffer.from(JSON.stringify(body)));
-        const entry = signEntry(identity, { seq: ++seq, prev, hlc: { l: Date.now(), c: 0 }, type: name.replace(/s$/, ''), body });
+        const entry = signEntry(identity.node, { seq: ++seq, prev, hlc: { l: Date.now(), c: 0 }, type: name.replace(/s$/, ''), body });
         expect(await store.apply(entry)).toBe('applied');
         prev = entryHash(entry);
       }

@@ -7,8 +7,9 @@ import { ErrorCodes } from '../../../runtime/errors.js';
 import { MAX_ENTRY_BYTES } from '../../../runtime/mesh/feed-entry.js';
 import { loadOrCreateBoxKey, rawX25519PublicKey, type BoxKeyPair } from '../../../runtime/mesh/mesh-identity.js';
 import {
-  MAX_CT_CHARS, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS, openSealedBox, sealForRecipients, type SealedBox,
+  MAX_CT_CHARS, MAX_PLAINTEXT_BYTES, MAX_RECIPIENTS, openOwnBox, openSealedBox, sealForRecipients, type SealedBox,
 } from '../../../runtime/mesh/private-box.js';
+import { legacySeal } from '../../support/own-feed-storage.js';
 
 interface Node { nodeId: string; box: BoxKeyPair }
 
@@ -149,5 +150,38 @@ describe('private boxes', () => {
     expect(() => openSealedBox(bound, bob, context, '["aaaaaaaaaaaa",6]')).toThrow(invalidBox(/fails authentication/));
     expect(() => openSealedBox(bound, bob, context)).toThrow(invalidBox(/needs the binding/));
     expect(() => openSealedBox({ ...bound, v: 1 }, bob, context, '["aaaaaaaaaaaa",5]')).toThrow(invalidBox(/fails authentication/));
+  });
+
+  it('the sender opens its own box again without X25519; a box of others or of an older release is not its own', () => {
+    const binding = '["aaaaaaaaaaaa",7]';
+    const mine = sealForRecipients(plaintext, { nodeId: alice.nodeId, ...alice.box }, [{ nodeId: bob.nodeId, box: bob.box.publicKey }], context, binding);
+    expect(openOwnBox(mine, alice, context, binding)).toEqual(plaintext);
+    // Bob is a recipient, not the sender: he opens it through his wrap, never through the own key.
+    expect(openOwnBox(mine, bob, context, binding)).toBeUndefined();
+    expect(openSealedBox(mine, bob, context, binding)).toEqual(plaintext);
+    // Another binding, or a flipped bit, is not this node's box (and the recipient's path refuses it).
+    expect(openOwnBox(mine, alice, context, '["aaaaaaaaaaaa",8]')).toBeUndefined();
+    expect(openOwnBox({ ...mine, ct: flipBit(mine.ct) }, alice, context, binding)).toBeUndefined();
+    expect(() => openSealedBox({ ...mine, ct: flipBit(mine.ct) }, alice, context, binding)).toThrow(invalidBox(/fails authentication/));
+    // A box Bob sealed listing Alice: hers to read, not hers as sender.
+    const bobs = sealForRecipients(plaintext, { nodeId: bob.nodeId, ...bob.box }, [{ nodeId: alice.nodeId, box: alice.box.publicKey }], context, binding);
+    expect(openOwnBox(bobs, alice, context, binding)).toBeUndefined();
+    expect(openSealedBox(bobs, alice, context, binding)).toEqual(plaintext);
+    // A box Alice sealed with an older release (a random content key) still opens, by X25519, and is told apart.
+    const legacy = legacySeal(plaintext, alice, [bob], context, binding);
+    expect(openOwnBox(legacy, alice, context, binding)).toBeUndefined();
+    expect(openSealedBox(legacy, alice, context, binding)).toEqual(plaintext);
+    expect(openSealedBox(legacy, bob, context, binding)).toEqual(plaintext);
+    // Malformed input is refused before any key is used, as by openSealedBox.
+    expect(() => openOwnBox({ ...mine, epk: 'not base64!' }, alice, context, binding)).toThrow(invalidBox(/epk/));
+  });
+
+  it('own content keys differ per box and per sender, and say nothing of the box key', () => {
+    const binding = '["aaaaaaaaaaaa",9]';
+    const a = sealForRecipients(plaintext, { nodeId: alice.nodeId, ...alice.box }, [], context, binding);
+    const b = sealForRecipients(plaintext, { nodeId: alice.nodeId, ...alice.box }, [], context, binding);
+    expect(a.ct).not.toBe(b.ct);
+    // Alice's key on Dave's identity (same node id, another key pair) does not open it as own.
+    expect(openOwnBox(a, { nodeId: alice.nodeId, box: dave.box }, context, binding)).toBeUndefined();
   });
 });
