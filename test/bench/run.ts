@@ -2,7 +2,7 @@
  * Benchmark for issue #2: start-up time, memory, CPU and disk writes per
  * reading of a simulated beehive node; the embedded MQTT broker against
  * mosquitto; mesh catch-up after a partition; and inference per backend.
- * `npm run bench [-- --quick] [--only startup|steady|broker|catchup|inference|arm64|packaged|flows|voice|mcp|tasks|payments|sim] [--baseline <dir>]`.
+ * `npm run bench [-- --quick] [--only startup|steady|storage|broker|catchup|inference|arm64|packaged|flows|voice|mcp|tasks|payments|sim] [--baseline <dir>]`.
  * arm64 (the arm64 .deb under qemu-aarch64, minutes), packaged (this machine's .deb, built and
  * extracted, against the checkout, natively) and flows (the node with and without its supervised
  * Node-RED, issue 13) run only when named in --only.
@@ -38,6 +38,8 @@ import { measurePayments, PAYMENTS_FULL, PAYMENTS_QUICK, type PaymentsResults } 
 import { paymentsRows } from './payments-report.js';
 import { measureSim, SIM_FULL, SIM_QUICK } from './sim.js';
 import { simRows } from './sim-report.js';
+import { measureStorage, STORAGE_FULL, STORAGE_QUICK } from './storage.js';
+import { storageRows } from './storage-report.js';
 import type { ScenarioResult } from '../sim/scenario.js';
 import { INFERENCE_FULL, INFERENCE_QUICK, inferenceRows, measureInference, type InferenceResults } from './inference.js';
 import { CLK_TCK } from './proc.js';
@@ -65,7 +67,10 @@ interface Plan extends SteadyPlan {
 const FULL: Plan = { startRuns: 5, steadyRepeats: 3, steadySolo: 1, durationMs: 60_000, warmupMs: 5_000, windows: 5 };
 const QUICK: Plan = { startRuns: 3, steadyRepeats: 1, steadySolo: 1, durationMs: 10_000, warmupMs: 2_000, windows: 4 };
 
-/** APIARY_BENCH_START_RUNS=10, APIARY_BENCH_STEADY_REPEATS=5: more rounds for steadier medians (e.g. against a baseline on a busy machine). */
+/**
+ * APIARY_BENCH_START_RUNS=10, APIARY_BENCH_STEADY_REPEATS=5: more rounds for steadier medians (e.g. against a baseline on a busy machine);
+ * APIARY_BENCH_STEADY_SEALED=1: also a speed 60 node with sealed streams in the steady section.
+ */
 function withNodeOverrides(plan: Plan): Plan {
   const count = (name: string) => {
     const n = Number(process.env[name]);
@@ -73,7 +78,8 @@ function withNodeOverrides(plan: Plan): Plan {
   };
   const startRuns = count('APIARY_BENCH_START_RUNS');
   const steadyRepeats = count('APIARY_BENCH_STEADY_REPEATS');
-  return { ...plan, ...(startRuns ? { startRuns } : {}), ...(steadyRepeats ? { steadyRepeats, steadySolo: steadyRepeats } : {}) };
+  const sealed = process.env.APIARY_BENCH_STEADY_SEALED === '1';
+  return { ...plan, ...(startRuns ? { startRuns } : {}), ...(steadyRepeats ? { steadyRepeats, steadySolo: steadyRepeats } : {}), ...(sealed ? { sealed } : {}) };
 }
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -98,23 +104,26 @@ function steadyRows(s: SteadyResults, plan: Plan): Row[] {
   const seconds = (plan.durationMs / 1000).toFixed(0);
   const idleRss = { label: 'MB idle node', value: s.idle.memory.rssKiB / MB };
   const idleLoad = ratio(seriesSpan(s.idle.cpuMs), seriesSpan(s.idle.atMs) / 1000);
-  const counter = ioCounter(s.nodes);
+  const runs = [...s.nodes, ...(s.sealed ? [s.sealed] : [])];
+  const counter = ioCounter(runs);
   const counterName = counter === 'writeBytes' ? 'write_bytes' : 'wchar';
-  for (const run of s.nodes) {
-    const section = `memory at ${seconds} s, speed ${run.speed}`;
+  for (const run of runs) {
+    const name = run.label ?? `speed ${run.speed}`;
+    const section = `memory at ${seconds} s, ${name}`;
     rows.push(
-      { section, metric: `RSS (VmRSS), speed ${run.speed}`, unit: 'MB', summary: summarize([run.memory.rssKiB / MB]), reference: idleRss, target: { on: 'median', max: 110, text: '≤ 110 MB' } },
-      { section, metric: `peak RSS (VmHWM), speed ${run.speed}`, unit: 'MB', summary: summarize([run.memory.hwmKiB / MB]), reference: idleRss },
+      { section, metric: `RSS (VmRSS), ${name}`, unit: 'MB', summary: summarize([run.memory.rssKiB / MB]), reference: idleRss, target: { on: 'median', max: 110, text: '≤ 110 MB' } },
+      { section, metric: `peak RSS (VmHWM), ${name}`, unit: 'MB', summary: summarize([run.memory.hwmKiB / MB]), reference: idleRss },
     );
   }
-  for (const run of s.nodes) {
+  for (const run of runs) {
+    const name = run.label ?? `speed ${run.speed}`;
     const x = run.samples;
     // Speed 60 is cut into windows (median/range over them); speed 1 has too few readings per window, so one whole span.
     const per = (pick: (smp: Sample) => number, by: (smp: Sample) => number, scale = 1) =>
       run.speed === 1 ? [ratio(span(x, pick) * scale, span(x, by))] : deltas(x, pick).map((d, i) => ratio(d * scale, deltas(x, by)[i] ?? 0));
     const records = span(x, recorded);
     const windows = run.speed === 1 ? `one ${((span(x, (smp) => smp.atMs)) / 1000).toFixed(0)} s span` : `${plan.windows} windows`;
-    const section = `CPU and disk, speed ${run.speed}, ${windows}`;
+    const section = `CPU and disk, ${name}, ${windows}`;
     const writes = summarize(per((smp) => smp.io[counter], recorded));
     // The record as stored, in every log it is in; and the floor: one fresh page per fsync of the feed (group commit) that wrote it.
     const recordSize = { label: 'B stored per record (all logs)', value: ratio(span(x, storedBytes), records) };
@@ -122,9 +131,9 @@ function steadyRows(s: SteadyResults, plan: Plan): Row[] {
     const spanned = ratio(span(x, (smp) => smp.store.feed.commitPages) * PAGE_BYTES, records);
     const json = Math.max(span(x, (smp) => smp.store.payloadBytes), span(x, (smp) => smp.store.feed.recordBytes));
     rows.push(
-      { section, metric: `CPU per reading, speed ${run.speed}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.counts.readings, 1000)) },
-      { section, metric: `CPU per published message, speed ${run.speed}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, messages, 1000)) },
-      { section, metric: `CPU load, speed ${run.speed}`, unit: 'ms/s', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.atMs, 1000)), reference: { label: 'ms/s idle node', value: idleLoad } },
+      { section, metric: `CPU per reading, ${name}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.counts.readings, 1000)) },
+      { section, metric: `CPU per published message, ${name}`, unit: 'µs', summary: summarize(per((smp) => smp.cpuMs, messages, 1000)) },
+      { section, metric: `CPU load, ${name}`, unit: 'ms/s', summary: summarize(per((smp) => smp.cpuMs, (smp) => smp.atMs, 1000)), reference: { label: 'ms/s idle node', value: idleLoad } },
       { section, metric: `disk writes per record (${counterName})`, unit: 'B', summary: writes, reference: recordSize, target: { on: 'ratio', max: 2, text: '≤ 2x record' } },
       { section, metric: `disk writes per record (${counterName}) against the floor`, unit: 'B', summary: writes, reference: { label: 'B: one 4 KiB page per feed commit, per record', value: floor } },
       { section, metric: `disk writes per record (${counterName}) against the pages written`, unit: 'B', summary: writes, reference: { label: 'B: the 4 KiB pages each feed commit wrote into, per record', value: spanned } },
@@ -162,7 +171,7 @@ function withCatchupOverrides(plan: CatchupPlan): CatchupPlan {
   return { ...plan, ...sizes, ...(seconds > 0 ? { partitionMs: seconds * 1000 } : {}), ...(Number.isInteger(repeats) && repeats > 1 ? { repeats } : {}) };
 }
 
-const SECTIONS = ['startup', 'steady', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice', 'mcp', 'tasks', 'payments', 'sim'] as const;
+const SECTIONS = ['startup', 'steady', 'storage', 'broker', 'catchup', 'inference', 'arm64', 'packaged', 'flows', 'voice', 'mcp', 'tasks', 'payments', 'sim'] as const;
 type Section = (typeof SECTIONS)[number];
 /** What runs without --only: arm64 (minutes of emulation), packaged (builds a .deb) and flows (needs node-red) are asked for by name. */
 const OPT_IN: readonly Section[] = ['arm64', 'packaged', 'flows'];
@@ -204,6 +213,7 @@ async function main(): Promise<void> {
   const tasksPlan = quick ? TASKS_QUICK : TASKS_FULL;
   const paymentsPlan = quick ? PAYMENTS_QUICK : PAYMENTS_FULL;
   const simPlan = quick ? SIM_QUICK : SIM_FULL;
+  const storagePlan = quick ? STORAGE_QUICK : STORAGE_FULL;
   const res = new Resources();
   // Ctrl-C reaches the nodes too (same process group); this still removes the temp dirs.
   const interrupted = () => void res.closeAll().finally(() => process.exit(130));
@@ -219,6 +229,7 @@ async function main(): Promise<void> {
     const parts = [
       ...(sections.has('startup') ? [`${plan.startRuns} start-ups each`] : []),
       ...(sections.has('steady') ? [theirNode ? `${plan.steadyRepeats} x ${plan.durationMs / 1000} s of steady state per checkout` : `${plan.steadySolo > 1 ? `${plan.steadySolo} x ` : ''}${plan.durationMs / 1000} s of steady state`] : []),
+      ...(sections.has('storage') ? [`${storagePlan.records} readings read back in plain and sealed`] : []),
       ...(sections.has('broker') ? ['the broker comparison'] : []),
       ...(sections.has('catchup') ? [`mesh catch-up for ${[...catchupPlan.sizes, ...(catchupPlan.simulatedSizes ?? []).map((n) => `${n} (simulated)`)].join(', ')} nodes`] : []),
       ...(sections.has('inference') ? ['inference per backend'] : []),
@@ -260,12 +271,15 @@ async function main(): Promise<void> {
     const tasks: TasksResults | undefined = sections.has('tasks') ? await measureTasks(tmp, tasksPlan, progress) : undefined;
     const payments: PaymentsResults | undefined = sections.has('payments') ? await measurePayments(tmp, paymentsPlan, progress) : undefined;
     const sim: ScenarioResult[] | undefined = sections.has('sim') ? await measureSim(simPlan, progress) : undefined;
+    const storage = sections.has('storage') ? await measureStorage(tmp, storagePlan, progress) : undefined;
     const budgets = startup || steady ? budgetRows(startup, steadyTurns ? steadyTurns.now : soloSessions, plan.durationMs, ours.nodeFlags).map(evaluate) : [];
     if (budgets.length > 0) process.stdout.write(`${renderTable(budgets)}\n`);
     const rows = [...(startup ? startupRows(startup) : []), ...(steady ? steadyRows(steady, plan) : [])].map(evaluate);
     if (rows.length > 0) process.stdout.write(`${renderTable(rows)}\n`);
     if (startup?.baseline) process.stdout.write(`${renderStartupCompare(startup)}\n`);
     if (steadyTurns) process.stdout.write(`${renderSteadyCompare(steadyTurns, plan.durationMs)}\n`);
+    const storageTable = storage ? storageRows(storage).map(evaluate) : [];
+    if (storageTable.length > 0) process.stdout.write(`${renderTable(storageTable)}\n`);
     if (broker) process.stdout.write(`${renderBroker(broker)}\n`);
     const meshRows = catchup ? catchupRows(catchup).map(evaluate) : [];
     if (meshRows.length > 0) process.stdout.write(`${renderTable(meshRows)}\n`);
@@ -324,6 +338,7 @@ async function main(): Promise<void> {
       ...(tasks ? { tasksRows: tasksTable } : {}),
       ...(payments ? { paymentsRows: paymentsTable } : {}),
       ...(sim ? { simRows: simTable } : {}),
+      ...(storage ? { storageRows: storageTable } : {}),
       notes,
       raw: {
         startup, steady, ...(steadyTurns ? { steadyTurns } : {}), ...(soloSessions.length > 1 ? { steadySessions: soloSessions } : {}), broker, catchup, inference,
@@ -334,6 +349,7 @@ async function main(): Promise<void> {
         tasks,
         payments,
         sim,
+        storage,
         packaged: packaged && { arch: packaged.arch, packaged: packaged.packaged.map(({ output: _output, ...r }) => r), checkout: packaged.checkout.map(({ output: _output, ...r }) => r) },
       },
     };

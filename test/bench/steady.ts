@@ -4,11 +4,15 @@
  * process run side by side; /proc, the MQTT message counts and the segment
  * files are sampled at the same instants, cutting the run into windows.
  * With a baseline checkout, such sessions of ours and of its node take turns
- * (measureSteadyTurns), one checkout at a time.
+ * (measureSteadyTurns), one checkout at a time. `sealed` adds a third node at
+ * speed 60 whose readings are sealed for a recipient and whose decisions are
+ * kept to itself (private entries of its feed: the one write path of sealed
+ * streams), measured the same way.
  */
 import { watch } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parseDocument } from 'yaml';
 import type { NodeSide } from './baseline.js';
 import { cpuMs, ioCounters, memory, scanStreams, type IoCounters, type Memory, type StreamScan } from './proc.js';
 import { BusWatcher, Child, freePort, sleep, withTimeout, type MessageCounts, type Resources } from './processes.js';
@@ -19,6 +23,8 @@ export interface SteadyPlan {
   /** Start-up work (model loading, identity) is kept out of the windows. */
   readonly warmupMs: number;
   readonly windows: number;
+  /** Also a speed 60 node with sealed streams (APIARY_BENCH_STEADY_SEALED=1). */
+  readonly sealed?: boolean;
 }
 
 export interface Sample {
@@ -34,13 +40,18 @@ export interface Sample {
 
 export interface NodeRun {
   readonly speed: number;
+  /** What sets it apart from the shipped config's nodes, if anything. */
+  readonly label?: string;
   readonly samples: Sample[];
   readonly memory: Memory;
   readonly cleanExit: boolean;
 }
 
 export interface SteadyResults {
+  /** The shipped config at speed 60 and speed 1. */
   readonly nodes: NodeRun[];
+  /** With `sealed`: the node with sealed streams (kept apart: the budgets are the shipped config's). */
+  readonly sealed?: NodeRun;
   readonly idle: { readonly cpuMs: number[]; readonly atMs: number[]; readonly memory: Memory };
 }
 
@@ -82,8 +93,8 @@ interface Running {
   readonly samples: Sample[];
 }
 
-async function launch(res: Resources, dir: string, node: NodeSide, speed: number): Promise<Running> {
-  const dataDir = path.join(dir, `steady-${speed}`);
+async function launch(res: Resources, dir: string, node: NodeSide, speed: number, configFile = node.configFile, name = `steady-${speed}`): Promise<Running> {
+  const dataDir = path.join(dir, name);
   // Created here so it can be watched from the start; the node creates the rest.
   await mkdir(dataDir);
   let stateWrites = 0;
@@ -92,7 +103,7 @@ async function launch(res: Resources, dir: string, node: NodeSide, speed: number
   res.add(() => watcher.close());
   const port = await freePort();
   const bus = res.watcher(new BusWatcher(port));
-  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', node.configFile, '--speed', String(speed)], node.main, node.nodeFlags, node.env));
+  const child = res.child(Child.apiary(['--port', String(port), '--data-dir', dataDir, '--config', configFile, '--speed', String(speed)], node.main, node.nodeFlags, node.env));
   return { speed, dataDir, child, bus, stateWrites: () => stateWrites, samples: [] };
 }
 
@@ -104,10 +115,21 @@ async function sample(node: Running, t0: number): Promise<Sample> {
   return { atMs, cpuMs: cpu, io, counts, store, stateWrites };
 }
 
+/** The node's config with its readings sealed for one recipient and only model outputs shared (decisions are then sealed to itself). */
+async function sealedConfig(node: NodeSide, dir: string): Promise<string> {
+  const doc = parseDocument(await readFile(node.configFile, 'utf8'));
+  doc.setIn(['mesh', 'share'], ['models']);
+  doc.setIn(['mesh', 'private'], [{ stream: 'readings', recipients: ['abcdefghijkl'] }]);
+  const file = path.join(dir, 'apiary-sealed.yaml');
+  await writeFile(file, doc.toString());
+  return file;
+}
+
 /** One session: `node`'s speed 60 and speed 1 nodes and an idle process; `who` prefixes the progress lines. */
 export async function measureSteady(res: Resources, dir: string, node: NodeSide, plan: SteadyPlan, progress: (line: string) => void, who = ''): Promise<SteadyResults> {
   const t0 = performance.now();
   const nodes = [await launch(res, dir, node, 60), await launch(res, dir, node, 1)];
+  if (plan.sealed) nodes.push(await launch(res, dir, node, 60, await sealedConfig(node, dir), 'steady-60-sealed'));
   const idle = res.child(new Child(['-e', 'setInterval(() => {}, 1000)'], { output: false }));
   await Promise.race([
     withTimeout(Promise.all(nodes.map((n) => n.bus.firstReading)), 60_000, 'the first readings'),
@@ -132,13 +154,16 @@ export async function measureSteady(res: Resources, dir: string, node: NodeSide,
   const exits = await Promise.all(nodes.map((n) => n.child.stop()));
   await idle.stop();
   await Promise.all(nodes.map((n) => n.bus.close()));
+  const runs: NodeRun[] = nodes.map((n, i) => ({
+    speed: n.speed,
+    ...(i === 2 ? { label: 'speed 60, sealed streams' } : {}),
+    samples: n.samples,
+    memory: memories[i] as Memory,
+    cleanExit: exits[i]?.code === 0 && !exits[i]?.forced,
+  }));
   return {
-    nodes: nodes.map((n, i) => ({
-      speed: n.speed,
-      samples: n.samples,
-      memory: memories[i] as Memory,
-      cleanExit: exits[i]?.code === 0 && !exits[i]?.forced,
-    })),
+    nodes: runs.slice(0, 2),
+    ...(runs[2] ? { sealed: runs[2] } : {}),
     idle: { cpuMs: idleCpu, atMs: idleAt, memory: idleMemory },
   };
 }

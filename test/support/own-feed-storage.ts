@@ -3,11 +3,10 @@
  * the real NodeStorage and a real FeedStore on disk, entries signed by a
  * real identity, private ones sealed as the mesh seals them. For the one
  * write path tests (issue 16), which restart, crash and roll back this
- * storage on real files.
+ * storage on real files, and for the bench's storage section (no vitest here).
  */
 import { createCipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { expect } from 'vitest';
 import { parseConfig } from '../../runtime/config/load-config.js';
 import { ownFeed } from '../../runtime/core/feed-index.js';
 import { NodeStorage } from '../../runtime/core/node-storage.js';
@@ -69,7 +68,8 @@ export async function openOwnFeedStorage(dataDir: string, identity: MeshIdentity
     if (!store) throw new Error('mesh off');
     const head = store.head(nodeId);
     const entry = signEntry(identity.node, { seq: head.seq + 1, prev: head.hash, hlc: { l: Date.now(), c: 0 }, type, body: body(head.seq + 1) });
-    expect(await store.apply(entry)).toBe('applied');
+    const applied = await store.apply(entry);
+    if (applied !== 'applied') throw new Error(`own entry ${entry.seq} not applied: ${applied}`);
     return entry;
   };
   return {
