@@ -27,7 +27,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Counters } from '../counters.js';
-import { encodeEntry, type FeedEntry } from '../mesh/feed-entry.js';
+import { encodeEntry, entryHash, type FeedEntry } from '../mesh/feed-entry.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { PRIVATE_ENTRY_TYPE } from '../mesh/private-entries.js';
 import { AtomicJsonFile } from '../storage/atomic-json-file.js';
@@ -35,6 +35,7 @@ import { FRAME_HEADER_BYTES } from '../storage/record-frame.js';
 import { SEGMENT_NAME } from '../storage/segment-log.js';
 import { readSegmentDir } from '../storage/segment-reader.js';
 import type { StoredRecord } from '../storage/stream-store.js';
+import { decodeCheckpoint, encodeCheckpoint, type CheckpointFile } from './feed-index-checkpoint.js';
 
 /** The node's own feed, as the index reads it (the mesh's FeedStore, for this node's origin). */
 export interface OwnFeed {
@@ -122,8 +123,18 @@ export interface FeedPartStats {
 export class FeedIndex {
   private readonly file: AtomicJsonFile<PartsFile>;
   private readonly sealedFile: AtomicJsonFile<PartsFile>;
+  /** The index as of the last clean stop (feed-index-checkpoint.ts). */
+  private readonly checkpointFile: AtomicJsonFile<CheckpointFile>;
   private doc: PartsFile | undefined;
   private sealedDoc: PartsFile | undefined;
+  private checkpointRaw: unknown;
+  /** The parts files as last read or written: what a checkpoint is valid with. */
+  private readonly written: CheckpointFile['files'] = { plain: {}, sealed: {} };
+  /** The newest own entry the index has seen (read at start or added since). */
+  private lastSeen: { seq: number; hash: () => string } | undefined;
+  private rebuildFailed = false;
+  /** The index holds every entry the feed had when attached (restore() finished). */
+  private scanned = false;
   private readonly parts = new Map<string, Part[]>();
   private feed: OwnFeed | undefined;
   private scan: Promise<void> = Promise.resolve();
@@ -132,11 +143,19 @@ export class FeedIndex {
   constructor(dir: string, private readonly counters: Counters) {
     this.file = new AtomicJsonFile<PartsFile>(path.join(dir, 'feed-parts.json'));
     this.sealedFile = new AtomicJsonFile<PartsFile>(path.join(dir, 'sealed-parts.json'));
+    // Compact: tens of thousands of numbers, written once per stop.
+    this.checkpointFile = new AtomicJsonFile<CheckpointFile>(path.join(dir, 'feed-index-checkpoint.json'), { space: 0 });
   }
 
-  /** Reads the parts files (absent in a data dir of the old layout: no stream is in the feed yet). */
+  /** Reads the parts files (absent in a data dir of the old layout: no stream is in the feed yet) and the checkpoint. */
   async load(): Promise<void> {
-    [this.doc, this.sealedDoc] = await Promise.all([this.readFile(this.file), this.readFile(this.sealedFile)]);
+    [this.doc, this.sealedDoc, this.checkpointRaw] = await Promise.all([
+      this.readFile(this.file),
+      this.readFile(this.sealedFile),
+      this.checkpointFile.read().catch(() => ({ unreadable: true })), // refused (and counted) at attach
+    ]);
+    this.written.plain = this.doc?.streams ?? {};
+    this.written.sealed = this.sealedDoc?.streams ?? {};
   }
 
   private async readFile(file: AtomicJsonFile<PartsFile>): Promise<PartsFile | undefined> {
@@ -168,8 +187,36 @@ export class FeedIndex {
       }
     }
     const head = feed.head();
-    this.scan = this.rebuild(feed, head);
-    this.scan.catch(() => this.counters.increment('storage.feed_index.rebuild_errors'));
+    this.scan = this.restore(feed, head);
+    this.scan.then(() => { this.scanned = true; }, () => {
+      this.counters.increment('storage.feed_index.rebuild_errors');
+      this.rebuildFailed = true; // the index is partial: never saved as a checkpoint
+    });
+  }
+
+  /** Takes the index from the checkpoint when it fits this feed and parts files, then reads the feed after it (or all of it). */
+  private async restore(feed: OwnFeed, head: number): Promise<void> {
+    const raw = this.checkpointRaw;
+    this.checkpointRaw = undefined;
+    if (raw === null || raw === undefined) return this.rebuild(feed, head);
+    const checkpoint = decodeCheckpoint(raw, { origin: feed.origin, files: { plain: this.doc?.streams ?? {}, sealed: this.sealedDoc?.streams ?? {} } });
+    let held: FeedEntry | undefined;
+    if (!('refused' in checkpoint)) {
+      for await (const entry of feed.read(checkpoint.head.seq, 1)) held = entry;
+    }
+    if ('refused' in checkpoint || held?.seq !== checkpoint.head.seq || entryHash(held) !== checkpoint.head.hash) {
+      // A checkpoint is a shortcut: one that does not fit is counted, and the feed is read whole as before.
+      this.counters.increment(`storage.feed_index.checkpoint_${'refused' in checkpoint ? checkpoint.refused : 'stale'}`);
+      return this.rebuild(feed, head);
+    }
+    this.parts.clear();
+    for (const [name, list] of checkpoint.parts) {
+      this.parts.set(name, list.map((p) => ({ ...p, feedSeqs: [...p.feedSeqs], sizes: [...p.sizes], bytes: p.sizes.reduce((a, b) => a + b, 0) })));
+    }
+    const { hash } = checkpoint.head;
+    this.lastSeen = { seq: checkpoint.head.seq, hash: () => hash };
+    this.counters.increment('storage.feed_index.checkpoint_used');
+    return this.rebuild(feed, head, checkpoint.head.seq);
   }
 
   /** Forces the feed's appended entries to disk. */
@@ -214,6 +261,7 @@ export class FeedIndex {
 
   /** Indexes an entry just appended to the feed for `name`. */
   add(name: string, entry: FeedEntry): void {
+    this.seen(entry);
     const part = this.parts.get(name)?.at(-1);
     if (!part || entry.seq < part.fromFeedSeq) return;
     insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
@@ -282,9 +330,23 @@ export class FeedIndex {
     return last.base + Math.max(0, head - last.fromFeedSeq + 1);
   }
 
-  /** Lets a pending parts-file write finish. */
+  /**
+   * Lets a pending parts-file write finish, then saves the index as a
+   * checkpoint (the node closes its storage after the mesh, so the feed
+   * entries it covers are on disk).
+   */
   async close(): Promise<void> {
     await this.writes;
+    const feed = this.feed;
+    const seen = this.lastSeen;
+    // A stop during the start's scan does not wait for it (it can take seconds on a board): no checkpoint then.
+    if (!feed || !seen || !this.scanned || this.rebuildFailed) return;
+    const checkpoint = encodeCheckpoint(feed.origin, { seq: seen.seq, hash: seen.hash() }, this.written, this.parts);
+    await this.checkpointFile.write(checkpoint).catch(() => this.counters.increment('storage.feed_index.checkpoint_write_errors'));
+  }
+
+  private seen(entry: FeedEntry): void {
+    if (entry.seq > (this.lastSeen?.seq ?? 0)) this.lastSeen = { seq: entry.seq, hash: () => entryHash(entry) };
   }
 
   private serialised(sealed: boolean): PartsFile['streams'] {
@@ -304,7 +366,10 @@ export class FeedIndex {
     if (!feed) return Promise.resolve();
     const doc: PartsFile = { version: 1, origin: feed.origin, streams: this.serialised(sealed) };
     const file = sealed ? this.sealedFile : this.file;
-    const write = this.writes.then(() => file.write(doc));
+    const write = this.writes.then(async () => {
+      await file.write(doc);
+      this.written[sealed ? 'sealed' : 'plain'] = doc.streams;
+    });
     this.writes = write.catch(() => this.counters.increment('storage.feed_index.write_errors'));
     return write;
   }
@@ -324,18 +389,21 @@ export class FeedIndex {
     return name === undefined ? undefined : { name, sealed, payload: () => Buffer.from(JSON.stringify(opened?.body), 'utf8') };
   }
 
-  /** Reads the feed from the oldest part on, up to `head`, and indexes each entry into the part covering it. */
-  private async rebuild(feed: OwnFeed, head: number): Promise<void> {
+  /** Reads the feed from the oldest part on (after `after`), up to `head`, and indexes each entry into the part covering it. */
+  private async rebuild(feed: OwnFeed, head: number, after = 0): Promise<void> {
     const all = [...this.parts.values()].flat();
-    if (all.length === 0 || head === 0) return;
+    if (all.length === 0 || head <= after) return;
     // A part whose start the feed's retention dropped since the file was written numbers its kept
     // records from its base (how many went is not known): never past the next part's seqs.
     const feedFirst = feed.firstSeq();
-    const from = Math.max(feedFirst, Math.min(...all.map((p) => p.fromFeedSeq)));
+    const from = Math.max(feedFirst, Math.min(...all.map((p) => p.fromFeedSeq)), after + 1);
+    let read = 0;
     // Private entries are opened only from the first sealed part on (tasks, payments and questions are private too).
     const sealedFrom = Math.min(...all.filter((p) => p.sealed).map((p) => p.fromFeedSeq));
     for await (const entry of feed.read(from)) {
       if (entry.seq > head) break; // appended since attach: add() indexes those
+      this.seen(entry);
+      read += 1;
       const sealed = entry.type === PRIVATE_ENTRY_TYPE;
       if (sealed && entry.seq < sealedFrom) continue;
       const record = this.recordOf(feed, entry, sealed);
@@ -344,6 +412,8 @@ export class FeedIndex {
       // plain part (or the reverse) was written by a release that kept it in the stream's own log.
       if (part?.sealed === sealed) insert(part, entry.seq, encodeEntry(entry).length + FRAME_HEADER_BYTES);
     }
+    // What a start read of the feed to index it (after a checkpoint: only what came after).
+    this.counters.increment('storage.feed_index.entries_read', read);
   }
 
   /** Forgets records the feed's retention dropped, counting them. */
