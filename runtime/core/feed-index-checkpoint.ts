@@ -19,6 +19,7 @@
  * rebuilt from the feed as before; the checkpoint is a shortcut, never the
  * truth. Entries after `head` are read at start as always.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 
 const streamsSchema = z.record(z.string().max(80), z.array(z.strictObject({ base: z.number().int().min(0), fromFeedSeq: z.number().int().min(1) })).max(1000));
@@ -76,7 +77,7 @@ export function decodeCheckpoint(raw: unknown, expect: { origin: string; files: 
   const parsed = checkpointSchema.safeParse(raw);
   if (!parsed.success) return { refused: 'invalid' };
   const file = parsed.data;
-  if (file.origin !== expect.origin || !sameJson(file.files, expect.files)) return { refused: 'stale' };
+  if (file.origin !== expect.origin || !isDeepStrictEqual(file.files, expect.files)) return { refused: 'stale' };
   const parts = new Map<string, CheckpointPart[]>();
   let records = 0;
   for (const [name, list] of Object.entries(file.streams)) {
@@ -99,13 +100,4 @@ export function decodeCheckpoint(raw: unknown, expect: { origin: string; files: 
     parts.set(name, out);
   }
   return { head: file.head, parts };
-}
-
-/** Whether two JSON values are equal, object keys in any order. */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }

@@ -82,10 +82,9 @@ function streamOfType(type: string, body: unknown): string | undefined {
   return typeof model === 'string' && /^[a-z0-9][a-z0-9_.-]{0,63}$/i.test(model) ? `models.${model}` : undefined;
 }
 
-/** A record of the feed: the stream it belongs to, whether it is sealed, and its payload (decoded on demand). */
+/** A record of the feed: the stream it belongs to, and its payload (decoded on demand: the index needs only the name). */
 interface FeedRecord {
   readonly name: string;
-  readonly sealed: boolean;
   payload(): Buffer;
 }
 
@@ -382,11 +381,11 @@ export class FeedIndex {
   private recordOf(feed: OwnFeed, entry: FeedEntry, sealed: boolean): FeedRecord | undefined {
     if (!sealed) {
       const name = streamOfEntry(entry);
-      return name === undefined ? undefined : { name, sealed, payload: () => Buffer.from(entry.body, 'utf8') };
+      return name === undefined ? undefined : { name, payload: () => Buffer.from(entry.body, 'utf8') };
     }
     const opened = feed.openOwn(entry);
     const name = opened && streamOfType(opened.type, opened.body);
-    return name === undefined ? undefined : { name, sealed, payload: () => Buffer.from(JSON.stringify(opened?.body), 'utf8') };
+    return name === undefined ? undefined : { name, payload: () => Buffer.from(JSON.stringify(opened?.body), 'utf8') };
   }
 
   /** Reads the feed from the oldest part on (after `after`), up to `head`, and indexes each entry into the part covering it. */

@@ -62,8 +62,9 @@ export class StreamView implements AppendOnlyStream {
     const inFeed = this.index.stats(this.name);
     if (!inFeed) return own;
     // A stream going on in a sealed part keeps its log moved on ahead (NodeStorage.route): that lead is no record.
-    const ownNext = this.index.sealedLast(this.name) ? this.log.recordsEnd() : own.nextSeq;
-    const ownRecords = this.log.recordsEnd() > own.firstSeq;
+    const recordsEnd = this.log.recordsEnd();
+    const ownNext = this.index.sealedLast(this.name) ? recordsEnd : own.nextSeq;
+    const ownRecords = recordsEnd > own.firstSeq;
     const firstSeq = ownRecords ? Math.min(own.firstSeq, inFeed.firstSeq) : inFeed.records > 0 ? inFeed.firstSeq : Math.max(ownNext, inFeed.nextSeq);
     return {
       ...own,

@@ -24,8 +24,9 @@
  * the own secret is HKDF of the sender's box private key. To anyone else K
  * is as random as before (HKDF is a PRF under a secret key, and epk is fresh
  * per box); but the sender can open its own box again with one HKDF and no
- * X25519 (openOwnBox), which is what lets a node keep a sealed stream only
- * in its feed and read it back cheaply (issue 16, one write path). Boxes of
+ * X25519 (openOwnBox, which callers try first on their own entries), which
+ * is what lets a node keep a sealed stream only in its feed and read it
+ * back cheaply (issue 16, one write path). Boxes of
  * releases before this (a random K) fail that check and open as any other.
  *
  * Wire shape (all binary base64url without padding):
@@ -217,9 +218,6 @@ export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKey
   const mine = box.wraps.get(me.nodeId);
   if (!mine) throw new ApiaryError(ErrorCodes.PRIVATE_BOX_INVALID, `this node (${me.nodeId}) is not a recipient of the private box`);
   const aad = contentAad(box.context, box.ids);
-  // A box this node sealed (K derived) opens without X25519; any other fails that tag check (cheap) and takes the recipient's path.
-  const own = openWithOwnKey(box, me.box.privateKey, aad);
-  if (own) return own;
   try {
     const contentKey = decrypt(wrappingKey(me.box.privateKey, box.epk, box.epk, Buffer.from(me.box.publicKey, 'base64url'), box.context), mine.nonce, aad, mine.key);
     const plaintext = decrypt(contentKey, box.nonce, aad, box.ct);
@@ -239,13 +237,9 @@ export function openSealedBox(sealed: unknown, me: { nodeId: string; box: BoxKey
 export function openOwnBox(sealed: unknown, me: { nodeId: string; box: BoxKeyPair }, baseContext: string, binding?: string): Buffer | undefined {
   const box = parseBox(sealed, baseContext, binding);
   if (!box.wraps.has(me.nodeId)) return undefined;
-  return openWithOwnKey(box, me.box.privateKey, contentAad(box.context, box.ids));
-}
-
-function openWithOwnKey(box: ParsedBox, privateKey: KeyObject, aad: Buffer): Buffer | undefined {
-  const key = ownContentKey(privateKey, box.epk, box.context);
+  const key = ownContentKey(me.box.privateKey, box.epk, box.context);
   try {
-    return decrypt(key, box.nonce, aad, box.ct);
+    return decrypt(key, box.nonce, contentAad(box.context, box.ids), box.ct);
   } catch {
     return undefined;
   } finally {

@@ -66,7 +66,10 @@ export function openPrivateEntry(entry: FeedEntry, identity: MeshIdentity, count
     return undefined;
   }
   try {
-    const plaintext = openSealedBox(sealed, { nodeId, box: identity.box }, PRIVATE_CONTEXT, entryBinding(entry.origin, entry.seq));
+    const me = { nodeId, box: identity.box };
+    const binding = entryBinding(entry.origin, entry.seq);
+    // This node's own entry (sealed by this release) opens without X25519; a peer's box never tries the own key.
+    const plaintext = (entry.origin === nodeId ? openOwnBox(sealed, me, PRIVATE_CONTEXT, binding) : undefined) ?? openSealedBox(sealed, me, PRIVATE_CONTEXT, binding);
     const { type, body } = JSON.parse(plaintext.toString('utf8')) as { type: string; body: unknown };
     counters.increment(sealed.v === 1 ? 'mesh.private_legacy_opened' : 'mesh.private_opened');
     return { origin: entry.origin, seq: entry.seq, type, body };
